@@ -265,6 +265,10 @@ class Check(Generic[P, S]):
     interval_s: float = 60.0
     timeout_s: float = 10.0
     default_enabled: bool = True
+    blocking: bool = False
+    """True when the check waits on something outside the kernel (network peers,
+    subprocesses). The agent runs such checks on their own threads; the rest run one
+    after another on one thread, which costs far less CPU than contending for the GIL."""
     metric_names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:

@@ -62,6 +62,9 @@ class Probe:
     monotonic: Callable[[], float] = time.monotonic
     env: Mapping[str, str] | None = None
     cache: dict[str, Any] = field(default_factory=dict)
+    agent_status: dict[str, Any] = field(default_factory=dict)
+    """What the agent shares about itself (spool depth, drops, last cycle's cost), set
+    by the agent before each cycle; read only by ``application.agent``."""
     _prefix: str = field(init=False, repr=False, default="")
 
     def __post_init__(self) -> None:

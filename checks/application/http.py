@@ -432,4 +432,5 @@ HTTP = Check(
     ),
     interval_s=60,
     timeout_s=30,
+    blocking=True,
 )

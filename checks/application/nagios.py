@@ -568,4 +568,5 @@ NAGIOS = Check(
     interval_s=60,
     timeout_s=60,
     default_enabled=False,
+    blocking=True,
 )

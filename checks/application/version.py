@@ -226,4 +226,5 @@ VERSION = Check(
     ),
     interval_s=300,
     timeout_s=30,
+    blocking=True,
 )

@@ -110,10 +110,18 @@ def collect_file_descriptors(probe: Probe, params: FileDescriptorsParams) -> FdS
     proc_dir = str(probe.path("/proc"))
     scanned = unreadable = 0
     checked: list[ProcessFds] = []
+    # Since Linux 6.2 the size of /proc/<pid>/fd is its number of entries: one stat()
+    # instead of reading the directory (about 4x cheaper). Only for a root agent on the
+    # live host: stat() needs no read permission, so an unprivileged agent would learn
+    # counts it may not see, and fixture trees are ordinary directories.
+    fast_count = probe.is_host_root and os.geteuid() == 0
     for proc in process_table(probe):
         try:
-            with os.scandir(f"{proc_dir}/{proc.pid}/fd") as entries:
-                count = sum(1 for _ in entries)
+            fd_dir = f"{proc_dir}/{proc.pid}/fd"
+            count = os.stat(fd_dir).st_size if fast_count else 0
+            if count <= 0:  # older kernels report 0: count the entries
+                with os.scandir(fd_dir) as entries:
+                    count = sum(1 for _ in entries)
         except PermissionError:
             unreadable += 1  # another user's process and we are not root: skip, but count it
             continue

@@ -36,7 +36,6 @@ import errno
 import socket
 import struct
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from checks.probe import Probe

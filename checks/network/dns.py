@@ -169,4 +169,5 @@ DNS = Check(
     ),
     interval_s=60,
     timeout_s=30,
+    blocking=True,
 )

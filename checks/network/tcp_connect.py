@@ -236,4 +236,5 @@ TCP_CONNECT = Check(
     ),
     interval_s=60,
     timeout_s=35,
+    blocking=True,
 )

@@ -118,4 +118,5 @@ FAILED_UNITS = Check(
     ),
     interval_s=60,
     timeout_s=15,
+    blocking=True,
 )

@@ -160,4 +160,5 @@ REBOOT_REQUIRED = Check(
     ),
     interval_s=900,
     timeout_s=90,
+    blocking=True,
 )

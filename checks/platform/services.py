@@ -403,4 +403,5 @@ SERVICES = Check(
     ),
     interval_s=60,
     timeout_s=60,
+    blocking=True,
 )

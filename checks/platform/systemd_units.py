@@ -204,4 +204,5 @@ SYSTEMD_UNITS = Check(
     ),
     interval_s=60,
     timeout_s=15,
+    blocking=True,
 )

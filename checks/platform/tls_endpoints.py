@@ -248,4 +248,5 @@ TLS_ENDPOINTS = Check(
     ),
     interval_s=300,
     timeout_s=60,
+    blocking=True,
 )

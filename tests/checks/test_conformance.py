@@ -69,7 +69,7 @@ def test_params_have_defaults_and_reject_unknown_keys(check: Check[Any, Any]):
     assert issubclass(check.params, CheckParams)
     defaults = check.params()
     with pytest.raises(ValidationError):
-        check.params(definitely_not_a_param=1)
+        check.params.model_validate({"definitely_not_a_param": 1})
     with pytest.raises(ValidationError):
         defaults.__class__.model_validate({**defaults.model_dump(), "zz_unknown": True})
     for name, field in check.params.model_fields.items():

@@ -260,9 +260,9 @@ def memory_section(data: bytes, now: float = 160.0, inode: int = 7) -> LogSectio
 
 
 def state(off: int, head: bytes, ts: float = 100.0, ino: int = 7) -> dict[str, object]:
-    import hashlib
+    import zlib
 
-    digest = hashlib.blake2b(head[:64], digest_size=8).hexdigest()
+    digest = f"{zlib.crc32(head[:64]):08x}"
     return {"ino": ino, "dev": 1, "off": off, "head": digest, "head_len": len(head[:64]), "ts": ts}
 
 

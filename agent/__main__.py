@@ -1,0 +1,6 @@
+"""``python -m agent`` is ``diag-agent``."""
+
+from agent.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

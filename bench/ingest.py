@@ -1,0 +1,426 @@
+"""Ingest benchmark: many simulated agents stream realistic batches to a real collector.
+
+Starts ``diag-collector serve`` as a separate process on loopback (SQLite in a temp dir
+unless ``--store`` names a database), enrolls ``--agents`` agents, opens one
+bidirectional stream per agent (each on its own TCP connection, like real agents) from
+``--clients`` client processes using grpc.aio, and has every agent send ``--batches``
+batches of ``--results`` check results with ``--metrics`` points each. Prints one JSON
+document:
+
+- ``durable_points_per_s``: metric points acknowledged (hence committed) per second of
+  the timed phase; ``points_stored`` is verified by counting rows afterwards;
+- ``ack_latency_ms``: p50/p99/max from sending a batch to receiving its Ack;
+- ``streams_held``: streams welcomed and open at once (and the collector's own gauge);
+- ``plain_insert_points_per_s``: in the same run, the same number of rows with the
+  same commit size through ``Store.plain_insert_points`` (no gRPC, no validation, no
+  series lookup, no results); ``ratio`` = durable / plain.
+
+``--offered POINTS_PER_S`` paces the agents (open loop, like a real fleet on a
+schedule); ``--offered 0`` sends back to back (closed loop, saturation throughput;
+latency then measures queueing behind 1,000 streams).
+
+    python bench/ingest.py                       # 1000 agents, SQLite, closed loop: saturation
+    python bench/ingest.py --offered 60000       # a paced fleet: latency below saturation
+    python bench/ingest.py --store postgresql+psycopg://diag@127.0.0.1/diag_bench --ingest-processes 2
+
+``--ingest-processes`` is passed to ``serve`` (default 1, as ``serve``'s own default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import random
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+BASE_TS_MS = 1_800_000_000_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+# --- client side (runs in child processes) --------------------------------------------------------
+
+
+def _template(n_results: int, n_metrics: int) -> Any:
+    from protos.diag.v1 import agent_pb2 as pb
+
+    batch = pb.EntryBatch()
+    for r in range(n_results):
+        layer = ("host", "network", "storage", "platform", "application")[r % 5]
+        entry = batch.entries.add()
+        res = entry.result
+        res.check = f"{layer}.bench_{r}"
+        res.layer = layer
+        res.severity = pb.SEVERITY_OK
+        res.key = "OK"
+        res.summary = f"bench check {r}: all fine"
+        res.duration_ms = 0.15
+        res.findings.add(severity=pb.SEVERITY_OK, key="OK", summary="all fine")
+        for m in range(n_metrics):
+            sample = res.metrics.add(name=f"bench_value_{m}_ratio", unit="ratio", value=0.5)
+            sample.labels.add(key="item", value=f"dev{m % 3}")
+    return batch
+
+
+async def _agent(
+    agent_id: str,
+    token: str,
+    address: str,
+    template: Any,
+    batches: int,
+    interval_s: float,
+    start_at: Any,
+    welcomed: list[int],
+    latencies: list[float],
+    acked_points: list[int],
+    errors: list[str],
+) -> None:
+    import grpc  # type: ignore[import-untyped, unused-ignore]
+
+    from protos.diag.v1 import agent_pb2 as pb
+    from protos.diag.v1 import agent_pb2_grpc
+
+    options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_send_message_length", 64 * 1024 * 1024)]
+    async with grpc.aio.insecure_channel(address, options=options) as channel:
+        stub = agent_pb2_grpc.AgentStreamStub(channel)  # type: ignore[no-untyped-call, unused-ignore]
+        call = stub.Connect(metadata=(("authorization", f"Bearer {token}"),))
+        try:
+            await call.write(
+                pb.AgentMessage(hello=pb.Hello(protocol_version=1, agent_id=agent_id, hostname=agent_id))
+            )
+            reply = await call.read()
+            if reply is grpc.aio.EOF or reply.WhichOneof("body") != "welcome":
+                errors.append(f"{agent_id}: no welcome")
+                return
+            welcomed[0] += 1
+            seq = reply.welcome.resume_after_seq
+            points_per_batch = sum(len(e.result.metrics) for e in template.entries)
+            await start_at.wait()
+            t0 = time.perf_counter()
+            phase = random.random()
+            for b in range(batches):
+                if interval_s > 0:
+                    due = t0 + (phase + b) * interval_s  # agents are not in lockstep
+                    delay = due - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                for entry in template.entries:
+                    seq += 1
+                    entry.seq = seq
+                    entry.ts_unix_ms = BASE_TS_MS + seq * 1000
+                msg = pb.AgentMessage(batch=template)
+                sent = time.perf_counter()
+                await call.write(msg)
+                ack = await call.read()
+                if ack is grpc.aio.EOF or ack.ack.durable_through_seq != seq:
+                    errors.append(f"{agent_id}: bad ack {ack}")
+                    return
+                latencies.append(time.perf_counter() - sent)
+                acked_points[0] += points_per_batch
+            await call.done_writing()
+        except grpc.aio.AioRpcError as exc:
+            errors.append(f"{agent_id}: {exc.code().name} {exc.details()}")
+        finally:
+            welcomed[1] += 1
+
+
+async def _client_main(agents: list[tuple[str, str]], address: str, args: dict[str, Any], conn: Any) -> None:
+    n_agents_total = args["agents"]
+    interval_s = 0.0
+    template_points = args["results"] * args["metrics"]
+    if args["offered"] > 0:
+        # each agent sends a batch every interval so that all agents together offer `offered` points/s
+        interval_s = n_agents_total * template_points / args["offered"]
+    start_at = asyncio.Event()
+    welcomed = [0, 0]
+    latencies: list[float] = []
+    acked = [0]
+    errors: list[str] = []
+    tasks = []
+    for i, (agent_id, token) in enumerate(agents):
+        template = _template(args["results"], args["metrics"])
+        tasks.append(
+            asyncio.create_task(
+                _agent(
+                    agent_id,
+                    token,
+                    address,
+                    template,
+                    args["batches"],
+                    interval_s,
+                    start_at,
+                    welcomed,
+                    latencies,
+                    acked,
+                    errors,
+                )
+            )
+        )
+        if i % 50 == 49:
+            await asyncio.sleep(0.05)  # connect in waves, as a fleet would after a restart
+    deadline = time.monotonic() + 120
+    while welcomed[0] + len(errors) < len(agents) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    conn.send(("ready", welcomed[0], errors[:5]))
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, conn.recv)  # "go"
+    start_at.set()
+    t0 = time.perf_counter()
+    await asyncio.gather(*tasks)
+    conn.send(("done", time.perf_counter() - t0, latencies, acked[0], errors[:5], len(errors)))
+
+
+def _client_process(agents: list[tuple[str, str]], address: str, args: dict[str, Any], conn: Any) -> None:
+    _raise_nofile()
+    asyncio.run(_client_main(agents, address, args, conn))
+
+
+# --- parent ---------------------------------------------------------------------------------------
+
+
+def _scrape(http: str, name: str) -> float | None:
+    try:
+        with urllib.request.urlopen(f"http://{http}/metrics", timeout=5) as resp:
+            for line in resp.read().decode().splitlines():
+                if line.startswith(name + " ") or line.startswith(name + "{"):
+                    return float(line.rsplit(" ", 1)[1])
+    except OSError:
+        return None
+    return None
+
+
+def _wait_serving(address: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    import grpc  # type: ignore[import-untyped, unused-ignore]
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("collector exited during startup")
+        with grpc.insecure_channel(address) as ch:
+            try:
+                health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                return
+            except grpc.RpcError:
+                pass  # not up yet
+        time.sleep(0.2)
+    raise SystemExit("collector did not start")
+
+
+def _plain_insert(
+    store: Any, n_series_per_agent: int, agents: int, batches: int, rows_per_commit: int
+) -> float:
+    """Same rows, same commit size, same interleaving as the ingest, through plain_insert_points."""
+    total = 0
+    t0 = time.perf_counter()
+    base = 50_000_000  # series ids no real series uses: points has no FK to series
+    for b in range(batches):
+        ts = 1_900_000_000.0 + b
+        for a in range(agents):
+            first = base + a * n_series_per_agent
+            rows = [(first + s, ts, 0.5) for s in range(n_series_per_agent)]
+            for i in range(0, len(rows), rows_per_commit):
+                store.plain_insert_points(rows[i : i + rows_per_commit])
+            total += len(rows)
+    return total / (time.perf_counter() - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--batches", type=int, default=8, help="timed batches per agent")
+    parser.add_argument("--results", type=int, default=40, help="check results per batch")
+    parser.add_argument("--metrics", type=int, default=5, help="metric points per result")
+    parser.add_argument("--clients", type=int, default=2, help="client processes")
+    parser.add_argument("--offered", type=float, default=0.0, help="points/s offered (0: closed loop)")
+    parser.add_argument("--store", help="store URL (default: SQLite in a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument(
+        "--ingest-processes", type=int, default=1, help="serve --ingest-processes N (0: in-process ingest)"
+    )
+    args = parser.parse_args(argv)
+    _raise_nofile()
+
+    from collector.store import Store
+
+    tmp = Path(tempfile.mkdtemp(prefix="diag-bench-"))
+    url = args.store or f"sqlite:///{tmp / 'collector.db'}"
+    store = Store.open(url)
+    points_per_batch = args.results * args.metrics
+    # 1. baseline first, into the empty points table (the ingest then runs on a bigger table)
+    plain_rate = _plain_insert(
+        store, points_per_batch, args.agents, max(1, args.batches // 2), points_per_batch
+    )
+    # 2. enroll the fleet
+    suffix = os.urandom(3).hex()
+    agents = []
+    for i in range(args.agents):
+        identity, token = store.enroll_agent("bench", f"bench-{suffix}-{i}", f"bench-{suffix}-{i}")
+        agents.append((identity.agent_id, token))
+    grpc_addr = f"127.0.0.1:{_free_port()}"
+    http_addr = f"127.0.0.1:{_free_port()}"
+    log = (tmp / "collector.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "collector.cli",
+            "--log-level",
+            "WARNING",
+            "serve",
+            "--store",
+            url,
+            "--grpc-listen",
+            grpc_addr,
+            "--http-listen",
+            http_addr,
+            "--ingest-processes",
+            str(args.ingest_processes),
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    result: dict[str, Any] = {}
+    try:
+        _wait_serving(grpc_addr, proc)
+        import psutil
+
+        server = psutil.Process(proc.pid)
+        ctx = mp.get_context("spawn")
+        conns: list[Any] = []
+        procs: list[Any] = []
+        job = {
+            "agents": args.agents,
+            "batches": args.batches,
+            "results": args.results,
+            "metrics": args.metrics,
+            "offered": args.offered,
+        }
+        # warm-up: one batch per agent creates the series (not timed), then the timed run
+        for phase, batches in (("warmup", 1), ("timed", args.batches)):
+            job["batches"] = batches
+            job_offered = job["offered"]
+            if phase == "warmup":
+                job["offered"] = 0.0
+            conns, procs = [], []
+            for c in range(args.clients):
+                parent_end, child_end = ctx.Pipe()
+                p = ctx.Process(
+                    target=_client_process, args=(agents[c :: args.clients], grpc_addr, dict(job), child_end)
+                )
+                p.start()
+                conns.append(parent_end)
+                procs.append(p)
+            job["offered"] = job_offered
+            ready = [c.recv() for c in conns]
+            held = sum(r[1] for r in ready)
+            gauge = _scrape(http_addr, "diag_connected_agents")
+            family = [server, *server.children(recursive=True)]
+            cpu0 = sum(sum(p.cpu_times()[:2]) for p in family)
+            wall_cpu0 = sum(psutil.cpu_times()[:3])
+            t0 = time.perf_counter()
+            for c in conns:
+                c.send("go")
+            done = [c.recv() for c in conns]
+            elapsed = time.perf_counter() - t0
+            cpu1 = sum(sum(p.cpu_times()[:2]) for p in family)
+            machine_busy = sum(psutil.cpu_times()[:3]) - wall_cpu0
+            for p in procs:
+                p.join(30)
+            if phase == "warmup":
+                continue
+            latencies = sorted(x for d in done for x in d[2])
+            acked_points = sum(d[3] for d in done)
+            errors = [e for d in done for e in d[4]] + [e for r in ready for e in r[2]]
+            q = statistics.quantiles(latencies, n=100) if len(latencies) >= 2 else [0.0] * 99
+            result = {
+                "agents": args.agents,
+                "client_processes": args.clients,
+                "streams_held": held,
+                "collector_connected_agents_gauge": gauge,
+                "batches_per_agent": batches,
+                "results_per_batch": args.results,
+                "points_per_batch": points_per_batch,
+                "offered_points_per_s": args.offered or "closed loop",
+                "elapsed_s": round(elapsed, 3),
+                "points_acked": acked_points,
+                "durable_points_per_s": round(acked_points / elapsed),
+                "durable_results_per_s": round(acked_points / elapsed / args.metrics),
+                "ack_latency_ms": {
+                    "p50": round(q[49] * 1000, 1),
+                    "p99": round(q[98] * 1000, 1),
+                    "max": round(latencies[-1] * 1000, 1) if latencies else None,
+                },
+                "collector_cpu_s": round(cpu1 - cpu0, 2),
+                "machine_busy_cpu_s": round(machine_busy, 2),
+                "errors": sum(d[5] for d in done),
+                "error_samples": errors[:3],
+            }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    import sqlalchemy as sa
+
+    from collector.store.schema import points
+
+    with store.engine.connect() as conn:
+        stored = int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(points).where(points.c.series_id < 50_000_000)
+            ).scalar_one()
+        )
+    store.close()
+    result.update(
+        {
+            "points_stored": stored,
+            "points_expected": args.agents * (args.batches + 1) * points_per_batch,
+            "plain_insert_points_per_s": round(plain_rate),
+            "ratio": round(result.get("durable_points_per_s", 0) / plain_rate, 3),
+            "store": url.split("://")[0],
+            "ingest_processes": args.ingest_processes,
+            "cpus": os.cpu_count(),
+        }
+    )
+    print(json.dumps(result, indent=2))
+    if not args.keep and not args.store:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""diag-collector: the vendor-side server."""

@@ -1,0 +1,312 @@
+"""diag-collector configuration: a YAML file validated into typed models.
+
+Every section has defaults, so an empty file (or no file) is a working loopback
+collector on SQLite under ``state_dir``. Unknown keys are errors. A problem is reported
+as ``<file>: <dotted.path>: <what was expected> (got <value>)``, one per line, and the
+command exits with status 2.
+
+>>> cfg = load_text("grpc: {listen: '127.0.0.1:6000'}\\nstate_dir: /tmp/diag")
+>>> cfg.grpc.listen, cfg.store.effective_url(cfg.state_dir)
+('127.0.0.1:6000', 'sqlite:////tmp/diag/collector.db')
+>>> load_text("grpc: {listn: x}", "c.yaml")
+Traceback (most recent call last):
+...
+collector.config.ConfigError: c.yaml: grpc.listn: unknown key; did you mean 'listen'?
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from collector.store.retention import RetentionPolicy
+
+__all__ = [
+    "CollectorConfig",
+    "ConfigError",
+    "ConfigIssue",
+    "GrpcConfig",
+    "HttpConfig",
+    "RetentionConfig",
+    "StoreConfig",
+    "TLSConfig",
+    "load_config",
+    "load_config_or_exit",
+    "load_text",
+    "parse_listen",
+]
+
+DEFAULT_STATE_DIR = Path("/var/lib/diag-collector")
+MIB = 1024 * 1024
+
+_LISTEN_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_]*):(\d{1,5})$")
+_SECRET_PART = re.compile(r"(token|password|secret|key_file|url)", re.IGNORECASE)
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split ``host:port`` (``[v6]:port``); port 0 lets the OS choose.
+
+    >>> parse_listen("127.0.0.1:50051"), parse_listen("[::1]:0")
+    (('127.0.0.1', 50051), ('::1', 0))
+    """
+    match = _LISTEN_RE.match(value)
+    if not match or int(match.group(2)) > 65535:
+        raise ValueError("expected host:port with a port 0-65535, e.g. 127.0.0.1:50051")
+    return match.group(1).strip("[]"), int(match.group(2))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _listen(value: str) -> str:
+    parse_listen(value)
+    return value
+
+
+class TLSConfig(_Model):
+    """TLS for the gRPC listener; mTLS when ``client_ca_file`` is given."""
+
+    cert_file: Path
+    """Server certificate chain (PEM)."""
+    key_file: Path
+    """Server private key (PEM)."""
+    client_ca_file: Path | None = None
+    """CA that signs agent certificates: agents must then present one (mTLS)."""
+
+
+class GrpcConfig(_Model):
+    """The agents' side: one bidirectional stream per agent."""
+
+    listen: str = "127.0.0.1:50051"
+    """Address to listen on; loopback unless you mean otherwise."""
+    tls: TLSConfig | None = None
+    max_message_bytes: int = Field(default=4 * MIB, ge=64 * 1024, le=256 * MIB)
+    """Largest message accepted from an agent; bigger ones get RESOURCE_EXHAUSTED."""
+    max_batch_entries: int = Field(default=1000, ge=1, le=100_000)
+    """Most entries in one batch (told to the agent in Welcome)."""
+    rate_limit_entries_per_s: float = Field(default=5000.0, gt=0)
+    """Sustained entries per second per agent."""
+    rate_limit_burst: int = Field(default=20_000, ge=1)
+    """Entries an agent may send at once above the sustained rate (e.g. a backlog)."""
+    heartbeat_interval_s: int = Field(default=30, ge=1, le=3600)
+
+    _v_listen = field_validator("listen")(_listen)
+
+
+class HttpConfig(_Model):
+    """The people's side: JSON API, /metrics, /healthz."""
+
+    listen: str = "127.0.0.1:8080"
+
+    _v_listen = field_validator("listen")(_listen)
+
+
+class RetentionConfig(_Model):
+    """How long each kind of data is kept (days)."""
+
+    raw_points_days: float = Field(default=14.0, gt=0)
+    """Raw metric points; older ones are rolled up into 5-minute min/max/avg/count."""
+    rollup_days: float = Field(default=400.0, gt=0)
+    results_days: float = Field(default=90.0, gt=0)
+    health_days: float = Field(default=14.0, gt=0)
+    gaps_days: float = Field(default=365.0, gt=0)
+    rollup_resolution_s: int = Field(default=300, ge=60, le=86_400)
+    interval_s: float = Field(default=3600.0, ge=60)
+    """How often the collector applies retention."""
+
+    def policy(self) -> RetentionPolicy:
+        return RetentionPolicy(
+            raw_points_days=self.raw_points_days,
+            rollup_days=self.rollup_days,
+            results_days=self.results_days,
+            health_days=self.health_days,
+            gaps_days=self.gaps_days,
+            rollup_resolution_s=self.rollup_resolution_s,
+        )
+
+
+class StoreConfig(_Model):
+    """Where results are stored."""
+
+    url: str | None = None
+    """``sqlite:///path.db`` or ``postgresql+psycopg://user@host/db``; default: SQLite in state_dir."""
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    """NORMAL survives a collector crash; FULL also survives power loss (slower commits)."""
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(
+            ("sqlite:///", "postgresql+psycopg://", "postgresql://")
+        ):
+            raise ValueError("expected sqlite:///path/to/collector.db or postgresql+psycopg://user@host/db")
+        return value
+
+    def effective_url(self, state_dir: Path) -> str:
+        return self.url or f"sqlite:///{state_dir / 'collector.db'}"
+
+
+class CollectorConfig(_Model):
+    grpc: GrpcConfig = Field(default_factory=GrpcConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    state_dir: Path = DEFAULT_STATE_DIR
+    """Holds the default SQLite store."""
+
+    @model_validator(mode="after")
+    def _distinct_listeners(self) -> CollectorConfig:
+        if self.grpc.listen == self.http.listen and not self.grpc.listen.endswith(":0"):
+            raise ValueError("grpc.listen and http.listen must differ")
+        return self
+
+    @property
+    def store_url(self) -> str:
+        return self.store.effective_url(self.state_dir)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem: where (dotted path), what was expected, and the bad value."""
+
+    path: str
+    message: str
+    value: str | None = None
+
+    def render(self, source: str) -> str:
+        got = f" (got {self.value})" if self.value is not None else ""
+        where = f"{source}: {self.path}: " if self.path else f"{source}: "
+        return f"{where}{self.message}{got}"
+
+
+class ConfigError(Exception):
+    """The config is unusable; ``str()`` lists every problem, one per line."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = tuple(issues)
+        super().__init__("\n".join(issue.render(source) for issue in self.issues))
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> CollectorConfig:
+    """Read and validate ``path`` (None: defaults only), then apply ``overrides``.
+
+    ``overrides`` uses dotted paths, as the ``serve`` flags do:
+    ``{"grpc.listen": "127.0.0.1:0", "store.url": "sqlite:///x.db"}``. Raises ConfigError.
+    """
+    if path is None:
+        return load_text("", "<defaults>", overrides)
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError(source, [ConfigIssue("", f"cannot read the config file: {reason}")]) from None
+    return load_text(text, source, overrides)
+
+
+def load_text(
+    text: str, source: str = "<config>", overrides: dict[str, Any] | None = None
+) -> CollectorConfig:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        what = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(source, [ConfigIssue("", f"YAML syntax error at {where}: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"YAML error: {type(exc).__name__}")]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            source, [ConfigIssue("", "expected a mapping of sections at the top level", _show(raw))]
+        )
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            child = node.get(part)
+            node[part] = child = dict(child) if isinstance(child, dict) else {}
+            node = child
+        node[leaf] = value
+    try:
+        return CollectorConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(source, [_issue(error) for error in exc.errors(include_url=False)]) from None
+
+
+def load_config_or_exit(path: str | Path | None, overrides: dict[str, Any] | None = None) -> CollectorConfig:
+    """:func:`load_config` for commands: problems go to stderr and the process exits 2."""
+    try:
+        return load_config(path, overrides)
+    except ConfigError as exc:
+        _exit(str(exc))
+
+
+def _exit(message: str) -> NoReturn:
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _issue(error: Any) -> ConfigIssue:
+    loc = tuple(str(part) for part in error["loc"])
+    path = ".".join(loc)
+    kind = error["type"]
+    secret = any(_SECRET_PART.search(part) for part in loc)
+    value = None if kind == "missing" else ("<redacted>" if secret else _show(error["input"]))
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        valid = sorted(model.model_fields) if model else []
+        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
+        if close:
+            return ConfigIssue(path, f"unknown key; did you mean {close[0]!r}?")
+        return ConfigIssue(path, f"unknown key; valid keys here: {', '.join(valid) or '(none)'}")
+    if kind == "missing":
+        return ConfigIssue(path, "required key is missing")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    message = message[0].lower() + message[1:] if message else "invalid value"
+    return ConfigIssue(path, message if message.startswith("expected") else f"expected: {message}", value)
+
+
+def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = CollectorConfig
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None:
+            return None
+        annotation = field.annotation
+        args = [
+            a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif args:
+            model = args[0]
+        else:
+            return None
+    return model
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,500 @@
+"""The collector's gRPC side: the agents' ``AgentStream.Connect`` streams on grpc.aio.
+
+One stream per agent. The agent's token arrives in the metadata
+(``authorization: Bearer <token>``) and is checked before anything else; the first
+message must be ``Hello`` naming the agent id the token was issued for. The collector
+answers ``Welcome`` with the resume point, then acknowledges every ``EntryBatch`` only
+after :meth:`Store.ingest` committed it. Store calls are synchronous and run on a
+bounded thread pool, so the event loop keeps serving the other streams (and the HTTP
+API, which shares this loop) while SQLite or PostgreSQL works. With ingest worker
+processes (:class:`collector.ingest.IngestProcess`, ``serve --ingest-processes N``) the
+batch travels as bytes to a worker that decodes and stores it on its own core; an
+agent always maps to the same worker, and its stream still waits for each Ack.
+
+Limits, each answered with a gRPC status while the server keeps serving everyone else:
+
+- message size: the server option ``grpc.max_receive_message_length`` (gRPC itself
+  answers ``RESOURCE_EXHAUSTED``);
+- batch size: ``INVALID_ARGUMENT``;
+- per-agent rate: a token bucket of entries per second, ``RESOURCE_EXHAUSTED``;
+- malformed content (see :mod:`collector.ingest`): ``INVALID_ARGUMENT``, nothing stored.
+
+A second stream for an agent that already has one replaces it: the old stream is
+cancelled, so an agent failing over between connections never has two writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol, TypeVar
+
+import grpc  # type: ignore[import-untyped, unused-ignore]
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
+from grpc_health.v1.health import aio as health_aio  # type: ignore[import-untyped, unused-ignore]
+from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped, unused-ignore]
+from sqlalchemy.exc import SQLAlchemyError
+
+from collector.ingest import (
+    IngestError,
+    IngestLimits,
+    IngestProcess,
+    IngestRejected,
+    decode,
+    decode_gaps,
+    decode_hello,
+)
+from collector.metrics import CollectorMetrics
+from collector.store.errors import AgentRevoked, StoreError, UnknownAgent
+from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBatch
+from protos.diag.v1 import agent_pb2, agent_pb2_grpc
+
+__all__ = ["AgentStreamService", "GrpcSettings", "IngestStore", "TokenBucket", "start_grpc_server"]
+
+log = logging.getLogger("collector.grpc")
+
+PROTOCOL_VERSION: Final = 1
+SERVICE_NAME: Final = agent_pb2.DESCRIPTOR.services_by_name["AgentStream"].full_name
+HELLO_TIMEOUT_S: Final = 30.0
+MAX_TOKEN_LEN: Final = 512
+
+T = TypeVar("T")
+
+
+class IngestStore(Protocol):
+    """The part of :class:`collector.store.Store` the transport uses (all synchronous)."""
+
+    def authenticate_agent(self, token: str) -> AgentIdentity | None: ...
+
+    def hello(self, agent: AgentIdentity, facts: HostFactsRow) -> int: ...
+
+    def ingest(self, agent: AgentIdentity, batch: IngestBatch) -> int: ...
+
+    def record_gaps(self, agent: AgentIdentity, gaps: Sequence[GapRow]) -> list[int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcSettings:
+    """How the gRPC side listens and what it accepts (filled from the collector config)."""
+
+    listen: str = "127.0.0.1:50051"
+    max_message_bytes: int = 4 * 1024 * 1024
+    max_batch_entries: int = 1000
+    rate_limit_entries_per_s: float = 5000.0
+    rate_limit_burst: float | None = None
+    """Bucket size; default: twice the rate, and at least one full batch."""
+    heartbeat_interval_s: int = 30
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    """When set, clients must present a certificate signed by this CA (mTLS)."""
+    store_threads: int = 16
+    max_streams: int = 20_000
+
+    @property
+    def burst(self) -> float:
+        if self.rate_limit_burst is not None:
+            return self.rate_limit_burst
+        return max(2.0 * self.rate_limit_entries_per_s, float(self.max_batch_entries))
+
+
+class TokenBucket:
+    """Classic token bucket: ``rate`` tokens per second, at most ``burst`` saved up.
+
+    >>> b = TokenBucket(rate=10.0, burst=20.0, now=0.0)
+    >>> b.take(20, now=0.0), b.take(1, now=0.0), b.take(10, now=1.0)
+    (True, False, True)
+    """
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.stamp = now
+
+    def take(self, n: int, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if n > self.tokens:
+            return False
+        self.tokens -= n
+        return True
+
+
+class _Rejected(Exception):
+    """Raised inside a stream to end it with a status (counted under ``reason``)."""
+
+    def __init__(self, code: grpc.StatusCode, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(slots=True)
+class _Stream:
+    agent_id: str
+    task: asyncio.Task[Any] | None
+    context: grpc.aio.ServicerContext[agent_pb2.AgentMessage, agent_pb2.CollectorMessage]
+    write_lock: asyncio.Lock
+    end_with: tuple[Any, str] | None = None
+    """Status to end with when this stream's task is cancelled on purpose."""
+
+
+class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
+    """``diag.v1.AgentStream``: authenticates, resumes, ingests and acknowledges."""
+
+    def __init__(
+        self,
+        store: IngestStore,
+        settings: GrpcSettings,
+        metrics: CollectorMetrics,
+        executor: ThreadPoolExecutor | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        ingest_processes: Sequence[IngestProcess] = (),
+    ) -> None:
+        self._store = store
+        self._settings = settings
+        self._metrics = metrics
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=settings.store_threads, thread_name_prefix="store"
+        )
+        self._clock = clock
+        self._limits = IngestLimits(max_batch_entries=settings.max_batch_entries)
+        self._ingest_processes = tuple(ingest_processes)
+        self._streams: dict[str, _Stream] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._open = 0
+
+    @property
+    def connected(self) -> int:
+        """Agents with an open, welcomed stream."""
+        return len(self._streams)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, *args)
+
+    async def Connect(
+        self,
+        request_iterator: Any,
+        context: grpc.aio.ServicerContext[agent_pb2.AgentMessage, agent_pb2.CollectorMessage],
+    ) -> None:
+        self._open += 1
+        stream: _Stream | None = None
+        try:
+            if self._open > self._settings.max_streams:
+                raise _Rejected(grpc.StatusCode.RESOURCE_EXHAUSTED, "rate_limited", "too many open streams")
+            identity = await self._authenticate(context)
+            hello = await self._read_hello(context, identity)
+            facts = _facts(hello)
+            stream = _Stream(identity.agent_id, asyncio.current_task(), context, asyncio.Lock())
+            self._replace(stream)
+            self._metrics.connected_agents.inc()
+            resume = await self._store_call(self._store.hello, identity, facts)
+            s = self._settings
+            await self._write(
+                stream,
+                agent_pb2.CollectorMessage(
+                    welcome=agent_pb2.Welcome(
+                        agent_id=identity.agent_id,
+                        customer=identity.customer,
+                        resume_after_seq=resume,
+                        server_time_unix_ms=int(time.time() * 1000),
+                        max_batch_entries=s.max_batch_entries,
+                        max_message_bytes=s.max_message_bytes,
+                        heartbeat_interval_s=s.heartbeat_interval_s,
+                    )
+                ),
+            )
+            log.info(
+                "agent %s (%s) connected, resuming after seq %d", identity.agent_id, identity.customer, resume
+            )
+            await self._serve(stream, identity, resume)
+        except _Rejected as rej:
+            self._metrics.reject(rej.reason)
+            log.warning("stream rejected (%s): %s", rej.code.name, rej.message)
+            await context.abort(rej.code, rej.message)
+        except asyncio.CancelledError:
+            if stream is None or stream.end_with is None:
+                raise
+            # Cancelled on purpose (replaced, shutdown): tell the peer why instead of
+            # leaving its call hanging until the connection closes.
+            await context.abort(*stream.end_with)
+        finally:
+            self._open -= 1
+            if stream is not None:
+                self._metrics.connected_agents.dec()
+                if self._streams.get(stream.agent_id) is stream:
+                    del self._streams[stream.agent_id]
+
+    async def _authenticate(
+        self, context: grpc.aio.ServicerContext[agent_pb2.AgentMessage, agent_pb2.CollectorMessage]
+    ) -> AgentIdentity:
+        token = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+                token = value[len("Bearer ") :].strip()
+        if not token or len(token) > MAX_TOKEN_LEN:
+            raise _Rejected(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", "missing or malformed token")
+        identity = await self._run(self._store.authenticate_agent, token)
+        if identity is None:
+            raise _Rejected(
+                grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", "unknown or revoked agent token"
+            )
+        return identity
+
+    async def _read_hello(
+        self,
+        context: grpc.aio.ServicerContext[agent_pb2.AgentMessage, agent_pb2.CollectorMessage],
+        identity: AgentIdentity,
+    ) -> agent_pb2.Hello:
+        try:
+            first = await asyncio.wait_for(context.read(), HELLO_TIMEOUT_S)
+        except TimeoutError:
+            raise _Rejected(grpc.StatusCode.DEADLINE_EXCEEDED, "protocol", "no Hello in time") from None
+        if first is grpc.aio.EOF or first.WhichOneof("body") != "hello":
+            raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "protocol", "the first message must be Hello")
+        hello: agent_pb2.Hello = first.hello
+        if hello.agent_id != identity.agent_id:
+            raise _Rejected(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "permission_denied",
+                "this token was issued for another agent id",
+            )
+        if hello.protocol_version != PROTOCOL_VERSION:
+            raise _Rejected(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "protocol",
+                f"protocol version {hello.protocol_version} not supported (want {PROTOCOL_VERSION})",
+            )
+        return hello
+
+    def _replace(self, stream: _Stream) -> None:
+        old = self._streams.get(stream.agent_id)
+        self._streams[stream.agent_id] = stream
+        if old is not None and old.task is not None and not old.task.done():
+            log.info("agent %s opened a new stream; closing the old one", stream.agent_id)
+            self._metrics.reject("replaced")
+            old.end_with = (grpc.StatusCode.ABORTED, "replaced by a newer stream of this agent")
+            old.task.cancel()
+
+    async def _write(self, stream: _Stream, message: agent_pb2.CollectorMessage) -> None:
+        async with stream.write_lock:
+            await stream.context.write(message)
+
+    def _decode(self, batch: agent_pb2.EntryBatch, after_seq: int) -> IngestBatch:
+        try:
+            return decode(batch, limits=self._limits, after_seq=after_seq)
+        except IngestError as exc:
+            raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc)) from None
+
+    async def _serve(self, stream: _Stream, identity: AgentIdentity, resume: int) -> None:
+        s = self._settings
+        bucket = self._buckets.get(identity.agent_id)
+        if bucket is None:
+            bucket = TokenBucket(s.rate_limit_entries_per_s, s.burst, self._clock())
+            self._buckets[identity.agent_id] = bucket
+        # Seqs must rise strictly within a stream. Entries at or below the resume point
+        # are a harmless replay (the store skips them), so they are not an error.
+        last_seq = 0
+        durable = resume
+        context = stream.context
+        while True:
+            msg = await context.read()
+            if msg is grpc.aio.EOF:
+                return
+            body = msg.WhichOneof("body")
+            if body == "batch":
+                received = time.perf_counter()
+                n = len(msg.batch.entries)
+                if n > s.max_batch_entries:
+                    raise _Rejected(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        "batch_too_large",
+                        f"batch of {n} entries, more than {s.max_batch_entries}",
+                    )
+                if not bucket.take(n, self._clock()):
+                    raise _Rejected(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        "rate_limited",
+                        f"more than {s.rate_limit_entries_per_s:g} entries/s",
+                    )
+                # Decoding runs on the event loop: it is pure Python (under a millisecond
+                # for a large batch), and handing it to a worker thread costs more in GIL
+                # handoffs than it saves. The store call blocks, so it gets a thread.
+                if self._ingest_processes:
+                    durable, last_seq, points = await self._ingest_elsewhere(identity, msg.batch, last_seq)
+                else:
+                    decoded = self._decode(msg.batch, last_seq)
+                    durable = await self._store_call(self._store.ingest, identity, decoded)
+                    last_seq, points = decoded.max_seq, len(decoded.points)
+                await self._write(
+                    stream, agent_pb2.CollectorMessage(ack=agent_pb2.Ack(durable_through_seq=durable))
+                )
+                self._metrics.batch_ingested(
+                    entries=n, points=points, ack_latency_s=time.perf_counter() - received
+                )
+            elif body == "gaps":
+                rows = await self._store_call(decode_gaps, msg.gaps)
+                recorded = await self._store_call(self._store.record_gaps, identity, rows)
+                self._metrics.gaps.inc(len(rows))
+                log.warning(
+                    "agent %s reported %d dropped entries", identity.agent_id, sum(r.count for r in rows)
+                )
+                await self._write(
+                    stream,
+                    agent_pb2.CollectorMessage(
+                        ack=agent_pb2.Ack(durable_through_seq=durable, gaps_recorded=recorded)
+                    ),
+                )
+            elif body == "hello":
+                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "protocol", "Hello sent twice")
+            # heartbeat: nothing to do, reading it proved the stream alive; an unknown
+            # body comes from a newer agent and is ignored per the contract.
+
+    async def _ingest_elsewhere(
+        self, identity: AgentIdentity, batch: agent_pb2.EntryBatch, after_seq: int
+    ) -> tuple[int, int, int]:
+        # One agent always goes to the same worker: its series stay in that worker's cache.
+        worker = self._ingest_processes[hash(identity.agent_id) % len(self._ingest_processes)]
+        future = worker.submit(identity, batch.SerializeToString(), after_seq)
+        try:
+            result: tuple[int, int, int] = await asyncio.wrap_future(future)
+        except IngestRejected as exc:
+            if exc.kind == "invalid":
+                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", exc.message) from None
+            if exc.kind == "revoked":
+                raise _Rejected(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", exc.message) from None
+            log.error("store error in the ingest worker, closing stream: %s", exc.message)
+            raise _Rejected(
+                grpc.StatusCode.UNAVAILABLE, "store_error", "store unavailable, retry later"
+            ) from None
+        return result
+
+    async def _store_call(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await self._run(fn, *args)
+        except IngestError as exc:
+            raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc)) from None
+        except (AgentRevoked, UnknownAgent):
+            # Revoked (or deleted) after this stream authenticated: nothing was stored.
+            raise _Rejected(
+                grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", "unknown or revoked agent token"
+            ) from None
+        except StoreError as exc:
+            raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc)) from None
+        except (OSError, SQLAlchemyError) as exc:
+            # The store failed (disk full, database down, lock timeout): nothing was
+            # acknowledged, so the agent keeps the batch and retries after backoff.
+            log.error("store error, closing stream: %s", type(exc).__name__, exc_info=exc)
+            raise _Rejected(
+                grpc.StatusCode.UNAVAILABLE, "store_error", "store unavailable, retry later"
+            ) from None
+
+    async def request_inspection(self, agent_id: str, request: agent_pb2.InspectionRequest) -> bool:
+        """Send ``request`` down ``agent_id``'s stream; False when the agent is not connected."""
+        stream = self._streams.get(agent_id)
+        if stream is None:
+            return False
+        try:
+            await self._write(stream, agent_pb2.CollectorMessage(inspection=request))
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, RuntimeError):
+            # The stream ended between the lookup and the write: the agent is offline.
+            return False
+        return True
+
+    async def close_all(self) -> None:
+        """Cancel every open stream (used on shutdown after the grace period)."""
+        for stream in list(self._streams.values()):
+            if stream.task is not None and not stream.task.done():
+                stream.end_with = (grpc.StatusCode.UNAVAILABLE, "collector shutting down")
+                stream.task.cancel()
+
+
+def _facts(hello: agent_pb2.Hello) -> HostFactsRow:
+    try:
+        return decode_hello(hello)
+    except IngestError as exc:
+        raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc)) from None
+
+
+def server_options(settings: GrpcSettings) -> list[tuple[str, Any]]:
+    """Channel arguments: message limits, keepalive, many streams, no port sharing."""
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 0),  # a second collector on the same port must fail, not share
+        ("grpc.max_concurrent_streams", 100_000),
+        ("grpc.keepalive_time_ms", 60_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 5),
+    ]
+
+
+def _server_credentials(settings: GrpcSettings) -> grpc.ServerCredentials | None:
+    if settings.tls_cert_file is None and settings.tls_key_file is None:
+        if settings.tls_client_ca_file is not None:
+            raise ValueError("grpc.tls.client_ca_file needs cert_file and key_file")
+        return None
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        raise ValueError("grpc.tls needs both cert_file and key_file")
+    cert = settings.tls_cert_file.read_bytes()
+    key = settings.tls_key_file.read_bytes()
+    ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file is not None else None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
+
+
+async def start_grpc_server(
+    service: AgentStreamService, settings: GrpcSettings
+) -> tuple[grpc.aio.Server, int, health_aio.HealthServicer]:
+    """Build, bind and start the server; returns it, the bound port and its health servicer.
+
+    ``settings.listen`` may use port 0 (tests): the returned port is the real one.
+    """
+    server = grpc.aio.server(options=server_options(settings))
+    agent_pb2_grpc.add_AgentStreamServicer_to_server(service, server)  # type: ignore[no-untyped-call, unused-ignore]
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    names = (
+        SERVICE_NAME,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    creds = _server_credentials(settings)
+    try:
+        if creds is None:
+            port = server.add_insecure_port(settings.listen)
+        else:
+            port = server.add_secure_port(settings.listen, creds)
+    except RuntimeError as exc:  # grpc raises RuntimeError when the address cannot be bound
+        raise OSError(f"cannot listen for gRPC on {settings.listen}: {exc}") from None
+    if port == 0:
+        raise OSError(f"cannot listen for gRPC on {settings.listen}")
+    await server.start()
+    await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    return server, port, health
+
+
+async def stop_grpc_server(
+    server: grpc.aio.Server, service: AgentStreamService, health: health_aio.HealthServicer, grace_s: float
+) -> None:
+    """Mark NOT_SERVING, stop accepting streams, give open ones ``grace_s`` to finish."""
+    await health.enter_graceful_shutdown()
+    await service.close_all()
+    with contextlib.suppress(asyncio.CancelledError):
+        await server.stop(grace_s)

@@ -1,0 +1,1 @@
+"""HTTP side of the collector: JSON API, /healthz, /metrics (see collector.http.app)."""

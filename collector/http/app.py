@@ -1,0 +1,242 @@
+"""The collector's HTTP side: JSON API under /api/v1, /healthz and /metrics.
+
+Every endpoint is a plain ``def``: FastAPI runs it in its threadpool, so the synchronous
+store never blocks the asyncio loop the gRPC server shares. Callers authenticate with
+an API token (``Authorization: Bearer ...``, created by ``diag-collector token create``);
+what they see is scoped by role:
+
+- engineer: every customer, may enroll and revoke agents;
+- customer_admin: its own customer, may enroll and revoke that customer's agents;
+- viewer: its own customer, read-only.
+
+A host or agent of another customer answers 404, exactly like one that does not exist.
+"""
+
+# No `from __future__ import annotations` here: FastAPI resolves the endpoints' annotations
+# at runtime, and the `Principal` alias is local to create_app.
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy.exc import SQLAlchemyError
+
+from collector.http.models import (
+    AgentOut,
+    CustomerQuery,
+    EnrollRequest,
+    EnrollResponse,
+    GapOut,
+    HostDetailOut,
+    HostOut,
+    HostQuery,
+    NoQuery,
+    ResultOut,
+    ResultsQuery,
+    RevokeResponse,
+    UpgradeOut,
+)
+from collector.store import ApiPrincipal, Conflict, NotFound, Scope, Store, StoreError
+
+__all__ = ["create_app"]
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_bearer = HTTPBearer(auto_error=False, description="API token from `diag-collector token create`")
+
+
+class StoreGauges(Collector):
+    """Store-side gauges, read at scrape time."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("diag_store_up", "1 if the store answered the scrape's query")
+        try:
+            stats = self._store.stats()
+        except SQLAlchemyError:  # a broken store is a metric value, not a failed scrape
+            up.add_metric([], 0.0)
+            yield up
+            return
+        up.add_metric([], 1.0)
+        customers = GaugeMetricFamily("diag_store_customers", "Customers in the store")
+        customers.add_metric([], stats["customers"])
+        hosts = GaugeMetricFamily("diag_store_hosts", "Hosts in the store")
+        hosts.add_metric([], stats["hosts"])
+        agents = GaugeMetricFamily("diag_store_agents", "Enrolled agents by state", labels=["state"])
+        agents.add_metric(["active"], stats["agents_active"])
+        agents.add_metric(["revoked"], stats["agents_revoked"])
+        yield from (up, customers, hosts, agents)
+
+
+def create_app(
+    store: Store,
+    metrics_registry: CollectorRegistry | None = None,
+    *,
+    grpc_address: str = "127.0.0.1:50051",
+) -> FastAPI:
+    """The FastAPI app; ``grpc_address`` is what enrollment tells agents to connect to."""
+    app = FastAPI(
+        title="diag-collector",
+        version="1",
+        description="Remote diagnostics collector API. Authenticate with `Authorization: Bearer <token>`.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
+    store_registry = CollectorRegistry(auto_describe=True)
+    store_registry.register(StoreGauges(store))
+
+    def principal(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> ApiPrincipal:
+        if credentials is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "missing API token: send 'Authorization: Bearer <token>' "
+                "(an engineer creates one with: diag-collector token create --name NAME)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        found = store.authenticate_api_token(credentials.credentials)
+        if found is None:
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "invalid or revoked API token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return found
+
+    Principal = Annotated[ApiPrincipal, Depends(principal)]
+
+    def scope_for(who: ApiPrincipal, customer: str | None) -> Scope:
+        if customer is not None and not who.scope.allows(customer):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this token may not read customer {customer!r}")
+        return who.scope
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz(response: Response) -> dict[str, str]:
+        """200 when the store answers, 503 otherwise."""
+        if store.ping():
+            return {"status": "ok"}
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+        return {"status": "store unreachable"}
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus text: the collector's ingest metrics plus store gauges."""
+        body = generate_latest(store_registry)
+        if metrics_registry is not None:
+            body = generate_latest(metrics_registry) + body
+        return Response(body, media_type=PROMETHEUS_CONTENT_TYPE)
+
+    @app.get("/api/v1/hosts", response_model=list[HostOut], tags=["hosts"])
+    def list_hosts(who: Principal, q: Annotated[CustomerQuery, Query()]) -> list[HostOut]:
+        hosts = store.list_hosts(scope_for(who, q.customer))
+        return [HostOut.of(h) for h in hosts if q.customer is None or h.customer == q.customer]
+
+    @app.get("/api/v1/hosts/{name}", response_model=HostDetailOut, tags=["hosts"])
+    def host_detail(name: str, who: Principal, q: Annotated[CustomerQuery, Query()]) -> HostDetailOut:
+        """Latest result per check, grouped by layer; ``customer`` disambiguates a shared name."""
+        with _store_errors():
+            return HostDetailOut.of(store.host_detail(scope_for(who, q.customer), name, q.customer))
+
+    @app.get("/api/v1/results", response_model=list[ResultOut], tags=["results"])
+    def results(who: Principal, q: Annotated[ResultsQuery, Query()]) -> list[ResultOut]:
+        """Results of one host, newest first."""
+        since = q.since.timestamp() if q.since is not None else None
+        with _store_errors():
+            rows = store.results(scope_for(who, q.customer), q.host, q.check, since, q.limit, q.customer)
+        return [ResultOut.of(r) for r in rows]
+
+    @app.get("/api/v1/agents", response_model=list[AgentOut], tags=["agents"])
+    def list_agents(who: Principal, q: Annotated[CustomerQuery, Query()]) -> list[AgentOut]:
+        rows = store.agents(scope_for(who, q.customer))
+        return [AgentOut.of(a) for a in rows if q.customer is None or a.customer == q.customer]
+
+    @app.post(
+        "/api/v1/agents",
+        response_model=EnrollResponse,
+        status_code=status.HTTP_201_CREATED,
+        tags=["agents"],
+    )
+    def enroll(body: EnrollRequest, who: Principal, _q: Annotated[NoQuery, Query()]) -> EnrollResponse:
+        """Create an agent token bound to ``customer``; the token is shown only in this response."""
+        if not who.can_write:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
+        if not who.scope.allows(body.customer):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this token may not enroll for customer {body.customer!r}"
+            )
+        with _store_errors():
+            identity, token = store.enroll_agent(body.customer, body.host, body.agent_id)
+        config = (
+            "agent:\n"
+            f"  id: {identity.agent_id}\n"
+            f"  customer: {identity.customer}\n"
+            "collector:\n"
+            f"  address: {grpc_address}\n"
+            f"  token: {token}\n"
+        )
+        command = f"diag-agent run --config CONFIG --collector {grpc_address} --token {token}"
+        return EnrollResponse(
+            agent_id=identity.agent_id,
+            customer=identity.customer,
+            host=identity.host,
+            token=token,
+            config=config,
+            command=command,
+        )
+
+    @app.post("/api/v1/agents/{agent_id}/revoke", response_model=RevokeResponse, tags=["agents"])
+    def revoke(agent_id: str, who: Principal, _q: Annotated[NoQuery, Query()]) -> RevokeResponse:
+        """Revoke an agent's token: its stream is refused from now on (within 5 s)."""
+        owner = store.agent_customer(agent_id)
+        if owner is None or not who.scope.allows(owner):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agent {agent_id!r}")
+        if not who.can_write:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
+        return RevokeResponse(agent_id=agent_id, revoked=store.revoke_agent(agent_id))
+
+    @app.get("/api/v1/gaps", response_model=list[GapOut], tags=["results"])
+    def gaps(who: Principal, q: Annotated[HostQuery, Query()]) -> list[GapOut]:
+        """Sequence ranges agents dropped (spool full): results that will never arrive."""
+        with _store_errors():
+            rows = store.gaps(scope_for(who, q.customer), q.host, q.customer)
+        return [GapOut.of(g) for g in rows if q.customer is None or g.customer == q.customer]
+
+    @app.get("/api/v1/upgrades", response_model=list[UpgradeOut], tags=["hosts"])
+    def upgrades(who: Principal, q: Annotated[HostQuery, Query()]) -> list[UpgradeOut]:
+        """Product version changes seen between consecutive inventories of a host."""
+        with _store_errors():
+            rows = store.upgrades(scope_for(who, q.customer), q.host, q.customer)
+        return [UpgradeOut.of(u) for u in rows if q.customer is None or u.customer == q.customer]
+
+    @app.middleware("http")
+    async def no_store_cache(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"  # responses may carry tokens
+        return response
+
+    return app
+
+
+@contextmanager
+def _store_errors() -> Iterator[None]:
+    """Map store exceptions to HTTP statuses."""
+    try:
+        yield
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except StoreError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None

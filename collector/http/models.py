@@ -1,0 +1,223 @@
+"""Request and response models of the JSON API (``/api/v1``): the OpenAPI schema's source."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from collector.store import AgentInfo, GapInfo, HostDetail, HostSummary, ResultInfo, UpgradeInfo
+
+__all__ = [
+    "AgentOut",
+    "EnrollRequest",
+    "EnrollResponse",
+    "GapOut",
+    "HostDetailOut",
+    "HostOut",
+    "ResultOut",
+    "RevokeResponse",
+    "UpgradeOut",
+]
+
+MAX_LIMIT = 1000
+
+
+def _time(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class _Query(BaseModel):
+    # Unknown query parameters are a client mistake worth a 422, not something to ignore.
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoQuery(_Query):
+    pass
+
+
+class CustomerQuery(_Query):
+    customer: str | None = Field(default=None, max_length=63, description="Only this customer (engineers).")
+
+
+class HostQuery(CustomerQuery):
+    host: str | None = Field(default=None, max_length=253)
+
+
+class ResultsQuery(_Query):
+    host: str = Field(max_length=253)
+    customer: str | None = Field(default=None, max_length=63)
+    check: str | None = Field(default=None, max_length=128)
+    since: datetime | None = Field(
+        default=None, description="ISO 8601 time (or Unix seconds): results at or after it."
+    )
+    limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+
+
+class HostOut(_Out):
+    customer: str
+    name: str
+    labels: dict[str, str]
+    first_seen: datetime | None
+    last_seen: datetime | None
+    worst_severity: str | None = Field(description="Worst severity among the latest result of every check.")
+    severity_counts: dict[str, int]
+
+    @classmethod
+    def of(cls, h: HostSummary) -> HostOut:
+        return cls(
+            customer=h.customer,
+            name=h.name,
+            labels=h.labels,
+            first_seen=_time(h.first_seen),
+            last_seen=_time(h.last_seen),
+            worst_severity=h.worst_severity,
+            severity_counts=h.severity_counts,
+        )
+
+
+class ResultOut(_Out):
+    host: str
+    check: str
+    layer: str
+    ts: datetime
+    severity: str
+    key: str
+    summary: str
+    duration_ms: float
+    findings: list[dict[str, Any]]
+    inspection_id: str | None
+    agent_id: str
+    seq: int
+
+    @classmethod
+    def of(cls, r: ResultInfo) -> ResultOut:
+        return cls(
+            host=r.host,
+            check=r.check,
+            layer=r.layer,
+            ts=datetime.fromtimestamp(r.ts, UTC),
+            severity=r.severity,
+            key=r.key,
+            summary=r.summary,
+            duration_ms=r.duration_ms,
+            findings=r.findings,
+            inspection_id=r.inspection_id,
+            agent_id=r.agent_id,
+            seq=r.seq,
+        )
+
+
+class HostDetailOut(_Out):
+    host: HostOut
+    facts: dict[str, Any]
+    layers: dict[str, list[ResultOut]] = Field(description="Latest result per check, lowest layer first.")
+
+    @classmethod
+    def of(cls, d: HostDetail) -> HostDetailOut:
+        return cls(
+            host=HostOut.of(d.host),
+            facts=d.facts,
+            layers={layer: [ResultOut.of(r) for r in rows] for layer, rows in d.layers.items()},
+        )
+
+
+class AgentOut(_Out):
+    agent_id: str
+    customer: str
+    host: str
+    token_prefix: str = Field(description="First 8 characters of the token, to tell tokens apart.")
+    created_at: datetime
+    revoked_at: datetime | None
+    last_seen_at: datetime | None
+    agent_version: str | None
+    max_seq: int = Field(description="Highest sequence number stored for this agent.")
+
+    @classmethod
+    def of(cls, a: AgentInfo) -> AgentOut:
+        return cls(
+            agent_id=a.agent_id,
+            customer=a.customer,
+            host=a.host,
+            token_prefix=a.token_prefix,
+            created_at=datetime.fromtimestamp(a.created_at, UTC),
+            revoked_at=_time(a.revoked_at),
+            last_seen_at=_time(a.last_seen_at),
+            agent_version=a.agent_version,
+            max_seq=a.max_seq,
+        )
+
+
+class GapOut(_Out):
+    agent_id: str
+    customer: str
+    host: str
+    first_seq: int
+    last_seq: int
+    count: int
+    reason: str
+    dropped_at: datetime
+    recorded_at: datetime
+
+    @classmethod
+    def of(cls, g: GapInfo) -> GapOut:
+        return cls(
+            agent_id=g.agent_id,
+            customer=g.customer,
+            host=g.host,
+            first_seq=g.first_seq,
+            last_seq=g.last_seq,
+            count=g.count,
+            reason=g.reason,
+            dropped_at=datetime.fromtimestamp(g.dropped_at, UTC),
+            recorded_at=datetime.fromtimestamp(g.recorded_at, UTC),
+        )
+
+
+class UpgradeOut(_Out):
+    customer: str
+    host: str
+    product: str
+    from_version: str | None = Field(description="None: the product appeared.")
+    to_version: str | None = Field(description="None: the product was removed.")
+    ts: datetime
+    agent_id: str
+
+    @classmethod
+    def of(cls, u: UpgradeInfo) -> UpgradeOut:
+        return cls(
+            customer=u.customer,
+            host=u.host,
+            product=u.product,
+            from_version=u.from_version,
+            to_version=u.to_version,
+            ts=datetime.fromtimestamp(u.ts, UTC),
+            agent_id=u.agent_id,
+        )
+
+
+class EnrollRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer: str = Field(min_length=1, max_length=63, description="Customer slug, e.g. acme.")
+    host: str | None = Field(default=None, max_length=253, description="Host name (default: the agent id).")
+    agent_id: str | None = Field(default=None, max_length=253, description="Agent id (default: generated).")
+
+
+class EnrollResponse(_Out):
+    agent_id: str
+    customer: str
+    host: str
+    token: str = Field(description="The agent token. Shown once: it is stored only as a hash.")
+    config: str = Field(description="Lines for the agent's config.yaml.")
+    command: str = Field(description="The equivalent diag-agent command line.")
+
+
+class RevokeResponse(_Out):
+    agent_id: str
+    revoked: bool

@@ -1,0 +1,651 @@
+"""Turn an agent's protobuf :class:`EntryBatch` into a validated store batch.
+
+Everything in a batch is hostile input: an agent host may be compromised, and a
+buggy agent must not be able to poison the store. :func:`decode` checks every field
+(lengths, names, units, finite numbers, label counts, sequence order, timestamps,
+NUL characters, which PostgreSQL text cannot hold) and raises :class:`IngestError`
+for the first violation, so the transport can reject the whole batch with
+``INVALID_ARGUMENT`` instead of storing part of it.
+
+Names are validated once and remembered (bounded caches), because a fleet sends the
+same few thousand metric and check names over and over.
+
+>>> from protos.diag.v1 import agent_pb2 as pb
+>>> batch = pb.EntryBatch(entries=[pb.Entry(seq=7, ts_unix_ms=1_700_000_000_000,
+...     result=pb.CheckResult(check="host.load", layer="host", severity=pb.SEVERITY_WARN,
+...         key="LOAD_HIGH", summary="Load per core: 2.5", duration_ms=1.5,
+...         metrics=[pb.MetricSample(name="host_load1_per_core_ratio", value=2.5, unit="ratio")]))])
+>>> out = decode(batch, limits=IngestLimits(), after_seq=6)
+>>> out.min_seq, out.max_seq, out.results[0].severity, out.points[0].value
+(7, 7, 'WARN', 2.5)
+>>> decode(batch, limits=IngestLimits(), after_seq=7)
+Traceback (most recent call last):
+...
+collector.ingest.IngestError: entry 0: seq 7 is not above the previous seq 7
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from collector.store.types import (
+    GapRow,
+    HealthRow,
+    HostFactsRow,
+    IngestBatch,
+    InventoryRow,
+    PointRow,
+    ResultRow,
+)
+from protos.diag.v1 import agent_pb2
+
+__all__ = [
+    "IngestError",
+    "IngestLimits",
+    "IngestProcess",
+    "IngestRejected",
+    "decode",
+    "decode_gaps",
+    "decode_hello",
+]
+
+
+class IngestError(ValueError):
+    """A batch, gap report or hello that violates the contract; the message names the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestLimits:
+    """Bounds on one batch. Defaults are generous for real agents, tight for abuse."""
+
+    max_batch_entries: int = 1000
+    max_findings: int = 1000
+    max_metrics: int = 10_000
+    max_labels: int = 32
+    max_name_len: int = 200
+    max_label_value_len: int = 1024
+    max_summary_len: int = 8192
+    max_details_len: int = 65_536
+    max_document_len: int = 2 * 1024 * 1024
+    max_check_durations: int = 2000
+
+
+SEQ_MAX: Final = 2**63 - 1  # stored in signed 64-bit columns
+TS_MIN_MS: Final = 946_684_800_000  # 2000-01-01: older means garbage, not clock skew
+TS_MAX_MS: Final = 4_102_444_800_000  # 2100-01-01
+
+_SEVERITY: Final[dict[int, str]] = {
+    agent_pb2.SEVERITY_OK: "OK",
+    agent_pb2.SEVERITY_WARN: "WARN",
+    agent_pb2.SEVERITY_CRIT: "CRIT",
+    agent_pb2.SEVERITY_UNKNOWN: "UNKNOWN",
+}
+_SNAKE_RE: Final = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+_KEY_RE: Final = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
+_CHECK_RE: Final = re.compile(r"([a-z][a-z0-9_]*)\.[a-z][a-z0-9_]*")
+_ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
+_HEX64_RE: Final = re.compile(r"[0-9a-f]{64}")
+_CACHE_MAX: Final = 50_000
+
+# Names already validated: (metric name, unit), label keys, (check, layer), keys.
+# Sets of immutable strings; cleared when full, so they cannot grow without bound.
+_ok_metric: set[tuple[str, str]] = set()
+_ok_label_key: set[str] = set()
+_ok_check: set[tuple[str, str]] = set()
+_ok_key: set[str] = set()
+
+
+def _remember(cache: set[Any], item: Any) -> None:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache.add(item)
+
+
+def _text(where: object, value: str, max_len: int) -> str:
+    if len(value) > max_len:
+        raise IngestError(f"{where}: {len(value)} characters, more than {max_len}")
+    if "\x00" in value:
+        raise IngestError(f"{where}: contains a NUL character")
+    return value
+
+
+def _finite(where: object, value: float) -> float:
+    if not math.isfinite(value):
+        raise IngestError(f"{where}: {value!r} is not a finite number")
+    return value
+
+
+def _check_metric_name(where: object, name: str, unit: str, max_len: int) -> None:
+    if (name, unit) in _ok_metric:
+        return
+    if len(name) > max_len or not _SNAKE_RE.fullmatch(name):
+        raise IngestError(f"{where}: metric name {name[:64]!r} is not snake_case of at most {max_len}")
+    if len(unit) > 32 or not _SNAKE_RE.fullmatch(unit):
+        raise IngestError(f"{where}: unit {unit[:64]!r} is not snake_case")
+    if not name.endswith("_" + unit):
+        raise IngestError(f"{where}: metric name {name!r} does not end with its unit _{unit}")
+    _remember(_ok_metric, (name, unit))
+
+
+def _check_key(where: object, key: str) -> None:
+    if key in _ok_key:
+        return
+    if len(key) > 128 or not _KEY_RE.fullmatch(key):
+        raise IngestError(f"{where}: key {key[:64]!r} is not UPPER_SNAKE_CASE of at most 128")
+    _remember(_ok_key, key)
+
+
+def _check_check(where: object, check: str, layer: str) -> None:
+    if (check, layer) in _ok_check:
+        return
+    m = _CHECK_RE.fullmatch(check) if len(check) <= 128 else None
+    if m is None:
+        raise IngestError(f"{where}: check name {check[:64]!r} is not '<layer>.<snake_case>'")
+    if m.group(1) != layer:
+        raise IngestError(f"{where}: check {check!r} is not in layer {layer[:64]!r}")
+    _remember(_ok_check, (check, layer))
+
+
+def _severity(where: object, value: int) -> str:
+    try:
+        return _SEVERITY[value]
+    except KeyError:
+        raise IngestError(f"{where}: severity {value} is not OK, WARN, CRIT or UNKNOWN") from None
+
+
+class _At:
+    """Where in the batch, formatted only when an error message needs it."""
+
+    __slots__ = ("i", "seq", "sub")
+
+    def __init__(self, i: int, seq: int, sub: str = "") -> None:
+        self.i = i
+        self.seq = seq
+        self.sub = sub
+
+    def __str__(self) -> str:
+        return f"entry {self.i} (seq {self.seq}){self.sub}"
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+    def __add__(self, sub: str) -> _At:
+        return _At(self.i, self.seq, self.sub + sub)
+
+
+def _labels(where: object, labels: Any, limits: IngestLimits) -> tuple[tuple[str, str], ...]:
+    n = len(labels)
+    if n > limits.max_labels:
+        raise IngestError(f"{where}: {n} labels, more than {limits.max_labels}")
+    max_value = limits.max_label_value_len
+    pairs = []
+    for label in labels:
+        key = label.key
+        if key not in _ok_label_key:
+            if len(key) > 64 or not _SNAKE_RE.fullmatch(key):
+                raise IngestError(f"{where}: label key {key[:64]!r} is not snake_case of at most 64")
+            _remember(_ok_label_key, key)
+        value = label.value
+        if len(value) > max_value or "\x00" in value:
+            _text(f"{where}: label {key}", value, max_value)
+        pairs.append((key, value))
+    if n == 1:
+        return (pairs[0],)
+    pairs.sort()
+    for i in range(1, n):
+        if pairs[i][0] == pairs[i - 1][0]:
+            raise IngestError(f"{where}: label {pairs[i][0]!r} appears twice")
+    return tuple(pairs)
+
+
+_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+"""Built once: ``json.dumps`` with arguments builds a new encoder per call."""
+
+
+def _findings_json(where: object, findings: Any, limits: IngestLimits) -> str:
+    if len(findings) > limits.max_findings:
+        raise IngestError(f"{where}: {len(findings)} findings, more than {limits.max_findings}")
+    out: list[dict[str, str]] = []
+    max_summary = limits.max_summary_len
+    for j, f in enumerate(findings):
+        key = f.key
+        if key not in _ok_key:
+            _check_key(f"{where} finding {j}", key)
+        severity = _SEVERITY.get(f.severity)
+        if severity is None:
+            _severity(f"{where} finding {j}", f.severity)
+        summary = f.summary
+        if len(summary) > max_summary or "\x00" in summary:
+            _text(f"{where} finding {j} summary", summary, max_summary)
+        doc = {"severity": severity, "key": key, "summary": summary}
+        if f.item:
+            doc["item"] = _text(f"{where} finding {j} item", f.item, limits.max_label_value_len)
+        if f.details:
+            doc["details"] = _text(f"{where} finding {j} details", f.details, limits.max_details_len)
+        out.append(doc)
+    return _JSON.encode(out)
+
+
+def _json_object(where: str, text: str, max_len: int) -> dict[str, Any]:
+    _text(where, text, max_len)
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # malformed or absurdly nested JSON
+        raise IngestError(f"{where}: not valid JSON ({type(exc).__name__})") from None
+    if not isinstance(doc, dict):
+        raise IngestError(f"{where}: not a JSON object")
+    return doc
+
+
+def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int) -> IngestBatch:
+    """Validate ``batch`` and convert it; ``after_seq`` is the highest seq already seen on this stream.
+
+    Sequence numbers must be strictly increasing, within the batch and across the
+    stream's batches. Entries of a kind this collector does not know (a newer agent)
+    are skipped but still advance the sequence, as the contract's compatibility rules
+    say.
+    """
+    entries = batch.entries
+    n = len(entries)
+    if n == 0:
+        raise IngestError("empty batch")
+    if n > limits.max_batch_entries:
+        raise IngestError(f"batch of {n} entries, more than {limits.max_batch_entries}")
+    results: list[ResultRow] = []
+    points: list[PointRow] = []
+    inventories: list[InventoryRow] = []
+    health: list[HealthRow] = []
+    prev = after_seq
+    first_seq = 0
+    for i, entry in enumerate(entries):
+        seq = entry.seq
+        if seq <= prev:
+            raise IngestError(f"entry {i}: seq {seq} is not above the previous seq {prev}")
+        if seq > SEQ_MAX:
+            raise IngestError(f"entry {i}: seq {seq} is out of range")
+        if i == 0:
+            first_seq = seq
+        prev = seq
+        ts_ms = entry.ts_unix_ms
+        if not TS_MIN_MS <= ts_ms < TS_MAX_MS:
+            raise IngestError(f"entry {i} (seq {seq}): timestamp {ts_ms} ms is not between 2000 and 2100")
+        ts = ts_ms / 1000.0
+        kind = entry.WhichOneof("kind")
+        if kind == "result":
+            _decode_result(_At(i, seq), seq, ts, entry.result, limits, results, points)
+        elif kind == "inventory":
+            inventories.append(_decode_inventory(str(_At(i, seq)), seq, ts, entry.inventory, limits))
+        elif kind == "health":
+            health.append(_decode_health(str(_At(i, seq)), seq, ts, entry.health, limits))
+        # else: an entry kind from a newer agent; skipped, its seq still counts.
+    return IngestBatch(
+        max_seq=prev,
+        min_seq=first_seq,
+        results=results,
+        points=points,
+        inventories=inventories,
+        health=health,
+    )
+
+
+def _decode_result(
+    where: _At,
+    seq: int,
+    ts: float,
+    r: agent_pb2.CheckResult,
+    limits: IngestLimits,
+    results: list[ResultRow],
+    points: list[PointRow],
+) -> None:
+    check = r.check
+    layer = r.layer
+    if (check, layer) not in _ok_check:
+        _check_check(where, check, layer)
+    key = r.key
+    if key not in _ok_key:
+        _check_key(where, key)
+    severity = _SEVERITY.get(r.severity)
+    if severity is None:
+        _severity(where, r.severity)
+    inspection_id = r.inspection_id
+    if inspection_id and (len(inspection_id) > 64 or not _ID_RE.fullmatch(inspection_id)):
+        raise IngestError(f"{where}: inspection_id {inspection_id[:64]!r} is malformed")
+    duration_ms = r.duration_ms
+    if not math.isfinite(duration_ms) or duration_ms < 0:
+        _finite(where + " duration_ms", duration_ms)
+        raise IngestError(f"{where}: duration_ms {duration_ms} is negative")
+    summary = r.summary
+    if len(summary) > limits.max_summary_len or "\x00" in summary:
+        _text(where + " summary", summary, limits.max_summary_len)
+    metrics = r.metrics
+    if len(metrics) > limits.max_metrics:
+        raise IngestError(f"{where}: {len(metrics)} metrics, more than {limits.max_metrics}")
+    results.append(
+        ResultRow(
+            seq,
+            ts,
+            check,
+            layer,
+            severity,  # type: ignore[arg-type]  # not None: _severity raised otherwise
+            key,
+            summary,
+            duration_ms,
+            _findings_json(where, r.findings, limits) if r.findings else "[]",
+            inspection_id or None,
+        )
+    )
+    max_name = limits.max_name_len
+    max_value = limits.max_label_value_len
+    ok_metric = _ok_metric
+    ok_label_key = _ok_label_key
+    isfinite = math.isfinite
+    append = points.append
+    labels: tuple[tuple[str, str], ...]
+    for j, m in enumerate(metrics):
+        name = m.name
+        unit = m.unit
+        if (name, unit) not in ok_metric:
+            _check_metric_name(where + f" metric {j}", name, unit, max_name)
+        value = m.value
+        if not isfinite(value):
+            raise IngestError(f"{where} metric {name}: value {value!r} is not a finite number")
+        raw = m.labels
+        if not raw:
+            labels = ()
+        elif len(raw) == 1:
+            # The common case, inline: one known label key and a short value.
+            label = raw[0]
+            key = label.key
+            text = label.value
+            if key in ok_label_key and len(text) <= max_value and "\x00" not in text:
+                labels = ((key, text),)
+            else:
+                labels = _labels(where + f" metric {name}", raw, limits)
+        else:
+            labels = _labels(where + f" metric {name}", raw, limits)
+        append(PointRow(seq, ts, check, name, unit, labels, value))
+
+
+def _decode_inventory(
+    where: str, seq: int, ts: float, inv: agent_pb2.Inventory, limits: IngestLimits
+) -> InventoryRow:
+    text = inv.document_json
+    document = _json_object(f"{where} inventory", text, limits.max_document_len)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if inv.sha256 and inv.sha256 != digest:
+        if not _HEX64_RE.fullmatch(inv.sha256):
+            raise IngestError(f"{where}: inventory sha256 is not 64 lowercase hex digits")
+        raise IngestError(f"{where}: inventory sha256 does not match its document")
+    return InventoryRow(seq=seq, ts=ts, document=document, sha256=digest)
+
+
+def _decode_health(
+    where: str, seq: int, ts: float, h: agent_pb2.AgentHealth, limits: IngestLimits
+) -> HealthRow:
+    durations = h.check_duration_ms
+    if len(durations) > limits.max_check_durations:
+        raise IngestError(
+            f"{where}: {len(durations)} check durations, more than {limits.max_check_durations}"
+        )
+    check_ms: dict[str, float] = {}
+    for name, ms in durations.items():
+        if len(name) > 128 or not _CHECK_RE.fullmatch(name):
+            raise IngestError(f"{where}: check_duration_ms key {name[:64]!r} is not a check name")
+        check_ms[name] = _finite(f"{where} check_duration_ms {name}", ms)
+    document: dict[str, Any] = {
+        "cpu_seconds_total": _finite(f"{where} cpu_seconds_total", h.cpu_seconds_total),
+        "rss_bytes": h.rss_bytes,
+        "spool_depth": h.spool_depth,
+        "spool_bytes": h.spool_bytes,
+        "dropped_total": h.dropped_total,
+        "cycle_cpu_seconds": _finite(f"{where} cycle_cpu_seconds", h.cycle_cpu_seconds),
+        "check_duration_ms": check_ms,
+        "abandoned_threads": h.abandoned_threads,
+    }
+    return HealthRow(seq=seq, ts=ts, document=document)
+
+
+def decode_gaps(report: agent_pb2.GapReport, *, max_gaps: int = 1000) -> list[GapRow]:
+    """Validate a gap report: ordered ranges, counts that fit them, a short reason.
+
+    >>> from protos.diag.v1 import agent_pb2 as pb
+    >>> decode_gaps(pb.GapReport(gaps=[pb.Gap(first_seq=3, last_seq=5, count=3, reason="spool_full",
+    ...     dropped_at_unix_ms=1_700_000_000_000)]))
+    [GapRow(first_seq=3, last_seq=5, count=3, reason='spool_full', dropped_at=1700000000.0)]
+    """
+    n = len(report.gaps)
+    if n == 0:
+        raise IngestError("empty gap report")
+    if n > max_gaps:
+        raise IngestError(f"gap report of {n} gaps, more than {max_gaps}")
+    rows: list[GapRow] = []
+    for i, g in enumerate(report.gaps):
+        where = f"gap {i}"
+        if not 1 <= g.first_seq <= g.last_seq <= SEQ_MAX:
+            raise IngestError(f"{where}: range {g.first_seq}..{g.last_seq} is not a valid seq range")
+        if not 1 <= g.count <= g.last_seq - g.first_seq + 1:
+            raise IngestError(f"{where}: count {g.count} does not fit range {g.first_seq}..{g.last_seq}")
+        reason = g.reason or "unspecified"
+        if len(reason) > 64 or not _SNAKE_RE.fullmatch(reason):
+            raise IngestError(f"{where}: reason {reason[:64]!r} is not snake_case of at most 64")
+        if not TS_MIN_MS <= g.dropped_at_unix_ms < TS_MAX_MS:
+            raise IngestError(f"{where}: dropped_at {g.dropped_at_unix_ms} ms is not between 2000 and 2100")
+        rows.append(GapRow(g.first_seq, g.last_seq, g.count, reason, g.dropped_at_unix_ms / 1000.0))
+    return rows
+
+
+def decode_hello(hello: agent_pb2.Hello) -> HostFactsRow:
+    """Validate the host facts an agent reports in its Hello."""
+
+    def short(field: str, value: str, max_len: int = 256) -> str:
+        return _text(f"hello {field}", value, max_len)
+
+    if len(hello.labels) > 64:
+        raise IngestError(f"hello: {len(hello.labels)} labels, more than 64")
+    labels = {}
+    for key, value in hello.labels.items():
+        if len(key) > 64 or not _SNAKE_RE.fullmatch(key):
+            raise IngestError(f"hello: label key {key[:64]!r} is not snake_case of at most 64")
+        labels[key] = short(f"label {key}", value)
+    f = hello.facts
+    if f.boot_time_unix_ms < 0 or f.boot_time_unix_ms >= TS_MAX_MS:
+        raise IngestError(f"hello: boot_time {f.boot_time_unix_ms} ms is out of range")
+    if f.memory_bytes > SEQ_MAX:
+        raise IngestError(f"hello: memory_bytes {f.memory_bytes} is out of range")
+    return HostFactsRow(
+        hostname=short("hostname", hello.hostname),
+        agent_version=short("agent_version", hello.agent_version, 64),
+        labels=labels,
+        os_id=short("os_id", f.os_id, 64),
+        os_version=short("os_version", f.os_version, 64),
+        kernel=short("kernel", f.kernel, 128),
+        arch=short("arch", f.arch, 32),
+        cpu_count=f.cpu_count,
+        memory_bytes=f.memory_bytes,
+        boot_time=f.boot_time_unix_ms / 1000.0,
+    )
+
+
+# --- out-of-process ingest --------------------------------------------------------------------
+
+
+class IngestRejected(Exception):
+    """The ingest worker refused a batch: ``kind`` is invalid, revoked or store_error."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class IngestProcess:
+    """Decode and store batches in a child process, so the gRPC process only moves bytes.
+
+    One Python process is bound to one core by the GIL; on a collector whose CPU goes
+    into ingest, moving decode + :meth:`Store.ingest` into a second process lets the
+    event loop (gRPC, HTTP) and the store work in parallel. The child opens its own
+    :class:`~collector.store.Store` on the same URL and runs ``threads`` workers so the
+    store's group commit still sees concurrent batches. Requests travel as serialized
+    protobuf bytes over a pipe; replies are (durable seq, max seq, points).
+    """
+
+    def __init__(
+        self, store_url: str, store_options: dict[str, Any], limits: IngestLimits, threads: int = 16
+    ) -> None:
+        import multiprocessing
+        import queue
+        import threading
+        from concurrent.futures import Future
+
+        self._ctx = multiprocessing.get_context("spawn")
+        self._store_url = store_url
+        self._store_options = store_options
+        self._limits = limits
+        self._threads = threads
+        self._pending: dict[int, Future[tuple[int, int, int]]] = {}
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self._outbox: queue.SimpleQueue[tuple[int, AgentIdentityLike, bytes, int] | None] = (
+            queue.SimpleQueue()
+        )
+        self._conn: Any = None
+        self._proc: Any = None
+        self._threads_started: list[threading.Thread] = []
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the child and wait until its store is open."""
+        import threading
+
+        parent, child = self._ctx.Pipe()
+        self._proc = self._ctx.Process(
+            target=_ingest_worker_main,
+            args=(child, self._store_url, self._store_options, self._limits, self._threads),
+            name="diag-ingest",
+            daemon=True,
+        )
+        self._proc.start()
+        child.close()
+        if not parent.poll(timeout):
+            self._proc.kill()
+            raise RuntimeError("the ingest worker did not start in time")
+        hello = parent.recv()
+        if hello[0] != "ready":
+            raise RuntimeError(f"the ingest worker failed to start: {hello[1]}")
+        self._conn = parent
+        for target in (self._send_loop, self._recv_loop):
+            t = threading.Thread(target=target, name=f"ingest-{target.__name__}", daemon=True)
+            t.start()
+            self._threads_started.append(t)
+
+    def submit(self, identity: AgentIdentityLike, batch: bytes, after_seq: int) -> Any:
+        """Queue one serialized EntryBatch; returns a concurrent Future of (durable, max_seq, points)."""
+        from concurrent.futures import Future
+
+        future: Future[tuple[int, int, int]] = Future()
+        with self._lock:
+            self._next_id += 1
+            req_id = self._next_id
+            self._pending[req_id] = future
+        self._outbox.put((req_id, identity, batch, after_seq))
+        return future
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._outbox.get()
+            try:
+                self._conn.send(item)
+                if item is None:
+                    return
+            except (OSError, ValueError) as exc:  # the worker is gone: fail this request, stop sending
+                self._fail_all(
+                    IngestRejected("store_error", f"ingest worker unavailable ({type(exc).__name__})")
+                )
+                return
+
+    def _recv_loop(self) -> None:
+        while True:
+            try:
+                req_id, kind, payload = self._conn.recv()
+            except (EOFError, OSError):  # the worker exited: every waiting batch fails, none was acked
+                self._fail_all(IngestRejected("store_error", "ingest worker exited"))
+                return
+            with self._lock:
+                future = self._pending.pop(req_id, None)
+            if future is None:
+                continue
+            if kind == "ok":
+                future.set_result(payload)
+            else:
+                future.set_exception(IngestRejected(kind, payload))
+
+    def _fail_all(self, exc: Exception) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            future.set_exception(exc)
+
+    def close(self) -> None:
+        """Stop the child (it finishes what it started) and fail anything still waiting."""
+        self._outbox.put(None)  # the send loop forwards it: one writer on the pipe
+        if self._proc is not None:
+            self._proc.join(10)
+            if self._proc.is_alive():
+                self._proc.kill()
+        self._fail_all(IngestRejected("store_error", "ingest worker stopped"))
+
+
+AgentIdentityLike = Any
+
+
+def _ingest_worker_main(
+    conn: Any, url: str, options: dict[str, Any], limits: IngestLimits, threads: int
+) -> None:
+    import signal
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from collector.store import AgentRevoked, Store, StoreError, UnknownAgent
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    try:
+        store = Store.open(url, migrate=False, **options)
+    except (SQLAlchemyError, OSError, ValueError) as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    send_lock = threading.Lock()
+
+    def handle(req_id: int, identity: Any, data: bytes, after_seq: int) -> None:
+        reply: tuple[int, str, Any]
+        try:
+            decoded = decode(agent_pb2.EntryBatch.FromString(data), limits=limits, after_seq=after_seq)
+            durable = store.ingest(identity, decoded)
+            reply = (req_id, "ok", (durable, decoded.max_seq, len(decoded.points)))
+        except IngestError as exc:
+            reply = (req_id, "invalid", str(exc))
+        except (AgentRevoked, UnknownAgent):
+            reply = (req_id, "revoked", "unknown or revoked agent token")
+        except StoreError as exc:
+            reply = (req_id, "invalid", str(exc))
+        except (SQLAlchemyError, OSError) as exc:
+            reply = (req_id, "store_error", type(exc).__name__)
+        with send_lock:
+            conn.send(reply)
+
+    conn.send(("ready", ""))
+    with ThreadPoolExecutor(threads, thread_name_prefix="ingest") as pool:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):  # the parent is gone
+                break
+            if msg is None:
+                break
+            pool.submit(handle, *msg)
+    store.close()

@@ -1,0 +1,57 @@
+"""The collector's store: SQLAlchemy Core over SQLite (embedded default) or PostgreSQL.
+
+>>> from collector.store import Store, Scope
+>>> Scope.everything().customer is None
+True
+"""
+
+from collector.store.errors import AgentRevoked, Conflict, NotFound, StoreError, UnknownAgent
+from collector.store.queries import (
+    AgentInfo,
+    GapInfo,
+    HostDetail,
+    HostSummary,
+    ResultInfo,
+    Scope,
+    UpgradeInfo,
+)
+from collector.store.retention import RetentionPolicy
+from collector.store.store import ROLES, ApiPrincipal, Role, Store
+from collector.store.types import (
+    AgentIdentity,
+    GapRow,
+    HealthRow,
+    HostFactsRow,
+    IngestBatch,
+    InventoryRow,
+    PointRow,
+    ResultRow,
+)
+
+__all__ = [
+    "ROLES",
+    "AgentIdentity",
+    "AgentInfo",
+    "AgentRevoked",
+    "ApiPrincipal",
+    "Conflict",
+    "GapInfo",
+    "GapRow",
+    "HealthRow",
+    "HostDetail",
+    "HostFactsRow",
+    "HostSummary",
+    "IngestBatch",
+    "InventoryRow",
+    "NotFound",
+    "PointRow",
+    "ResultInfo",
+    "ResultRow",
+    "RetentionPolicy",
+    "Role",
+    "Scope",
+    "Store",
+    "StoreError",
+    "UnknownAgent",
+    "UpgradeInfo",
+]

@@ -1,0 +1,832 @@
+"""The collector store: enrollment, authentication, idempotent ingest, queries, retention.
+
+All methods are synchronous and thread-safe; the gRPC and HTTP layers call them from
+worker threads. One engine (a QueuePool) serves every thread. On SQLite, writers take
+an in-process lock before ``BEGIN IMMEDIATE``: SQLite admits one writer at a time
+anyway, and queueing on a lock is cheaper and fairer than SQLite's sleeping busy handler
+(which still covers other processes, such as ``diag-collector token create``).
+
+Exactly-once ingest: the agent row's ``max_seq`` is read (``SELECT ... FOR UPDATE`` on
+PostgreSQL), only entries above it are written, and it is advanced in the same
+transaction. A replayed or overlapping batch therefore stores only what is new, and two
+collectors handling the same agent serialise on that row. ``UNIQUE(agent_id, seq)`` on
+check_results is the safety net under that rule.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, get_args
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Engine
+
+from collector.store import queries
+from collector.store.engine import SQLITE_IMMEDIATE, Synchronous, create_engine
+from collector.store.errors import AgentRevoked, Conflict, StoreError, UnknownAgent
+from collector.store.inventory import extract_products, product_changes
+from collector.store.migrate import upgrade
+from collector.store.queries import Scope
+from collector.store.retention import DAY, RetentionPolicy, delete_older, rollup_chunk, rollup_cutoff
+from collector.store.schema import (
+    agent_health,
+    agents,
+    api_tokens,
+    customers,
+    gaps,
+    hosts,
+    inventory,
+    inventory_changes,
+    product_upgrades,
+    series,
+)
+from collector.store.tokens import (
+    AGENT_TOKEN_KIND,
+    API_TOKEN_KIND,
+    digest_matches,
+    display_prefix,
+    hash_token,
+    new_token,
+)
+from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBatch, PointRow
+
+__all__ = ["ROLES", "ApiPrincipal", "Role", "Store"]
+
+log = logging.getLogger(__name__)
+
+Role = Literal["engineer", "customer_admin", "viewer"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+_AUTH_CACHE_TTL_S = 2.0  # revocation by another process takes effect within this
+_AUTH_CACHE_MAX = 10_000
+_SERIES_CACHE_MAX = 2_000_000
+_LAST_USED_EVERY_S = 60.0
+_GROUP_MAX_BATCHES = 64
+_GROUP_MAX_POINTS = 50_000
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One caller's batch waiting for a group commit."""
+
+    agent: AgentIdentity
+    batch: IngestBatch
+    done: bool = False
+    result: int = 0
+    error: Exception | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiPrincipal:
+    """Who is calling the HTTP API."""
+
+    token_id: int
+    name: str
+    role: Role
+    customer: str | None
+
+    @property
+    def scope(self) -> Scope:
+        return Scope.everything() if self.role == "engineer" else Scope.of(self.customer or "")
+
+    @property
+    def can_write(self) -> bool:
+        return self.role in ("engineer", "customer_admin")
+
+
+SeriesKey = tuple[int, str, tuple[tuple[str, str], ...]]
+
+
+def _check_slug(customer: str) -> str:
+    if not _SLUG_RE.match(customer):
+        raise StoreError(
+            f"customer {customer!r} is not a valid slug: lowercase letters, digits and '-', "
+            "starting with a letter or digit, at most 63 characters"
+        )
+    return customer
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not value or len(value) > 253 or not value.isprintable() or value.strip() != value:
+        raise StoreError(f"{kind} {value!r} must be 1-253 printable characters without surrounding spaces")
+    return value
+
+
+def _labels_key(labels: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(sorted(labels), separators=(",", ":"))
+
+
+class Store:
+    """See the module docstring. Build with :meth:`open`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        retention: RetentionPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._write_engine = engine.execution_options(**{SQLITE_IMMEDIATE: True})
+        self._write_lock = threading.Lock()
+        # Ingest groups queue here; on SQLite the group writer also holds the write lock.
+        self._group_lock = self._write_lock if self._sqlite else threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: deque[_Pending] = deque()
+        self._clock = clock
+        self.retention = retention or RetentionPolicy()
+        self._cache_lock = threading.Lock()
+        self._agent_auth: dict[str, tuple[float, AgentIdentity | None]] = {}
+        self._host_ids: dict[tuple[str, str], int] = {}
+        self._series_ids: dict[SeriesKey, int] = {}
+        self._token_last_used: dict[int, float] = {}
+        self._sql = _driver_sql(self._sqlite)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        synchronous: Synchronous = "NORMAL",
+        retention: RetentionPolicy | None = None,
+    ) -> Store:
+        """Connect to ``sqlite:///path`` or ``postgresql+psycopg://...``; migrate to head."""
+        engine = create_engine(url, synchronous=synchronous)
+        if migrate:
+            upgrade(engine)
+        return cls(engine, retention=retention)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            with self._engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.SQLAlchemyError as exc:  # an unreachable store is an answer, not a crash
+            log.warning("store ping failed: %s", type(exc).__name__)
+            return False
+        return True
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        if self._sqlite:
+            with self._write_lock, self._write_engine.begin() as conn:
+                yield conn
+        else:
+            with self._engine.begin() as conn:
+                yield conn
+
+    def _insert(self, table: sa.Table) -> Any:
+        """The dialect's INSERT construct (both support ON CONFLICT)."""
+        return sqlite_dialect.insert(table) if self._sqlite else pg_dialect.insert(table)
+
+    # ------------------------------------------------------------------ customers
+
+    def _ensure_customer(self, conn: sa.Connection, slug: str) -> int:
+        _check_slug(slug)
+        conn.execute(
+            self._insert(customers)
+            .values(slug=slug, name=slug, timezone="UTC", settings={}, created_at=self._clock())
+            .on_conflict_do_nothing(index_elements=["slug"])
+        )
+        return int(conn.execute(sa.select(customers.c.id).where(customers.c.slug == slug)).scalar_one())
+
+    def _ensure_host(self, conn: sa.Connection, customer_id: int, name: str) -> int:
+        conn.execute(
+            self._insert(hosts)
+            .values(customer_id=customer_id, name=name, labels={}, facts={})
+            .on_conflict_do_nothing(index_elements=["customer_id", "name"])
+        )
+        return int(
+            conn.execute(
+                sa.select(hosts.c.id).where(hosts.c.customer_id == customer_id, hosts.c.name == name)
+            ).scalar_one()
+        )
+
+    # ------------------------------------------------------------------ agents
+
+    def enroll_agent(
+        self, customer: str, host: str | None = None, agent_id: str | None = None
+    ) -> tuple[AgentIdentity, str]:
+        """Create an agent bound to ``customer`` (created if new); the plain token is returned once."""
+        _check_slug(customer)
+        agent_id = _check_name("agent id", agent_id) if agent_id else f"ag-{uuid.uuid4().hex[:12]}"
+        host = _check_name("host", host) if host else agent_id
+        token = new_token(AGENT_TOKEN_KIND)
+        with self._write() as conn:
+            exists = conn.execute(sa.select(agents.c.id).where(agents.c.agent_id == agent_id)).first()
+            if exists is not None:
+                raise Conflict(f"agent id {agent_id!r} is already enrolled; revoke it or choose another id")
+            customer_id = self._ensure_customer(conn, customer)
+            self._ensure_host(conn, customer_id, host)
+            token_id = conn.execute(
+                agents.insert().values(
+                    agent_id=agent_id,
+                    customer_id=customer_id,
+                    host=host,
+                    token_hash=hash_token(token),
+                    token_prefix=display_prefix(token),
+                    created_at=self._clock(),
+                    max_seq=0,
+                )
+            ).inserted_primary_key
+            assert token_id is not None
+        return AgentIdentity(agent_id, customer, host, int(token_id[0])), token
+
+    def revoke_agent(self, agent_id: str) -> bool:
+        """Revoke the agent's token; False if unknown or already revoked."""
+        with self._write() as conn:
+            done = conn.execute(
+                agents.update()
+                .where(agents.c.agent_id == agent_id, agents.c.revoked_at.is_(None))
+                .values(revoked_at=self._clock())
+            ).rowcount
+        with self._cache_lock:
+            self._agent_auth.clear()
+        return bool(done)
+
+    def agent_customer(self, agent_id: str) -> str | None:
+        """The customer slug an agent belongs to (None if unknown)."""
+        with self._engine.connect() as conn:
+            slug = conn.execute(
+                sa.select(customers.c.slug)
+                .join(agents, agents.c.customer_id == customers.c.id)
+                .where(agents.c.agent_id == agent_id)
+            ).scalar_one_or_none()
+        return None if slug is None else str(slug)
+
+    def authenticate_agent(self, token: str) -> AgentIdentity | None:
+        """The identity behind an agent token; None for unknown or revoked tokens.
+
+        Answers are cached for 2 s, so a revocation made by another process takes
+        effect within that time (this process's own revocations at once).
+        """
+        digest = hash_token(token)
+        now = time.monotonic()
+        with self._cache_lock:
+            cached = self._agent_auth.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(agents, customers.c.slug)
+                .join(customers, customers.c.id == agents.c.customer_id)
+                .where(agents.c.token_hash == digest)
+            ).first()
+        identity = None
+        if row is not None and row.revoked_at is None and digest_matches(row.token_hash, digest):
+            identity = AgentIdentity(row.agent_id, row.slug, row.host, int(row.id))
+        with self._cache_lock:
+            if len(self._agent_auth) >= _AUTH_CACHE_MAX:
+                self._agent_auth.clear()
+            self._agent_auth[digest] = (now + _AUTH_CACHE_TTL_S, identity)
+        return identity
+
+    def hello(self, agent: AgentIdentity, facts: HostFactsRow) -> int:
+        """Record the agent's host facts and version; returns its resume point (max stored seq)."""
+        now = self._clock()
+        facts_doc = asdict(facts)
+        labels = dict(facts_doc.pop("labels"))
+        with self._write() as conn:
+            row = self._lock_agent(conn, agent)
+            host_id = self._host_id(conn, agent)
+            conn.execute(
+                agents.update()
+                .where(agents.c.agent_id == agent.agent_id)
+                .values(last_seen_at=now, agent_version=facts.agent_version[:64])
+            )
+            conn.execute(
+                hosts.update()
+                .where(hosts.c.id == host_id)
+                .values(
+                    facts=facts_doc,
+                    labels=labels,
+                    last_seen=now,
+                    first_seen=sa.func.coalesce(hosts.c.first_seen, now),
+                )
+            )
+        self._remember_host(agent, host_id)
+        return int(row.max_seq)
+
+    def _lock_agent(self, conn: sa.Connection, agent: AgentIdentity) -> Any:
+        row = conn.exec_driver_sql(self._sql["lock_agent"], (agent.agent_id,)).first()
+        if row is None:
+            raise UnknownAgent(f"agent {agent.agent_id!r} is not enrolled")
+        if row.revoked_at is not None:
+            raise AgentRevoked(f"agent {agent.agent_id!r} was revoked")
+        return row
+
+    def _host_id(self, conn: sa.Connection, agent: AgentIdentity) -> int:
+        """The host row of the identity's customer and host (never anything from a payload)."""
+        key = (agent.customer, agent.host)
+        cached = self._host_ids.get(key)
+        if cached is not None:
+            return cached
+        customer_id = conn.execute(
+            sa.select(customers.c.id).where(customers.c.slug == agent.customer)
+        ).scalar_one_or_none()
+        if customer_id is None:
+            raise UnknownAgent(f"customer {agent.customer!r} of agent {agent.agent_id!r} does not exist")
+        # Cached by the caller only after its transaction commits (_remember_host).
+        return self._ensure_host(conn, int(customer_id), agent.host)
+
+    def _remember_host(self, agent: AgentIdentity, host_id: int) -> None:
+        with self._cache_lock:
+            self._host_ids[(agent.customer, agent.host)] = host_id
+
+    # ------------------------------------------------------------------ ingest
+
+    def ingest(self, agent: AgentIdentity, batch: IngestBatch) -> int:
+        """Store the batch's new entries durably; returns the agent's durable max seq.
+
+        Group commit: concurrent callers queue their batches, and whichever thread holds
+        the group lock writes every queued batch in one transaction (a savepoint each, so
+        one bad batch fails alone), then commits once. A commit dirties a page per series
+        touched, so fewer, larger commits are what lets SQLite keep up with many agents.
+        Raises AgentRevoked / UnknownAgent (nothing stored) or the database's error.
+        """
+        request = _Pending(agent, batch)
+        with self._queue_lock:
+            self._queue.append(request)
+        while not request.done:
+            with self._group_lock:
+                if request.done:
+                    break
+                with self._queue_lock:
+                    group = self._take_group()
+                self._commit_group(group)
+        if request.error is not None:
+            raise request.error
+        return request.result
+
+    def _take_group(self) -> list[_Pending]:
+        """Oldest queued batches first, up to the group limits (called under _queue_lock)."""
+        group: list[_Pending] = []
+        points = 0
+        while self._queue and len(group) < _GROUP_MAX_BATCHES and points < _GROUP_MAX_POINTS:
+            request = self._queue.popleft()
+            points += len(request.batch.points)
+            group.append(request)
+        return group
+
+    def _commit_group(self, group: list[_Pending]) -> None:
+        # Lock agent rows in one order (a stable sort keeps each agent's batches in order),
+        # so two collectors' groups on PostgreSQL cannot deadlock.
+        group.sort(key=lambda r: r.agent.agent_id)
+        known: dict[SeriesKey, int] = {}
+        hosts_seen: dict[tuple[str, str], int] = {}
+        committed = False
+        try:
+            with self._write_engine.begin() as conn:
+                for request in group:
+                    created: dict[SeriesKey, int] = {}
+                    try:
+                        with conn.begin_nested():
+                            request.result, host_id = self._ingest_one(
+                                conn, request.agent, request.batch, known, created
+                            )
+                    except (StoreError, sa.exc.IntegrityError) as exc:  # this batch only; the rest commit
+                        request.error = exc
+                        continue
+                    known.update(created)
+                    hosts_seen[(request.agent.customer, request.agent.host)] = host_id
+            committed = True
+        except sa.exc.SQLAlchemyError as exc:  # the transaction failed: every batch of the group with it
+            log.warning("ingest transaction of %d batches failed: %s", len(group), type(exc).__name__)
+            for request in group:
+                request.error = request.error or exc
+        finally:
+            if not committed:
+                for request in group:
+                    # Anything else (a bug) propagates to the thread that ran the group;
+                    # the others must still learn that their batch was not stored.
+                    request.error = request.error or StoreError("ingest transaction failed")
+                    request.done = True
+        if not committed:
+            return
+        # Committed: only now may new ids enter the caches (a rollback would orphan them).
+        with self._cache_lock:
+            self._host_ids.update(hosts_seen)
+            if len(self._series_ids) + len(known) > _SERIES_CACHE_MAX:
+                self._series_ids.clear()
+            self._series_ids.update(known)
+        for request in group:
+            request.done = True
+
+    def _ingest_one(
+        self,
+        conn: sa.Connection,
+        agent: AgentIdentity,
+        batch: IngestBatch,
+        known: dict[SeriesKey, int],
+        created: dict[SeriesKey, int],
+    ) -> tuple[int, int]:
+        """Write one batch's new entries; returns (durable max seq, host id)."""
+        stored = int(self._lock_agent(conn, agent).max_seq)
+        host_id = self._host_id(conn, agent)
+        seqs = [batch.max_seq]
+        seqs.extend(r.seq for r in batch.results)
+        seqs.extend(i.seq for i in batch.inventories)
+        seqs.extend(h.seq for h in batch.health)
+        top = max(seqs)
+        if top <= stored:
+            return stored, host_id  # a pure replay: everything is already durable
+        now = self._clock()
+        self._write_results(conn, agent, host_id, stored, batch)
+        new_points = [p for p in batch.points if p.seq > stored]
+        if new_points:
+            self._write_points(conn, host_id, new_points, known, created)
+        for inv in sorted((i for i in batch.inventories if i.seq > stored), key=lambda i: i.seq):
+            self._write_inventory(conn, agent, host_id, inv.seq, inv.ts, inv.document, inv.sha256)
+        health_rows = {h.seq: h for h in batch.health if h.seq > stored}
+        if health_rows:
+            conn.execute(
+                self._insert(agent_health).on_conflict_do_nothing(),
+                [
+                    {"agent_id": agent.agent_id, "seq": h.seq, "ts": h.ts, "document": h.document}
+                    for h in health_rows.values()
+                ],
+            )
+        conn.exec_driver_sql(self._sql["advance_agent"], (top, now, agent.agent_id))
+        conn.exec_driver_sql(self._sql["touch_host"], (now, now, host_id))
+        return top, host_id
+
+    def _write_results(
+        self, conn: sa.Connection, agent: AgentIdentity, host_id: int, stored: int, batch: IngestBatch
+    ) -> None:
+        # Driver-level SQL with tuples: SQLAlchemy's per-row parameter processing cost more
+        # than SQLite's own work here. findings_json is already JSON: stored as is.
+        fresh: dict[int, tuple[Any, ...]] = {}
+        newest: dict[str, tuple[Any, ...]] = {}
+        for r in batch.results:
+            if r.seq <= stored or r.seq in fresh:
+                continue
+            row = (
+                host_id,
+                r.check,
+                agent.agent_id,
+                r.seq,
+                r.ts,
+                r.layer,
+                r.severity,
+                r.key,
+                r.summary,
+                r.duration_ms,
+                r.findings_json or "[]",
+                r.inspection_id or None,
+            )
+            fresh[r.seq] = row
+            current = newest.get(r.check)
+            if current is None or (r.ts, r.seq) >= (current[4], current[3]):
+                newest[r.check] = row
+        if fresh:
+            conn.exec_driver_sql(self._sql["insert_result"], list(fresh.values()))
+            conn.exec_driver_sql(self._sql["upsert_latest"], list(newest.values()))
+
+    def _write_points(
+        self,
+        conn: sa.Connection,
+        host_id: int,
+        points: Sequence[PointRow],
+        known: dict[SeriesKey, int],
+        created: dict[SeriesKey, int],
+    ) -> None:
+        """``known``: series created earlier in this transaction; ``created`` gets the new ones."""
+        cache = self._series_ids
+        ids: list[int] = []
+        missing: dict[SeriesKey, PointRow] = {}
+        for p in points:
+            key = (host_id, p.name, p.labels)
+            sid = cache.get(key) or known.get(key) or created.get(key)
+            if sid is None:
+                missing.setdefault(key, p)
+                sid = 0
+            ids.append(sid)
+        if missing:
+            created.update(self._create_series(conn, host_id, missing))
+            ids = [sid or created[(host_id, p.name, p.labels)] for sid, p in zip(ids, points, strict=True)]
+        if self._sqlite:
+            conn.exec_driver_sql(
+                self._sql["insert_points"], [(sid, p.ts, p.value) for sid, p in zip(ids, points, strict=True)]
+            )
+        else:
+            conn.exec_driver_sql(
+                self._sql["insert_points"], (ids, [p.ts for p in points], [p.value for p in points])
+            )
+
+    def _create_series(
+        self, conn: sa.Connection, host_id: int, missing: dict[SeriesKey, PointRow]
+    ) -> dict[SeriesKey, int]:
+        rows = [
+            {
+                "host_id": host_id,
+                "check": p.check,
+                "name": p.name,
+                "unit": p.unit,
+                "labels": dict(p.labels),
+                "labels_key": _labels_key(p.labels),
+            }
+            for p in missing.values()
+        ]
+        conn.execute(
+            self._insert(series).on_conflict_do_nothing(index_elements=["host_id", "name", "labels_key"]),
+            rows,
+        )
+        names = sorted({p.name for p in missing.values()})
+        found = {
+            (r.name, r.labels_key): int(r.id)
+            for r in conn.execute(
+                sa.select(series.c.id, series.c.name, series.c.labels_key).where(
+                    series.c.host_id == host_id, series.c.name.in_(names)
+                )
+            )
+        }
+        return {key: found[(p.name, _labels_key(p.labels))] for key, p in missing.items()}
+
+    def _write_inventory(
+        self,
+        conn: sa.Connection,
+        agent: AgentIdentity,
+        host_id: int,
+        seq: int,
+        ts: float,
+        document: dict[str, Any],
+        sha256: str,
+    ) -> None:
+        current = conn.execute(
+            sa.select(inventory.c.document, inventory.c.sha256).where(inventory.c.host_id == host_id)
+        ).first()
+        if current is not None and current.sha256 == sha256:
+            return
+        changes: list[tuple[str, str | None, str | None]] = []
+        if current is not None:
+            # The first inventory of a host is its baseline, not a list of upgrades.
+            changes = product_changes(extract_products(current.document), extract_products(document))
+        conn.execute(
+            inventory_changes.insert().values(
+                host_id=host_id,
+                agent_id=agent.agent_id,
+                seq=seq,
+                ts=ts,
+                sha256=sha256,
+                previous_sha256=None if current is None else current.sha256,
+                document=document,
+                changes=[{"product": p, "from": a, "to": b} for p, a, b in changes],
+            )
+        )
+        if changes:
+            conn.execute(
+                self._insert(product_upgrades).on_conflict_do_nothing(),
+                [
+                    {
+                        "host_id": host_id,
+                        "agent_id": agent.agent_id,
+                        "product": product,
+                        "from_version": before,
+                        "to_version": after,
+                        "ts": ts,
+                        "seq": seq,
+                    }
+                    for product, before, after in changes
+                ],
+            )
+        values = {"agent_id": agent.agent_id, "seq": seq, "ts": ts, "document": document, "sha256": sha256}
+        stmt = self._insert(inventory).values(host_id=host_id, **values)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["host_id"], set_=values))
+
+    def record_gaps(self, agent: AgentIdentity, gap_rows: Sequence[GapRow]) -> list[int]:
+        """Record dropped ranges; idempotent on (agent, first_seq). Returns every first_seq now stored."""
+        for gap in gap_rows:
+            if gap.first_seq < 1 or gap.last_seq < gap.first_seq or gap.count < 0:
+                raise StoreError(f"invalid gap {gap.first_seq}..{gap.last_seq} (count {gap.count})")
+        if not gap_rows:
+            return []
+        now = self._clock()
+        with self._write() as conn:
+            self._lock_agent(conn, agent)
+            conn.execute(
+                self._insert(gaps).on_conflict_do_nothing(index_elements=["agent_id", "first_seq"]),
+                [
+                    {
+                        "agent_id": agent.agent_id,
+                        "first_seq": g.first_seq,
+                        "last_seq": g.last_seq,
+                        "count": g.count,
+                        "reason": g.reason[:64],
+                        "dropped_at": g.dropped_at,
+                        "recorded_at": now,
+                    }
+                    for g in gap_rows
+                ],
+            )
+        return sorted({g.first_seq for g in gap_rows})
+
+    def plain_insert_points(self, rows: Sequence[tuple[int, float, float]]) -> None:
+        """Benchmark baseline: a plain executemany of (series_id, ts, value), one commit."""
+        marker = "?" if self._sqlite else "%s"
+        with self._write() as conn:
+            conn.exec_driver_sql(
+                f"INSERT INTO points (series_id, ts, value) VALUES ({marker}, {marker}, {marker})",
+                list(rows),
+            )
+
+    # ------------------------------------------------------------------ API tokens
+
+    def create_api_token(self, name: str, role: str, customer: str | None = None) -> str:
+        """Create an HTTP API token; the plain token is returned once and never stored."""
+        if role not in ROLES:
+            raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if role == "engineer" and customer is not None:
+            raise StoreError("engineer tokens see every customer: do not pass a customer")
+        if role != "engineer" and customer is None:
+            raise StoreError(f"a {role} token belongs to one customer: pass --customer")
+        _check_name("token name", name)
+        token = new_token(API_TOKEN_KIND)
+        with self._write() as conn:
+            customer_id = None if customer is None else self._ensure_customer(conn, customer)
+            conn.execute(
+                api_tokens.insert().values(
+                    name=name,
+                    role=role,
+                    customer_id=customer_id,
+                    token_hash=hash_token(token),
+                    prefix=display_prefix(token),
+                    created_at=self._clock(),
+                )
+            )
+        return token
+
+    def authenticate_api_token(self, token: str) -> ApiPrincipal | None:
+        digest = hash_token(token)
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(api_tokens, customers.c.slug)
+                .outerjoin(customers, customers.c.id == api_tokens.c.customer_id)
+                .where(api_tokens.c.token_hash == digest)
+            ).first()
+        if row is None or row.revoked_at is not None or not digest_matches(row.token_hash, digest):
+            return None
+        principal = ApiPrincipal(int(row.id), row.name, row.role, row.slug)
+        self._touch_token(principal.token_id)
+        return principal
+
+    def _touch_token(self, token_id: int) -> None:
+        """Update last_used_at at most once a minute per token (not a write per request)."""
+        now = time.monotonic()
+        with self._cache_lock:
+            if now - self._token_last_used.get(token_id, -_LAST_USED_EVERY_S) < _LAST_USED_EVERY_S:
+                return
+            self._token_last_used[token_id] = now
+        with self._write() as conn:
+            conn.execute(
+                api_tokens.update().where(api_tokens.c.id == token_id).values(last_used_at=self._clock())
+            )
+
+    def revoke_api_token(self, token_id: int) -> bool:
+        with self._write() as conn:
+            done = conn.execute(
+                api_tokens.update()
+                .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=self._clock())
+            ).rowcount
+        return bool(done)
+
+    # ------------------------------------------------------------------ queries for people
+
+    def list_hosts(self, scope: Scope) -> list[queries.HostSummary]:
+        with self._engine.connect() as conn:
+            return queries.list_hosts(conn, scope)
+
+    def host_detail(self, scope: Scope, host: str, customer: str | None = None) -> queries.HostDetail:
+        """Raises NotFound (also for hosts outside the scope) or Conflict (ambiguous name)."""
+        with self._engine.connect() as conn:
+            return queries.host_detail(conn, scope, host, customer)
+
+    def results(
+        self,
+        scope: Scope,
+        host: str,
+        check: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        customer: str | None = None,
+    ) -> list[queries.ResultInfo]:
+        with self._engine.connect() as conn:
+            return queries.list_results(
+                conn, scope, host, check=check, since=since, limit=limit, customer=customer
+            )
+
+    def agents(self, scope: Scope) -> list[queries.AgentInfo]:
+        with self._engine.connect() as conn:
+            return queries.list_agents(conn, scope)
+
+    def gaps(
+        self, scope: Scope, host: str | None = None, customer: str | None = None
+    ) -> list[queries.GapInfo]:
+        with self._engine.connect() as conn:
+            return queries.list_gaps(conn, scope, host, customer)
+
+    def upgrades(
+        self, scope: Scope, host: str | None = None, customer: str | None = None
+    ) -> list[queries.UpgradeInfo]:
+        with self._engine.connect() as conn:
+            return queries.list_upgrades(conn, scope, host, customer)
+
+    def stats(self) -> dict[str, int]:
+        """Row counts for the /metrics gauges (cheap tables only)."""
+        with self._engine.connect() as conn:
+            return queries.count_rows(conn)
+
+    # ------------------------------------------------------------------ retention
+
+    def apply_retention(self, now: float | None = None) -> dict[str, int]:
+        """Roll up and delete raw points past retention; prune results, health, gaps, rollups.
+
+        Returns the number of rows deleted per table.
+        """
+        policy = self.retention
+        now = self._clock() if now is None else now
+        cutoff = rollup_cutoff(policy, now)
+        with self._engine.connect() as conn:
+            bounds = conn.execute(sa.select(sa.func.min(series.c.id), sa.func.max(series.c.id))).one()
+        deleted = {"points": 0}
+        if bounds[0] is not None:
+            lo, top = int(bounds[0]), int(bounds[1])
+            step = policy.series_per_transaction
+            while lo <= top:
+                with self._write() as conn:
+                    deleted["points"] += rollup_chunk(conn, policy, cutoff, lo, lo + step - 1)
+                lo += step
+        horizons = (
+            ("points_rollup", "bucket_ts", policy.rollup_days),
+            ("check_results", "ts", policy.results_days),
+            ("agent_health", "ts", policy.health_days),
+            ("gaps", "recorded_at", policy.gaps_days),
+        )
+        for table, column, days in horizons:
+            with self._write() as conn:
+                deleted[table] = delete_older(conn, table, column, now - days * DAY)
+        return deleted
+
+
+_RESULT_COLUMNS = (
+    'host_id, "check", agent_id, seq, ts, layer, severity, "key", '
+    "summary, duration_ms, findings, inspection_id"
+)
+
+
+def _driver_sql(sqlite: bool) -> dict[str, str]:
+    """Hot-path statements in the driver's parameter style (qmark for sqlite3, format for psycopg)."""
+    p = "?" if sqlite else "%s"
+    findings = "?" if sqlite else "%s::jsonb"
+    values = f"({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {findings}, {p})"
+    updated = [c.strip() for c in _RESULT_COLUMNS.split(",")[2:]]
+    return {
+        # FOR UPDATE: two collectors ingesting for one agent serialise on its row.
+        "lock_agent": f"SELECT max_seq, revoked_at FROM agents WHERE agent_id = {p}"
+        + ("" if sqlite else " FOR UPDATE"),
+        "advance_agent": f"UPDATE agents SET max_seq = {p}, last_seen_at = {p} WHERE agent_id = {p}",
+        "touch_host": (
+            f"UPDATE hosts SET last_seen = {p}, first_seen = COALESCE(first_seen, {p}) WHERE id = {p}"
+        ),
+        "insert_result": f"INSERT INTO check_results ({_RESULT_COLUMNS}) VALUES {values}",
+        "upsert_latest": (
+            f"INSERT INTO latest_results ({_RESULT_COLUMNS}) VALUES {values} "
+            'ON CONFLICT (host_id, "check") DO UPDATE SET '
+            + ", ".join(f"{c} = excluded.{c}" for c in updated)
+            + " WHERE excluded.ts >= latest_results.ts"
+        ),
+        "insert_points": (
+            "INSERT OR IGNORE INTO points (series_id, ts, value) VALUES (?, ?, ?)"
+            if sqlite
+            # One statement with three arrays: far faster than executemany on psycopg.
+            else "INSERT INTO points (series_id, ts, value) "
+            "SELECT * FROM unnest(%s::integer[], %s::float8[], %s::float8[]) ON CONFLICT DO NOTHING"
+        ),
+    }

@@ -1,0 +1,103 @@
+"""Plain data types exchanged between the gRPC transport and the store.
+
+The transport (collector/grpc) converts protobuf messages into these rows and
+hands them to :class:`collector.store.Store`; nothing in here imports SQLAlchemy
+or gRPC, so both sides can depend on it cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "AgentIdentity",
+    "GapRow",
+    "HealthRow",
+    "HostFactsRow",
+    "IngestBatch",
+    "InventoryRow",
+    "PointRow",
+    "ResultRow",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentIdentity:
+    agent_id: str
+    customer: str  # customer slug, e.g. "acme"
+    host: str  # host name the agent was enrolled for (or its agent_id)
+    token_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    seq: int
+    ts: float
+    check: str
+    layer: str
+    severity: str
+    key: str
+    summary: str
+    duration_ms: float
+    findings_json: str
+    inspection_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PointRow:
+    seq: int
+    ts: float
+    check: str
+    name: str
+    unit: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryRow:
+    seq: int
+    ts: float
+    document: dict[str, Any]
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRow:
+    seq: int
+    ts: float
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class GapRow:
+    first_seq: int
+    last_seq: int
+    count: int
+    reason: str
+    dropped_at: float
+
+
+@dataclass(slots=True)
+class IngestBatch:
+    max_seq: int  # highest seq in the batch (all entry kinds)
+    min_seq: int
+    results: list[ResultRow]
+    points: list[PointRow]
+    inventories: list[InventoryRow]
+    health: list[HealthRow]
+
+
+@dataclass(frozen=True, slots=True)
+class HostFactsRow:
+    hostname: str
+    agent_version: str
+    labels: dict[str, str]
+    os_id: str
+    os_version: str
+    kernel: str
+    arch: str
+    cpu_count: int
+    memory_bytes: int
+    boot_time: float

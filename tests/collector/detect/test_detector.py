@@ -1,0 +1,280 @@
+"""Detector scenarios: each builds a series, feeds it sample by sample and checks the events."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable
+
+import pytest
+
+from checks.api import Direction
+from collector.detect.baseline import DetectorConfig
+from collector.detect.detector import (
+    Anomaly,
+    DetectorBank,
+    Recovery,
+    SeriesDetector,
+    catalogue_direction,
+)
+
+STEP = 60.0
+T0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+
+
+def feed(d: SeriesDetector, values: list[float], start: int = 0) -> list[tuple[int, Anomaly | Recovery]]:
+    events = []
+    for i, v in enumerate(values, start=start):
+        e = d.update(T0 + i * STEP, v)
+        if e is not None:
+            events.append((i, e))
+    return events
+
+
+def noisy(rng: random.Random, n: int, mean: float, sd: float) -> list[float]:
+    return [mean + rng.gauss(0, sd) for _ in range(n)]
+
+
+def anomalies(events: list[tuple[int, Anomaly | Recovery]]) -> list[tuple[int, Anomaly]]:
+    return [(i, e) for i, e in events if isinstance(e, Anomaly)]
+
+
+Scenario = Callable[[random.Random], tuple[list[float], int | None]]
+
+
+def latency_step_up(rng: random.Random) -> tuple[list[float], int | None]:
+    return noisy(rng, 600, 0.005, 0.0005) + noisy(rng, 20, 0.050, 0.001), 600
+
+
+def latency_step_down(rng: random.Random) -> tuple[list[float], int | None]:
+    return noisy(rng, 600, 0.005, 0.0005) + noisy(rng, 20, 0.001, 0.0001), None
+
+
+def throughput_collapse(rng: random.Random) -> tuple[list[float], int | None]:
+    return noisy(rng, 600, 1000, 50) + noisy(rng, 20, 50, 5), 600
+
+
+def throughput_rise(rng: random.Random) -> tuple[list[float], int | None]:
+    return noisy(rng, 600, 1000, 50) + noisy(rng, 20, 3000, 50), None
+
+
+@pytest.mark.parametrize(
+    ("scenario", "direction", "key"),
+    [
+        pytest.param(latency_step_up, Direction.UP_IS_BAD, "LEVEL_SHIFT_UP", id="latency up fires"),
+        pytest.param(latency_step_down, Direction.UP_IS_BAD, None, id="latency down (good) is quiet"),
+        pytest.param(
+            throughput_collapse, Direction.DOWN_IS_BAD, "LEVEL_SHIFT_DOWN", id="throughput collapse"
+        ),
+        pytest.param(throughput_rise, Direction.DOWN_IS_BAD, None, id="throughput up (good) is quiet"),
+        pytest.param(
+            latency_step_down, Direction.BOTH_BAD, "LEVEL_SHIFT_DOWN", id="unknown series: both ways"
+        ),
+        pytest.param(latency_step_up, Direction.NEUTRAL, None, id="neutral series never fires"),
+    ],
+)
+def test_step_scenarios(scenario: Scenario, direction: Direction, key: str | None):
+    for seed in range(5):
+        values, onset = scenario(random.Random(seed))
+        d = SeriesDetector("s", direction)
+        found = anomalies(feed(d, values))
+        if key is None:
+            assert found == [], f"seed {seed}"
+            continue
+        if direction is Direction.BOTH_BAD:
+            onset = 600
+        assert len(found) == 1, f"seed {seed}: {found}"
+        i, event = found[0]
+        assert event.key == key
+        assert onset is not None and onset <= i <= onset + 1, "fires within 2 samples of the onset"
+        assert event.onset_ts == T0 + onset * STEP, "onset is the first deviating sample"
+        assert event.score >= 0.5
+        assert not event.band_low <= event.observed <= event.band_high
+
+
+def test_anomaly_explains_itself():
+    rng = random.Random(1)
+    d = SeriesDetector("web01/app_latency_seconds", Direction.UP_IS_BAD)
+    [(_i, event)] = anomalies(feed(d, [*noisy(rng, 300, 0.005, 0.0005), 0.05, 0.05]))
+    doc = event.to_dict()
+    assert doc["timestamp"] == "2027-01-15T13:01:00Z" and doc["onset"] == "2027-01-15T13:00:00Z"
+    assert doc["series"] == "web01/app_latency_seconds" and doc["key"] == "LEVEL_SHIFT_UP"
+    assert doc["observed"] == 0.05 and doc["direction"] == "up"
+    assert doc["baseline"]["expected"] == pytest.approx(0.005, rel=0.1)
+    assert doc["baseline"]["low"] < 0.005 < doc["baseline"]["high"] < 0.05
+    assert "rose to 0.05" in doc["summary"] and "LEVEL_SHIFT_UP" in doc["summary"]
+    json.dumps(doc)
+
+
+def test_flapping_series_gives_one_anomaly_and_one_recovery():
+    rng = random.Random(3)
+    values = noisy(rng, 300, 10.0, 0.5)
+    # 40 samples flapping between normal and degraded every 2 samples, then calm
+    values += [30.0 if (i // 2) % 2 == 0 else 10.0 + rng.gauss(0, 0.5) for i in range(24)]
+    values += noisy(rng, 100, 10.0, 0.5)
+    events = feed(SeriesDetector("s", Direction.UP_IS_BAD), values)
+    kinds = [type(e).__name__ for _, e in events]
+    assert kinds == ["Anomaly", "Recovery"], events
+    recovery = events[1][1]
+    assert isinstance(recovery, Recovery) and recovery.reason == "back"
+    assert recovery.key == events[0][1].key
+
+
+def test_single_outliers_do_not_fire():
+    rng = random.Random(4)
+    values = noisy(rng, 3000, 100.0, 5.0)
+    for i in range(50, 3000, 97):
+        values[i] = 200.0  # a 20-sigma outlier, alone
+    assert anomalies(feed(SeriesDetector("s", Direction.UP_IS_BAD), values)) == []
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_cold_start_does_not_fire_on_a_normal_series(seed: int):
+    rng = random.Random(seed)
+    # a few samples only, noisy, with the usual early wobble of a fresh process
+    values = noisy(rng, 40, 50.0, 5.0)
+    assert anomalies(feed(SeriesDetector("s", Direction.BOTH_BAD), values)) == []
+
+
+def test_cold_start_still_sees_a_gross_step():
+    values = [10.0, 10.5, 9.8, 10.2, 9.9, 10.1, 10.3, 9.7, 10.0, 10.2] + [100.0] * 4
+    found = anomalies(feed(SeriesDetector("s", Direction.UP_IS_BAD), values))
+    assert [i for i, _ in found] == [11]
+
+
+def daily(ts: float) -> float:
+    """Quiet nights, busy days, and a batch job at 02:00 (a sharp daily jump)."""
+    hour = (ts % 86_400) / 3600
+    value = 100 + 80 * math.sin(math.pi * (hour - 6) / 12) if 6 <= hour <= 18 else 100
+    return value + (400 if 2 <= hour < 2.5 else 0)
+
+
+def test_learnt_daily_pattern_does_not_fire_but_a_break_in_it_does():
+    rng = random.Random(5)
+    d = SeriesDetector("s", Direction.BOTH_BAD)
+    days = 6
+    values = [daily(T0 + i * STEP) + rng.gauss(0, 3) for i in range(days * 1440)]
+    events = feed(d, values)
+    learnt = [(i, e) for i, e in anomalies(events) if i >= 3 * 1440]
+    assert learnt == [], "the daily batch job is part of the pattern once learnt"
+    assert d.baseline.seasonal
+    # the batch job runs at 02:00 every day; today it does not: that is a change
+    start = days * 1440
+    later = []
+    for i in range(start, start + 1440):
+        ts = T0 + i * STEP
+        hour = (ts % 86_400) / 3600
+        value = daily(ts) - (400 if 2 <= hour < 2.5 else 0)
+        later.append(value + rng.gauss(0, 3))
+    found = anomalies(feed(d, later, start=start))
+    assert len(found) == 1 and found[0][1].key == "LEVEL_SHIFT_DOWN"
+    hour = ((T0 + found[0][0] * STEP) % 86_400) / 3600
+    assert 2 <= hour < 2.1
+
+
+def test_saturation_and_spike_keys():
+    rng = random.Random(6)
+    cpu = SeriesDetector("host_cpu_busy_percent", Direction.UP_IS_BAD, ceiling=100.0)
+    [(_, e)] = anomalies(feed(cpu, [*noisy(rng, 300, 30, 3), 99.8, 99.9, 99.7]))
+    assert e.key == "SATURATION"
+    spiky = SeriesDetector("s", Direction.UP_IS_BAD)
+    [(_, e)] = anomalies(feed(spiky, [*noisy(rng, 300, 30, 3), 90.0, 200.0, 60.0]))
+    assert e.key == "SPIKE_SUSTAINED"
+
+
+def test_flatline_on_a_varying_series_of_unknown_direction():
+    rng = random.Random(8)
+    d = SeriesDetector("s", Direction.BOTH_BAD)
+    values = noisy(rng, 500, 50, 5) + [50.0] * 30
+    found = anomalies(feed(d, values))
+    assert [e.key for _, e in found] == ["FLATLINE"]
+    assert found[0][1].onset_ts == T0 + 500 * STEP
+    flat = SeriesDetector("s", Direction.BOTH_BAD)
+    assert anomalies(feed(flat, [45.0] * 2000)) == [], "a series flat by nature is not stuck"
+
+
+def test_lasting_shift_becomes_the_new_normal():
+    rng = random.Random(9)
+    cfg = DetectorConfig()
+    d = SeriesDetector("s", Direction.UP_IS_BAD, cfg)
+    events = feed(d, noisy(rng, 300, 10, 1) + noisy(rng, 200, 30, 1))
+    assert [type(e).__name__ for _, e in events] == ["Anomaly", "Recovery"]
+    i, recovery = events[1]
+    assert isinstance(recovery, Recovery) and recovery.reason == "new_level"
+    assert i == 300 + 1 + cfg.rebase_after
+    assert d.baseline.expected == pytest.approx(30, abs=2)
+
+
+def test_state_round_trip_gives_identical_scores_and_events():
+    rng = random.Random(10)
+    values = [daily(T0 + i * STEP) + rng.gauss(0, 3) for i in range(4 * 1440)]
+    values[3000:3010] = [900.0] * 10  # an anomaly open at the snapshot
+    a = SeriesDetector("s", Direction.BOTH_BAD)
+    feed(a, values[:3005])
+    assert a.is_open
+    b = SeriesDetector.from_state(json.loads(json.dumps(a.to_state())))
+    assert b.to_state() == a.to_state()
+    for i, v in enumerate(values[3005:], start=3005):
+        ea = a.update(T0 + i * STEP, v)
+        eb = b.update(T0 + i * STEP, v)
+        assert a.score == b.score and ea == eb
+
+
+def test_state_rejects_wrong_version_and_bucket_count():
+    d = SeriesDetector("s")
+    d.update(T0, 1.0)
+    state = d.to_state()
+    with pytest.raises(ValueError, match="version"):
+        SeriesDetector.from_state({**state, "v": 99})
+    with pytest.raises(ValueError, match="buckets"):
+        SeriesDetector.from_state(state, DetectorConfig(season_buckets=24))
+
+
+def test_non_finite_values_are_skipped():
+    d = SeriesDetector("s")
+    for i in range(50):
+        d.update(T0 + i * STEP, 5.0 + (i % 3))
+    n = d.baseline.n
+    assert d.update(T0 + 50 * STEP, math.nan) is None
+    assert d.update(T0 + 51 * STEP, math.inf) is None
+    assert d.baseline.n == n
+
+
+def test_bank_uses_catalogue_directions_and_survives_restart():
+    bank = DetectorBank(direction_of=catalogue_direction)
+    rng = random.Random(11)
+    for i in range(300):
+        bank.update("host_memory_available_percent", T0 + i * STEP, 60 + rng.gauss(0, 1))
+        bank.update("host_cpu_busy_percent", T0 + i * STEP, 20 + rng.gauss(0, 2))
+    assert bank.detector("host_memory_available_percent").direction is Direction.DOWN_IS_BAD
+    assert bank.detector("host_cpu_busy_percent").ceiling == 100.0
+    assert catalogue_direction("no_such_metric_count") is Direction.BOTH_BAD
+    restored = DetectorBank(direction_of=catalogue_direction)
+    restored.load_state(json.loads(json.dumps(bank.to_state())))
+    # memory available rising is good; falling is bad; both banks agree
+    for b in (bank, restored):
+        assert b.update("host_memory_available_percent", T0 + 300 * STEP, 95) is None
+        b.update("host_memory_available_percent", T0 + 301 * STEP, 5)
+        e = b.update("host_memory_available_percent", T0 + 302 * STEP, 5)
+        assert isinstance(e, Anomaly) and e.key == "LEVEL_SHIFT_DOWN"
+    assert [d.series for d in restored.open_anomalies()] == ["host_memory_available_percent"]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        pytest.param({"enter_k": 3, "enter_n": 2}, id="k > n"),
+        pytest.param({"exit_z": 5.0}, id="exit above enter"),
+        pytest.param({"alpha": 0.0}, id="alpha zero"),
+    ],
+)
+def test_bad_config_rejected(kwargs):
+    with pytest.raises(ValueError):
+        DetectorConfig(**kwargs)
+
+
+def test_config_from_dict_names_unknown_keys():
+    assert DetectorConfig.from_dict({"enter_z": 5.0}).enter_z == 5.0
+    with pytest.raises(ValueError, match="enter_zz"):
+        DetectorConfig.from_dict({"enter_zz": 5.0})

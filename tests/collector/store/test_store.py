@@ -1,0 +1,364 @@
+"""Store behaviour on SQLite and PostgreSQL: exactly-once ingest, isolation, tokens, gaps."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+
+from collector.store import (
+    AgentRevoked,
+    Conflict,
+    GapRow,
+    HealthRow,
+    HostFactsRow,
+    IngestBatch,
+    InventoryRow,
+    NotFound,
+    PointRow,
+    ResultRow,
+    Scope,
+    Store,
+    StoreError,
+)
+from collector.store.schema import metadata
+
+T0 = 1_700_000_000.0
+
+
+def result(seq: int, check: str = "host.load", severity: str = "OK", ts: float | None = None) -> ResultRow:
+    layer = check.split(".", 1)[0]
+    key = "OK" if severity == "OK" else "LOAD_HIGH"
+    findings = json.dumps([{"severity": severity, "key": key, "summary": f"s{seq}"}])
+    return ResultRow(
+        seq, ts if ts is not None else T0 + seq, check, layer, severity, key, f"s{seq}", 1.5, findings, None
+    )
+
+
+def batch(first: int, last: int, points_per_result: int = 2, check: str = "host.load") -> IngestBatch:
+    results = [result(s, check) for s in range(first, last + 1)]
+    points = [
+        PointRow(r.seq, r.ts, r.check, f"m{i}_ratio", "ratio", (("core", str(i)),), float(r.seq * 10 + i))
+        for r in results
+        for i in range(points_per_result)
+    ]
+    return IngestBatch(max_seq=last, min_seq=first, results=results, points=points, inventories=[], health=[])
+
+
+def count(store: Store, table: str) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one())
+
+
+def facts(hostname: str = "web1") -> HostFactsRow:
+    return HostFactsRow(hostname, "0.1.0", {"role": "db"}, "debian", "12", "6.1.0", "x86_64", 2, 4 << 30, T0)
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def test_ingest_stores_results_points_and_latest(store: Store) -> None:
+    agent, _token = store.enroll_agent("acme", host="web1")
+    assert store.hello(agent, facts()) == 0
+    assert store.ingest(agent, batch(1, 5)) == 5
+    assert count(store, "check_results") == 5
+    assert count(store, "points") == 10
+    assert count(store, "series") == 2
+    assert count(store, "latest_results") == 1
+    detail = store.host_detail(Scope.of("acme"), "web1")
+    assert [r.seq for r in detail.layers["host"]] == [5]
+    assert detail.facts["os_id"] == "debian"
+    assert detail.host.labels == {"role": "db"}
+    assert store.hello(agent, facts()) == 5  # the resume point
+
+
+def test_same_batch_twice_is_stored_once(store: Store) -> None:
+    agent, _ = store.enroll_agent("acme", host="web1")
+    assert store.ingest(agent, batch(1, 10)) == 10
+    assert store.ingest(agent, batch(1, 10)) == 10
+    assert count(store, "check_results") == 10
+    assert count(store, "points") == 20
+
+
+def test_overlapping_batch_stores_only_the_new_part(store: Store) -> None:
+    agent, _ = store.enroll_agent("acme", host="web1")
+    store.ingest(agent, batch(1, 10))
+    assert store.ingest(agent, batch(6, 15)) == 15
+    seqs = [r.seq for r in store.results(Scope.everything(), "web1", limit=100)]
+    assert sorted(seqs) == list(range(1, 16))
+    assert count(store, "points") == 30
+
+
+def test_batch_max_seq_covers_entries_not_sent(store: Store) -> None:
+    """A batch may end with seqs the agent did not send (e.g. a dropped kind): still durable."""
+    agent, _ = store.enroll_agent("acme", host="web1")
+    b = batch(1, 3)
+    b.max_seq = 7
+    assert store.ingest(agent, b) == 7
+    assert store.hello(agent, facts()) == 7
+
+
+def test_concurrent_ingest_from_many_threads_is_exactly_once(store: Store) -> None:
+    agents = [store.enroll_agent("acme", host=f"h{i}")[0] for i in range(4)]
+    errors: list[Exception] = []
+
+    def send(agent_index: int) -> None:
+        agent = agents[agent_index]
+        try:
+            for start in range(1, 200, 10):
+                store.ingest(agent, batch(start, start + 9))
+                store.ingest(agent, batch(max(1, start - 5), start + 4))  # replay overlap
+        except Exception as exc:  # collected and asserted below  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(4) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert count(store, "check_results") == 4 * 200
+    assert count(store, "points") == 4 * 200 * 2
+    assert {a.max_seq for a in store.agents(Scope.everything())} == {200}
+
+
+def test_ingest_uses_the_identity_host_never_the_payload(store: Store) -> None:
+    a, _ = store.enroll_agent("acme", host="web1")
+    b, _ = store.enroll_agent("globex", host="web1")
+    store.hello(a, facts(hostname="db-of-globex"))  # a lying hostname changes nothing
+    store.ingest(a, batch(1, 3, check="host.load"))
+    store.ingest(b, batch(1, 2, check="storage.filesystem"))
+    acme = store.host_detail(Scope.of("acme"), "web1")
+    globex = store.host_detail(Scope.of("globex"), "web1")
+    assert list(acme.layers) == ["host"]
+    assert list(globex.layers) == ["storage"]
+    assert [h.name for h in store.list_hosts(Scope.of("acme"))] == ["web1"]
+    assert len(store.results(Scope.of("globex"), "web1")) == 2
+
+
+def test_scoped_queries_hide_other_customers(store: Store) -> None:
+    a, _ = store.enroll_agent("acme", host="web1")
+    store.enroll_agent("globex", host="db1")
+    store.ingest(a, batch(1, 2))
+    with pytest.raises(NotFound):
+        store.host_detail(Scope.of("globex"), "web1")
+    with pytest.raises(NotFound):
+        store.results(Scope.of("globex"), "web1")
+    assert [x.customer for x in store.agents(Scope.of("globex"))] == ["globex"]
+    assert sorted(h.customer for h in store.list_hosts(Scope.everything())) == ["acme", "globex"]
+
+
+def test_same_host_name_in_two_customers_needs_the_customer_for_engineers(store: Store) -> None:
+    store.enroll_agent("acme", host="web1")
+    store.enroll_agent("globex", host="web1")
+    with pytest.raises(Conflict, match="several customers"):
+        store.host_detail(Scope.everything(), "web1")
+    assert store.host_detail(Scope.everything(), "web1", customer="globex").host.customer == "globex"
+
+
+def test_results_filters_and_latest_per_check_by_layer(store: Store) -> None:
+    agent, _ = store.enroll_agent("acme", host="web1")
+    rows = [result(1, "storage.filesystem", "CRIT"), result(2, "host.load"), result(3, "host.load", "WARN")]
+    store.ingest(agent, IngestBatch(3, 1, rows, [], [], []))
+    detail = store.host_detail(Scope.of("acme"), "web1")
+    assert list(detail.layers) == ["host", "storage"]  # lowest layer first
+    assert [(r.check, r.seq, r.severity) for r in detail.layers["host"]] == [("host.load", 3, "WARN")]
+    assert detail.host.worst_severity == "CRIT"
+    assert [r.seq for r in store.results(Scope.of("acme"), "web1", check="host.load")] == [3, 2]
+    assert [r.seq for r in store.results(Scope.of("acme"), "web1", since=T0 + 2)] == [3, 2]
+    assert [r.seq for r in store.results(Scope.of("acme"), "web1", limit=1)] == [3]
+    assert store.results(Scope.of("acme"), "web1", check="host.load")[0].findings[0]["key"] == "LOAD_HIGH"
+
+
+def test_an_older_result_does_not_replace_the_latest(store: Store) -> None:
+    agent, _ = store.enroll_agent("acme", host="web1")
+    store.ingest(agent, IngestBatch(2, 1, [result(1, ts=T0 + 100), result(2, ts=T0 + 50)], [], [], []))
+    assert store.host_detail(Scope.of("acme"), "web1").layers["host"][0].seq == 1
+
+
+def test_health_entries_are_stored_once(store: Store) -> None:
+    agent, _ = store.enroll_agent("acme", host="web1")
+    health = [HealthRow(4, T0, {"rss_bytes": 30_000_000})]
+    store.ingest(agent, IngestBatch(4, 4, [], [], [], health))
+    store.ingest(agent, IngestBatch(4, 4, [], [], [], health))
+    assert count(store, "agent_health") == 1
+
+
+# --------------------------------------------------------------------------- enrollment, tokens
+
+
+def test_tokens_authenticate_and_are_never_stored_in_plain(store: Store) -> None:
+    agent, token = store.enroll_agent("acme", host="web1", agent_id="agent-web1")
+    api_token = store.create_api_token("alice", "engineer")
+    assert store.authenticate_agent(token) == agent
+    assert store.authenticate_agent(token + "x") is None
+    assert store.authenticate_agent(api_token) is None
+    principal = store.authenticate_api_token(api_token)
+    assert principal is not None and principal.role == "engineer" and principal.customer is None
+    assert store.authenticate_api_token(token) is None
+    with store.engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            for row in conn.execute(sa.select(table)):
+                text = " ".join(str(v) for v in row)
+                assert token not in text and api_token not in text, table.name
+                assert token[8:20] not in text and api_token[8:20] not in text, table.name
+
+
+def test_revocation_takes_effect_and_stores_nothing(store: Store) -> None:
+    agent, token = store.enroll_agent("acme", host="web1")
+    store.ingest(agent, batch(1, 2))
+    assert store.revoke_agent(agent.agent_id) is True
+    assert store.revoke_agent(agent.agent_id) is False
+    assert store.authenticate_agent(token) is None
+    with pytest.raises(AgentRevoked):
+        store.ingest(agent, batch(3, 4))
+    with pytest.raises(AgentRevoked):
+        store.record_gaps(agent, [GapRow(5, 6, 2, "spool_full", T0)])
+    assert count(store, "check_results") == 2
+    assert count(store, "gaps") == 0
+
+
+def test_revocation_by_another_process_is_seen_within_five_seconds(store: Store) -> None:
+    agent, token = store.enroll_agent("acme", host="web1")
+    assert store.authenticate_agent(token) == agent  # now cached
+    other = Store(store.engine)  # stands in for a second collector / the CLI
+    assert other.revoke_agent(agent.agent_id)
+    deadline = time.monotonic() + 5.0
+    while store.authenticate_agent(token) is not None:
+        assert time.monotonic() < deadline, "revocation not seen within 5 s"
+        time.sleep(0.25)
+
+
+def test_a_failing_batch_does_not_fail_the_others_in_its_group(store: Store) -> None:
+    good, _ = store.enroll_agent("acme", host="web1")
+    bad, _ = store.enroll_agent("acme", host="web2")
+    store.revoke_agent(bad.agent_id)
+    outcome: dict[str, object] = {}
+
+    def send(name: str, agent_index: int) -> None:
+        agent = (good, bad)[agent_index]
+        try:
+            outcome[name] = store.ingest(agent, batch(1, 5))
+        except AgentRevoked as exc:
+            outcome[name] = exc
+
+    threads = [threading.Thread(target=send, args=(f"t{i}", i % 2)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(type(v).__name__ for v in outcome.values()) == ["AgentRevoked"] * 3 + ["int"] * 3
+    assert count(store, "check_results") == 5
+
+
+def test_enroll_validates_and_refuses_duplicates(store: Store) -> None:
+    identity, token = store.enroll_agent("acme")
+    assert identity.host == identity.agent_id and token.startswith("dga_")
+    store.enroll_agent("acme", host="web1", agent_id="a1")
+    with pytest.raises(Conflict):
+        store.enroll_agent("globex", host="web1", agent_id="a1")
+    with pytest.raises(StoreError, match="slug"):
+        store.enroll_agent("Acme Corp")
+    with pytest.raises(StoreError, match="host"):
+        store.enroll_agent("acme", host=" web1")
+
+
+def test_api_token_roles(store: Store) -> None:
+    viewer = store.create_api_token("v", "viewer", customer="acme")
+    principal = store.authenticate_api_token(viewer)
+    assert principal is not None
+    assert principal.scope == Scope.of("acme") and not principal.can_write
+    with pytest.raises(StoreError, match="role"):
+        store.create_api_token("x", "root")
+    with pytest.raises(StoreError, match="customer"):
+        store.create_api_token("x", "viewer")
+    with pytest.raises(StoreError, match="engineer"):
+        store.create_api_token("x", "engineer", customer="acme")
+    assert store.revoke_api_token(principal.token_id)
+    assert store.authenticate_api_token(viewer) is None
+
+
+# --------------------------------------------------------------------------- gaps, inventory
+
+
+def test_gaps_are_idempotent(store: Store) -> None:
+    agent, _ = store.enroll_agent("acme", host="web1")
+    gaps = [GapRow(10, 19, 10, "spool_full", T0), GapRow(30, 30, 1, "spool_full", T0 + 1)]
+    assert store.record_gaps(agent, gaps) == [10, 30]
+    assert store.record_gaps(agent, gaps[:1]) == [10]
+    assert count(store, "gaps") == 2
+    listed = store.gaps(Scope.of("acme"), "web1")
+    assert [(g.first_seq, g.count) for g in listed] == [(30, 1), (10, 10)]
+    assert store.gaps(Scope.of("globex")) == []
+    with pytest.raises(StoreError, match="invalid gap"):
+        store.record_gaps(agent, [GapRow(5, 4, 0, "spool_full", T0)])
+
+
+def _inventory(seq: int, products: object, sha: str) -> IngestBatch:
+    doc = {"os": "debian", "products": products}
+    return IngestBatch(seq, seq, [], [], [InventoryRow(seq, T0 + seq, doc, sha)], [])
+
+
+def test_product_upgrades_recorded_from_inventory_changes(store: Store) -> None:
+    agent, _ = store.enroll_agent("acme", host="web1")
+    store.ingest(agent, _inventory(1, {"erp": "4.2.0", "db": "15.4"}, "a" * 64))
+    assert store.upgrades(Scope.of("acme"), "web1") == []  # the first inventory is a baseline
+    store.ingest(agent, _inventory(2, {"erp": "4.2.0", "db": "15.4"}, "a" * 64))  # unchanged
+    store.ingest(
+        agent, _inventory(3, [{"name": "erp", "version": "4.3.0"}, {"name": "mq", "version": "3"}], "b" * 64)
+    )
+    store.ingest(agent, _inventory(3, {"erp": "9"}, "c" * 64))  # replay of seq 3: ignored
+    ups = store.upgrades(Scope.of("acme"), "web1")
+    assert sorted((u.product, u.from_version, u.to_version) for u in ups) == [
+        ("db", "15.4", None),
+        ("erp", "4.2.0", "4.3.0"),
+        ("mq", None, "3"),
+    ]
+    assert count(store, "inventory_changes") == 2
+    assert store.upgrades(Scope.of("globex")) == []
+
+
+# --------------------------------------------------------------------------- retention, bench baseline
+
+
+def test_retention_rolls_up_old_points_and_prunes(store: Store) -> None:
+    agent, _ = store.enroll_agent("acme", host="web1")
+    day = 86_400.0
+    old = T0 - 20 * day  # beyond the 14-day raw retention
+    bucket = (int(old) // 300) * 300
+    rows = [result(i, ts=bucket + 10 * i) for i in range(1, 6)]  # one 5-minute bucket
+    points = [PointRow(r.seq, r.ts, r.check, "load_ratio", "ratio", (), float(r.seq)) for r in rows]
+    store.ingest(agent, IngestBatch(5, 1, rows, points, [], []))
+    store.ingest(agent, batch(6, 7))  # fresh points (T0 + seq) stay raw
+    deleted = store.apply_retention(now=T0)
+    assert deleted["points"] == 5
+    assert count(store, "points") == 4
+    with store.engine.connect() as conn:
+        rollup = conn.execute(
+            sa.text("SELECT bucket_ts, min, max, avg, count, resolution_s FROM points_rollup")
+        ).all()
+    assert [tuple(r) for r in rollup] == [(float(bucket), 1.0, 5.0, 3.0, 5, 300)]
+    # A late point in an already rolled bucket merges into it.
+    late = PointRow(8, bucket + 299, "host.load", "load_ratio", "ratio", (), 9.0)
+    store.ingest(agent, IngestBatch(8, 8, [result(8, ts=bucket + 299)], [late], [], []))
+    store.apply_retention(now=T0)
+    with store.engine.connect() as conn:
+        merged = conn.execute(sa.text("SELECT min, max, avg, count FROM points_rollup")).one()
+    assert tuple(merged) == (1.0, 9.0, 4.0, 6)
+    # Results keep 90 days: the 20-day-old ones stay until then.
+    assert count(store, "check_results") == 8
+    assert store.apply_retention(now=T0 + 100 * day)["check_results"] == 8
+
+
+def test_plain_insert_points_is_a_plain_insert(store: Store) -> None:
+    store.plain_insert_points([(1, T0, 1.0), (1, T0 + 1, 2.0), (2, T0, 3.0)])
+    assert count(store, "points") == 3
+
+
+def test_ping_and_stats(store: Store) -> None:
+    store.enroll_agent("acme", host="web1")
+    assert store.ping()
+    assert store.stats() == {"customers": 1, "hosts": 1, "agents_active": 1, "agents_revoked": 0}

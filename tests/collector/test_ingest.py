@@ -1,0 +1,315 @@
+"""collector.ingest: protobuf batches → store rows, and every way an agent can lie."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from collector.ingest import IngestError, IngestLimits, decode, decode_gaps, decode_hello
+from collector.store.types import GapRow, HealthRow, HostFactsRow, InventoryRow, PointRow, ResultRow
+from protos.diag.v1 import agent_pb2 as pb
+
+TS_MS = 1_700_000_000_000
+TS = 1_700_000_000.0
+LIMITS = IngestLimits(max_batch_entries=10, max_labels=3, max_metrics=5, max_findings=3)
+
+
+def result_entry(seq: int, **overrides: Any) -> pb.Entry:
+    fields: dict[str, Any] = {
+        "check": "storage.filesystem",
+        "layer": "storage",
+        "severity": pb.SEVERITY_CRIT,
+        "key": "FS_NEARLY_FULL",
+        "summary": "/var: 97% used",
+        "duration_ms": 0.4,
+        "findings": [
+            pb.Finding(severity=pb.SEVERITY_CRIT, key="FS_NEARLY_FULL", summary="97% used", item="/var"),
+            pb.Finding(severity=pb.SEVERITY_OK, key="OK", summary="fine", item="/"),
+        ],
+        "metrics": [
+            pb.MetricSample(
+                name="storage_fs_used_percent",
+                value=97.0,
+                unit="percent",
+                labels=[pb.Label(key="mount", value="/var")],
+            ),
+            pb.MetricSample(name="storage_fs_free_bytes", value=1024.0, unit="bytes"),
+        ],
+    }
+    fields.update(overrides)
+    return pb.Entry(seq=seq, ts_unix_ms=TS_MS, result=pb.CheckResult(**fields))
+
+
+def batch(*entries: pb.Entry) -> pb.EntryBatch:
+    return pb.EntryBatch(entries=list(entries))
+
+
+def test_a_result_becomes_one_result_row_and_its_points() -> None:
+    out = decode(batch(result_entry(5)), limits=LIMITS, after_seq=4)
+    assert (out.min_seq, out.max_seq) == (5, 5)
+    assert out.results == [
+        ResultRow(
+            seq=5,
+            ts=TS,
+            check="storage.filesystem",
+            layer="storage",
+            severity="CRIT",
+            key="FS_NEARLY_FULL",
+            summary="/var: 97% used",
+            duration_ms=pytest.approx(0.4),  # type: ignore[arg-type]
+            findings_json=json.dumps(
+                [
+                    {"severity": "CRIT", "key": "FS_NEARLY_FULL", "summary": "97% used", "item": "/var"},
+                    {"severity": "OK", "key": "OK", "summary": "fine", "item": "/"},
+                ],
+                separators=(",", ":"),
+            ),
+            inspection_id=None,
+        )
+    ]
+    assert out.points == [
+        PointRow(
+            5, TS, "storage.filesystem", "storage_fs_used_percent", "percent", (("mount", "/var"),), 97.0
+        ),
+        PointRow(5, TS, "storage.filesystem", "storage_fs_free_bytes", "bytes", (), 1024.0),
+    ]
+    assert out.inventories == [] and out.health == []
+
+
+def test_inventory_health_and_unknown_kinds() -> None:
+    doc = '{"products":[{"name":"erp","version":"5.2"}]}'
+    entries = [
+        pb.Entry(seq=1, ts_unix_ms=TS_MS, inventory=pb.Inventory(document_json=doc)),
+        pb.Entry(
+            seq=2,
+            ts_unix_ms=TS_MS,
+            health=pb.AgentHealth(
+                rss_bytes=30_000_000, dropped_total=2, check_duration_ms={"host.load": 0.5}
+            ),
+        ),
+        pb.Entry(seq=3, ts_unix_ms=TS_MS),  # a kind from a newer agent: skipped, seq still counts
+    ]
+    out = decode(batch(*entries), limits=LIMITS, after_seq=0)
+    assert out.max_seq == 3 and out.min_seq == 1
+    assert out.inventories == [
+        InventoryRow(1, TS, json.loads(doc), hashlib.sha256(doc.encode()).hexdigest()),
+    ]
+    assert out.health == [
+        HealthRow(
+            2,
+            TS,
+            {
+                "cpu_seconds_total": 0.0,
+                "rss_bytes": 30_000_000,
+                "spool_depth": 0,
+                "spool_bytes": 0,
+                "dropped_total": 2,
+                "cycle_cpu_seconds": 0.0,
+                "check_duration_ms": {"host.load": 0.5},
+                "abandoned_threads": 0,
+            },
+        )
+    ]
+
+
+def test_labels_are_sorted() -> None:
+    metric = pb.MetricSample(
+        name="net_rx_bytes",
+        unit="bytes",
+        value=1,
+        labels=[pb.Label(key="iface", value="eth0"), pb.Label(key="dir", value="in")],
+    )
+    out = decode(batch(result_entry(1, metrics=[metric])), limits=LIMITS, after_seq=0)
+    assert out.points[0].labels == (("dir", "in"), ("iface", "eth0"))
+
+
+def _metric(**kw: Any) -> list[pb.MetricSample]:
+    fields: dict[str, Any] = {"name": "host_load1_ratio", "unit": "ratio", "value": 1.0}
+    fields.update(kw)
+    return [pb.MetricSample(**fields)]
+
+
+BAD_BATCHES = [
+    pytest.param(batch(), "empty batch", id="empty batch"),
+    pytest.param(batch(*(result_entry(i) for i in range(1, 12))), "more than 10", id="too many entries"),
+    pytest.param(
+        batch(result_entry(3), result_entry(3)), "seq 3 is not above the previous seq 3", id="dup seq"
+    ),
+    pytest.param(batch(result_entry(4), result_entry(2)), "seq 2 is not above", id="seq goes backwards"),
+    pytest.param(batch(result_entry(1)), "seq 1 is not above the previous seq 1", id="seq at resume point"),
+    pytest.param(batch(result_entry(2**63)), "out of range", id="seq overflows int64"),
+    pytest.param(
+        batch(pb.Entry(seq=2, ts_unix_ms=5, health=pb.AgentHealth())), "not between 2000", id="ts 1970"
+    ),
+    pytest.param(batch(result_entry(2, check="filesystem")), "is not '<layer>.<snake_case>'", id="bad check"),
+    pytest.param(batch(result_entry(2, layer="host")), "is not in layer 'host'", id="layer mismatch"),
+    pytest.param(batch(result_entry(2, key="fs full")), "UPPER_SNAKE_CASE", id="bad key"),
+    pytest.param(batch(result_entry(2, severity=9)), "severity 9", id="unknown severity"),
+    pytest.param(batch(result_entry(2, severity=0)), "severity 0", id="unspecified severity"),
+    pytest.param(batch(result_entry(2, summary="x" * 9000)), "more than 8192", id="summary too long"),
+    pytest.param(batch(result_entry(2, summary="a\x00b")), "NUL", id="NUL in summary"),
+    pytest.param(batch(result_entry(2, duration_ms=float("nan"))), "not a finite", id="NaN duration"),
+    pytest.param(batch(result_entry(2, duration_ms=-1.0)), "negative", id="negative duration"),
+    pytest.param(batch(result_entry(2, inspection_id="a b;drop")), "inspection_id", id="bad inspection id"),
+    pytest.param(batch(result_entry(2, metrics=_metric(value=float("inf")))), "finite", id="inf value"),
+    pytest.param(batch(result_entry(2, metrics=_metric(value=float("nan")))), "finite", id="NaN value"),
+    pytest.param(batch(result_entry(2, metrics=_metric(name="Load"))), "snake_case", id="bad metric name"),
+    pytest.param(
+        batch(result_entry(2, metrics=_metric(name="host_load1_seconds"))), "end with its unit", id="unit"
+    ),
+    pytest.param(batch(result_entry(2, metrics=_metric(unit="Ratio!"))), "unit", id="bad unit"),
+    pytest.param(
+        batch(result_entry(2, metrics=_metric(name="a_" * 120 + "ratio"))), "at most 200", id="long name"
+    ),
+    pytest.param(
+        batch(result_entry(2, metrics=_metric() * 6)), "6 metrics, more than 5", id="too many metrics"
+    ),
+    pytest.param(
+        batch(result_entry(2, metrics=_metric(labels=[pb.Label(key=f"k{i}", value="v") for i in range(4)]))),
+        "4 labels, more than 3",
+        id="too many labels",
+    ),
+    pytest.param(
+        batch(result_entry(2, metrics=_metric(labels=[pb.Label(key="k", value="1"), pb.Label(key="k")]))),
+        "appears twice",
+        id="duplicate label",
+    ),
+    pytest.param(
+        batch(result_entry(2, metrics=_metric(labels=[pb.Label(key="Bad-Key", value="1")]))),
+        "label key",
+        id="bad label key",
+    ),
+    pytest.param(
+        batch(result_entry(2, metrics=_metric(labels=[pb.Label(key="k", value="v" * 2000)]))),
+        "more than 1024",
+        id="long label value",
+    ),
+    pytest.param(
+        batch(result_entry(2, findings=[pb.Finding(severity=pb.SEVERITY_OK, key="OK", summary="s")] * 4)),
+        "4 findings",
+        id="too many findings",
+    ),
+    pytest.param(
+        batch(result_entry(2, findings=[pb.Finding(severity=pb.SEVERITY_OK, key="ok", summary="s")])),
+        "finding 0: key",
+        id="bad finding key",
+    ),
+    pytest.param(
+        batch(pb.Entry(seq=2, ts_unix_ms=TS_MS, inventory=pb.Inventory(document_json="[1]"))),
+        "not a JSON object",
+        id="inventory not an object",
+    ),
+    pytest.param(
+        batch(pb.Entry(seq=2, ts_unix_ms=TS_MS, inventory=pb.Inventory(document_json="{"))),
+        "not valid JSON",
+        id="inventory broken JSON",
+    ),
+    pytest.param(
+        batch(pb.Entry(seq=2, ts_unix_ms=TS_MS, inventory=pb.Inventory(document_json="[" * 100_000))),
+        "not valid JSON",
+        id="inventory nested too deep",
+    ),
+    pytest.param(
+        batch(pb.Entry(seq=2, ts_unix_ms=TS_MS, inventory=pb.Inventory(document_json="{}", sha256="0" * 64))),
+        "does not match",
+        id="inventory wrong digest",
+    ),
+    pytest.param(
+        batch(pb.Entry(seq=2, ts_unix_ms=TS_MS, health=pb.AgentHealth(cpu_seconds_total=float("nan")))),
+        "cpu_seconds_total",
+        id="health NaN",
+    ),
+    pytest.param(
+        batch(pb.Entry(seq=2, ts_unix_ms=TS_MS, health=pb.AgentHealth(check_duration_ms={"x y": 1.0}))),
+        "not a check name",
+        id="health bad check name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("bad", "message"), BAD_BATCHES)
+def test_hostile_batches_are_rejected_whole(bad: pb.EntryBatch, message: str) -> None:
+    with pytest.raises(IngestError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        decode(bad, limits=LIMITS, after_seq=1)
+
+
+def test_the_error_names_the_offending_seq() -> None:
+    good, bad = result_entry(2), result_entry(3, key="nope")
+    with pytest.raises(IngestError, match=r"entry 1 \(seq 3\)"):
+        decode(batch(good, bad), limits=LIMITS, after_seq=1)
+
+
+def test_gap_reports() -> None:
+    report = pb.GapReport(
+        gaps=[pb.Gap(first_seq=10, last_seq=19, count=10, reason="spool_full", dropped_at_unix_ms=TS_MS)]
+    )
+    assert decode_gaps(report) == [GapRow(10, 19, 10, "spool_full", TS)]
+
+
+@pytest.mark.parametrize(
+    ("gap", "message"),
+    [
+        pytest.param(pb.Gap(first_seq=0, last_seq=1, count=1, dropped_at_unix_ms=TS_MS), "range", id="seq 0"),
+        pytest.param(
+            pb.Gap(first_seq=5, last_seq=4, count=1, dropped_at_unix_ms=TS_MS), "range", id="reversed"
+        ),
+        pytest.param(pb.Gap(first_seq=1, last_seq=2, count=3, dropped_at_unix_ms=TS_MS), "count", id="count"),
+        pytest.param(
+            pb.Gap(first_seq=1, last_seq=2, count=1, reason="DROP!", dropped_at_unix_ms=TS_MS),
+            "reason",
+            id="bad reason",
+        ),
+        pytest.param(pb.Gap(first_seq=1, last_seq=2, count=1), "dropped_at", id="no timestamp"),
+    ],
+)
+def test_bad_gaps_are_rejected(gap: pb.Gap, message: str) -> None:
+    with pytest.raises(IngestError, match=message):
+        decode_gaps(pb.GapReport(gaps=[gap]))
+
+
+def test_hello_facts() -> None:
+    hello = pb.Hello(
+        agent_id="a1",
+        agent_version="0.1.0",
+        hostname="web1",
+        labels={"role": "db"},
+        facts=pb.HostFacts(
+            os_id="debian",
+            os_version="12",
+            kernel="6.1.0",
+            arch="x86_64",
+            cpu_count=2,
+            memory_bytes=2**31,
+            boot_time_unix_ms=TS_MS,
+        ),
+    )
+    assert decode_hello(hello) == HostFactsRow(
+        hostname="web1",
+        agent_version="0.1.0",
+        labels={"role": "db"},
+        os_id="debian",
+        os_version="12",
+        kernel="6.1.0",
+        arch="x86_64",
+        cpu_count=2,
+        memory_bytes=2**31,
+        boot_time=TS,
+    )
+
+
+@pytest.mark.parametrize(
+    ("hello", "message"),
+    [
+        pytest.param(pb.Hello(hostname="h" * 300), "more than 256", id="long hostname"),
+        pytest.param(pb.Hello(labels={"Role": "db"}), "label key", id="bad label key"),
+        pytest.param(pb.Hello(labels={f"k{i}": "v" for i in range(65)}), "65 labels", id="too many labels"),
+        pytest.param(pb.Hello(facts=pb.HostFacts(boot_time_unix_ms=-1)), "boot_time", id="negative boot"),
+        pytest.param(pb.Hello(facts=pb.HostFacts(memory_bytes=2**64 - 1)), "memory_bytes", id="huge memory"),
+    ],
+)
+def test_bad_hellos_are_rejected(hello: pb.Hello, message: str) -> None:
+    with pytest.raises(IngestError, match=message):
+        decode_hello(hello)
