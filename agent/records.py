@@ -17,15 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from checks.api import Metric, Result, Severity
 
 __all__ = ["CheckRecord", "MetricRecord", "ResultRecord"]
 
 
-@dataclass(frozen=True, slots=True)
-class MetricRecord:
+class MetricRecord(NamedTuple):
     name: str
     value: float
     unit: str
@@ -35,8 +34,7 @@ class MetricRecord:
         return {"name": self.name, "value": self.value, "unit": self.unit, "labels": dict(self.labels)}
 
 
-@dataclass(frozen=True, slots=True)
-class ResultRecord:
+class ResultRecord(NamedTuple):
     severity: str
     key: str
     summary: str

@@ -20,6 +20,7 @@ A check's run becomes exactly one of:
 from __future__ import annotations
 
 import collections
+import contextlib
 import enum
 import logging
 import queue
@@ -521,14 +522,21 @@ def run_all(
     state: StateStore,
     max_workers: int = 4,
     secrets: Sequence[str] = (),
+    pool: WorkerPool[CheckOutcome] | None = None,
 ) -> RunReport:
-    """Run ``plans`` once, concurrently on a bounded pool, each cut off at its timeout.
+    """Run ``plans`` once, on a bounded pool, each cut off at its timeout.
 
     Calls ``probe.new_cycle()`` first so the checks share one cycle's memoised data.
     Commits each finished check's store into ``state`` (saving is the caller's job).
+    ``pool`` (created with ``wake_when_idle=True``) may be reused across runs; without
+    one a pool is made for this run and shut down after it.
     """
     probe.new_cycle()
-    pool: WorkerPool[CheckOutcome] = WorkerPool(max_workers)
+    own_pool = pool is None
+    if pool is None:
+        pool = WorkerPool(max_workers, wake_when_idle=True)
+    if not pool.wake_when_idle:
+        raise ValueError("run_all needs a pool created with wake_when_idle=True")
     by_name = {plan.name: plan for plan in plans}
     for plan in plans:
         store = state.checkout(plan.name)
@@ -537,15 +545,17 @@ def run_all(
     pending = set(by_name)
     outcomes: list[CheckOutcome] = []
     while pending:
+        # Woken once when the pool runs dry (not once per check: every wake-up of this
+        # thread competes with the workers for the GIL), or at the next deadline.
         deadline = pool.next_deadline()
         wait = None if deadline is None else max(0.0, deadline - pool.clock()) + 0.001
-        try:
-            task = pool.completions.get(timeout=wait)
-        except queue.Empty:
-            task = None  # a deadline passed: expire() below
-        if task is not None and task.state is TaskState.DONE and task.name in pending:
-            pending.discard(task.name)
-            outcomes.append(_task_outcome(task, by_name[task.name], secrets))
+        with contextlib.suppress(queue.Empty):
+            pool.completions.get(timeout=wait)
+        while pool.finished:
+            task = pool.finished.popleft()
+            if task.state is TaskState.DONE and task.name in pending:
+                pending.discard(task.name)
+                outcomes.append(_task_outcome(task, by_name[task.name], secrets))
         for expired in pool.expire():
             if expired.name in pending:
                 pending.discard(expired.name)
@@ -555,7 +565,7 @@ def run_all(
                 outcomes.append(
                     CheckOutcome(plan.name, OutcomeKind.TIMEOUT, record, None, None, 0.0, elapsed)
                 )
-    abandoned = pool.shutdown()
+    abandoned = pool.shutdown() if own_pool else pool.abandoned_now
     for outcome in outcomes:
         if outcome.store is not None:
             state.commit(outcome.check, outcome.store)

@@ -38,7 +38,7 @@ NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_e
 CYCLE_PROBE = r"""
 import json, resource, statistics, sys
 from agent.config import default_config
-from agent.runner import AgentProbe, run_all
+from agent.runner import AgentProbe, WorkerPool, run_all
 from agent.state import StateStore
 
 def cpu():
@@ -49,11 +49,12 @@ cycles, workers = int(sys.argv[1]), int(sys.argv[2])
 loaded = default_config()
 plans = [p for p in loaded.plans if p.enabled]
 probe, state = AgentProbe(), StateStore(None)
-run_all(plans, probe, state, workers)  # warm-up: rates need a previous reading
+pool = WorkerPool(workers, wake_when_idle=True)  # the daemon keeps its threads too
+run_all(plans, probe, state, workers, pool=pool)  # warm-up: rates need a previous reading
 samples, report = [], None
 for _ in range(cycles):
     before = cpu()
-    report = run_all(plans, probe, state, workers)
+    report = run_all(plans, probe, state, workers, pool=pool)
     samples.append(cpu() - before)
 per_check = {}
 for outcome in report.outcomes:

@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -149,22 +149,29 @@ _VALID_NAMES: set[tuple[str, Unit]] = set()
 _VALID_LABELS: set[str] = set()
 
 
-@dataclass(frozen=True, slots=True)
-class Metric:
-    """One measured value. Labels are stored as sorted ``(key, value)`` pairs."""
-
+class _MetricFields(NamedTuple):
     name: str
     value: float
     unit: Unit
-    labels: tuple[tuple[str, str], ...] = ()
+    labels: tuple[tuple[str, str], ...]
 
-    def __init__(
-        self,
+
+class Metric(_MetricFields):
+    """One measured value. Labels are stored as sorted ``(key, value)`` pairs.
+
+    A validated tuple: a cycle builds hundreds of these, and a tuple costs a third of
+    a frozen dataclass to construct.
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
         name: str,
         value: float,
         unit: Unit,
         labels: Mapping[str, str] | tuple[tuple[str, str], ...] = (),
-    ) -> None:
+    ) -> Metric:
         if (name, unit) not in _VALID_NAMES:  # validate each name once per process: hot path
             _validate_metric_name(name, unit)
             _VALID_NAMES.add((name, unit))
@@ -182,10 +189,7 @@ class Metric:
                     raise ValueError(f"metric {name!r}: label {key!r} must be a string, got {val!r}")
         else:
             pairs = ()
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "value", value)
-        object.__setattr__(self, "unit", unit)
-        object.__setattr__(self, "labels", pairs)
+        return tuple.__new__(cls, (name, value, unit, pairs))
 
     @property
     def label_dict(self) -> dict[str, str]:

@@ -169,18 +169,24 @@ class Probe:
 
 
 def read_file_bytes(path: str, limit: int = MAX_COMMAND_OUTPUT) -> bytes:
-    """Read up to ``limit`` bytes of ``path`` with bare system calls."""
+    """Read up to ``limit`` bytes of ``path`` with bare system calls.
+
+    A read shorter than asked for is taken as the end of the file, as it is for regular
+    files and for the kernel's ``/proc`` and ``/sys`` files (which fill the buffer
+    until their end): one ``read`` per small file instead of two.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         chunks: list[bytes] = []
         remaining = limit
         while remaining > 0:
-            chunk = os.read(fd, min(remaining, 65536))
-            if not chunk:
-                break
+            want = min(remaining, 65536)
+            chunk = os.read(fd, want)
             chunks.append(chunk)
             remaining -= len(chunk)
-        return b"".join(chunks)
+            if len(chunk) < want:
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         os.close(fd)
 

@@ -105,6 +105,23 @@ def parse_open_files_limit(text: str, path: str) -> int | None:
     raise ValueError(f"{path}: no 'Max open files' line (truncated file?)")
 
 
+def kernel_at_least(release: str, major: int, minor: int) -> bool:
+    """Compare a kernel release string such as ``6.1.0-18-amd64`` with ``major.minor``.
+
+    >>> kernel_at_least("6.1.0-18-amd64", 6, 2), kernel_at_least("6.18.44-fc", 6, 2)
+    (False, True)
+    """
+    parts = release.split(".", 2)
+    try:
+        found = (int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0))
+    except (IndexError, ValueError):
+        return False
+    return found >= (major, minor)
+
+
+_FD_DIR_SIZE_IS_COUNT = kernel_at_least(os.uname().release, 6, 2)
+
+
 def collect_file_descriptors(probe: Probe, params: FileDescriptorsParams) -> FdSection:
     allocated, maximum = parse_file_nr(probe.read_text("/proc/sys/fs/file-nr"))
     proc_dir = str(probe.path("/proc"))
@@ -114,12 +131,13 @@ def collect_file_descriptors(probe: Probe, params: FileDescriptorsParams) -> FdS
     # instead of reading the directory (about 4x cheaper). Only for a root agent on the
     # live host: stat() needs no read permission, so an unprivileged agent would learn
     # counts it may not see, and fixture trees are ordinary directories.
-    fast_count = probe.is_host_root and os.geteuid() == 0
+    fast_count = probe.is_host_root and os.geteuid() == 0 and _FD_DIR_SIZE_IS_COUNT
     for proc in process_table(probe):
         try:
             fd_dir = f"{proc_dir}/{proc.pid}/fd"
-            count = os.stat(fd_dir).st_size if fast_count else 0
-            if count <= 0:  # older kernels report 0: count the entries
+            if fast_count:
+                count = os.stat(fd_dir).st_size
+            else:
                 with os.scandir(fd_dir) as entries:
                     count = sum(1 for _ in entries)
         except PermissionError:
