@@ -38,7 +38,10 @@ def test_systemd_unit_is_unprivileged_and_hardened():
     assert service["ExecStart"].endswith("diag-agent run --config /etc/diag-agent/agent.yaml")
     assert service["StateDirectory"] == "diag-agent"
     assert service["ReadWritePaths"] == "/var/lib/diag-agent"
-    assert service["CapabilityBoundingSet"] == ""
+    # Least privilege: only the kernel log (host.kernel_events, host.oom_kills).
+    assert service["CapabilityBoundingSet"] == "CAP_SYSLOG"
+    assert service["AmbientCapabilities"] == "CAP_SYSLOG"
+    assert service["DevicePolicy"] == "closed" and service["DeviceAllow"] == "/dev/kmsg r"
     assert service["Restart"] == "on-failure"
     for key in ("NoNewPrivileges", "ProtectHome", "PrivateTmp"):
         assert service[key] == "yes"

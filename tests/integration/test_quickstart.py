@@ -1,0 +1,53 @@
+"""The README's first command: a collector plus a local agent, real processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_quickstart(state: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collector.cli",
+            "quickstart",
+            "--state-dir",
+            str(state),
+            "--grpc-port",
+            "0",
+            "--http-port",
+            "0",
+            "--exit-after-first-results",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def test_quickstart_streams_local_results_and_reuses_its_credentials(tmp_path):
+    state = tmp_path / "qs"
+    first = run_quickstart(state)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "first results stored for" in first.stdout
+    assert "export DIAG_SERVER=http://127.0.0.1:" in first.stdout
+    assert "stopped." in first.stdout
+    creds = json.loads((state / "credentials.json").read_text())
+    # Secrets stay private to the user who ran it.
+    assert (state / "credentials.json").stat().st_mode & 0o077 == 0
+    assert (state / "agent.yaml").stat().st_mode & 0o077 == 0
+    # The agent token never reaches the logs; the engineer token is printed once, on purpose.
+    assert creds["agent_token"] not in first.stdout + first.stderr
+
+    second = run_quickstart(state)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert json.loads((state / "credentials.json").read_text()) == creds
