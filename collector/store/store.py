@@ -630,8 +630,23 @@ class Store:
         now = self._clock()
         with self._write() as conn:
             self._lock_agent(conn, agent)
+            insert = self._insert(gaps)
+            grown = insert.excluded
+            # A range the agent reports again may have grown (it kept dropping): keep the
+            # larger extent, never the older, smaller one.
+            upsert = insert.on_conflict_do_update(
+                index_elements=["agent_id", "first_seq"],
+                set_={
+                    "last_seq": sa.case(
+                        (grown.last_seq > gaps.c.last_seq, grown.last_seq), else_=gaps.c.last_seq
+                    ),
+                    "count": sa.case(
+                        (grown["count"] > gaps.c["count"], grown["count"]), else_=gaps.c["count"]
+                    ),
+                },
+            )
             conn.execute(
-                self._insert(gaps).on_conflict_do_nothing(index_elements=["agent_id", "first_seq"]),
+                upsert,
                 [
                     {
                         "agent_id": agent.agent_id,

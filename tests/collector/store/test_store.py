@@ -297,6 +297,17 @@ def test_gaps_are_idempotent(store: Store) -> None:
         store.record_gaps(agent, [GapRow(5, 4, 0, "spool_full", T0)])
 
 
+def test_a_gap_reported_again_keeps_its_larger_extent(store: Store) -> None:
+    # The spool kept dropping after its first report: the grown range replaces the old
+    # one, and a stale, smaller re-report never shrinks it.
+    agent, _ = store.enroll_agent("acme", host="web1")
+    store.record_gaps(agent, [GapRow(10, 19, 10, "spool_full", T0)])
+    store.record_gaps(agent, [GapRow(10, 29, 20, "spool_full", T0)])
+    store.record_gaps(agent, [GapRow(10, 15, 6, "spool_full", T0)])
+    listed = store.gaps(Scope.of("acme"), "web1")
+    assert [(g.first_seq, g.last_seq, g.count) for g in listed] == [(10, 29, 20)]
+
+
 def _inventory(seq: int, products: object, sha: str) -> IngestBatch:
     doc = {"os": "debian", "products": products}
     return IngestBatch(seq, seq, [], [], [InventoryRow(seq, T0 + seq, doc, sha)], [])
