@@ -191,10 +191,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"127.0.0.1:{grpc_port}",
                 "--http-listen",
                 f"127.0.0.1:{http_port}",
-            ]
+            ],
+            start_new_session=True,  # Ctrl-C reaches only us: we stop the agent first, then this
         )
         _wait_http(f"{http}/healthz", collector, 60)
-        agent = subprocess.Popen([*exe, "agent", "run", "--config", str(agent_config)])
+        agent = subprocess.Popen(
+            [*exe, "agent", "run", "--config", str(agent_config)], start_new_session=True
+        )
         print(f"collector: gRPC 127.0.0.1:{grpc_port}, HTTP {http} (API {http}/api/v1, docs {http}/docs)")
         print("waiting for the local agent's first results ...", flush=True)
         hosts = _wait_first_results(http, creds, 90)
