@@ -76,33 +76,42 @@ class CheckRecord:
         metrics: Iterable[Metric],
         inspection_id: str | None = None,
     ) -> CheckRecord:
-        result_list = list(results)
+        result_list = results if type(results) is list else list(results)
         if not result_list:
             result_list = [Result(Severity.OK, "OK", "No findings")]
-        worst = max(result_list, key=lambda r: r.severity.rank)
-        problems = [r for r in result_list if r.severity is not Severity.OK]
-        if problems:
-            problems.sort(key=lambda r: -r.severity.rank)
-            summary = "; ".join(_label(r) for r in problems[:5])
-            if len(problems) > 5:
-                summary += f"; and {len(problems) - 5} more"
+        if len(result_list) == 1:
+            worst = result_list[0]
+            summary = _label(worst)
         else:
-            summary = "; ".join(_label(r) for r in result_list[:3])
-            if len(result_list) > 3:
-                summary += f"; and {len(result_list) - 3} more OK"
+            # First of the most severe, as max() gives. ``_value_`` is a plain attribute;
+            # an Enum's ``value``, ``rank`` and ``__hash__`` each cost a Python call.
+            worst = max(result_list, key=lambda r: _RANK[r.severity._value_])
+            problems = [r for r in result_list if r.severity is not Severity.OK]
+            if problems:
+                problems.sort(key=lambda r: -_RANK[r.severity._value_])
+                summary = "; ".join(_label(r) for r in problems[:5])
+                if len(problems) > 5:
+                    summary += f"; and {len(problems) - 5} more"
+            else:
+                summary = "; ".join(_label(r) for r in result_list[:3])
+                if len(result_list) > 3:
+                    summary += f"; and {len(result_list) - 3} more OK"
         return cls(
-            check=check,
-            layer=layer,
-            ts=ts,
-            duration_ms=round(duration_ms, 3),
-            severity=worst.severity.value,
-            key=worst.key,
-            summary=summary,
-            results=tuple(
-                ResultRecord(r.severity.value, r.key, r.summary, r.item, r.details) for r in result_list
+            check,
+            layer,
+            ts,
+            round(duration_ms, 3),
+            worst.severity._value_,
+            worst.key,
+            summary,
+            tuple(
+                [
+                    _new(ResultRecord, (r.severity._value_, r.key, r.summary, r.item, r.details))
+                    for r in result_list
+                ]
             ),
-            metrics=tuple(MetricRecord(m.name, m.value, m.unit.value, m.labels) for m in metrics),
-            inspection_id=inspection_id,
+            tuple([_new(MetricRecord, (m[0], m[1], m[2]._value_, m[3])) for m in metrics]),
+            inspection_id,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,6 +157,10 @@ class CheckRecord:
             ),
             inspection_id=data.get("inspection_id"),
         )
+
+
+_RANK = {severity.value: severity.rank for severity in Severity}
+_new = tuple.__new__
 
 
 def _label(result: Result) -> str:

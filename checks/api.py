@@ -17,10 +17,10 @@ Metric(name='host_load1_per_core_ratio', value=0.5, unit=<Unit.RATIO: 'ratio'>, 
 from __future__ import annotations
 
 import enum
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -145,8 +145,11 @@ def _validate_metric_name(name: str, unit: Unit) -> None:
         raise ValueError(f"metric name {name!r} must end with its unit: _{unit.value}")
 
 
-_VALID_NAMES: set[tuple[str, Unit]] = set()
+_VALID_NAMES: dict[str, Unit] = {}
+"""Metric names already validated, with their unit (keyed by the name: an Enum member's
+``__hash__`` runs in Python, a string's does not)."""
 _VALID_LABELS: set[str] = set()
+_VALID_KEYS: set[str] = set()
 
 
 class _MetricFields(NamedTuple):
@@ -172,20 +175,22 @@ class Metric(_MetricFields):
         unit: Unit,
         labels: Mapping[str, str] | tuple[tuple[str, str], ...] = (),
     ) -> Metric:
-        if (name, unit) not in _VALID_NAMES:  # validate each name once per process: hot path
+        if _VALID_NAMES.get(name) is not unit:  # validate each name once per process: hot path
             _validate_metric_name(name, unit)
-            _VALID_NAMES.add((name, unit))
+            _VALID_NAMES[name] = unit
         value = float(value)
-        if not math.isfinite(value):
+        if not isfinite(value):
             raise ValueError(f"metric {name!r}: value {value!r} is not a finite number")
         if labels:
-            pairs = tuple(sorted(labels.items() if isinstance(labels, Mapping) else labels))
+            # ``type() is dict`` first: the Mapping ABC check is the slow path.
+            items = labels.items() if type(labels) is dict or isinstance(labels, Mapping) else labels
+            pairs = tuple(sorted(items))
             for key, val in pairs:
                 if key not in _VALID_LABELS:
                     if not _NAME_RE.match(key):
                         raise ValueError(f"metric {name!r}: label {key!r} is not snake_case")
                     _VALID_LABELS.add(key)
-                if not isinstance(val, str):
+                if type(val) is not str and not isinstance(val, str):
                     raise ValueError(f"metric {name!r}: label {key!r} must be a string, got {val!r}")
         else:
             pairs = ()
@@ -212,8 +217,10 @@ class Result:
     details: str | None = None
 
     def __post_init__(self) -> None:
-        if not _KEY_RE.match(self.key):
-            raise ValueError(f"result key {self.key!r} must be UPPER_SNAKE_CASE")
+        if self.key not in _VALID_KEYS:  # a cycle builds dozens of results with a few keys
+            if not _KEY_RE.match(self.key):
+                raise ValueError(f"result key {self.key!r} must be UPPER_SNAKE_CASE")
+            _VALID_KEYS.add(self.key)
         if not isinstance(self.severity, Severity):
             raise ValueError(f"result severity {self.severity!r} is not a Severity")
 

@@ -14,6 +14,7 @@ directly, so a test hands them a probe rooted in a fixture tree
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import subprocess
@@ -26,6 +27,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 __all__ = ["CommandResult", "CommandTimeout", "Probe", "read_file_bytes"]
+
+_ABSENT_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP})
+"""The errors ``Path.exists`` reads as "does not exist"."""
 
 MAX_COMMAND_OUTPUT = 1 << 20
 """Bytes of a command's stdout/stderr kept; a plugin printing more is cut, not buffered."""
@@ -100,7 +104,17 @@ class Probe:
         return read_file_bytes(self.fspath(absolute), limit)
 
     def exists(self, absolute: str) -> bool:
-        return self.path(absolute).exists()
+        """As ``Path.exists`` (False when absent, an error such as EACCES raises), without
+        building a Path."""
+        try:
+            os.stat(self.fspath(absolute))
+        except OSError as exc:
+            if exc.errno in _ABSENT_ERRNOS:
+                return False
+            raise
+        except ValueError:
+            return False  # an embedded NUL: no such file, as Path.exists says
+        return True
 
     def listdir(self, absolute: str) -> list[str]:
         return os.listdir(self.fspath(absolute))

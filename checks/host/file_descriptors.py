@@ -11,8 +11,10 @@ with EMFILE.
 
 This is the one check that reads ``/proc/<pid>/`` itself. Processes whose ``fd``
 directory the agent may not read (other users' processes when not root) are skipped
-and counted in ``host_fd_unreadable_processes_count``. Measured cost: about 7 µs per
-process (0.7 ms for 95 processes), hence a default interval of 300 s.
+and counted in ``host_fd_unreadable_processes_count``. Kernel threads have no
+descriptors: a root agent on the live host counts them as scanned without a look.
+Measured cost: about 3 µs per user process (``stat`` of its ``fd`` directory, Linux
+6.2+ as root) on top of the shared process table; default interval 300 s.
 
 Sample of what :func:`collect_file_descriptors` returns::
 
@@ -124,7 +126,7 @@ _FD_DIR_SIZE_IS_COUNT = kernel_at_least(os.uname().release, 6, 2)
 
 def collect_file_descriptors(probe: Probe, params: FileDescriptorsParams) -> FdSection:
     allocated, maximum = parse_file_nr(probe.read_text("/proc/sys/fs/file-nr"))
-    proc_dir = str(probe.path("/proc"))
+    proc_dir = probe.fspath("/proc")
     scanned = unreadable = 0
     checked: list[ProcessFds] = []
     # Since Linux 6.2 the size of /proc/<pid>/fd is its number of entries: one stat()
@@ -132,7 +134,15 @@ def collect_file_descriptors(probe: Probe, params: FileDescriptorsParams) -> FdS
     # live host: stat() needs no read permission, so an unprivileged agent would learn
     # counts it may not see, and fixture trees are ordinary directories.
     fast_count = probe.is_host_root and os.geteuid() == 0 and _FD_DIR_SIZE_IS_COUNT
+    # A kernel thread has no open files (its fd directory is empty), and on most hosts
+    # kernel threads are most of the table: count them as scanned without the stat().
+    # Only where stat() would have told the same (root, live host): an unprivileged
+    # agent must still find their fd directories unreadable.
+    skip_kernel_threads = fast_count and params.min_fds_to_check > 0
     for proc in process_table(probe):
+        if skip_kernel_threads and proc.kernel_thread:
+            scanned += 1
+            continue
         try:
             fd_dir = f"{proc_dir}/{proc.pid}/fd"
             if fast_count:

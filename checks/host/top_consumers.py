@@ -85,7 +85,10 @@ def evaluate_top_consumers(
 ) -> Iterator[Result | Metric]:
     previous: dict[str, int] = store.get("ticks") or {}
     then = store.get("time")
-    store["ticks"] = {p.identity: p.cpu_ticks for p in section.processes}
+    # ProcessInfo.identity and .cpu_ticks, inlined: this runs for every process.
+    identities = [f"{p.pid}:{p.start_ticks}" for p in section.processes]
+    ticks = [p.utime_ticks + p.stime_ticks for p in section.processes]
+    store["ticks"] = dict(zip(identities, ticks, strict=True))
     store["time"] = section.now
     cores = max(section.cores, 1)
 
@@ -93,9 +96,9 @@ def evaluate_top_consumers(
     cpu: list[tuple[float, ProcessInfo]] = []
     elapsed = section.now - then if isinstance(then, int | float) and previous else 0.0
     if elapsed > 0:
-        for proc in section.processes:
+        for proc, identity, now_ticks in zip(section.processes, identities, ticks, strict=True):
             # Absent from the previous run means started since: all its ticks fall in this window.
-            delta = proc.cpu_ticks - previous.get(proc.identity, 0)
+            delta = now_ticks - previous.get(identity, 0)
             if delta > 0:
                 cpu.append((100.0 * delta / section.clock_ticks / elapsed, proc))
         cpu.sort(key=lambda pair: pair[0], reverse=True)

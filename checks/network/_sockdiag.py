@@ -282,6 +282,10 @@ def _summary(counts: dict[int, list[int]], listeners: list[ListenSocket] | None)
     )
 
 
+_FULL_WANTED: set[int] = set()
+"""``id()`` of probes whose last cycle asked for a full dump (few: one per agent probe)."""
+
+
 def tcp_sockets(probe: Probe, *, listen_only: bool = False) -> SockDiagOutcome:
     """The TCP socket summary for this cycle, shared by every check that needs it.
 
@@ -298,6 +302,16 @@ def tcp_sockets(probe: Probe, *, listen_only: bool = False) -> SockDiagOutcome:
     full = probe.cache.get(full_key)
     if listen_only and isinstance(full, SockDiagOutcome):
         return full
+    if not listen_only:
+        if len(_FULL_WANTED) >= 64:
+            _FULL_WANTED.clear()  # many short-lived probes (tests): keep the set small
+        _FULL_WANTED.add(id(probe))
+    elif id(probe) in _FULL_WANTED:
+        # Last cycle someone wanted the full dump, and a check asking for LISTEN alone runs
+        # first: dump everything now so the later full request is served from the memo,
+        # instead of two netlink dumps. Forgotten unless the full request comes again.
+        _FULL_WANTED.discard(id(probe))
+        listen_only = False
 
     def load() -> SockDiagOutcome:
         if not probe.is_host_root:

@@ -226,7 +226,7 @@ def statvfs_cached(probe: Probe, mountpoint: str) -> FsUsage | OSError:
         pass  # first look at this mount in this cycle
     result: FsUsage | OSError
     try:
-        st = os.statvfs(probe.path(mountpoint))
+        st = os.statvfs(probe.fspath(mountpoint))
     except OSError as exc:  # EACCES, ENOENT, ESTALE, EIO: reported per mount, the others go on
         result = exc
     else:

@@ -264,3 +264,62 @@ def test_result_records_carry_severity_of_the_worst_result():
     outcome = execute_check(plans("host.test_warn")[0], AgentProbe(), {})
     assert outcome.record is not None
     assert (outcome.record.severity, outcome.record.key) == (Severity.WARN.value, "TEST_WARN")
+
+
+def test_agent_probe_keeps_kernel_files_open_and_reads_them_afresh():
+    probe = AgentProbe()
+    first = probe.read_text("/proc/uptime")
+    assert "/proc/uptime" in probe._kept
+    time.sleep(0.02)
+    second = probe.read_text("/proc/uptime")
+    assert float(second.split()[0]) > float(first.split()[0])  # generated again, not a cached copy
+    probe.read_text("/etc/hostname")  # a regular file may be replaced by rename: never kept
+    assert "/etc/hostname" not in probe._kept
+
+
+def test_agent_probe_drops_a_failing_kept_file_and_reads_it_by_path(monkeypatch):
+    import errno
+    import os
+
+    probe = AgentProbe()
+    probe.read_text("/proc/loadavg")
+    kept_fd = probe._kept["/proc/loadavg"]
+    real_pread = os.pread
+    failed: list[int] = []
+
+    def pread(fd: int, size: int, offset: int) -> bytes:
+        if fd == kept_fd and not failed:
+            failed.append(fd)
+            raise OSError(errno.ENODEV, "No such device")  # what a removed sysfs node answers
+        return real_pread(fd, size, offset)
+
+    monkeypatch.setattr("agent.runner.os.pread", pread)
+    assert probe.read_text("/proc/loadavg").count(" ") == 4  # read by path instead
+    assert failed == [kept_fd]
+    assert "/proc/loadavg" in probe._kept  # the fresh descriptor is kept in its place
+    assert probe.read_text("/proc/loadavg").count(" ") == 4
+
+
+def test_agent_probe_errors_are_those_of_a_fresh_read(tmp_path):
+    probe = AgentProbe()
+    with pytest.raises(FileNotFoundError):
+        probe.read_text("/proc/sys/kernel/no_such_sysctl")
+    assert "/proc/sys/kernel/no_such_sysctl" not in probe._kept
+    rooted = AgentProbe(root=tmp_path)  # a fixture tree: ordinary files, nothing kept
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "loadavg").write_text("0.1 0.2 0.3 1/2 3\n")
+    assert rooted.read_text("/proc/loadavg").startswith("0.1")
+    assert rooted._kept == {}
+
+
+def test_agent_probe_closes_its_kept_files_when_dropped():
+    import gc
+    import os
+
+    probe = AgentProbe()
+    probe.read_text("/proc/meminfo")
+    fd = probe._kept["/proc/meminfo"]
+    del probe
+    gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)

@@ -126,6 +126,30 @@ def test_tcp_sockets_memoises_and_serves_listen_only_from_a_full_dump():
     assert listen_only is not full and listen_only.summary is not None
 
 
+def test_listen_only_first_does_the_full_dump_when_the_last_cycle_wanted_one():
+    # host.listening_ports runs before network.tcp_states: one netlink dump serves both.
+    probe = Probe()
+    tcp_sockets(probe, listen_only=True)
+    tcp_sockets(probe)
+    assert {"network:sock_diag:tcp:listen", "network:sock_diag:tcp"} <= probe.cache.keys()
+    probe.new_cycle()
+    listeners = tcp_sockets(probe, listen_only=True)
+    assert probe.cache.get("network:sock_diag:tcp") is listeners
+    assert "network:sock_diag:tcp:listen" not in probe.cache
+    assert tcp_sockets(probe) is listeners
+    # Without a full request in a cycle (network.tcp_states disabled), the next cycle
+    # goes back to the LISTEN-only dump.
+    probe.new_cycle()
+    tcp_sockets(probe, listen_only=True)
+    assert set(probe.cache) == {"network:sock_diag:tcp"}
+    probe.new_cycle()
+    tcp_sockets(probe, listen_only=True)
+    assert set(probe.cache) == {"network:sock_diag:tcp:listen"}
+    probe.new_cycle()
+    tcp_sockets(probe, listen_only=True)
+    assert set(probe.cache) == {"network:sock_diag:tcp:listen"}
+
+
 def test_tcp_sockets_refuses_to_describe_a_fixture_tree():
     outcome = tcp_sockets(fixture_probe("net-basic"))
     assert outcome.summary is None
