@@ -346,7 +346,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     products = config.inventory.products
     # The spool is the only hand-over: the streamer reads it on its own thread, is woken
     # by SpoolSink(on_write=...) and deletes entries only once the collector acknowledged
-    # them. grpc is imported only when a collector is configured (it costs ~20 MB RSS).
+    # them. The agent never imports grpcio (~18 MB RSS): agent/grpc_h2.py speaks gRPC
+    # over HTTP/2 with the small h2 library, imported only when a collector is configured.
     streamer = _start_streamer(config, spool)
     scheduler = Scheduler(
         loaded.plans,

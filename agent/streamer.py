@@ -1,8 +1,8 @@
 """The agent's side of the stream: spool → collector, acknowledgements → spool deletes.
 
-:class:`Streamer` runs in its own thread next to the synchronous daemon and uses the
-synchronous gRPC API (no event loop, a fresh channel per connection). One connection
-("session") goes:
+:class:`Streamer` runs in its own thread next to the synchronous daemon and speaks gRPC
+through :mod:`agent.grpc_h2` (pure-Python HTTP/2, a fresh connection per session;
+grpcio would cost the agent about 18 MB of RSS). One connection ("session") goes:
 
 1. open ``AgentStream.Connect`` with ``authorization: Bearer <token>`` metadata and
    send ``Hello`` (host facts, the spool's high and low sequence numbers);
@@ -27,7 +27,6 @@ reported as a gap, so one bad entry cannot wedge the stream forever.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -38,15 +37,26 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-import grpc  # type: ignore[import-untyped, unused-ignore]
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
 
+from agent.grpc_h2 import RpcError, StatusCode, StreamCall, TlsConfig
 from agent.spool import KIND_HEALTH, KIND_INVENTORY, KIND_RESULT, Gap, SpoolEntry, SpoolStats
-from protos.diag.v1 import agent_pb2, agent_pb2_grpc
+from protos.diag.v1 import agent_pb2
+
+# The inventory digest uses the interpreter's own SHA-256: hashlib would load OpenSSL's
+# libcrypto for it, about 3.6 MB of the agent's RSS budget (ssl loads it anyway with TLS).
+try:
+    from _sha256 import sha256  # type: ignore[import-not-found, unused-ignore]
+except ImportError:  # Python 3.12+ calls the module _sha2; hashlib is the last resort
+    try:
+        from _sha2 import sha256  # type: ignore[import-not-found, no-redef, unused-ignore]
+    except ImportError:  # a build without the builtin hashes
+        from hashlib import sha256  # type: ignore[assignment, unused-ignore]
 
 __all__ = [
     "Backoff",
@@ -68,6 +78,9 @@ _SEVERITY: Final[dict[str, Any]] = {
 }
 _REJECTED_SEQ_RE: Final = re.compile(r"\(seq (\d+)\)")
 _MESSAGE_SLACK: Final = 16 * 1024  # headroom under the collector's message limit for framing
+CONNECT_PATH: Final = "/diag.v1.AgentStream/Connect"
+_CLOSE_TIMEOUT_S: Final = 2.0
+"""After a flush, how long to wait for the collector's status once we half-closed."""
 
 
 class SpoolLike(Protocol):
@@ -197,7 +210,7 @@ def entry_to_proto(entry: SpoolEntry) -> agent_pb2.Entry | None:
             _fill_health(out.health, doc)
         elif entry.kind == KIND_INVENTORY:
             out.inventory.document_json = entry.payload.decode()
-            out.inventory.sha256 = hashlib.sha256(entry.payload).hexdigest()
+            out.inventory.sha256 = sha256(entry.payload).hexdigest()
         else:
             return None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -277,7 +290,7 @@ def host_facts(root: Path = Path("/")) -> agent_pb2.HostFacts:
 class _SessionEnd(Exception):
     """A session is over; ``code`` is the gRPC status (None: ended by us or by the peer's EOF)."""
 
-    def __init__(self, code: Any, details: str) -> None:
+    def __init__(self, code: StatusCode | None, details: str) -> None:
         super().__init__(details)
         self.code = code
         self.details = details
@@ -381,7 +394,7 @@ class Streamer:
         code = end.code
         name = getattr(code, "name", "CLOSED")
         self.last_error = f"{name}: {end.details}"
-        if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        if code in (StatusCode.UNAUTHENTICATED, StatusCode.PERMISSION_DENIED):
             log.error(
                 "collector %s rejected this agent's credentials (%s: %s); check collector.token "
                 "(re-enroll with `diagctl agents enroll`) and agent.id; retrying in %.0f s",
@@ -391,11 +404,11 @@ class Streamer:
                 s.auth_backoff_s,
             )
             return s.auth_backoff_s
-        if code == grpc.StatusCode.FAILED_PRECONDITION:
+        if code == StatusCode.FAILED_PRECONDITION:
             log.error("cannot stream to %s: %s; retrying in %.0f s", s.address, end.details, s.auth_backoff_s)
             return s.auth_backoff_s
         delay = self._backoff.next()
-        if code == grpc.StatusCode.INVALID_ARGUMENT:
+        if code == StatusCode.INVALID_ARGUMENT:
             match = _REJECTED_SEQ_RE.search(end.details)
             if match:
                 seq = int(match.group(1))
@@ -411,23 +424,23 @@ class Streamer:
 
     # -- one connection ------------------------------------------------------------------------
 
-    def _channel(self) -> Any:
+    def _call(self) -> StreamCall:
         s = self._settings
-        options: list[tuple[str, Any]] = [
-            ("grpc.primary_user_agent", f"diag-agent/{self._identity.agent_version}"),
-            ("grpc.keepalive_time_ms", 60_000),
-            ("grpc.keepalive_timeout_ms", 20_000),
-            ("grpc.enable_retries", 0),
-        ]
-        if not s.tls:
-            return grpc.insecure_channel(s.address, options=options)
-        ca = s.ca_file.read_bytes() if s.ca_file else None
-        key = s.key_file.read_bytes() if s.key_file else None
-        cert = s.cert_file.read_bytes() if s.cert_file else None
-        if s.server_name:
-            options.append(("grpc.ssl_target_name_override", s.server_name))
-        creds = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
-        return grpc.secure_channel(s.address, creds, options=options)
+        tls = None
+        if s.tls:
+            tls = TlsConfig(
+                ca_file=s.ca_file, cert_file=s.cert_file, key_file=s.key_file, server_name=s.server_name
+            )
+        return StreamCall(
+            s.address,
+            CONNECT_PATH,
+            (("authorization", f"Bearer {s.token}"),),
+            tls=tls,
+            user_agent=f"diag-agent/{self._identity.agent_version} grpc-h2-python",
+            connect_timeout_s=10.0,
+            keepalive_time_s=60.0,
+            keepalive_timeout_s=20.0,
+        )
 
     def _hello(self) -> agent_pb2.AgentMessage:
         stats = self._spool.stats()
@@ -448,32 +461,35 @@ class Streamer:
 
     def _session(self) -> bool:
         """Run one connection until it breaks or we stop; True if it got a Welcome."""
-        s = self._settings
         self.sessions += 1
-        outbox: queue.SimpleQueue[agent_pb2.AgentMessage | None] = queue.SimpleQueue()
         inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._inbox = inbox
-        channel = self._channel()
-        stub = agent_pb2_grpc.AgentStreamStub(channel)  # type: ignore[no-untyped-call, unused-ignore]
         try:
-            outbox.put(self._hello())
-            call = stub.Connect(_drain(outbox), metadata=(("authorization", f"Bearer {s.token}"),))
-        except (OSError, ValueError) as exc:  # unreadable certificate files, bad address
-            channel.close()
+            call = self._call()
+            outbox = _Outbox(call)
+            hello = self._hello()
+            call.open()
+        except RpcError as exc:  # refused, unreachable, TLS handshake or certificate files
+            raise _SessionEnd(exc.code, exc.message) from None
+        except ValueError as exc:  # a bad address or metadata
             raise _SessionEnd(None, f"cannot open the stream: {exc}") from None
         reader = threading.Thread(target=_read_responses, args=(call, inbox), daemon=True)
         reader.start()
+        clean = False
         try:
+            outbox.put(hello)
             welcome = self._await_welcome(inbox)
             self.connected = True
             self._stream(welcome, inbox, outbox)
+            clean = True
             return True
         finally:
             self.connected = False
             self._inbox = None
-            outbox.put(None)  # ends the request iterator so gRPC's sender thread exits
-            call.cancel()
-            channel.close()
+            if clean:  # flushed on the way out: END_STREAM, and the collector ends with OK
+                call.close(_CLOSE_TIMEOUT_S)
+            else:
+                call.cancel()
             reader.join(5.0)
 
     def _await_welcome(self, inbox: queue.SimpleQueue[tuple[str, Any]]) -> agent_pb2.Welcome:
@@ -481,7 +497,7 @@ class Streamer:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise _SessionEnd(grpc.StatusCode.DEADLINE_EXCEEDED, "no Welcome from the collector")
+                raise _SessionEnd(StatusCode.DEADLINE_EXCEEDED, "no Welcome from the collector")
             if self._stopping_done():
                 raise _SessionEnd(None, "stopping")
             try:
@@ -498,7 +514,7 @@ class Streamer:
         self,
         welcome: agent_pb2.Welcome,
         inbox: queue.SimpleQueue[tuple[str, Any]],
-        outbox: queue.SimpleQueue[agent_pb2.AgentMessage | None],
+        outbox: _Outbox,
     ) -> None:
         s = self._settings
         spool = self._spool
@@ -508,7 +524,7 @@ class Streamer:
             # The agent's state was reset under the same agent id: the collector would
             # take every new seq for a replay and drop it. Stream nothing, delete nothing.
             raise _SessionEnd(
-                grpc.StatusCode.FAILED_PRECONDITION,
+                StatusCode.FAILED_PRECONDITION,
                 f"collector already holds seq {resume} but this spool only reached {high}: the agent's "
                 "state was reset under the same agent id; enroll this host under a new agent id",
             )
@@ -558,7 +574,7 @@ class Streamer:
                 )
                 last_sent = time.monotonic()
             if inflight and time.monotonic() - inflight[0].sent_at > s.ack_timeout_s:
-                raise _SessionEnd(grpc.StatusCode.DEADLINE_EXCEEDED, "no Ack in time")
+                raise _SessionEnd(StatusCode.DEADLINE_EXCEEDED, "no Ack in time")
             # 4. wait for the collector or for new spool entries
             timeout = min(s.idle_poll_s, max(0.05, heartbeat_s - (time.monotonic() - last_sent)))
             try:
@@ -682,18 +698,34 @@ class Streamer:
             self._thread.join(timeout)
 
 
-def _drain(outbox: queue.SimpleQueue[agent_pb2.AgentMessage | None]) -> Iterator[agent_pb2.AgentMessage]:
-    while True:
-        message = outbox.get()
-        if message is None:
-            return
-        yield message
+class _Outbox:
+    """Serializes agent messages onto the call (the transport queues them for its I/O thread)."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: StreamCall) -> None:
+        self._call = call
+
+    def put(self, message: agent_pb2.AgentMessage) -> None:
+        try:
+            self._call.send(message.SerializeToString())
+        except RpcError as exc:  # the call ended under us: that is how this session ends
+            raise _SessionEnd(exc.code, exc.message) from None
 
 
-def _read_responses(call: Any, inbox: queue.SimpleQueue[tuple[str, Any]]) -> None:
+def _read_responses(call: StreamCall, inbox: queue.SimpleQueue[tuple[str, Any]]) -> None:
     try:
-        for message in call:
+        while True:
+            payload = call.recv()
+            if payload is None:
+                inbox.put(("end", _SessionEnd(None, "collector closed the stream")))
+                return
+            try:
+                message = agent_pb2.CollectorMessage.FromString(payload)
+            except DecodeError:
+                call.cancel()
+                inbox.put(("end", _SessionEnd(StatusCode.INTERNAL, "undecodable message from the collector")))
+                return
             inbox.put(("msg", message))
-        inbox.put(("end", _SessionEnd(None, "collector closed the stream")))
-    except grpc.RpcError as exc:
-        inbox.put(("end", _SessionEnd(exc.code(), exc.details() or "")))
+    except RpcError as exc:
+        inbox.put(("end", _SessionEnd(exc.code, exc.message)))

@@ -52,6 +52,7 @@ from collector.ingest import (
 )
 from collector.metrics import CollectorMetrics
 from collector.store.errors import AgentRevoked, StoreError, UnknownAgent
+from collector.store.store import point_count
 from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBatch
 from protos.diag.v1 import agent_pb2, agent_pb2_grpc
 
@@ -336,7 +337,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
                 else:
                     decoded = self._decode(msg.batch, last_seq)
                     durable = await self._store_call(self._store.ingest, identity, decoded)
-                    last_seq, points = decoded.max_seq, len(decoded.points)
+                    last_seq, points = decoded.max_seq, point_count(decoded)
                 await self._write(
                     stream, agent_pb2.CollectorMessage(ack=agent_pb2.Ack(durable_through_seq=durable))
                 )

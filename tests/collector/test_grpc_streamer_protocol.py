@@ -95,6 +95,8 @@ def test_hello_batches_window_acks_and_heartbeats(spool: Spool) -> None:
         assert (hello.spool_high_seq, hello.spool_low_seq, dict(hello.labels)) == (100, 5, {"role": "db"})
         assert hello.facts.cpu_count >= 1 and hello.facts.memory_bytes > 0 and hello.facts.kernel
         assert ("authorization", "Bearer dga_secret") in fake.metadata
+        agents = [v for k, v in fake.metadata if k == "user-agent"]
+        assert len(agents) == 1 and agents[0].startswith("diag-agent/9.9.9 "), fake.metadata
         # Welcome said 10 is stored: those were deleted, streaming starts at 11, 7 per batch
         assert spool.read_from(0, 1)[0].seq == 11
         time.sleep(0.3)

@@ -6,6 +6,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
 import pytest
@@ -142,6 +143,46 @@ def test_mtls_requires_a_client_certificate_from_the_ca(store, pki) -> None:
     finally:
         c.stop()
     assert result_seqs(store, "agent-1") == [1]
+
+
+def test_mtls_streamer_needs_its_client_certificate(store, pki, tmp_path) -> None:
+    _, token = store.enroll_agent("acme", "web1", "agent-1")
+    c = _collector(store, pki, mtls=True)
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        spool.append_records([record(i) for i in range(3)])
+        fast: dict[str, Any] = {"backoff_base_s": 0.05, "backoff_cap_s": 0.2}
+        anonymous = Streamer(
+            spool,
+            StreamerSettings(address=c.address, token=token, ca_file=pki.ca, **fast),
+            HostIdentity("agent-1"),
+        )
+        anonymous.start()
+        try:
+            assert wait_for(lambda: anonymous.last_error is not None, 10)
+        finally:
+            anonymous.stop(0.5)
+        assert anonymous.last_error is not None and anonymous.last_error.startswith("UNAVAILABLE")
+        assert result_seqs(store, "agent-1") == [] and spool.stats().depth == 3
+        settings = StreamerSettings(
+            address=c.address,
+            token=token,
+            ca_file=pki.ca,
+            cert_file=pki.client_cert,
+            key_file=pki.client_key,
+            server_name="localhost",  # in the server certificate's names, unlike the address
+            **fast,
+        )
+        streamer = Streamer(spool, settings, HostIdentity("agent-1"))
+        streamer.start()
+        try:
+            assert wait_for(lambda: streamer.acked_seq == 3, 15)
+        finally:
+            streamer.stop(1)
+    finally:
+        spool.close()
+        c.stop()
+    assert result_seqs(store, "agent-1") == [1, 2, 3]
 
 
 async def _start(settings: GrpcSettings) -> None:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
-from collector.ingest import IngestError, IngestLimits, decode, decode_gaps, decode_hello
+from collector.ingest import (
+    IngestError,
+    IngestLimits,
+    IngestProcess,
+    IngestRejected,
+    decode,
+    decode_gaps,
+    decode_hello,
+)
+from collector.store import Store
 from collector.store.types import GapRow, HealthRow, HostFactsRow, InventoryRow, PointRow, ResultRow
 from protos.diag.v1 import agent_pb2 as pb
 
@@ -70,7 +81,8 @@ def test_a_result_becomes_one_result_row_and_its_points() -> None:
             inspection_id=None,
         )
     ]
-    assert out.points == [
+    assert out.points == []  # columns instead: see point_rows()
+    assert out.point_rows() == [
         PointRow(
             5, TS, "storage.filesystem", "storage_fs_used_percent", "percent", (("mount", "/var"),), 97.0
         ),
@@ -123,7 +135,7 @@ def test_labels_are_sorted() -> None:
         labels=[pb.Label(key="iface", value="eth0"), pb.Label(key="dir", value="in")],
     )
     out = decode(batch(result_entry(1, metrics=[metric])), limits=LIMITS, after_seq=0)
-    assert out.points[0].labels == (("dir", "in"), ("iface", "eth0"))
+    assert out.point_rows()[0].labels == (("dir", "in"), ("iface", "eth0"))
 
 
 def _metric(**kw: Any) -> list[pb.MetricSample]:
@@ -313,3 +325,54 @@ def test_hello_facts() -> None:
 def test_bad_hellos_are_rejected(hello: pb.Hello, message: str) -> None:
     with pytest.raises(IngestError, match=message):
         decode_hello(hello)
+
+
+def test_repeated_findings_are_validated_each_time_they_differ() -> None:
+    """The findings cache is keyed on the finding's bytes: a changed finding is checked again."""
+    good = pb.Finding(severity=pb.SEVERITY_OK, key="OK", summary="fine")
+    first = decode(batch(result_entry(1, findings=[good, good])), limits=LIMITS, after_seq=0)
+    again = decode(batch(result_entry(2, findings=[good])), limits=LIMITS, after_seq=1)
+    assert (
+        json.loads(first.results[0].findings_json) == [{"severity": "OK", "key": "OK", "summary": "fine"}] * 2
+    )
+    assert again.results[0].findings_json == '[{"severity":"OK","key":"OK","summary":"fine"}]'
+    bad = pb.Finding(severity=pb.SEVERITY_OK, key="ok", summary="fine")
+    with pytest.raises(IngestError, match="finding 1: key 'ok'"):
+        decode(batch(result_entry(3, findings=[good, bad])), limits=LIMITS, after_seq=2)
+    tight = IngestLimits(max_summary_len=3)  # the same bytes under tighter limits: refused
+    with pytest.raises(IngestError, match="finding 0 summary: 4 characters"):
+        decode(batch(result_entry(4, summary="ok", findings=[good])), limits=tight, after_seq=3)
+
+
+def two_entries() -> bytes:
+    second = result_entry(2)
+    second.ts_unix_ms = TS_MS + 1000  # points are keyed on (series, ts)
+    data: bytes = batch(result_entry(1), second).SerializeToString()
+    return data
+
+
+def test_the_ingest_process_decodes_stores_and_answers_each_batch(tmp_path: Path) -> None:
+    """A real worker process: group commits many agents' batches, rejects what it must."""
+    url = f"sqlite:///{tmp_path / 'collector.db'}"
+    store = Store.open(url)
+    agents = [store.enroll_agent("acme", host=f"h{i}")[0] for i in range(20)]
+    store.revoke_agent(agents[-1].agent_id)
+    worker = IngestProcess(url, {}, IngestLimits())
+    worker.start()
+    try:
+        futures = [worker.submit(a, two_entries(), 0) for a in agents]
+        invalid = worker.submit(agents[0], batch(result_entry(2)).SerializeToString(), 2)
+        outcomes = [f.exception(30) or f.result() for f in futures]
+        assert outcomes[:-1] == [(2, 2, 4)] * 19  # durable through 2, max seq 2, 4 points
+        assert isinstance(outcomes[-1], IngestRejected) and outcomes[-1].kind == "revoked"
+        with pytest.raises(IngestRejected, match="not above the previous seq 2") as rejected:
+            invalid.result(30)
+        assert rejected.value.kind == "invalid"
+        replay = worker.submit(agents[0], two_entries(), 0)
+        assert replay.result(30) == (2, 2, 4)  # acknowledged again, stored once
+    finally:
+        worker.close()
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM check_results")).scalar_one() == 2 * 19
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM points")).scalar_one() == 4 * 19
+    store.close()

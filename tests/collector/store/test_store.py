@@ -25,6 +25,7 @@ from collector.store import (
     StoreError,
 )
 from collector.store.schema import metadata
+from collector.store.store import ColumnarBatch, point_count
 
 T0 = 1_700_000_000.0
 
@@ -90,6 +91,72 @@ def test_overlapping_batch_stores_only_the_new_part(store: Store) -> None:
     seqs = [r.seq for r in store.results(Scope.everything(), "web1", limit=100)]
     assert sorted(seqs) == list(range(1, 16))
     assert count(store, "points") == 30
+
+
+def columnar(b: IngestBatch) -> ColumnarBatch:
+    """The same batch as the decoder builds it: points as columns, no PointRow objects."""
+    refs = [(p.check, p.name, p.unit, p.labels) for p in b.points]
+    spans: list[tuple[int, float, int]] = []
+    for i, p in enumerate(b.points):
+        if spans and spans[-1][0] == p.seq:
+            spans[-1] = (p.seq, p.ts, i + 1)
+        else:
+            spans.append((p.seq, p.ts, i + 1))
+    out = ColumnarBatch(
+        b.max_seq, b.min_seq, b.results, [], b.inventories, b.health, refs, [p.value for p in b.points], spans
+    )
+    assert out.point_rows() == b.points and point_count(out) == point_count(b)
+    return out
+
+
+def stored_points(store: Store) -> list[tuple[str, str, float, float]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT s.name, s.labels_key, p.ts, p.value FROM points p JOIN series s ON s.id = p.series_id"
+            )
+        )
+        return sorted((r[0], r[1], float(r[2]), float(r[3])) for r in rows)
+
+
+def test_columnar_batches_store_the_same_rows_and_replays_only_the_new_part(store: Store) -> None:
+    """The decoder's column form and the PointRow form write identical rows, exactly once."""
+    by_rows, _ = store.enroll_agent("acme", host="web1")
+    by_columns, _ = store.enroll_agent("acme", host="web2")
+    for first, last in ((1, 10), (1, 10), (6, 15), (14, 20)):  # a replay, two overlaps
+        assert store.ingest(by_rows, batch(first, last, points_per_result=3)) == last
+        assert store.ingest(by_columns, columnar(batch(first, last, points_per_result=3))) == last
+    with store.engine.connect() as conn:
+        per_host: dict[str, int] = dict(
+            conn.execute(
+                sa.text(
+                    "SELECT h.name, COUNT(*) FROM points p JOIN series s ON s.id = p.series_id "
+                    "JOIN hosts h ON h.id = s.host_id GROUP BY h.name"
+                )
+            ).all()
+        )
+    assert per_host == {"web1": 60, "web2": 60}
+    assert count(store, "series") == 6
+    both = stored_points(store)
+    assert both[0::2] == both[1::2]  # every row of web1 has its twin in web2
+
+
+def test_ingest_many_group_commits_and_reports_each_outcome(store: Store) -> None:
+    agents = [store.enroll_agent("acme", host=f"h{i}")[0] for i in range(3)]
+    store.revoke_agent(agents[1].agent_id)
+    outcomes = store.ingest_many(
+        [
+            (agents[0], columnar(batch(1, 5))),
+            (agents[1], batch(1, 5)),
+            (agents[2], batch(1, 4)),
+            (agents[0], columnar(batch(3, 8))),  # the same agent again, overlapping: in order
+        ]
+    )
+    assert outcomes[0] == 5 and outcomes[2] == 4 and outcomes[3] == 8
+    assert isinstance(outcomes[1], AgentRevoked)
+    assert count(store, "check_results") == 8 + 4
+    assert count(store, "points") == 2 * (8 + 4)
+    assert store.ingest_many([]) == []
 
 
 def test_batch_max_seq_covers_entries_not_sent(store: Store) -> None:
