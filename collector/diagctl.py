@@ -449,6 +449,12 @@ def main(
     except ServerError as exc:
         print(f"diagctl: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # Output piped into `head`: not an error. Point stdout at devnull so the
+        # interpreter's final flush does not complain again.
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 

@@ -202,3 +202,15 @@ def test_parse_since_forms() -> None:
     assert parse_since("2d", now=T0) == "2023-11-12T22:13:20+00:00"
     assert parse_since("2024-05-01T12:00:00", now=T0) == "2024-05-01T12:00:00+00:00"
     assert parse_since("2024-05-01T12:00:00+02:00") == "2024-05-01T12:00:00+02:00"
+
+
+class ClosedPipe(io.StringIO):
+    """Stands in for stdout piped into `head`, which has already exited."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_closed_pipe_is_not_an_error(server: tuple[str, Store], engineer: str) -> None:
+    url, _ = server
+    assert main(["--server", url, "--token", engineer, "host", "web1"], out=ClosedPipe()) == 0
