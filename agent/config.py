@@ -22,14 +22,11 @@ from __future__ import annotations
 import difflib
 import re
 import socket
-import types
-import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -41,6 +38,7 @@ from pydantic import (
 )
 
 from checks.api import Check, CheckParams
+from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, show_value
 
 __all__ = [
     "DEFAULT_STATE_DIR",
@@ -275,71 +273,7 @@ class LoadedConfig:
         return (token.get_secret_value(),) if token is not None and token.get_secret_value() else ()
 
 
-# --- errors ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigIssue:
-    """One problem: where (dotted path, or line:column for syntax), what, and the bad value."""
-
-    path: str
-    message: str
-    value: str | None = None
-
-    def render(self, source: str) -> str:
-        """One line: ``<source>: <path>: <message> (got <value>)``."""
-        got = f" (got {self.value})" if self.value is not None else ""
-        where = f"{source}: {self.path}: " if self.path else f"{source}: "
-        return f"{where}{self.message}{got}"
-
-
-class ConfigError(Exception):
-    """The config file is unusable; ``str()`` lists every problem, one per line."""
-
-    def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
-        self.source = source
-        self.issues = tuple(issues)
-        super().__init__("\n".join(issue.render(source) for issue in self.issues))
-
-
 # --- loading --------------------------------------------------------------------------
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if isinstance(key, typing.Hashable) and key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                f"found duplicate key {key!r}",
-                key_node.start_mark,
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _parse_yaml(text: str, source: str) -> Any:
-    try:
-        return yaml.load(text, Loader=_StrictLoader)
-    except yaml.MarkedYAMLError as exc:
-        # Only the problem and its position: the default rendering quotes the line,
-        # which may hold a token.
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        what = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(source, [ConfigIssue("", f"YAML syntax error at {where}: {what}")]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, [ConfigIssue("", f"YAML error: {type(exc).__name__}")]) from None
 
 
 def load_config(
@@ -369,12 +303,12 @@ def load_text(
     registry: Mapping[str, Check[Any, Any]] | None = None,
 ) -> LoadedConfig:
     """Like :func:`load_config` for YAML text already read; ``source`` names it in errors."""
-    raw = _parse_yaml(text, source)
+    raw = parse_yaml(text, source)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(
-            source, [ConfigIssue("", "expected a mapping of sections at the top level", _show(raw))]
+            source, [ConfigIssue("", "expected a mapping of sections at the top level", show_value(raw))]
         )
     for section, values in (overrides or {}).items():
         current = raw.get(section)
@@ -384,7 +318,7 @@ def load_text(
     try:
         config = AgentConfig.model_validate(raw)
     except ValidationError as exc:
-        issues = _issues_from(exc, AgentConfig, ())
+        issues = issues_from(exc, AgentConfig, (), secret=_SECRET_PART)
         if not any(issue.path.startswith("checks") for issue in issues):
             # Report check names and params in the same pass when that section is sound.
             try:
@@ -428,7 +362,7 @@ def resolve_checks(
         try:
             params = check.params.model_validate(entry.params if entry else {})
         except ValidationError as exc:
-            issues.extend(_issues_from(exc, check.params, ("checks", name, "params")))
+            issues.extend(issues_from(exc, check.params, ("checks", name, "params"), secret=_SECRET_PART))
             continue
         interval = entry.interval_s if entry and entry.interval_s else check.interval_s * scale
         timeout = entry.timeout_s if entry and entry.timeout_s else check.timeout_s
@@ -448,81 +382,3 @@ def _unknown_check_message(name: str, registry: Mapping[str, Check[Any, Any]]) -
     known = same_layer or list(registry)
     shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
     return f"unknown check {name!r}; known checks: {shown} (list them all: diag-agent checks --format json)"
-
-
-# --- turning pydantic errors into ConfigIssues -------------------------------------------
-
-
-def _issues_from(
-    exc: ValidationError, root: type[BaseModel], prefix: tuple[str | int, ...]
-) -> list[ConfigIssue]:
-    issues = []
-    for error in exc.errors(include_url=False):
-        loc = tuple(error["loc"])
-        path = ".".join(str(part) for part in prefix + loc)
-        secret = any(_SECRET_PART.search(str(part)) for part in prefix + loc)
-        value = None if error["type"] == "missing" else ("<redacted>" if secret else _show(error["input"]))
-        issues.append(ConfigIssue(path, _explain(error, root, loc), value))
-    return issues
-
-
-def _explain(error: Any, root: type[BaseModel], loc: tuple[str | int, ...]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        model = _model_at(root, loc[:-1])
-        key = str(loc[-1]) if loc else ""
-        if model is None:
-            return "unknown key"
-        valid = sorted(model.model_fields)
-        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
-        if close:
-            return f"unknown key; did you mean {close[0]!r}?"
-        return f"unknown key; valid keys here: {', '.join(valid) or '(none)'}"
-    if kind == "missing":
-        return "required key is missing"
-    message = str(error["msg"])
-    # pydantic's "Value error, ..." prefix says nothing to a reader of a config file.
-    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if not message:
-        return "invalid value"
-    message = message[0].lower() + message[1:]
-    return message if message.startswith("expected") else f"expected: {message}"
-
-
-def _model_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
-    """The model class whose field set applies at ``loc`` (None if not a model there)."""
-    current: Any = root
-    parts = list(loc)
-    while parts:
-        part = parts.pop(0)
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
-            if field is None:
-                return None
-            current = field.annotation
-            continue
-        origin = typing.get_origin(current)
-        args = typing.get_args(current)
-        if origin in (dict, Mapping) and len(args) == 2:
-            current = args[1]
-        elif origin in (list, tuple, Sequence) and args:
-            current = args[0]
-        else:
-            return None
-    current = _unwrap(current)
-    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def _unwrap(annotation: Any) -> Any:
-    """``X | None`` → ``X`` (the only unions our models use)."""
-    if typing.get_origin(annotation) in (Union, types.UnionType):
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(options) == 1:
-            return options[0]
-    return annotation
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

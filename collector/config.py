@@ -11,22 +11,20 @@ command exits with status 2.
 >>> load_text("grpc: {listn: x}", "c.yaml")
 Traceback (most recent call last):
 ...
-collector.config.ConfigError: c.yaml: grpc.listn: unknown key; did you mean 'listen'?
+diagconfig.ConfigError: c.yaml: grpc.listn: unknown key; did you mean 'listen'?
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.store.retention import RetentionPolicy
+from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, show_value
 
 __all__ = [
     "CollectorConfig",
@@ -173,34 +171,6 @@ class CollectorConfig(_Model):
         return self.store.effective_url(self.state_dir)
 
 
-# --------------------------------------------------------------------------- errors
-
-
-@dataclass(frozen=True, slots=True)
-class ConfigIssue:
-    """One problem: where (dotted path), what was expected, and the bad value."""
-
-    path: str
-    message: str
-    value: str | None = None
-
-    def render(self, source: str) -> str:
-        got = f" (got {self.value})" if self.value is not None else ""
-        where = f"{source}: {self.path}: " if self.path else f"{source}: "
-        return f"{where}{self.message}{got}"
-
-
-class ConfigError(Exception):
-    """The config is unusable; ``str()`` lists every problem, one per line."""
-
-    exit_code = 2
-
-    def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
-        self.source = source
-        self.issues = tuple(issues)
-        super().__init__("\n".join(issue.render(source) for issue in self.issues))
-
-
 # --------------------------------------------------------------------------- loading
 
 
@@ -224,20 +194,14 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
 def load_text(
     text: str, source: str = "<config>", overrides: dict[str, Any] | None = None
 ) -> CollectorConfig:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        what = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(source, [ConfigIssue("", f"YAML syntax error at {where}: {what}")]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, [ConfigIssue("", f"YAML error: {type(exc).__name__}")]) from None
+    # A duplicate key is an error, as in the agent's config: silently keeping the last
+    # value hides mistakes such as two `listen:` lines.
+    raw = parse_yaml(text, source)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(
-            source, [ConfigIssue("", "expected a mapping of sections at the top level", _show(raw))]
+            source, [ConfigIssue("", "expected a mapping of sections at the top level", show_value(raw))]
         )
     for dotted, value in (overrides or {}).items():
         if value is None:
@@ -252,7 +216,9 @@ def load_text(
     try:
         return CollectorConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(source, [_issue(error) for error in exc.errors(include_url=False)]) from None
+        raise ConfigError(
+            source, issues_from(exc, CollectorConfig, secret=_SECRET_PART, show_unknown_value=False)
+        ) from None
 
 
 def load_config_or_exit(path: str | Path | None, overrides: dict[str, Any] | None = None) -> CollectorConfig:
@@ -266,47 +232,3 @@ def load_config_or_exit(path: str | Path | None, overrides: dict[str, Any] | Non
 def _exit(message: str) -> NoReturn:
     print(message, file=sys.stderr)
     raise SystemExit(2)
-
-
-def _issue(error: Any) -> ConfigIssue:
-    loc = tuple(str(part) for part in error["loc"])
-    path = ".".join(loc)
-    kind = error["type"]
-    secret = any(_SECRET_PART.search(part) for part in loc)
-    value = None if kind == "missing" else ("<redacted>" if secret else _show(error["input"]))
-    if kind == "extra_forbidden":
-        model = _model_at(loc[:-1])
-        valid = sorted(model.model_fields) if model else []
-        close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
-        if close:
-            return ConfigIssue(path, f"unknown key; did you mean {close[0]!r}?")
-        return ConfigIssue(path, f"unknown key; valid keys here: {', '.join(valid) or '(none)'}")
-    if kind == "missing":
-        return ConfigIssue(path, "required key is missing")
-    message = str(error["msg"]).removeprefix("Value error, ")
-    message = message[0].lower() + message[1:] if message else "invalid value"
-    return ConfigIssue(path, message if message.startswith("expected") else f"expected: {message}", value)
-
-
-def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
-    model: type[BaseModel] = CollectorConfig
-    for part in loc:
-        field = model.model_fields.get(part)
-        if field is None:
-            return None
-        annotation = field.annotation
-        args = [
-            a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)
-        ]
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        elif args:
-            model = args[0]
-        else:
-            return None
-    return model
-
-
-def _show(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -103,3 +103,10 @@ def test_every_problem_is_reported_at_once() -> None:
     lines = str(info.value).splitlines()
     assert len(lines) == 3
     assert lines[2].startswith("c.yaml: bogus: unknown key; valid keys here: grpc, http, state_dir, store")
+
+
+def test_a_duplicate_key_is_an_error_naming_its_line() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_text("grpc:\n  listen: 127.0.0.1:1\n  listen: 0.0.0.0:2\n", "c.yaml")
+    message = str(info.value)
+    assert message.startswith("c.yaml:") and "listen" in message and "line 3" in message

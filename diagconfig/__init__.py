@@ -1,0 +1,228 @@
+"""Config-file machinery shared by the agent and the collector.
+
+A problem with a config file is a :class:`ConfigIssue`; :class:`ConfigError` carries
+every issue of one file and renders one line per problem, as
+``<source>: <dotted.path>: <message> (got <value>)``. :func:`parse_yaml` reads YAML
+(rejecting duplicate keys unless told otherwise) and :func:`issues_from` turns a
+pydantic ``ValidationError`` into issues with dotted paths, "did you mean"
+suggestions and secret-free values. Only stdlib, ``yaml`` and ``pydantic`` are
+imported, so the agent's light commands stay light.
+
+>>> print(ConfigError("a.yaml", [ConfigIssue("agent.id", "expected: a string", "3"),
+...                              ConfigIssue("", "cannot read the config file")]))
+a.yaml: agent.id: expected: a string (got 3)
+a.yaml: cannot read the config file
+>>> parse_yaml("a: 1\\na: 2\\n", "a.yaml")
+Traceback (most recent call last):
+...
+diagconfig.ConfigError: a.yaml: YAML syntax error at line 2, column 1: found duplicate key 'a'
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+__all__ = [
+    "ConfigError",
+    "ConfigIssue",
+    "issues_from",
+    "model_at",
+    "parse_yaml",
+    "show_value",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigIssue:
+    """One problem: where (dotted path, or line:column for syntax), what, and the bad value."""
+
+    path: str
+    message: str
+    value: str | None = None
+
+    def render(self, source: str) -> str:
+        """One line: ``<source>: <path>: <message> (got <value>)``.
+
+        >>> ConfigIssue("grpc.listen", "expected host:port", "'x'").render("c.yaml")
+        "c.yaml: grpc.listen: expected host:port (got 'x')"
+        >>> ConfigIssue("", "expected a mapping").render("c.yaml")
+        'c.yaml: expected a mapping'
+        """
+        got = f" (got {self.value})" if self.value is not None else ""
+        where = f"{source}: {self.path}: " if self.path else f"{source}: "
+        return f"{where}{self.message}{got}"
+
+
+class ConfigError(Exception):
+    """The config is unusable; ``str()`` lists every problem, one per line."""
+
+    exit_code: ClassVar[int] = 2
+    """Status a command exits with when its config is unusable."""
+
+    def __init__(self, source: str, issues: Sequence[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = tuple(issues)
+        super().__init__("\n".join(issue.render(source) for issue in self.issues))
+
+
+# --- YAML -----------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if isinstance(key, typing.Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping",
+                node.start_mark,
+                f"found duplicate key {key!r}",
+                key_node.start_mark,
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, source: str, *, allow_duplicate_keys: bool = False) -> Any:
+    """Parse ``text``; any YAML problem raises :class:`ConfigError` naming ``source``.
+
+    A syntax error names its line and column but never quotes the line (it may hold
+    a token). Duplicate keys are errors unless ``allow_duplicate_keys`` (the last wins).
+
+    >>> parse_yaml("a: 1\\na: 2\\n", "c.yaml", allow_duplicate_keys=True)
+    {'a': 2}
+    >>> parse_yaml("a: [1\\n", "c.yaml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    diagconfig.ConfigError: c.yaml: YAML syntax error at line 2, column 1: expected ',' or ']', ...
+    """
+    try:
+        if allow_duplicate_keys:
+            return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        what = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(source, [ConfigIssue("", f"YAML syntax error at {where}: {what}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"YAML error: {type(exc).__name__}")]) from None
+
+
+# --- pydantic errors → issues ---------------------------------------------------------
+
+
+def issues_from(
+    exc: ValidationError,
+    root: type[BaseModel],
+    prefix: tuple[str | int, ...] = (),
+    *,
+    secret: re.Pattern[str],
+    show_unknown_value: bool = True,
+) -> list[ConfigIssue]:
+    """One :class:`ConfigIssue` per error of ``exc`` (raised validating ``root``).
+
+    Paths are dotted and start with ``prefix``; an unknown key gets the closest valid
+    key or the list of valid ones; a value under a path component matching ``secret``
+    is shown as ``<redacted>``. ``show_unknown_value=False`` leaves the value off
+    unknown-key issues.
+    """
+    issues = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(error["loc"])
+        full = prefix + loc
+        kind = error["type"]
+        is_secret = any(secret.search(str(part)) for part in full)
+        if kind == "missing" or (kind == "extra_forbidden" and not show_unknown_value):
+            value = None
+        else:
+            value = "<redacted>" if is_secret else show_value(error["input"])
+        issues.append(ConfigIssue(".".join(str(part) for part in full), _explain(error, root, loc), value))
+    return issues
+
+
+def _explain(error: Any, root: type[BaseModel], loc: tuple[str | int, ...]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        model = model_at(root, loc[:-1])
+        key = str(loc[-1]) if loc else ""
+        if model is None:
+            return "unknown key"
+        valid = sorted(model.model_fields)
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+        if close:
+            return f"unknown key; did you mean {close[0]!r}?"
+        return f"unknown key; valid keys here: {', '.join(valid) or '(none)'}"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    # pydantic's "Value error, ..." prefix says nothing to a reader of a config file.
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if not message:
+        return "invalid value"
+    message = message[0].lower() + message[1:]
+    return message if message.startswith("expected") else f"expected: {message}"
+
+
+def model_at(root: type[BaseModel], loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model class whose field set applies at ``loc`` (None if not a model there).
+
+    Follows model fields, ``X | None``, dict values and list items.
+    """
+    current: Any = root
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+            continue
+        origin = typing.get_origin(current)
+        args = typing.get_args(current)
+        if origin in (dict, Mapping) and len(args) == 2:
+            current = args[1]
+        elif origin in (list, tuple, Sequence) and args:
+            current = args[0]
+        else:
+            return None
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` → ``X`` (the only unions our models use)."""
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(options) == 1:
+            return options[0]
+    return annotation
+
+
+def show_value(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters.
+
+    >>> show_value("x" * 100, limit=10)
+    "'xxxxxx..."
+    """
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
