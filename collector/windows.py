@@ -52,7 +52,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -66,9 +66,7 @@ from pydantic import (
 )
 
 from collector.cron import CronSchedule, load_zone, resolve_local
-
-if TYPE_CHECKING:
-    from collector.config import ConfigIssue
+from diagconfig import ConfigError, ConfigIssue, show_value
 
 __all__ = [
     "MAX_ONE_OFF",
@@ -558,14 +556,13 @@ def load_windows(
     missing ``timezone``. Problems raise :class:`collector.config.ConfigError`, one line
     per problem: ``<source>: windows.2.cron.expression: <what is wrong> (got <value>)``.
     """
-    # Imported here: collector.config pulls in the store; callers of the pure API don't need it.
-    from collector.config import ConfigError, ConfigIssue
-
     raw: object = {"windows": data} if isinstance(data, list) else data
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(source, [ConfigIssue("", "expected a mapping with a windows list", _show(raw))])
+        raise ConfigError(
+            source, [ConfigIssue("", "expected a mapping with a windows list", show_value(raw))]
+        )
     if timezones and isinstance(raw.get("windows"), list):
         raw = dict(raw)
         raw["windows"] = [_with_zone(item, timezones) for item in raw["windows"]]
@@ -592,8 +589,6 @@ _MODELS: dict[str, type[BaseModel]] = {
 
 
 def _issue(error: Any) -> ConfigIssue:
-    from collector.config import ConfigIssue  # see load_windows
-
     loc = tuple(str(part) for part in error["loc"])
     path = ".".join(loc)
     kind = error["type"]
@@ -604,9 +599,4 @@ def _issue(error: Any) -> ConfigIssue:
         model = _MODELS.get(parent) or (Window if parent.isdigit() else MaintenanceConfig)
         return ConfigIssue(path, f"unknown key; valid keys here: {', '.join(model.model_fields)}")
     message = str(error["msg"]).removeprefix("Value error, ")
-    return ConfigIssue(path, message, _show(error["input"]))
-
-
-def _show(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return ConfigIssue(path, message, show_value(error["input"]))

@@ -46,13 +46,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from checks.api import Check, CheckParams, Layer
-from collector.config import ConfigError, ConfigIssue
 from collector.cron import CronSchedule, load_zone
 from collector.windows import parse_duration
+from diagconfig import ConfigError, ConfigIssue, parse_yaml, show_value
 
 __all__ = [
     "HostLike",
@@ -263,15 +262,7 @@ def load_plan(
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
         raise ConfigError(source, [ConfigIssue("", f"cannot read the plan file: {reason}")]) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        what = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError(source, [ConfigIssue("", f"YAML syntax error at {where}: {what}")]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, [ConfigIssue("", f"YAML error: {type(exc).__name__}")]) from None
+    raw = parse_yaml(text, source, allow_duplicate_keys=True)
     return parse_plan(raw, source, timezones, registry)
 
 
@@ -284,7 +275,7 @@ def parse_plan(
     """Validate parsed YAML into a plan: structure, check names, then each check's params."""
     if not isinstance(data, dict):
         raise ConfigError(
-            source, [ConfigIssue("", "expected a mapping (name, customer, schedule, ...)", _show(data))]
+            source, [ConfigIssue("", "expected a mapping (name, customer, schedule, ...)", show_value(data))]
         )
     raw = dict(data)
     if "timezone" not in raw and timezones and isinstance(raw.get("customer"), str):
@@ -343,7 +334,7 @@ def _issues(exc: ValidationError, root: type[BaseModel], prefix: tuple[str, ...]
         if not message.startswith("expected"):
             message = f"expected: {message}"
         secret = any(_SECRET_PART.search(part) for part in prefix + loc)
-        found.append(ConfigIssue(path, message, "<redacted>" if secret else _show(error["input"])))
+        found.append(ConfigIssue(path, message, "<redacted>" if secret else show_value(error["input"])))
     return found
 
 
@@ -366,11 +357,6 @@ def _fields_at(root: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
             return []
         model, index = models[0], index + 1
     return list(model.model_fields)
-
-
-def _show(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # --------------------------------------------------------------------------- selecting hosts
