@@ -122,6 +122,13 @@ async def _retention_loop(store: Any, interval_s: float) -> None:
         log.info("retention applied: %s", removed)
 
 
+async def _tick_loop(store: Any) -> None:
+    """Ingest runs in this process: let its observers act on time passing."""
+    while True:
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(store.tick_observers)
+
+
 async def _serve(config: CollectorConfig, ingest_processes: int = 0) -> int:
     import uvicorn
 
@@ -145,7 +152,11 @@ async def _serve(config: CollectorConfig, ingest_processes: int = 0) -> int:
     workers = [
         IngestProcess(
             url,
-            {"synchronous": config.store.sqlite_synchronous, "retention": config.store.retention.policy()},
+            {
+                "synchronous": config.store.sqlite_synchronous,
+                "retention": config.store.retention.policy(),
+                "config": config,  # pickled whole: a JSON dump would mask its secrets
+            },
             IngestLimits(max_batch_entries=settings.max_batch_entries),
         )
         for _ in range(ingest_processes)
@@ -153,6 +164,12 @@ async def _serve(config: CollectorConfig, ingest_processes: int = 0) -> int:
     for worker in workers:
         await asyncio.to_thread(worker.start)
     service = AgentStreamService(store, settings, metrics, ingest_processes=workers)
+    if not workers:  # ingest commits in this process: observers (detection) run here
+        from collector.observe import build_observer
+
+        observer = await asyncio.to_thread(build_observer, store, config)
+        if observer is not None:
+            store.add_observer(observer)
     try:
         grpc_server, grpc_port, health = await start_grpc_server(service, settings)
     except (OSError, ValueError) as exc:
@@ -162,7 +179,12 @@ async def _serve(config: CollectorConfig, ingest_processes: int = 0) -> int:
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 1
     http_host, http_port = _split(config.http.listen)
-    app = create_app(store, metrics.registry, grpc_address=f"{_split(settings.listen)[0]}:{grpc_port}")
+    app = create_app(
+        store,
+        metrics.registry,
+        grpc_address=f"{_split(settings.listen)[0]}:{grpc_port}",
+        grpc_service=service,
+    )
     web = _Server(
         uvicorn.Config(
             app, host=http_host, port=http_port, log_level="warning", access_log=False, lifespan="on"
@@ -174,6 +196,14 @@ async def _serve(config: CollectorConfig, ingest_processes: int = 0) -> int:
         loop.add_signal_handler(sig, stop.set)
     web_task = asyncio.create_task(web.serve())
     retention_task = asyncio.create_task(_retention_loop(store, config.store.retention.interval_s))
+    from collector.incidents import service as incidents_service
+    from collector.inspections import service as inspections_service
+    from collector.serve_context import ServeContext
+
+    ctx = ServeContext(store=store, config=config, grpc=service, metrics=metrics, stop=stop)
+    background = [*incidents_service.start(ctx), *inspections_service.start(ctx)]
+    if not workers:
+        background.append(asyncio.create_task(_tick_loop(store)))
     while not web.started and not web_task.done():
         await asyncio.sleep(0.02)
     rc = 0
@@ -200,6 +230,9 @@ async def _serve(config: CollectorConfig, ingest_processes: int = 0) -> int:
             rc = 1
     print("diag-collector: stopping", flush=True)
     retention_task.cancel()
+    for task in background:
+        task.cancel()
+    await asyncio.gather(*background, return_exceptions=True)
     web.should_exit = True
     await stop_grpc_server(grpc_server, service, health, SHUTDOWN_GRACE_S)
     with contextlib.suppress(asyncio.CancelledError, SystemExit):

@@ -668,8 +668,18 @@ def _ingest_worker_main(
     from collector.store import AgentRevoked, Store, StoreError, UnknownAgent
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    import time
+
+    from collector.observe import build_observer
+
+    options = dict(options)
+    config = options.pop("config", None)  # the CollectorConfig, or None: no observers
     try:
         store = Store.open(url, migrate=False, **options)
+        if config is not None:
+            observer = build_observer(store, config)
+            if observer is not None:
+                store.add_observer(observer)
     except (SQLAlchemyError, OSError, ValueError) as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
@@ -684,8 +694,15 @@ def _ingest_worker_main(
 
     conn.send(("ready", ""))
     stopping = False
+    next_tick = time.monotonic() + 1.0
     while not stopping:
         try:
+            while not conn.poll(max(0.0, next_tick - time.monotonic())):
+                store.tick_observers()
+                next_tick = time.monotonic() + 1.0
+            if time.monotonic() >= next_tick:
+                store.tick_observers()
+                next_tick = time.monotonic() + 1.0
             msgs = [conn.recv()]
             while len(msgs) < max_group and msgs[-1] is not None and conn.poll():
                 msgs.append(conn.recv())

@@ -13,19 +13,20 @@ A host or agent of another customer answers 404, exactly like one that does not 
 """
 
 # No `from __future__ import annotations` here: FastAPI resolves the endpoints' annotations
-# at runtime, and the `Principal` alias is local to create_app.
+# at runtime.
 
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import FastAPI, HTTPException, Query, Request, Response, status
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
+from collector.http.cases import router as cases_router
+from collector.http.deps import Principal, require_write, scope_for, store_errors
+from collector.http.inspections import router as inspections_router
 from collector.http.models import (
     AgentOut,
     CustomerQuery,
@@ -41,13 +42,11 @@ from collector.http.models import (
     RevokeResponse,
     UpgradeOut,
 )
-from collector.store import ApiPrincipal, Conflict, NotFound, Scope, Store, StoreError
+from collector.store import Store
 
 __all__ = ["create_app"]
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-_bearer = HTTPBearer(auto_error=False, description="API token from `diag-collector token create`")
 
 
 class StoreGauges(Collector):
@@ -80,8 +79,13 @@ def create_app(
     metrics_registry: CollectorRegistry | None = None,
     *,
     grpc_address: str = "127.0.0.1:50051",
+    grpc_service: Any = None,
 ) -> FastAPI:
-    """The FastAPI app; ``grpc_address`` is what enrollment tells agents to connect to."""
+    """The FastAPI app; ``grpc_address`` is what enrollment tells agents to connect to.
+
+    ``grpc_service``: the serving process's AgentStreamService, for endpoints that talk to
+    connected agents (None in an app without gRPC).
+    """
     app = FastAPI(
         title="diag-collector",
         version="1",
@@ -93,31 +97,10 @@ def create_app(
     store_registry = CollectorRegistry(auto_describe=True)
     store_registry.register(StoreGauges(store))
 
-    def principal(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    ) -> ApiPrincipal:
-        if credentials is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "missing API token: send 'Authorization: Bearer <token>' "
-                "(an engineer creates one with: diag-collector token create --name NAME)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        found = store.authenticate_api_token(credentials.credentials)
-        if found is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "invalid or revoked API token",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        return found
-
-    Principal = Annotated[ApiPrincipal, Depends(principal)]
-
-    def scope_for(who: ApiPrincipal, customer: str | None) -> Scope:
-        if customer is not None and not who.scope.allows(customer):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"this token may not read customer {customer!r}")
-        return who.scope
+    app.state.store = store
+    app.state.grpc = grpc_service
+    app.include_router(cases_router)
+    app.include_router(inspections_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(response: Response) -> dict[str, str]:
@@ -143,14 +126,14 @@ def create_app(
     @app.get("/api/v1/hosts/{name}", response_model=HostDetailOut, tags=["hosts"])
     def host_detail(name: str, who: Principal, q: Annotated[CustomerQuery, Query()]) -> HostDetailOut:
         """Latest result per check, grouped by layer; ``customer`` disambiguates a shared name."""
-        with _store_errors():
+        with store_errors():
             return HostDetailOut.of(store.host_detail(scope_for(who, q.customer), name, q.customer))
 
     @app.get("/api/v1/results", response_model=list[ResultOut], tags=["results"])
     def results(who: Principal, q: Annotated[ResultsQuery, Query()]) -> list[ResultOut]:
         """Results of one host, newest first."""
         since = q.since.timestamp() if q.since is not None else None
-        with _store_errors():
+        with store_errors():
             rows = store.results(scope_for(who, q.customer), q.host, q.check, since, q.limit, q.customer)
         return [ResultOut.of(r) for r in rows]
 
@@ -167,13 +150,12 @@ def create_app(
     )
     def enroll(body: EnrollRequest, who: Principal, _q: Annotated[NoQuery, Query()]) -> EnrollResponse:
         """Create an agent token bound to ``customer``; the token is shown only in this response."""
-        if not who.can_write:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
+        require_write(who)
         if not who.scope.allows(body.customer):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"this token may not enroll for customer {body.customer!r}"
             )
-        with _store_errors():
+        with store_errors():
             identity, token = store.enroll_agent(body.customer, body.host, body.agent_id)
         config = (
             "agent:\n"
@@ -199,21 +181,20 @@ def create_app(
         owner = store.agent_customer(agent_id)
         if owner is None or not who.scope.allows(owner):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agent {agent_id!r}")
-        if not who.can_write:
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
+        require_write(who)
         return RevokeResponse(agent_id=agent_id, revoked=store.revoke_agent(agent_id))
 
     @app.get("/api/v1/gaps", response_model=list[GapOut], tags=["results"])
     def gaps(who: Principal, q: Annotated[HostQuery, Query()]) -> list[GapOut]:
         """Sequence ranges agents dropped (spool full): results that will never arrive."""
-        with _store_errors():
+        with store_errors():
             rows = store.gaps(scope_for(who, q.customer), q.host, q.customer)
         return [GapOut.of(g) for g in rows if q.customer is None or g.customer == q.customer]
 
     @app.get("/api/v1/upgrades", response_model=list[UpgradeOut], tags=["hosts"])
     def upgrades(who: Principal, q: Annotated[HostQuery, Query()]) -> list[UpgradeOut]:
         """Product version changes seen between consecutive inventories of a host."""
-        with _store_errors():
+        with store_errors():
             rows = store.upgrades(scope_for(who, q.customer), q.host, q.customer)
         return [UpgradeOut.of(u) for u in rows if q.customer is None or u.customer == q.customer]
 
@@ -227,16 +208,3 @@ def create_app(
         return response
 
     return app
-
-
-@contextmanager
-def _store_errors() -> Iterator[None]:
-    """Map store exceptions to HTTP statuses."""
-    try:
-        yield
-    except NotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except Conflict as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except StoreError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None

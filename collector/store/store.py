@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 
+from collector.observe import Committed, IngestObserver
 from collector.store import queries
 from collector.store.engine import SQLITE_IMMEDIATE, Synchronous, create_engine
 from collector.store.errors import AgentRevoked, Conflict, StoreError, UnknownAgent
@@ -87,6 +88,8 @@ class _Pending:
     done: bool = False
     result: int = 0
     error: Exception | None = None
+    stored_before: int = 0
+    host_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +216,8 @@ class Store:
         self._series_cached = 0
         self._token_last_used: dict[int, float] = {}
         self._sql = _driver_sql(self._sqlite)
+        self._observers: list[IngestObserver] = []
+        self.observer_failures = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -240,7 +245,39 @@ class Store:
         return self._engine.dialect.name
 
     def close(self) -> None:
+        for observer in self._observers:
+            try:
+                observer.close()
+            except Exception:  # closing must reach the engine whatever an observer does
+                log.exception("ingest observer failed to close")
+        self._observers.clear()
         self._engine.dispose()
+
+    # ------------------------------------------------------------------ observers
+
+    def add_observer(self, observer: IngestObserver) -> None:
+        """Call ``observer`` after every group commit (see :mod:`collector.observe`)."""
+        self._observers.append(observer)
+
+    def _notify(self, committed: list[Committed]) -> None:
+        if not committed:
+            return
+        for observer in self._observers:
+            try:
+                observer.observe(committed)
+            except Exception:  # the batches are durable and acked: never fail ingest
+                self.observer_failures += 1
+                log.exception("ingest observer failed on %d batches", len(committed))
+
+    def tick_observers(self, now: float | None = None) -> None:
+        """Let observers act on time passing; call about once a second."""
+        at = self._clock() if now is None else now
+        for observer in self._observers:
+            try:
+                observer.tick(at)
+            except Exception:
+                self.observer_failures += 1
+                log.exception("ingest observer tick failed")
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -488,9 +525,10 @@ class Store:
                     created: dict[SeriesRef, int] = {}
                     try:
                         with conn.begin_nested():
-                            request.result, host_id = self._ingest_one(
+                            request.result, host_id, request.stored_before = self._ingest_one(
                                 conn, request.agent, request.batch, known, created
                             )
+                            request.host_id = host_id
                     except (StoreError, sa.exc.IntegrityError) as exc:  # this batch only; the rest commit
                         request.error = exc
                         continue
@@ -521,6 +559,14 @@ class Store:
             for host_id, ids in known.items():
                 self._series_ids.setdefault(host_id, {}).update(ids)
             self._series_cached += fresh
+        if self._observers:
+            self._notify(
+                [
+                    Committed(r.agent, r.host_id, r.stored_before, r.batch)
+                    for r in group
+                    if r.error is None and r.result > r.stored_before
+                ]
+            )
         for request in group:
             request.done = True
 
@@ -531,8 +577,8 @@ class Store:
         batch: IngestBatch,
         known: dict[int, dict[SeriesRef, int]],
         created: dict[SeriesRef, int],
-    ) -> tuple[int, int]:
-        """Write one batch's new entries; returns (durable max seq, host id)."""
+    ) -> tuple[int, int, int]:
+        """Write one batch's new entries; returns (durable max seq, host id, durable seq before)."""
         stored = int(self._lock_agent(conn, agent).max_seq)
         host_id = self._host_id(conn, agent)
         seqs = [batch.max_seq]
@@ -541,7 +587,7 @@ class Store:
         seqs.extend(h.seq for h in batch.health)
         top = max(seqs)
         if top <= stored:
-            return stored, host_id  # a pure replay: everything is already durable
+            return stored, host_id, stored  # a pure replay: everything is already durable
         now = self._clock()
         self._write_results(conn, agent, host_id, stored, batch)
         refs, values, spans = _point_columns(batch)
@@ -560,7 +606,7 @@ class Store:
             )
         conn.exec_driver_sql(self._sql["advance_agent"], (top, now, agent.agent_id))
         conn.exec_driver_sql(self._sql["touch_host"], (now, now, host_id))
-        return top, host_id
+        return top, host_id, stored
 
     def _write_results(
         self, conn: sa.Connection, agent: AgentIdentity, host_id: int, stored: int, batch: IngestBatch

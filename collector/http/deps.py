@@ -1,0 +1,84 @@
+"""Dependencies every API router shares: the store, the caller, its scope, error mapping.
+
+``create_app`` puts the store on ``app.state.store`` (and, under ``serve``, the gRPC
+service on ``app.state.grpc``, for endpoints that talk to connected agents). A router
+module declares endpoints with ``who: Principal`` and reaches the store through
+``StoreDep``.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from collector.store import ApiPrincipal, Conflict, NotFound, Scope, Store, StoreError
+
+__all__ = ["GrpcDep", "Principal", "StoreDep", "require_write", "scope_for", "store_errors"]
+
+_bearer = HTTPBearer(auto_error=False, description="API token from `diag-collector token create`")
+
+
+def get_store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def get_grpc(request: Request) -> Any:
+    """The serving process's AgentStreamService, or None (an app without gRPC, in tests)."""
+    return getattr(request.app.state, "grpc", None)
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+GrpcDep = Annotated[Any, Depends(get_grpc)]
+
+
+def principal(
+    store: StoreDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiPrincipal:
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing API token: send 'Authorization: Bearer <token>' "
+            "(an engineer creates one with: diag-collector token create --name NAME)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    found = store.authenticate_api_token(credentials.credentials)
+    if found is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid or revoked API token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return found
+
+
+Principal = Annotated[ApiPrincipal, Depends(principal)]
+
+
+def scope_for(who: ApiPrincipal, customer: str | None) -> Scope:
+    """The caller's scope; 403 when it asks for a customer it may not read."""
+    if customer is not None and not who.scope.allows(customer):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this token may not read customer {customer!r}")
+    return who.scope
+
+
+def require_write(who: ApiPrincipal) -> None:
+    """403 for read-only (viewer) tokens."""
+    if not who.can_write:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Map store exceptions to HTTP statuses."""
+    try:
+        yield
+    except NotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except Conflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except StoreError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None

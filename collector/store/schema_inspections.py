@@ -1,0 +1,11 @@
+"""Tables: inspection plans' runs, findings and reports as service records.
+
+Defined on :data:`collector.store.schema.metadata` (imported at the end of that module), so
+the migration drift test covers them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa  # noqa: F401
+
+from collector.store.schema import metadata  # noqa: F401
