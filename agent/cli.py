@@ -321,11 +321,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides.setdefault("collector", {})["address"] = args.collector
     if args.token is not None:
         overrides.setdefault("collector", {})["token"] = args.token
+    from agent import memory
+
+    memory.before_load()
     loaded = _load(args.config, overrides)
     config = loaded.config
 
     import signal
 
+    from agent.inspection import InspectionQueue, request_from_proto
     from agent.inventory import collect
     from agent.runner import AgentProbe
     from agent.scheduler import Scheduler
@@ -348,7 +352,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     # by SpoolSink(on_write=...) and deletes entries only once the collector acknowledged
     # them. The agent never imports grpcio (~18 MB RSS): agent/grpc_h2.py speaks gRPC
     # over HTTP/2 with the small h2 library, imported only when a collector is configured.
-    streamer = _start_streamer(config, spool)
+    # The collector's InspectionRequests reach the scheduler through this queue; the
+    # streamer's thread only validates and enqueues them, then wakes the loop.
+    inspections = InspectionQueue()
+    wake: list[Any] = []
+
+    def on_inspection(request: Any) -> None:
+        if inspections.offer(request_from_proto(request)) and wake:
+            wake[0]()
+
+    streamer = _start_streamer(config, spool, on_inspection)
     scheduler = Scheduler(
         loaded.plans,
         probe=probe,
@@ -360,13 +373,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_workers=config.agent.max_workers,
         secrets=loaded.secrets(),
         inventory=lambda: collect(probe, products),
+        inspections=inspections,
     )
+    wake.append(scheduler.wake)
 
     def stop(signum: int, frame: object) -> None:
         scheduler.request_stop()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     log.info("spool %s (max %d bytes); config %s", config.spool_path, config.spool.max_bytes, loaded.source)
+    memory.after_start()
     try:
         scheduler.run(once=args.once)
     except Exception as exc:  # a bug in the loop: one line on stderr, the traceback at debug level
@@ -383,7 +399,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _start_streamer(config: Any, spool: Any) -> Any:
+def _start_streamer(config: Any, spool: Any, on_inspection: Any = None) -> Any:
     """Start streaming the spool when ``collector.address`` and ``token`` are configured."""
     collector = config.collector
     if not collector.address:
@@ -401,7 +417,7 @@ def _start_streamer(config: Any, spool: Any) -> Any:
         spool,
         StreamerSettings.from_config(collector),
         HostIdentity(config.agent.id, labels=dict(config.agent.labels), agent_version=__version__),
-        on_inspection=None,
+        on_inspection=on_inspection,
     )
     streamer.start()
     log.info("streaming to %s", collector.address)

@@ -360,7 +360,11 @@ def resolve_checks(
     for name, check in registry.items():
         entry = config.checks.get(name)
         try:
-            params = check.params.model_validate(entry.params if entry else {})
+            # Defaults need no validation: checks not configured never build their validator.
+            if entry and entry.params:
+                params = check.params.model_validate(entry.params)
+            else:
+                params = check.params.defaults()
         except ValidationError as exc:
             issues.extend(issues_from(exc, check.params, ("checks", name, "params"), secret=_SECRET_PART))
             continue

@@ -378,6 +378,9 @@ class Task(Generic[T]):
     detached: bool = False
     """A slow local task whose thread gave its lane slot to a new thread; it still
     delivers its result, then its thread exits."""
+    wake: bool = False
+    """Wake the owner when this task finishes even though others still run (an
+    inspection's runs must not wait for a slow scheduled check)."""
     state: TaskState = TaskState.QUEUED
     started: float | None = None
     result: T | None = None
@@ -459,10 +462,16 @@ class WorkerPool(Generic[T]):
         timeout_s: float,
         wall_ts: float | None = None,
         lane: str = LOCAL,
+        wake: bool = False,
     ) -> Task[T]:
-        """Queue ``fn`` in ``lane``. Raises RuntimeError if a task of that name is running or abandoned."""
+        """Queue ``fn`` in ``lane``. Raises RuntimeError if a task of that name is running or abandoned.
+
+        ``wake``: with ``wake_when_idle``, put a token in ``completions`` when this task
+        finishes even if the pool is not idle.
+        """
         now = self.clock()
         task: Task[T] = Task(name, fn, timeout_s, now, time.time() if wall_ts is None else wall_ts, lane)
+        task.wake = wake
         with self._lock:
             if name in self._inflight or name in self._abandoned:
                 raise RuntimeError(f"{name} is still running")
@@ -590,7 +599,7 @@ class WorkerPool(Generic[T]):
                 if self.wake_when_idle:
                     # One wake-up per wave instead of one per check: the owner pops
                     # ``finished`` whenever it wakes (for a timer, or here when all is done).
-                    if idle:
+                    if idle or task.wake:
                         self.completions.put(IDLE)
                 else:
                     self.completions.put(task)

@@ -19,6 +19,15 @@ one batch when a wave is over (nothing running, nothing due within a second) or 
 at most :data:`MAX_FLUSH_DELAY_S`. Once per base interval a self-health snapshot goes to
 the sink too.
 
+Inspections. :meth:`Scheduler.request_inspection` (any thread: the streamer's) queues a
+collector's ``InspectionRequest``; the loop runs one inspection at a time (see
+:mod:`agent.inspection`): the selected checks start at once on the same worker pool
+under their own task names (``inspection:<check>``), so the scheduled runs keep their
+slots; they run on a copy of the check's state that is not kept, with timeouts cut so
+they end before the request's deadline. Their records carry the inspection id; when
+the last is in, the agent check's tagged record (the completion marker) is buffered
+after them and everything is written at once.
+
 Stopping. :meth:`Scheduler.request_stop` (safe in a signal handler) ends the loop: no
 new checks start, running ones get ``grace_s`` to finish (those that do are kept), the
 rest are abandoned; then records, a last health snapshot and the checks' state are
@@ -28,6 +37,7 @@ written.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -42,6 +52,15 @@ from typing import Any
 
 from agent import __version__
 from agent.config import CheckPlan
+from agent.inspection import (
+    AGENT_CHECK,
+    Inspection,
+    InspectionQueue,
+    marker_record,
+    request_from_proto,
+    select,
+    tag,
+)
 from agent.records import CheckRecord
 from agent.runner import (
     IO,
@@ -75,6 +94,8 @@ WAVES = 3
 START_AHEAD_S = 0.25
 """A check due within this long joins the wave starting now (fewer wake-ups, shared data)."""
 INVENTORY_TASK = "agent.inventory"
+INSPECTION_TASK_PREFIX = "inspection:"
+"""Task names of an inspection's runs: ``inspection:<check>``, apart from the scheduled ones."""
 _WAKE = object()
 
 
@@ -141,6 +162,16 @@ class CheckSchedule:
 
 
 @dataclass
+class _RunningInspection:
+    inspection: Inspection
+    pending: set[str] = field(default_factory=set)
+    """Task names not finished yet."""
+    ran: list[str] = field(default_factory=list)
+    unavailable: list[tuple[str, str]] = field(default_factory=list)
+    agent_requested: bool = False
+
+
+@dataclass
 class _Buffer:
     records: list[CheckRecord] = field(default_factory=list)
     payloads: list[bytes | None] = field(default_factory=list)
@@ -167,12 +198,18 @@ class Scheduler:
         secrets: Sequence[str] = (),
         inventory: Callable[[], Mapping[str, Any]] | None = None,
         inventory_interval_s: float = 3600.0,
+        inspections: InspectionQueue | None = None,
         state_save_interval_s: float = 120.0,
         grace_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.plans = [p for p in plans if p.enabled]
+        self.all_plans = list(plans)
+        """Every plan, disabled ones too: an inspection names what is not available and why."""
+        self.inspections = inspections if inspections is not None else InspectionQueue()
+        self._inspection: _RunningInspection | None = None
+        self.inspections_answered = 0
         self.probe = probe
         self.state = state
         self.sink = sink
@@ -205,6 +242,18 @@ class Scheduler:
         self._stop.set()
         self.completions.put(_WAKE)  # SimpleQueue.put is reentrant: fine in a signal handler
 
+    def request_inspection(self, request: Any) -> bool:
+        """Queue an ``agent.wire.InspectionRequest`` (any thread). False when it was ignored
+        (invalid id, duplicate, queue full; logged)."""
+        queued = self.inspections.offer(request_from_proto(request))
+        if queued:
+            self.completions.put(_WAKE)
+        return queued
+
+    def wake(self) -> None:
+        """Make the loop look at its queues now (safe from any thread)."""
+        self.completions.put(_WAKE)
+
     @property
     def stopping(self) -> bool:
         """True once a stop was requested."""
@@ -235,6 +284,7 @@ class Scheduler:
                 now = self.clock()
                 self._expire(now)
                 self._start_due(now, once)
+                self._start_inspection(now)
                 if now >= next_inventory:
                     self._start_inventory()
                     next_inventory = math.inf if once else now + self.inventory_interval_s
@@ -262,10 +312,7 @@ class Scheduler:
         due = [s for s in self.schedules.values() if s.next_due <= now + s.start_ahead_s]
         if not due:
             return
-        if self._cycle_started is None or now - self._cycle_started >= self.jitter_s:
-            self.probe.new_cycle()
-            self.probe.agent_status = self._agent_status(now)
-            self._cycle_started = now
+        self._maybe_new_cycle(now)
         for sched in due:
             if self.pool.busy(sched.name):
                 sched.missed += 1
@@ -276,6 +323,12 @@ class Scheduler:
                 sched.next_due = math.inf
             else:
                 sched.advance(max(now, sched.next_due))
+
+    def _maybe_new_cycle(self, now: float) -> None:
+        if self._cycle_started is None or now - self._cycle_started >= self.jitter_s:
+            self.probe.new_cycle()
+            self.probe.agent_status = self._agent_status(now)
+            self._cycle_started = now
 
     def _submit(self, sched: CheckSchedule) -> None:
         plan = sched.plan
@@ -338,6 +391,9 @@ class Scheduler:
         if task.name == INVENTORY_TASK:
             self._handle_inventory(task)
             return
+        if task.name.startswith(INSPECTION_TASK_PREFIX):
+            self._inspection_task_done(task)
+            return
         sched = self.schedules.get(task.name)
         if sched is None:
             return
@@ -392,6 +448,9 @@ class Scheduler:
 
     def _expire(self, now: float) -> None:
         for task in self.pool.expire(now):
+            if task.name.startswith(INSPECTION_TASK_PREFIX):
+                self._inspection_task_expired(task, now)
+                continue
             sched = self.schedules.get(task.name)
             if sched is None:
                 continue  # the inventory task: logged by the pool, retried at its interval
@@ -401,6 +460,115 @@ class Scheduler:
             sched.failing_key = "CHECK_TIMEOUT"
             elapsed = now - (task.started if task.started is not None else task.submitted)
             self._buffer_record(timeout_record(sched.plan, task.wall_ts, elapsed))
+
+    # -- inspections -----------------------------------------------------------------------
+
+    def _start_inspection(self, now: float) -> None:
+        """Start the next queued inspection when none is running."""
+        if self._inspection is not None or self.stopping:
+            return
+        inspection = self.inspections.take()
+        if inspection is None:
+            return
+        selection = select(inspection, self.all_plans)
+        running = _RunningInspection(inspection, unavailable=list(selection.unavailable))
+        self._inspection = running
+        self._maybe_new_cycle(now)
+        wall = self.wall_clock()
+        remaining = inspection.remaining_s(wall)
+        abandoned = set(self.pool.abandoned_now)
+        probe, secrets, iid = self.probe, self.secrets, inspection.inspection_id
+        for plan in selection.run:
+            if plan.name == AGENT_CHECK:
+                running.agent_requested = True  # the marker is its run
+                continue
+            task_name = INSPECTION_TASK_PREFIX + plan.name
+            if plan.name in abandoned or self.pool.busy(task_name):
+                running.unavailable.append((plan.name, "hung: an earlier run has not returned"))
+                continue
+            timeout = plan.timeout_s
+            if remaining is not None and remaining > 0:
+                timeout = min(timeout, max(1.0, round(remaining - 1.0, 1)))
+            store = self.state.snapshot(plan.name)
+
+            def run(
+                plan: CheckPlan = plan, store: Any = store
+            ) -> tuple[CheckOutcome, CheckRecord | None, bytes | None]:
+                outcome = execute_check(plan, probe, store, secrets)
+                record = tag(outcome.record, iid) if outcome.record is not None else None
+                return outcome, record, encode_record(record) if record is not None else None
+
+            self.pool.submit(task_name, run, timeout, wall, IO if plan.check.blocking else LOCAL, wake=True)
+            running.pending.add(task_name)
+        log.info(
+            "inspection %s: running %d checks now (%d requested ones not available here)%s",
+            iid,
+            len(running.pending) + running.agent_requested,
+            len(running.unavailable),
+            " after its deadline" if remaining is not None and remaining <= 0 else "",
+        )
+        self._maybe_finish_inspection()
+
+    def _inspection_task_done(self, task: Task[Any]) -> None:
+        running = self._inspection
+        if running is None or task.name not in running.pending:
+            return  # a straggler of an inspection already answered
+        running.pending.discard(task.name)
+        name = task.name[len(INSPECTION_TASK_PREFIX) :]
+        if task.result is None:
+            error = scrub(f"{type(task.error).__name__}: {task.error}", self.secrets)[:200]
+            log.error("runner failed for %s: %s", task.name, error)
+            running.unavailable.append((name, "runner error"))
+        else:
+            outcome, record, payload = task.result
+            if outcome.kind is OutcomeKind.SKIP and outcome.skip is not None:
+                running.unavailable.append((name, f"skipped: {outcome.skip.reason}"[:200]))
+            elif record is not None:
+                running.ran.append(name)
+                self._buffer_record(record, payload)
+        self._maybe_finish_inspection()
+
+    def _inspection_task_expired(self, task: Task[Any], now: float) -> None:
+        running = self._inspection
+        if running is None or task.name not in running.pending:
+            return
+        running.pending.discard(task.name)
+        name = task.name[len(INSPECTION_TASK_PREFIX) :]
+        plan = next((p for p in self.all_plans if p.name == name), None)
+        if plan is not None:
+            elapsed = now - (task.started if task.started is not None else task.submitted)
+            # The run's own timeout: the deadline may have cut the check's.
+            record = timeout_record(
+                dataclasses.replace(plan, timeout_s=task.timeout_s), task.wall_ts, elapsed
+            )
+            self._buffer_record(tag(record, running.inspection.inspection_id))
+            running.ran.append(name)
+        self._maybe_finish_inspection()
+
+    def _maybe_finish_inspection(self) -> None:
+        """Once every run of the inspection is in: buffer the marker last and write it all."""
+        running = self._inspection
+        if running is None or running.pending:
+            return
+        inspection = running.inspection
+        agent_record: CheckRecord | None = None
+        plan = next((p for p in self.all_plans if p.name == AGENT_CHECK), None)
+        if plan is not None:
+            outcome = execute_check(plan, self.probe, self.state.snapshot(AGENT_CHECK), self.secrets)
+            agent_record = outcome.record
+            if running.agent_requested:
+                if agent_record is not None:
+                    running.ran.append(AGENT_CHECK)
+                elif outcome.skip is not None:
+                    running.unavailable.append((AGENT_CHECK, f"skipped: {outcome.skip.reason}"[:200]))
+        marker = marker_record(inspection, agent_record, running.ran, running.unavailable, self.wall_clock())
+        self._buffer_record(marker)
+        self._flush()
+        self._inspection = None
+        self.inspections.finish()
+        self.inspections_answered += 1
+        log.info("inspection %s answered: %s", inspection.inspection_id, marker.summary[:300])
+        self._start_inspection(self.clock())
 
     # -- output ----------------------------------------------------------------------------
 
@@ -521,6 +689,9 @@ class Scheduler:
             log.error("could not save check state to %s: %s", self.state.path, exc)
 
     def _shutdown(self) -> None:
+        if self._inspection is not None:
+            iid = self._inspection.inspection.inspection_id
+            log.warning("stopping during inspection %s: it stays unanswered", iid)
         if self.stopping:
             log.info("stopping: waiting up to %g s for %d running checks", self.grace_s, self.pool.inflight)
         deadline = self.clock() + self.grace_s

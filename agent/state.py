@@ -81,6 +81,12 @@ class StateStore:
         encoded = self._encoded.get(check)
         return json.loads(encoded) if encoded else {}
 
+    def snapshot(self, check: str) -> MutableMapping[str, Any]:
+        """A private copy of ``check``'s committed store for a run whose state is not kept
+        (an inspection's extra run): the live object stays for the scheduled run."""
+        encoded = self._encoded.get(check)
+        return json.loads(encoded) if encoded else {}
+
     def commit(self, check: str, store: MutableMapping[str, Any]) -> bool:
         """Keep ``store`` as ``check``'s state. False (state unchanged) if not JSON-serialisable.
 

@@ -42,11 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
-
+from agent import wire
 from agent.grpc_h2 import RpcError, StatusCode, StreamCall, TlsConfig
 from agent.spool import KIND_HEALTH, KIND_INVENTORY, KIND_RESULT, Gap, SpoolEntry, SpoolStats
-from protos.diag.v1 import agent_pb2
 
 # The inventory digest uses the interpreter's own SHA-256: hashlib would load OpenSSL's
 # libcrypto for it, about 3.6 MB of the agent's RSS budget (ssl loads it anyway with TLS).
@@ -63,19 +61,13 @@ __all__ = [
     "HostIdentity",
     "Streamer",
     "StreamerSettings",
-    "entry_to_proto",
+    "entry_to_wire",
     "host_facts",
 ]
 
 log = logging.getLogger("agent.streamer")
 
 PROTOCOL_VERSION: Final = 1
-_SEVERITY: Final[dict[str, Any]] = {
-    "OK": agent_pb2.SEVERITY_OK,
-    "WARN": agent_pb2.SEVERITY_WARN,
-    "CRIT": agent_pb2.SEVERITY_CRIT,
-    "UNKNOWN": agent_pb2.SEVERITY_UNKNOWN,
-}
 _REJECTED_SEQ_RE: Final = re.compile(r"\(seq (\d+)\)")
 _MESSAGE_SLACK: Final = 16 * 1024  # headroom under the collector's message limit for framing
 CONNECT_PATH: Final = "/diag.v1.AgentStream/Connect"
@@ -186,15 +178,14 @@ class Backoff:
 # --- conversion ---------------------------------------------------------------------------------
 
 
-def entry_to_proto(entry: SpoolEntry) -> agent_pb2.Entry | None:
-    """The wire form of one spool entry; None for a kind this agent does not stream.
+def entry_to_wire(entry: SpoolEntry) -> bytes | None:
+    """The encoded ``Entry`` of one spool entry; None for a kind this agent does not stream.
 
     Raises ValueError when the payload is not what :mod:`agent.spool` writes.
 
     >>> from agent.spool import SpoolEntry
-    >>> e = entry_to_proto(SpoolEntry(3, 1700000000.25, "health", b'{"rss_bytes":1024}'))
-    >>> e.seq, e.ts_unix_ms, e.health.rss_bytes
-    (3, 1700000000250, 1024)
+    >>> entry_to_wire(SpoolEntry(3, 1700000000.25, "health", b'{"rss_bytes":1024}')).hex()
+    '080310fad195ffbc312a03108008'
     """
     try:
         doc = json.loads(entry.payload)
@@ -202,86 +193,50 @@ def entry_to_proto(entry: SpoolEntry) -> agent_pb2.Entry | None:
         raise ValueError(f"spool entry {entry.seq}: payload is not JSON") from exc
     if not isinstance(doc, dict):
         raise ValueError(f"spool entry {entry.seq}: payload is not a JSON object")
-    out = agent_pb2.Entry(seq=entry.seq, ts_unix_ms=round(entry.ts * 1000))
     try:
         if entry.kind == KIND_RESULT:
-            _fill_result(out.result, doc)
+            kind, payload = wire.ENTRY_RESULT, wire.check_result(doc)
         elif entry.kind == KIND_HEALTH:
-            _fill_health(out.health, doc)
+            kind, payload = wire.ENTRY_HEALTH, wire.health(doc)
         elif entry.kind == KIND_INVENTORY:
-            out.inventory.document_json = entry.payload.decode()
-            out.inventory.sha256 = sha256(entry.payload).hexdigest()
+            kind = wire.ENTRY_INVENTORY
+            payload = wire.inventory(entry.payload.decode(), sha256(entry.payload).hexdigest())
         else:
             return None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # Wrong shape or types in the payload (AttributeError: a list where a dict belongs).
         raise ValueError(f"spool entry {entry.seq}: malformed {entry.kind} payload ({exc!r})") from exc
-    return out
+    if entry.seq < 0:
+        raise ValueError(f"spool entry {entry.seq}: negative sequence number")
+    return wire.entry(entry.seq, round(entry.ts * 1000), kind, payload)
 
 
-def _fill_result(r: agent_pb2.CheckResult, doc: dict[str, Any]) -> None:
-    r.check = doc["check"]
-    r.layer = doc["layer"]
-    r.severity = _SEVERITY[doc["severity"]]
-    r.key = doc["key"]
-    r.summary = doc["summary"]
-    r.duration_ms = float(doc["duration_ms"])
-    if doc.get("inspection_id"):
-        r.inspection_id = doc["inspection_id"]
-    for res in doc.get("results", ()):
-        r.findings.add(
-            severity=_SEVERITY[res["severity"]],
-            key=res["key"],
-            summary=res["summary"],
-            item=res.get("item") or "",
-            details=res.get("details") or "",
-        )
-    for m in doc.get("metrics", ()):
-        sample = r.metrics.add(name=m["name"], value=float(m["value"]), unit=m["unit"])
-        labels = m.get("labels") or {}
-        for key in sorted(labels):
-            sample.labels.add(key=key, value=str(labels[key]))
-
-
-_HEALTH_FLOATS: Final = ("cpu_seconds_total", "cycle_cpu_seconds")
-_HEALTH_INTS: Final = ("rss_bytes", "spool_depth", "spool_bytes", "dropped_total", "abandoned_threads")
-
-
-def _fill_health(h: agent_pb2.AgentHealth, doc: dict[str, Any]) -> None:
-    for name in _HEALTH_FLOATS:
-        if doc.get(name) is not None:
-            setattr(h, name, float(doc[name]))
-    for name in _HEALTH_INTS:
-        if doc.get(name) is not None:
-            setattr(h, name, max(0, int(doc[name])))
-    for check, ms in (doc.get("check_duration_ms") or {}).items():
-        h.check_duration_ms[str(check)] = float(ms)
-
-
-def host_facts(root: Path = Path("/")) -> agent_pb2.HostFacts:
+def host_facts(root: Path = Path("/")) -> wire.HostFacts:
     """OS, kernel, CPU count, memory and boot time, from cheap files (once per connection)."""
-    facts = agent_pb2.HostFacts(
-        kernel=platform.release(), arch=platform.machine(), cpu_count=os.cpu_count() or 0
-    )
+    facts: dict[str, Any] = {
+        "kernel": platform.release(),
+        "arch": platform.machine(),
+        "cpu_count": os.cpu_count() or 0,
+    }
     with contextlib.suppress(OSError):  # a minimal container may lack os-release
         for line in (root / "etc/os-release").read_text().splitlines():
             key, _, value = line.partition("=")
             value = value.strip().strip('"')
             if key == "ID":
-                facts.os_id = value[:64]
+                facts["os_id"] = value[:64]
             elif key == "VERSION_ID":
-                facts.os_version = value[:64]
+                facts["os_version"] = value[:64]
     with contextlib.suppress(OSError, ValueError, IndexError):  # facts are best effort
         for line in (root / "proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal:"):
-                facts.memory_bytes = int(line.split()[1]) * 1024
+                facts["memory_bytes"] = int(line.split()[1]) * 1024
                 break
     with contextlib.suppress(OSError, ValueError, IndexError):  # facts are best effort
         for line in (root / "proc/stat").read_text().splitlines():
             if line.startswith("btime "):
-                facts.boot_time_unix_ms = int(line.split()[1]) * 1000
+                facts["boot_time_unix_ms"] = int(line.split()[1]) * 1000
                 break
-    return facts
+    return wire.HostFacts(**facts)
 
 
 # --- the streamer -------------------------------------------------------------------------------
@@ -321,9 +276,9 @@ class Streamer:
         spool: SpoolLike,
         settings: StreamerSettings,
         identity: HostIdentity,
-        on_inspection: Callable[[agent_pb2.InspectionRequest], None] | None = None,
+        on_inspection: Callable[[wire.InspectionRequest], None] | None = None,
         *,
-        facts: Callable[[], agent_pb2.HostFacts] = host_facts,
+        facts: Callable[[], wire.HostFacts] = host_facts,
     ) -> None:
         self._spool = spool
         self._settings = settings
@@ -442,12 +397,13 @@ class Streamer:
             keepalive_timeout_s=20.0,
         )
 
-    def _hello(self) -> agent_pb2.AgentMessage:
+    def _hello(self) -> bytes:
         stats = self._spool.stats()
         oldest = self._spool.read_from(0, 1)
         ident = self._identity
-        return agent_pb2.AgentMessage(
-            hello=agent_pb2.Hello(
+        return wire.agent_message(
+            wire.HELLO,
+            wire.hello(
                 protocol_version=PROTOCOL_VERSION,
                 agent_id=ident.agent_id,
                 agent_version=ident.agent_version,
@@ -456,7 +412,7 @@ class Streamer:
                 facts=self._facts(),
                 spool_high_seq=stats.high_water,
                 spool_low_seq=oldest[0].seq if oldest else 0,
-            )
+            ),
         )
 
     def _session(self) -> bool:
@@ -492,7 +448,7 @@ class Streamer:
                 call.cancel()
             reader.join(5.0)
 
-    def _await_welcome(self, inbox: queue.SimpleQueue[tuple[str, Any]]) -> agent_pb2.Welcome:
+    def _await_welcome(self, inbox: queue.SimpleQueue[tuple[str, Any]]) -> wire.Welcome:
         deadline = time.monotonic() + self._settings.welcome_timeout_s
         while True:
             remaining = deadline - time.monotonic()
@@ -506,13 +462,13 @@ class Streamer:
                 continue
             if kind == "end":
                 raise value
-            if kind == "msg" and value.WhichOneof("body") == "welcome":
-                welcome: agent_pb2.Welcome = value.welcome
+            if kind == "msg" and value.welcome is not None:
+                welcome: wire.Welcome = value.welcome
                 return welcome
 
     def _stream(
         self,
-        welcome: agent_pb2.Welcome,
+        welcome: wire.Welcome,
         inbox: queue.SimpleQueue[tuple[str, Any]],
         outbox: _Outbox,
     ) -> None:
@@ -549,7 +505,7 @@ class Streamer:
             if not gaps_in_flight and now >= next_gap_report:
                 report = self._gap_report(gaps_in_flight)
                 if report is not None:
-                    outbox.put(agent_pb2.AgentMessage(gaps=report))
+                    outbox.put(wire.agent_message(wire.GAPS, report))
                     last_sent = now
                     next_gap_report = now + 5.0  # never resend faster than this
             # 2. fill the window
@@ -560,16 +516,14 @@ class Streamer:
                 sent_seq = top
                 if batch is None:  # only skipped entries: reported as gaps, nothing to send
                     continue
-                outbox.put(agent_pb2.AgentMessage(batch=batch))
+                outbox.put(wire.agent_message(wire.BATCH, batch))
                 inflight.append(_InFlight(top, time.monotonic()))
                 last_sent = time.monotonic()
             # 3. heartbeat when idle
             if time.monotonic() - last_sent >= heartbeat_s:
                 outbox.put(
-                    agent_pb2.AgentMessage(
-                        heartbeat=agent_pb2.Heartbeat(
-                            ts_unix_ms=int(time.time() * 1000), spool_depth=spool.stats().depth
-                        )
+                    wire.agent_message(
+                        wire.HEARTBEAT, wire.heartbeat(int(time.time() * 1000), spool.stats().depth)
                     )
                 )
                 last_sent = time.monotonic()
@@ -592,12 +546,11 @@ class Streamer:
 
     def _handle(
         self,
-        msg: agent_pb2.CollectorMessage,
+        msg: wire.CollectorMessage,
         inflight: deque[_InFlight],
         gaps_in_flight: dict[int, tuple[int, int]],
     ) -> None:
-        body = msg.WhichOneof("body")
-        if body == "ack":
+        if msg.ack is not None:
             ack = msg.ack
             durable = ack.durable_through_seq
             if durable > self.acked_seq:
@@ -607,34 +560,23 @@ class Streamer:
                 inflight.popleft()
             if ack.gaps_recorded:
                 self._gaps_recorded(set(ack.gaps_recorded), gaps_in_flight)
-        elif body == "inspection" and self._on_inspection is not None:
+        elif msg.inspection is not None and self._on_inspection is not None:
             try:
                 self._on_inspection(msg.inspection)
             except Exception:  # the daemon's callback must not kill the stream; logged with traceback
                 log.exception("inspection handler failed for %s", msg.inspection.inspection_id)
         # welcome twice or an unknown body (a newer collector): ignored per the contract
 
-    def _gap_report(self, gaps_in_flight: dict[int, tuple[int, int]]) -> agent_pb2.GapReport | None:
-        report = agent_pb2.GapReport()
+    def _gap_report(self, gaps_in_flight: dict[int, tuple[int, int]]) -> bytes | None:
+        """An encoded GapReport of the gaps not yet recorded (None: nothing to report)."""
+        gaps: list[bytes] = []
         for gap in self._spool.gaps()[:500]:
-            report.gaps.add(
-                first_seq=gap.first_seq,
-                last_seq=gap.last_seq,
-                count=gap.count,
-                reason=gap.reason,
-                dropped_at_unix_ms=int(gap.ts * 1000),
-            )
+            gaps.append(wire.gap(gap.first_seq, gap.last_seq, gap.count, gap.reason, int(gap.ts * 1000)))
             gaps_in_flight[gap.first_seq] = (gap.id, gap.count)
         for local in list(self._local_gaps.values())[:500]:
-            report.gaps.add(
-                first_seq=local.seq,
-                last_seq=local.seq,
-                count=1,
-                reason=local.reason,
-                dropped_at_unix_ms=int(local.at * 1000),
-            )
+            gaps.append(wire.gap(local.seq, local.seq, 1, local.reason, int(local.at * 1000)))
             gaps_in_flight[local.seq] = (0, 1)
-        return report if report.gaps else None
+        return wire.gap_report(gaps) if gaps else None
 
     def _gaps_recorded(self, recorded: set[int], gaps_in_flight: dict[int, tuple[int, int]]) -> None:
         # Mark spool gaps reported up to the first one the collector did not record, and
@@ -654,14 +596,12 @@ class Streamer:
             self._spool.mark_gaps_reported(mark)
         gaps_in_flight.clear()
 
-    def _next_batch(
-        self, after: int, max_entries: int, max_bytes: int
-    ) -> tuple[agent_pb2.EntryBatch | None, int]:
+    def _next_batch(self, after: int, max_entries: int, max_bytes: int) -> tuple[bytes | None, int]:
         """The next batch after seq ``after`` and the highest seq it covers (``after``: nothing)."""
         if self._spool.stats().high_water <= after:
             return None, after  # nothing new: no query
         entries = self._spool.read_from(after + 1, max_entries)
-        batch = agent_pb2.EntryBatch()
+        batch: list[bytes] = []
         size = 0
         top = after
         for entry in entries:
@@ -671,12 +611,12 @@ class Streamer:
                 skip_reason = "rejected_by_collector"
             else:
                 try:
-                    proto = entry_to_proto(entry)
+                    proto = entry_to_wire(entry)
                 except ValueError as exc:
                     log.error("%s; skipping it", exc)
                     skip_reason = "corrupt_entry"
             if proto is not None:
-                n = proto.ByteSize() + 8
+                n = wire.entry_overhead(len(proto))
                 if n > max_bytes:
                     log.error(
                         "spool entry %d is %d bytes, over the collector's limit; skipping it", entry.seq, n
@@ -685,13 +625,13 @@ class Streamer:
                 elif size + n > max_bytes:
                     break
                 else:
-                    batch.entries.append(proto)
+                    batch.append(proto)
                     size += n
             if skip_reason is not None:
                 self._local_gaps[entry.seq] = _LocalGap(entry.seq, skip_reason, time.time())
                 self._poison.discard(entry.seq)
             top = entry.seq
-        return (batch if batch.entries else None), top
+        return (wire.entry_batch(batch) if batch else None), top
 
     def join(self, timeout: float | None = None) -> None:
         if self._thread is not None:
@@ -706,9 +646,10 @@ class _Outbox:
     def __init__(self, call: StreamCall) -> None:
         self._call = call
 
-    def put(self, message: agent_pb2.AgentMessage) -> None:
+    def put(self, message: bytes) -> None:
+        """Send one encoded AgentMessage."""
         try:
-            self._call.send(message.SerializeToString())
+            self._call.send(message)
         except RpcError as exc:  # the call ended under us: that is how this session ends
             raise _SessionEnd(exc.code, exc.message) from None
 
@@ -721,8 +662,8 @@ def _read_responses(call: StreamCall, inbox: queue.SimpleQueue[tuple[str, Any]])
                 inbox.put(("end", _SessionEnd(None, "collector closed the stream")))
                 return
             try:
-                message = agent_pb2.CollectorMessage.FromString(payload)
-            except DecodeError:
+                message = wire.decode_collector_message(payload)
+            except wire.WireError:
                 call.cancel()
                 inbox.put(("end", _SessionEnd(StatusCode.INTERNAL, "undecodable message from the collector")))
                 return

@@ -7,14 +7,19 @@ bidirectional stream per agent (each on its own TCP connection, like real agents
 batches of ``--results`` check results with ``--metrics`` points each. Prints one JSON
 document:
 
-- ``durable_points_per_s``: metric points acknowledged (hence committed) per second of
-  the timed phase; ``points_stored`` is verified by counting rows afterwards;
+- ``durable_points_per_s``: metric points acknowledged (hence committed to the ingest
+  log) per second of the timed phase; ``points_stored`` is verified by counting rows
+  afterwards;
+- ``materialised_points_per_s``: the same points over the time from the start of the
+  timed phase until the ingest log is empty again (every acknowledged point in ``points``,
+  its result in ``check_results``): the materialiser's sustained rate, backlog drain
+  included; ``backlog_at_last_ack`` is what was still waiting when the last Ack arrived;
 - ``ack_latency_ms``: p50/p99/max from sending a batch to receiving its Ack;
 - ``streams_held``: streams welcomed and open at once (and the collector's own gauge);
 - ``plain_insert_points_per_s``: in the same run, the baseline: the ingest's rows
   written by the ingest's own points INSERT and nothing else (``Store.plain_insert_points``:
   no gRPC, no decode, no agent row, no series lookup, no results); ``ratio`` = durable /
-  plain. The comparison is kept like for like:
+  plain, ``ratio_materialised`` = materialised / plain. The comparison is kept like for like:
 
   - same rows: as many points as the timed phase acknowledges (agents x batches x points
     per batch), one series per (agent, result, metric), written round by round and agent
@@ -260,6 +265,13 @@ def _wait_serving(address: str, proc: subprocess.Popen[bytes], timeout: float = 
     raise SystemExit("collector did not start")
 
 
+def _wait_materialised(store: Any, timeout: float) -> None:
+    """Until the collector's ingest log is empty: every acknowledged batch materialised."""
+    deadline = time.monotonic() + timeout
+    while store.log_stats().pending_batches and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 PLAIN_SERIES_BASE = 50_000_000
 """Series ids of the baseline's rows: no real series has them (``points`` has no FK)."""
 
@@ -320,6 +332,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ingest-processes", type=int, default=1, help="serve --ingest-processes N (0: in-process ingest)"
     )
+    parser.add_argument(
+        "--customers",
+        type=int,
+        default=1,
+        help="spread the agents over this many customers (ingest workers are assigned by customer)",
+    )
+    parser.add_argument(
+        "--ingest-log-max-points",
+        type=int,
+        default=0,
+        help="serve --ingest-log-max-points N (0: its default)",
+    )
     args = parser.parse_args(argv)
     _raise_nofile()
 
@@ -341,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     suffix = os.urandom(3).hex()
     agents = []
     for i in range(args.agents):
-        identity, token = store.enroll_agent("bench", f"bench-{suffix}-{i}", f"bench-{suffix}-{i}")
+        customer = "bench" if args.customers <= 1 else f"bench-{i % args.customers}"
+        identity, token = store.enroll_agent(customer, f"bench-{suffix}-{i}", f"bench-{suffix}-{i}")
         agents.append((identity.agent_id, token))
     grpc_addr = f"127.0.0.1:{_free_port()}"
     http_addr = f"127.0.0.1:{_free_port()}"
@@ -362,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
             http_addr,
             "--ingest-processes",
             str(args.ingest_processes),
+            *(
+                ["--ingest-log-max-points", str(args.ingest_log_max_points)]
+                if args.ingest_log_max_points
+                else []
+            ),
         ],
         cwd=REPO,
         stdout=log,
@@ -400,17 +430,25 @@ def main(argv: list[str] | None = None) -> int:
                 conns.append(parent_end)
                 procs.append(p)
             job["offered"] = job_offered
+            # Each phase starts with an empty ingest log: the warm-up is fully materialised first.
+            _wait_materialised(store, 600.0)
             ready = [c.recv() for c in conns]
             held = sum(r[1] for r in ready)
             gauge = _scrape(http_addr, "diag_connected_agents")
             family = [server, *server.children(recursive=True)]
             cpu0 = sum(sum(p.cpu_times()[:2]) for p in family)
+            grpc_cpu0 = sum(server.cpu_times()[:2])
             wall_cpu0 = sum(psutil.cpu_times()[:3])
             t0 = time.perf_counter()
             for c in conns:
                 c.send("go")
             done = [c.recv() for c in conns]
             elapsed = time.perf_counter() - t0
+            backlog = store.log_stats()
+            grpc_cpu_acked = sum(server.cpu_times()[:2]) - grpc_cpu0
+            workers_cpu_acked = sum(sum(p.cpu_times()[:2]) for p in family[1:]) - (cpu0 - grpc_cpu0)
+            _wait_materialised(store, 600.0)
+            materialised_elapsed = time.perf_counter() - t0
             cpu1 = sum(sum(p.cpu_times()[:2]) for p in family)
             machine_busy = sum(psutil.cpu_times()[:3]) - wall_cpu0
             for p in procs:
@@ -434,6 +472,13 @@ def main(argv: list[str] | None = None) -> int:
                 "points_acked": acked_points,
                 "durable_points_per_s": round(acked_points / elapsed),
                 "durable_results_per_s": round(acked_points / elapsed / args.metrics),
+                "backlog_at_last_ack": {
+                    "batches": backlog.pending_batches,
+                    "points": backlog.pending_points,
+                    "lag_s": round(backlog.lag_seconds(time.time()), 2),
+                },
+                "materialised_elapsed_s": round(materialised_elapsed, 3),
+                "materialised_points_per_s": round(acked_points / materialised_elapsed),
                 "ack_latency_ms": {
                     "p50": round(q[49] * 1000, 1),
                     "p99": round(q[98] * 1000, 1),
@@ -445,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
                     else None
                 ),
                 "collector_cpu_s": round(cpu1 - cpu0, 2),
+                "collector_cpu_us_per_point_until_last_ack": {
+                    "grpc_process": round(grpc_cpu_acked / acked_points * 1e6, 2),
+                    "ingest_workers": round(workers_cpu_acked / acked_points * 1e6, 2),
+                },
                 "machine_busy_cpu_s": round(machine_busy, 2),
                 "errors": sum(d[5] for d in done),
                 "error_samples": errors[:3],
@@ -474,8 +523,10 @@ def main(argv: list[str] | None = None) -> int:
             "plain_insert_points_per_s": round(plain_rate),
             "plain_commit_rows": plain_commit_rows,
             "ratio": round(result.get("durable_points_per_s", 0) / plain_rate, 3),
+            "ratio_materialised": round(result.get("materialised_points_per_s", 0) / plain_rate, 3),
             "store": url.split("://")[0],
             "ingest_processes": args.ingest_processes,
+            "customers": args.customers,
             "cpus": os.cpu_count(),
         }
     )

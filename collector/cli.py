@@ -18,6 +18,7 @@ import logging
 import resource
 import signal
 import sys
+import time
 from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,22 @@ async def _tick_loop(store: Any) -> None:
         await asyncio.to_thread(store.tick_observers)
 
 
-async def _serve(config: CollectorConfig, ingest_processes: int = 0) -> int:
+async def _drain_log_loop(store: Any) -> None:
+    """In-process ingest: materialise log rows left by worker processes or another collector."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    while True:
+        try:
+            while (await asyncio.to_thread(store.materialise)).batches:
+                pass
+        except SQLAlchemyError as exc:  # busy or unreachable: the rows stay, try again
+            log.warning("materialising the ingest log failed: %s", type(exc).__name__)
+        await asyncio.sleep(1.0)
+
+
+async def _serve(
+    config: CollectorConfig, ingest_processes: int = 0, log_settings: dict[str, Any] | None = None
+) -> int:
     import uvicorn
 
     from collector.grpc_server import AgentStreamService, start_grpc_server, stop_grpc_server
@@ -147,7 +163,7 @@ async def _serve(config: CollectorConfig, ingest_processes: int = 0) -> int:
     store = await asyncio.to_thread(_open_store, config)
     metrics = CollectorMetrics()
     settings = _grpc_settings(config)
-    from collector.ingest import IngestLimits, IngestProcess
+    from collector.ingest import IngestLimits, IngestProcess, LogSettings
 
     workers = [
         IngestProcess(
@@ -158,9 +174,11 @@ async def _serve(config: CollectorConfig, ingest_processes: int = 0) -> int:
                 "config": config,  # pickled whole: a JSON dump would mask its secrets
             },
             IngestLimits(max_batch_entries=settings.max_batch_entries),
+            log_settings=LogSettings(shard_count=ingest_processes, shard_index=i, **(log_settings or {})),
         )
-        for _ in range(ingest_processes)
+        for i in range(ingest_processes)
     ]
+    metrics.watch_ingest_log(store.log_stats, time.time)
     for worker in workers:
         await asyncio.to_thread(worker.start)
     service = AgentStreamService(store, settings, metrics, ingest_processes=workers)
@@ -204,6 +222,7 @@ async def _serve(config: CollectorConfig, ingest_processes: int = 0) -> int:
     background = [*incidents_service.start(ctx), *inspections_service.start(ctx)]
     if not workers:
         background.append(asyncio.create_task(_tick_loop(store)))
+        background.append(asyncio.create_task(_drain_log_loop(store)))
     while not web.started and not web_task.done():
         await asyncio.sleep(0.02)
     rc = 0
@@ -248,7 +267,11 @@ async def _serve(config: CollectorConfig, ingest_processes: int = 0) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args)
-    return asyncio.run(_serve(config, ingest_processes=args.ingest_processes))
+    log_settings = {
+        "max_pending_points": args.ingest_log_max_points,
+        "direct_max_points": args.ingest_direct_max_points,
+    }
+    return asyncio.run(_serve(config, ingest_processes=args.ingest_processes, log_settings=log_settings))
 
 
 # --- store commands -------------------------------------------------------------------------------
@@ -323,8 +346,25 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="decode and store batches in N worker processes (default 1; 0: in the serving "
-        "process). Moves ingest off the event loop's core: about +30%% points/s on SQLite",
+        help="validate batches and append them to the ingest log in N worker processes, which "
+        "materialise it behind the Acks (default 1; 0: validate and store in the serving process, "
+        "no log)",
+    )
+    serve.add_argument(
+        "--ingest-log-max-points",
+        type=int,
+        default=2_000_000,
+        metavar="N",
+        help="the bound of each worker's ingest log, in unmaterialised metric points (default "
+        "2000000); at the bound batches are stored before their Ack, which slows the agents",
+    )
+    serve.add_argument(
+        "--ingest-direct-max-points",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="with an empty ingest log, store a worker's group of at most N points directly "
+        "(visible at its Ack) instead of logging it (default 10000; 0: always log)",
     )
     serve.set_defaults(func=_cmd_serve)
 
@@ -348,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--agent-id")
     enroll.set_defaults(func=_cmd_enroll)
 
-    # These two own their arguments (see `diag-collector quickstart --help`); they are
+    # These own their arguments (see `diag-collector quickstart --help`); they are
     # listed here so that `diag-collector --help` shows them.
     for name, text in DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False)
@@ -358,6 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED = {
     "quickstart": "start a collector on embedded SQLite plus a local agent streaming to it",
     "replay": "run recorded series (CSV) through the detector; one JSON line per anomaly",
+    "check-plans": "validate inspection plan files (file: path: reason per problem)",
 }
 
 
@@ -368,6 +409,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from collector import quickstart
 
             return quickstart.main(args_list[1:])
+        if args_list[0] == "check-plans":
+            from collector.inspections import check
+
+            return check.main(args_list[1:])
         from collector import replay
 
         return replay.main(args_list[1:])

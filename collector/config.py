@@ -23,6 +23,7 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from collector.incidents.config import EmergencyConfig
 from collector.store.retention import RetentionPolicy
 from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, show_value
 
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigIssue",
     "GrpcConfig",
     "HttpConfig",
+    "InspectionsConfig",
     "RetentionConfig",
     "StoreConfig",
     "TLSConfig",
@@ -153,12 +155,39 @@ class StoreConfig(_Model):
         return self.url or f"sqlite:///{state_dir / 'collector.db'}"
 
 
+class InspectionsConfig(_Model):
+    """Scheduled inspections (定期巡检) and their reports: see docs/collector.md."""
+
+    plans_dir: Path | None = None
+    """Directory of inspection plan files (``*.yaml``); default: ``<state_dir>/plans``."""
+    reports_dir: Path | None = None
+    """Also write every stored report here as a file (reports are always kept in the store)."""
+    tick_s: float = Field(default=30.0, gt=0, le=3600)
+    """How often the scheduler looks for due plans."""
+    poll_s: float = Field(default=2.0, gt=0, le=60)
+    """How often a run looks in the store for hosts' answers while it waits."""
+    history_days: float = Field(default=30.0, gt=0, le=400)
+    """Metric history a plan's first run reads (later runs read since the previous run)."""
+    pdf: bool = False
+    """Render the PDF when a run finishes (else on the first download)."""
+    prepared_by: str = "remote-diag"
+    """The sign-off block's "prepared by" line."""
+    organisation: str | None = None
+    """The vendor's name above the signatures."""
+
+    def plans_path(self, state_dir: Path) -> Path:
+        return self.plans_dir if self.plans_dir is not None else state_dir / "plans"
+
+
 class CollectorConfig(_Model):
     grpc: GrpcConfig = Field(default_factory=GrpcConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     state_dir: Path = DEFAULT_STATE_DIR
     """Holds the default SQLite store."""
+    emergency: EmergencyConfig = Field(default_factory=EmergencyConfig)
+    """Detection, incidents, emergency cases, maintenance windows, notifications."""
+    inspections: InspectionsConfig = Field(default_factory=InspectionsConfig)
 
     @model_validator(mode="after")
     def _distinct_listeners(self) -> CollectorConfig:

@@ -8,8 +8,9 @@ after :meth:`Store.ingest` committed it. Store calls are synchronous and run on 
 bounded thread pool, so the event loop keeps serving the other streams (and the HTTP
 API, which shares this loop) while SQLite or PostgreSQL works. With ingest worker
 processes (:class:`collector.ingest.IngestProcess`, ``serve --ingest-processes N``) the
-batch travels as bytes to a worker that decodes and stores it on its own core; an
-agent always maps to the same worker, and its stream still waits for each Ack.
+batch travels as bytes to a worker that validates it and appends it to the ingest log
+on its own core (the Ack waits for that commit; materialisation follows behind); a
+customer always maps to the same worker, and each stream still waits for each Ack.
 
 Limits, each answered with a gRPC status while the server keeps serving everyone else:
 
@@ -18,6 +19,8 @@ Limits, each answered with a gRPC status while the server keeps serving everyone
 - batch size: ``INVALID_ARGUMENT``;
 - per-agent rate: a token bucket of entries per second, ``RESOURCE_EXHAUSTED``;
 - malformed content (see :mod:`collector.ingest`): ``INVALID_ARGUMENT``, nothing stored.
+
+An ingest log over its bound slows the Acks instead (see :class:`collector.ingest.IngestProcess`).
 
 A second stream for an agent that already has one replaces it: the old stream is
 cancelled, so an agent failing over between connections never has two writers.
@@ -52,7 +55,7 @@ from collector.ingest import (
 )
 from collector.metrics import CollectorMetrics
 from collector.store.errors import AgentRevoked, StoreError, UnknownAgent
-from collector.store.store import point_count
+from collector.store.store import customer_shard, point_count
 from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBatch
 from protos.diag.v1 import agent_pb2, agent_pb2_grpc
 
@@ -365,8 +368,10 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
     async def _ingest_elsewhere(
         self, identity: AgentIdentity, batch: agent_pb2.EntryBatch, after_seq: int
     ) -> tuple[int, int, int]:
-        # One agent always goes to the same worker: its series stay in that worker's cache.
-        worker = self._ingest_processes[hash(identity.agent_id) % len(self._ingest_processes)]
+        # One customer always goes to the same worker: its log shard, its series cache and
+        # the observers (detection groups incidents per customer) see all of its hosts.
+        workers = self._ingest_processes
+        worker = workers[customer_shard(identity.customer) % len(workers)]
         future = worker.submit(identity, batch.SerializeToString(), after_seq)
         try:
             result: tuple[int, int, int] = await asyncio.wrap_future(future)

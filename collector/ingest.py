@@ -33,12 +33,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
+
 from collector.store.store import ColumnarBatch, SeriesRef, point_count
 from collector.store.types import (
     GapRow,
     HealthRow,
     HostFactsRow,
-    IngestBatch,
     InventoryRow,
     ResultRow,
 )
@@ -49,9 +50,11 @@ __all__ = [
     "IngestLimits",
     "IngestProcess",
     "IngestRejected",
+    "LogSettings",
     "decode",
     "decode_gaps",
     "decode_hello",
+    "decode_logged",
 ]
 
 
@@ -98,6 +101,12 @@ _ok_metric: set[tuple[str, str]] = set()
 _ok_label_key: set[str] = set()
 _ok_check: set[tuple[str, str]] = set()
 _ok_key: set[str] = set()
+
+
+# One shared tuple per series ref: a batch held decoded (the ingest log's cache) then keeps
+# a pointer per point, not fresh strings, and the strings' hashes are computed once.
+_REFS_MAX: Final = 200_000
+_refs: dict[SeriesRef, SeriesRef] = {}
 
 
 def _remember(cache: set[Any], item: Any) -> None:
@@ -391,6 +400,9 @@ def _decode_result(
     isfinite = math.isfinite
     append_ref = refs.append
     append_value = values.append
+    if len(_refs) >= _REFS_MAX:
+        _refs.clear()
+    intern_ref = _refs.setdefault
     labels: tuple[tuple[str, str], ...]
     for j, m in enumerate(metrics):
         name = m.name
@@ -414,7 +426,8 @@ def _decode_result(
                 labels = _labels(where + f" metric {name}", raw, limits)
         else:
             labels = _labels(where + f" metric {name}", raw, limits)
-        append_ref((check, name, unit, labels))
+        ref = (check, name, unit, labels)
+        append_ref(intern_ref(ref, ref))
         append_value(value)
 
 
@@ -518,7 +531,57 @@ def decode_hello(hello: agent_pb2.Hello) -> HostFactsRow:
     )
 
 
+# --- the ingest log's payload ----------------------------------------------------------------
+
+
+LOGGED_LIMITS: Final = IngestLimits(
+    max_batch_entries=1_000_000,
+    max_findings=1_000_000,
+    max_metrics=1_000_000,
+    max_labels=1_000_000,
+    max_name_len=1_000_000,
+    max_label_value_len=1 << 30,
+    max_summary_len=1 << 30,
+    max_details_len=1 << 30,
+    max_document_len=1 << 30,
+    max_check_durations=1_000_000,
+)
+"""A logged batch passed the limits in force when it arrived; a later, tighter config must
+not turn it into a quarantined row. Every other check (names, finite numbers, JSON) still runs."""
+
+
+def decode_logged(payload: bytes) -> ColumnarBatch:
+    """Decode an ingest-log payload (EntryBatch bytes, validated when appended) for the materialiser.
+
+    Entries at or below the row's ``after_seq`` are replays; the store skips them, so
+    decoding starts from seq 0.
+    """
+    try:
+        batch = agent_pb2.EntryBatch.FromString(payload)
+    except DecodeError as exc:
+        raise IngestError(f"logged payload does not parse as an EntryBatch ({type(exc).__name__})") from None
+    return decode(batch, limits=LOGGED_LIMITS, after_seq=0)
+
+
 # --- out-of-process ingest --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """How an ingest worker runs its ingest log: its shard, its bound, its memory."""
+
+    shard_count: int = 1
+    shard_index: int = 0
+    max_pending_points: int = 2_000_000
+    """The log's bound (this worker's shard, in metric points). At or over it, batches are
+    stored directly, Ack after materialisation: the backlog stops growing and the Acks slow
+    to the store's pace (backpressure)."""
+    direct_max_points: int = 10_000
+    """With an empty log, a group of at most this many points is stored directly (visible at
+    its Ack); a larger group (a burst) goes to the log. 0: always log below the bound."""
+    cache_points: int = 500_000
+    """Decoded batches kept in memory for the materialiser (older ones are decoded again);
+    about 165 bytes per point with its results (80 MB by default)."""
 
 
 class IngestRejected(Exception):
@@ -531,18 +594,34 @@ class IngestRejected(Exception):
 
 
 class IngestProcess:
-    """Decode and store batches in a child process, so the gRPC process only moves bytes.
+    """Validate and log batches in a child process, which also materialises its log shard.
 
     One Python process is bound to one core by the GIL; on a collector whose CPU goes
-    into ingest, moving decode + :meth:`Store.ingest` into a second process lets the
-    event loop (gRPC, HTTP) and the store work in parallel. The child opens its own
-    :class:`~collector.store.Store` on the same URL and runs ``threads`` workers so the
-    store's group commit still sees concurrent batches. Requests travel as serialized
-    protobuf bytes over a pipe; replies are (durable seq, max seq, points).
+    into ingest, moving validation and the store into a second process lets the event
+    loop (gRPC, HTTP) and the store work in parallel. The child opens its own
+    :class:`~collector.store.Store` on the same URL. Its Ack path is short: validate
+    (:func:`decode`), append the batch as one ingest-log row and advance the agent's
+    durable seq (:meth:`Store.append_log`), reply. Behind it, the same process
+    materialises its shard of the log (:meth:`Store.materialise`, then the observers)
+    whenever the pipe is idle, in small transactions so a new request waits little.
+
+    The log is for bursts: when it is empty and a group is small (a fleet below
+    saturation), the worker stores the group directly (:meth:`Store.ingest_many`, one
+    transaction, visible at the Ack), which costs less than logging and materialising. When
+    the backlog reaches :attr:`LogSettings.max_pending_points`, it stores directly too:
+    the log stops growing and each Ack waits for its batch (and that agent's older logged
+    batches) to be materialised, so the fleet slows to the store's pace (backpressure).
+    Requests travel as serialized protobuf bytes over a pipe; replies are (durable seq,
+    max seq, points).
     """
 
     def __init__(
-        self, store_url: str, store_options: dict[str, Any], limits: IngestLimits, threads: int = 16
+        self,
+        store_url: str,
+        store_options: dict[str, Any],
+        limits: IngestLimits,
+        threads: int = 16,
+        log_settings: LogSettings | None = None,
     ) -> None:
         import multiprocessing
         import queue
@@ -554,6 +633,7 @@ class IngestProcess:
         self._store_options = store_options
         self._limits = limits
         self._threads = threads
+        self._log_settings = log_settings or LogSettings()
         self._pending: dict[int, Future[tuple[int, int, int]]] = {}
         self._lock = threading.Lock()
         self._next_id = 0
@@ -564,6 +644,10 @@ class IngestProcess:
         self._proc: Any = None
         self._threads_started: list[threading.Thread] = []
 
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else int(self._proc.pid)
+
     def start(self, timeout: float = 60.0) -> None:
         """Start the child and wait until its store is open."""
         import threading
@@ -571,7 +655,14 @@ class IngestProcess:
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(
             target=_ingest_worker_main,
-            args=(child, self._store_url, self._store_options, self._limits, self._threads),
+            args=(
+                child,
+                self._store_url,
+                self._store_options,
+                self._limits,
+                self._threads,
+                self._log_settings,
+            ),
             name="diag-ingest",
             daemon=True,
         )
@@ -650,28 +741,31 @@ AgentIdentityLike = Any
 
 
 def _ingest_worker_main(
-    conn: Any, url: str, options: dict[str, Any], limits: IngestLimits, threads: int
+    conn: Any,
+    url: str,
+    options: dict[str, Any],
+    limits: IngestLimits,
+    threads: int,
+    log_settings: LogSettings | None = None,
 ) -> None:
-    """Decode and store on one thread: drain the pipe, decode, group-commit, reply.
+    """Validate, log and acknowledge on one thread; materialise the log shard behind it.
 
     Every request waiting in the pipe when the previous group finished joins the next
     group (at most ``threads`` x 8 requests), so the group size follows the load without a
-    thread per batch: under load the pipe fills while a group commits. ``threads`` only
-    sizes the groups. (Measured: a thread per batch, or a separate store thread, costs
-    more in GIL handoffs than the overlap gains, on SQLite and on PostgreSQL.)
+    thread per batch. ``threads`` only sizes the groups. (Measured: a thread per batch, or
+    a separate store thread, costs more in GIL handoffs than the overlap gains.)
     """
     import logging
     import signal
 
     from sqlalchemy.exc import SQLAlchemyError
 
-    from collector.store import AgentRevoked, Store, StoreError, UnknownAgent
+    from collector.store import Store
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    import time
-
     from collector.observe import build_observer
 
+    settings = log_settings or LogSettings()
     options = dict(options)
     config = options.pop("config", None)  # the CollectorConfig, or None: no observers
     try:
@@ -683,60 +777,190 @@ def _ingest_worker_main(
     except (SQLAlchemyError, OSError, ValueError) as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
-    max_group = max(1, threads) * 8
-
-    def failure(req_id: int, exc: BaseException) -> tuple[int, str, Any]:
-        if isinstance(exc, AgentRevoked | UnknownAgent):
-            return (req_id, "revoked", "unknown or revoked agent token")
-        if isinstance(exc, IngestError | StoreError):
-            return (req_id, "invalid", str(exc))
-        return (req_id, "store_error", type(exc).__name__)
-
+    worker = _LogWorker(store, settings, limits, max(1, threads) * 8, logging.getLogger(__name__))
     conn.send(("ready", ""))
-    stopping = False
-    next_tick = time.monotonic() + 1.0
-    while not stopping:
+    try:
+        worker.run(conn)
+    finally:
+        store.close()
+
+
+IDLE_CHUNK_POINTS: Final = 10_000
+"""Points per materialiser transaction while the worker is idle (about 50 ms of work)."""
+
+
+class _LogWorker:
+    """The ingest worker's loop (see :func:`_ingest_worker_main`), with its backlog accounting."""
+
+    def __init__(
+        self, store: Any, settings: LogSettings, limits: IngestLimits, max_group: int, log: Any
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.limits = limits
+        self.max_group = max_group
+        self.log = log
+        self.cache: dict[int, ColumnarBatch] = {}
+        self.cache_points = 0
+        self.pending_points = 0
+        self.next_tick = 0.0
+        self.retry_at = 0.0
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read this shard's backlog from the store (other processes, quarantined rows)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        s = self.settings
         try:
-            while not conn.poll(max(0.0, next_tick - time.monotonic())):
-                store.tick_observers()
-                next_tick = time.monotonic() + 1.0
-            if time.monotonic() >= next_tick:
-                store.tick_observers()
-                next_tick = time.monotonic() + 1.0
-            msgs = [conn.recv()]
-            while len(msgs) < max_group and msgs[-1] is not None and conn.poll():
-                msgs.append(conn.recv())
-        except (EOFError, OSError):  # the parent is gone
-            break
-        if msgs[-1] is None:
-            stopping = True
-            msgs.pop()
-        replies: list[tuple[int, str, Any]] = []
-        work: list[tuple[int, Any, IngestBatch]] = []
-        for req_id, identity, data, after_seq in msgs:
+            self.pending_points = self.store.log_stats(s.shard_count, s.shard_index).pending_points
+        except SQLAlchemyError as exc:  # keep the last figure; the next refresh tries again
+            self.log.warning("ingest log stats failed: %s", type(exc).__name__)
+
+    def tick(self) -> None:
+        import time
+
+        now = time.monotonic()
+        if now >= self.next_tick:
+            self.next_tick = now + 1.0
+            self.store.tick_observers()
+            self.refresh()
+
+    def materialise(self, max_points: int = 50_000) -> int:
+        """Apply one chunk of the shard's oldest log rows; returns the batches applied or quarantined."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        s = self.settings
+        try:
+            done = self.store.materialise(
+                shard_count=s.shard_count,
+                shard_index=s.shard_index,
+                max_points=max_points,
+                cache=self.cache,
+                decoder=decode_logged,
+            )
+        except (SQLAlchemyError, OSError) as exc:  # busy or unreachable: the rows stay, retried later
+            self.log.warning("materialising the ingest log failed: %s", type(exc).__name__)
+            self.stalled()
+            return 0
+        except Exception:  # a bug must not kill the worker: the rows stay in the log
+            self.log.exception("materialising the ingest log failed")
+            self.stalled()
+            return 0
+        for log_id in done.applied_ids:
+            batch = self.cache.pop(log_id, None)
+            if batch is not None:
+                self.cache_points -= len(batch.point_values)
+        self.pending_points = max(0, self.pending_points - done.points)
+        if done.quarantined:
+            self.refresh()
+        if done.batches + done.quarantined == 0:
+            self.refresh()
+            self.stalled()
+        return int(done.batches + done.quarantined)
+
+    def stalled(self) -> None:
+        """Nothing could be applied (another collector holds the shard, a busy store): back off a bit."""
+        import time
+
+        self.retry_at = time.monotonic() + 0.2
+
+    def idle_timeout(self) -> float:
+        """How long to wait for requests before the next materialise or tick is due."""
+        import time
+
+        due = self.next_tick
+        if self.pending_points:
+            due = min(due, self.retry_at)
+        return max(0.0, due - time.monotonic())
+
+    def remember(self, log_id: int, batch: ColumnarBatch) -> None:
+        self.cache[log_id] = batch
+        self.cache_points += len(batch.point_values)
+        while self.cache_points > self.settings.cache_points and self.cache:
+            oldest = next(iter(self.cache))
+            self.cache_points -= len(self.cache.pop(oldest).point_values)
+
+    def run(self, conn: Any) -> None:
+        import time
+
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from collector.store import AgentRevoked, StoreError, UnknownAgent
+        from collector.store.store import LogAppend
+
+        def failure(req_id: int, exc: BaseException) -> tuple[int, str, Any]:
+            if isinstance(exc, AgentRevoked | UnknownAgent):
+                return (req_id, "revoked", "unknown or revoked agent token")
+            if isinstance(exc, IngestError | StoreError):
+                return (req_id, "invalid", str(exc))
+            return (req_id, "store_error", type(exc).__name__)
+
+        s = self.settings
+        stopping = False
+        while not stopping:
             try:
-                decoded = decode(agent_pb2.EntryBatch.FromString(data), limits=limits, after_seq=after_seq)
-            except IngestError as exc:
-                replies.append(failure(req_id, exc))
-                continue
-            work.append((req_id, identity, decoded))
-        outcomes: list[int | Exception] = []
-        try:
-            if work:
-                outcomes = store.ingest_many([(identity, done) for _, identity, done in work])
-        except (SQLAlchemyError, OSError) as exc:  # the whole call failed: nothing of it was acked
-            outcomes = [exc] * len(work)
-        except Exception as exc:  # a bug: fail these batches (the agents retry), never leave them waiting
-            logging.getLogger(__name__).exception("ingest group failed")
-            outcomes = [exc] * len(work)
-        for (req_id, _, done), outcome in zip(work, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                replies.append(failure(req_id, outcome))
-            else:
-                replies.append((req_id, "ok", (outcome, done.max_seq, point_count(done))))
-        try:
-            for reply in replies:
-                conn.send(reply)
-        except (OSError, ValueError):  # the parent is gone: nobody is left to answer
-            break
-    store.close()
+                while not conn.poll(self.idle_timeout()):
+                    if self.pending_points and time.monotonic() >= self.retry_at:
+                        # Idle: catch up in small chunks, so a new request waits little.
+                        self.materialise(IDLE_CHUNK_POINTS)
+                    self.tick()
+                self.tick()
+                msgs = [conn.recv()]
+                while len(msgs) < self.max_group and msgs[-1] is not None and conn.poll():
+                    msgs.append(conn.recv())
+            except (EOFError, OSError):  # the parent is gone
+                break
+            if msgs[-1] is None:
+                stopping = True
+                msgs.pop()
+            replies: list[tuple[int, str, Any]] = []
+            work: list[tuple[int, Any, bytes, ColumnarBatch]] = []
+            for req_id, identity, data, after_seq in msgs:
+                try:
+                    decoded = decode(
+                        agent_pb2.EntryBatch.FromString(data), limits=self.limits, after_seq=after_seq
+                    )
+                except IngestError as exc:
+                    replies.append(failure(req_id, exc))
+                    continue
+                work.append((req_id, identity, data, decoded))
+            points = sum(len(done.point_values) for *_, done in work)
+            direct = self.pending_points >= s.max_pending_points or (
+                self.pending_points == 0 and points <= s.direct_max_points
+            )
+            outcomes: list[Any] = []
+            try:
+                if work and direct:
+                    stored = self.store.ingest_many([(identity, done) for _, identity, _, done in work])
+                    outcomes = [o if isinstance(o, Exception) else (o, None) for o in stored]
+                elif work:
+                    outcomes = self.store.append_log(
+                        [
+                            LogAppend(identity, data, done.max_seq, len(done.point_values))
+                            for _, identity, data, done in work
+                        ]
+                    )
+            except (SQLAlchemyError, OSError) as exc:  # the whole call failed: nothing of it was acked
+                outcomes = [exc] * len(work)
+            except Exception as exc:  # a bug: fail these batches (the agents retry), never leave them waiting
+                self.log.exception("ingest group failed")
+                outcomes = [exc] * len(work)
+            for (req_id, _, _, done), outcome in zip(work, outcomes, strict=True):
+                if isinstance(outcome, Exception):
+                    replies.append(failure(req_id, outcome))
+                    continue
+                durable, log_id = outcome
+                if log_id is not None:
+                    self.remember(log_id, done)
+                    self.pending_points += len(done.point_values)
+                replies.append((req_id, "ok", (durable, done.max_seq, point_count(done))))
+            try:
+                for reply in replies:
+                    conn.send(reply)
+            except (OSError, ValueError):  # the parent is gone: nobody is left to answer
+                break
+        # Stopping: catch up for a moment; what is left stays logged for the next start.
+        deadline = time.monotonic() + 5.0
+        while self.pending_points and time.monotonic() < deadline and self.materialise():
+            pass

@@ -15,9 +15,11 @@ in one interpreter without clashing on the global registry.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy.exc import SQLAlchemyError
 
 __all__ = ["REJECT_REASONS", "CollectorMetrics"]
 
@@ -66,6 +68,46 @@ class CollectorMetrics:
         self.gaps = Counter("diag_gaps_total", "Gap reports (dropped spool ranges) recorded", registry=r)
         for reason in REJECT_REASONS:
             self.rejects.labels(reason=reason)
+
+    def watch_ingest_log(self, stats: Callable[[], Any], clock: Callable[[], float]) -> None:
+        """Gauges of the ingest log's backlog, read from ``stats()`` (a LogStats) at each scrape.
+
+        Costs one small query per scrape, and answers for every worker and collector
+        sharing the store.
+        """
+        cached: dict[str, Any] = {"at": -1.0, "stats": None}
+
+        def current() -> Any:
+            now = clock()
+            if now - cached["at"] > 0.5:  # one query per scrape, not one per gauge
+                try:
+                    cached["stats"] = stats()
+                except (SQLAlchemyError, OSError):  # a busy store must not break /metrics: NaN instead
+                    cached["stats"] = None
+                cached["at"] = now
+            return cached["stats"]
+
+        def read(field: str) -> Callable[[], float]:
+            def value() -> float:
+                s = current()
+                if s is None:
+                    return float("nan")
+                return float(s.lag_seconds(clock()) if field == "lag" else getattr(s, field))
+
+            return value
+
+        r = self.registry
+        for name, doc, field in (
+            (
+                "diag_ingest_log_pending_batches",
+                "Acknowledged batches not yet materialised",
+                "pending_batches",
+            ),
+            ("diag_ingest_log_pending_points", "Metric points in the ingest log's backlog", "pending_points"),
+            ("diag_ingest_log_lag_seconds", "Age of the oldest batch not yet materialised", "lag"),
+            ("diag_ingest_log_quarantined_batches", "Logged batches the materialiser refused", "quarantined"),
+        ):
+            Gauge(name, doc, registry=r).set_function(read(field))
 
     def batch_ingested(self, *, entries: int, points: int, ack_latency_s: float) -> None:
         """Count one durable, acknowledged batch."""

@@ -3,7 +3,9 @@
 Creates (or reuses) a state directory, an embedded SQLite store, an engineer API token
 and one enrolled agent for this host; starts ``diag-collector serve`` and a local
 ``diag-agent run`` streaming to it; waits until the first results are stored; prints
-where the API is and how to look at the results; and stops both cleanly on Ctrl-C.
+where the API is and how to look at the results; runs one inspection (定期巡检) of the
+local host with a built-in plan and prints the path of its report (HTML, and PDF when
+WeasyPrint works); and stops both cleanly on Ctrl-C.
 
 Secrets stay in the state directory (mode 0600 files); the token is printed once so
 the engineer can export it for ``diagctl``.
@@ -30,6 +32,8 @@ __all__ = ["main"]
 CUSTOMER = "local"
 DEFAULT_GRPC_PORT = 50051
 DEFAULT_HTTP_PORT = 8080
+PLAN_NAME = "quickstart"
+INSPECTION_DEADLINE_S = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +104,86 @@ def _agent_config(state: Path, creds: Credentials, grpc_port: int) -> Path:
     return path
 
 
+def _collector_config(state: Path) -> Path:
+    """The collector's config: state and reports in ``state``, plus the built-in inspection plan."""
+    plans = state / "plans"
+    plans.mkdir(exist_ok=True)
+    (plans / f"{PLAN_NAME}.yaml").write_text(
+        "# Written by diag-collector quickstart: inspect the local host with every default check.\n"
+        f"name: {PLAN_NAME}\n"
+        f"customer: {CUSTOMER}\n"
+        "description: Quickstart inspection of this host\n"
+        "timezone: UTC\n"
+        'schedule: "0 6 * * 1"\n'
+        f"answer_deadline: {INSPECTION_DEADLINE_S}s\n",
+        encoding="utf-8",
+    )
+    path = state / "collector.yaml"
+    path.write_text(
+        "# Written by diag-collector quickstart.\n"
+        f"state_dir: {json.dumps(str(state))}\n"
+        "inspections:\n"
+        f"  plans_dir: {json.dumps(str(plans))}\n"
+        f"  reports_dir: {json.dumps(str(state / 'reports'))}\n"
+        "  poll_s: 0.5\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 def _get_json(url: str, token: str, timeout: float = 5.0) -> Any:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
+
+
+def _post_json(url: str, token: str, timeout: float = 10.0) -> Any:
+    request = urllib.request.Request(
+        url, data=b"", method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _inspect(http: str, creds: Credentials) -> int:
+    """Run the built-in plan once; print the report paths. 0 when the report exists."""
+    api = f"{http}/api/v1"
+    print(f"running an inspection of this host (plan {PLAN_NAME!r}) ...", flush=True)
+    try:
+        run = _post_json(f"{api}/inspections/plans/{PLAN_NAME}/runs", creds.api_token)
+        deadline = time.monotonic() + INSPECTION_DEADLINE_S + 60
+        while run["state"] in ("pending", "running") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            run = _get_json(f"{api}/inspections/runs/{run['id']}", creds.api_token)
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        print(f"the inspection could not start: {exc}", file=sys.stderr)
+        return 1
+    if run["state"] != "done":
+        print(
+            f"inspection {run['id']} is {run['state']}: {run.get('error') or 'see the collector log'}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"inspection {run['id']}: score {run['overall_score']}, "
+        f"{run['hosts_answered']}/{run['hosts_selected']} host(s) answered, findings "
+        + (", ".join(f"{n} {sev}" for sev, n in run["counts"].items() if n) or "none")
+    )
+    records = _get_json(f"{api}/reports?subject={run['id']}", creds.api_token)
+    html = next((r["path"] for r in records if r["format"] == "html" and r["path"]), None)
+    print(f"inspection report (HTML): {html}")
+    try:
+        request = urllib.request.Request(
+            f"{api}/reports/inspection?run={run['id']}&format=pdf",
+            headers={"Authorization": f"Bearer {creds.api_token}"},
+        )
+        with urllib.request.urlopen(request, timeout=180) as response:
+            report_id = response.headers.get("X-Report-Id")
+        pdf = _get_json(f"{api}/reports/{report_id}", creds.api_token)["path"]
+        print(f"inspection report (PDF):  {pdf}")
+    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+        print(f"no PDF report ({exc}); the HTML report above is complete")
+    return 0 if html else 1
 
 
 def _wait_http(url: str, proc: subprocess.Popen[bytes], deadline_s: float) -> None:
@@ -155,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--exit-after-first-results",
         action="store_true",
-        help="stop both processes once the first results are stored (for scripts and tests)",
+        help="stop both processes once the first results are stored and inspected (for scripts and tests)",
     )
     args = parser.parse_args(argv)
 
@@ -185,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                 *exe,
                 "collector.cli",
                 "serve",
+                "--config",
+                str(_collector_config(state)),
                 "--store",
                 store_url,
                 "--grpc-listen",
@@ -207,11 +289,15 @@ def main(argv: list[str] | None = None) -> int:
         counts = hosts[0].get("severity_counts", {})
         summary = ", ".join(f"{n} {sev}" for sev, n in sorted(counts.items()))
         print(f"first results stored for {hosts[0].get('name')}: {summary}")
+        if _inspect(http, creds) != 0:
+            return 1
         print(
             "\nremote-diag is running. In another terminal:\n"
             f"  export DIAG_SERVER={http} DIAG_TOKEN={creds.api_token}\n"
             "  .venv/bin/diagctl hosts\n"
             f"  .venv/bin/diagctl host {hosts[0].get('name', creds.agent_id)}\n"
+            f"  .venv/bin/diagctl inspections show {PLAN_NAME}\n"
+            f"  .venv/bin/diagctl reports inspection {PLAN_NAME} --lang zh-CN --format pdf\n"
             "\nPress Ctrl-C to stop.",
             flush=True,
         )

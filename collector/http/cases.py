@@ -1,7 +1,105 @@
-"""API: cases (``/api/v1/...``). Endpoints use :mod:`collector.http.deps`."""
+"""API: emergency cases and incidents (``/api/v1/cases``, ``/api/v1/incidents``).
 
-from fastapi import APIRouter
+Reads are scoped by the caller's customer (a case of another customer is a 404, like one
+that does not exist); viewer tokens are read-only. State changes that the case's state
+does not allow are 409 with what is allowed (see :mod:`collector.store.cases`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from collector.http.deps import Principal, StoreDep, require_write, scope_for, store_errors
+from collector.http.models import NoQuery
+from collector.http.models_cases import (
+    AckRequest,
+    CaseOut,
+    CasesQuery,
+    CaseSummaryOut,
+    IncidentOut,
+    NoteRequest,
+    ResolveRequest,
+)
+from collector.incidents import service
+from collector.notify.event import EventKind
+from collector.store.cases import CaseRecord, CaseRepo
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
+
+
+@router.get("/cases", response_model=list[CaseSummaryOut])
+def list_cases(store: StoreDep, who: Principal, q: Annotated[CasesQuery, Query()]) -> list[CaseSummaryOut]:
+    """Emergency cases, newest first."""
+    scope = scope_for(who, q.customer)
+    state = ("open", "acknowledged") if q.active else q.state
+    rows = CaseRepo(store).list(scope, state=state, customer=q.customer, limit=q.limit)
+    return [CaseSummaryOut.of(c) for c in rows]
+
+
+@router.get("/cases/{case_id}", response_model=CaseOut)
+def get_case(case_id: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]) -> CaseOut:
+    """One case with its probable causes, evidence and timeline."""
+    with store_errors():
+        return CaseOut.of(CaseRepo(store).get(who.scope, case_id))
+
+
+@router.post("/cases/{case_id}/ack", response_model=CaseOut)
+def acknowledge(case_id: str, store: StoreDep, who: Principal, body: AckRequest | None = None) -> CaseOut:
+    """open → acknowledged; the owner defaults to the token's name."""
+    repo = CaseRepo(store)
+    with store_errors():
+        repo.get(who.scope, case_id)  # 404 before 403: a viewer learns nothing of other customers
+        require_write(who)
+        owner = body.owner if body is not None else None
+        case = repo.acknowledge(who.scope, case_id, actor=who.name, owner=owner, now=time.time())
+    _notify(case, "acknowledged", who.name, None)
+    return CaseOut.of(case)
+
+
+@router.post("/cases/{case_id}/notes", response_model=CaseOut)
+def add_note(case_id: str, body: NoteRequest, store: StoreDep, who: Principal) -> CaseOut:
+    """Add a note to the timeline (any state)."""
+    repo = CaseRepo(store)
+    with store_errors():
+        repo.get(who.scope, case_id)
+        require_write(who)
+        return CaseOut.of(repo.add_note(who.scope, case_id, actor=who.name, text=body.text, now=time.time()))
+
+
+@router.post("/cases/{case_id}/resolve", response_model=CaseOut)
+def resolve(case_id: str, store: StoreDep, who: Principal, body: ResolveRequest | None = None) -> CaseOut:
+    """open or acknowledged → resolved, with an optional note."""
+    repo = CaseRepo(store)
+    note = body.note if body is not None else None
+    with store_errors():
+        repo.get(who.scope, case_id)
+        require_write(who)
+        case = repo.resolve(who.scope, case_id, actor=who.name, note=note, now=time.time())
+    _notify(case, "resolved", who.name, note)
+    return CaseOut.of(case)
+
+
+@router.post("/cases/{case_id}/close", response_model=CaseOut)
+def close(case_id: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]) -> CaseOut:
+    """resolved → closed."""
+    repo = CaseRepo(store)
+    with store_errors():
+        repo.get(who.scope, case_id)
+        require_write(who)
+        return CaseOut.of(repo.close(who.scope, case_id, actor=who.name, now=time.time()))
+
+
+@router.get("/incidents", response_model=list[IncidentOut], tags=["cases"])
+def list_incidents(store: StoreDep, who: Principal, q: Annotated[CasesQuery, Query()]) -> list[IncidentOut]:
+    """Incidents (with or without a case, e.g. suppressed by a maintenance window), newest first."""
+    scope = scope_for(who, q.customer)
+    return [IncidentOut.of(i) for i in CaseRepo(store).incidents(scope, customer=q.customer, limit=q.limit)]
+
+
+def _notify(case: CaseRecord, event: EventKind, actor: str, note: str | None) -> None:
+    service.notify_case(case, event, actor=actor, note=note)

@@ -301,8 +301,10 @@ class Signal:
         item: str | None = None,
         summary: str = "",
         evidence: Mapping[str, Any] | None = None,
+        layer: Layer | None = None,
     ) -> Signal:
-        """A CRIT check result (``onset_ts``: the first CRIT run, default ``ts``)."""
+        """A CRIT check result (``onset_ts``: the first CRIT run, default ``ts``; ``layer``:
+        the result's layer, needed when the check's name does not tell it)."""
         return cls(
             kind=SignalKind.CHECK_CRIT,
             customer=customer,
@@ -310,6 +312,7 @@ class Signal:
             series=check_series(check, item),
             ts=ts,
             onset_ts=ts if onset_ts is None else onset_ts,
+            layer=layer,
             check=check,
             key=key,
             summary=summary or f"{check} CRIT: {key}",

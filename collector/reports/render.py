@@ -15,6 +15,7 @@ import base64
 import dataclasses
 import enum
 import json
+import logging
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
@@ -207,6 +208,8 @@ def _pdf(html: str) -> bytes:
     except ImportError as exc:  # the Python package or its Pango library is missing
         raise ReportError(f"PDF reports need WeasyPrint >= 62 and Pango: {exc}") from exc
 
+    # Its per-step progress lines are INFO: noise in a collector's log at the default level.
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
     pdf = HTML(string=html).write_pdf()
     if not isinstance(pdf, bytes):
         raise ReportError("WeasyPrint returned no PDF")

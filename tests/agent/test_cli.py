@@ -2,9 +2,12 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -170,27 +173,26 @@ def test_json_shows_skips_only_when_asked(capsys):
 
 
 HEAVY = ("paramiko", "grpc", "sqlalchemy", "fastapi")
+STREAM_ONLY = ("h2", "google", "ssl", "_ssl", "_hashlib")
+"""Loaded by ``run`` only to stream (h2), and only with TLS (ssl); never the protobuf runtime
+(``google``: agent.wire encodes by hand) nor hashlib's OpenSSL."""
 PROBE_IMPORTS = textwrap.dedent(
     """
     import json, sys
     from agent.cli import main
     rc = main(sys.argv[1:])
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r})
-    print(json.dumps({{"rc": rc, "heavy": heavy}}), file=sys.stderr)
+    stream = sorted({{m.split(".")[0] for m in sys.modules if m.split(".")[0] in {stream!r}}})
+    built = None
+    if "checks.registry" in sys.modules:
+        from checks.registry import all_checks
+        built = sorted(n for n, c in all_checks().items() if c.params.__pydantic_complete__)
+    print(json.dumps({{"rc": rc, "heavy": heavy, "stream": stream, "built": built}}), file=sys.stderr)
     """
-).format(heavy=set(HEAVY))
+).format(heavy=set(HEAVY), stream=set(STREAM_ONLY))
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("command", ["checks", "run"])
-def test_no_heavy_imports(tmp_path, command):
-    config = tmp_path / "agent.yaml"
-    config.write_text("agent: {id: light}\n")
-    args = (
-        ["checks", "--format", "json"]
-        if command == "checks"
-        else ["run", "--config", str(config), "--state-dir", str(tmp_path / "s"), "--once"]
-    )
+def _probe_imports(tmp_path: Path, args: list[str]) -> dict[str, Any]:
     proc = subprocess.run(
         [sys.executable, "-c", PROBE_IMPORTS, *args],
         cwd=REPO,
@@ -200,8 +202,44 @@ def test_no_heavy_imports(tmp_path, command):
         timeout=120,
         check=False,
     )
-    report = json.loads(proc.stderr.strip().splitlines()[-1])
-    assert report == {"rc": 0, "heavy": []}
+    report: dict[str, Any] = json.loads(proc.stderr.strip().splitlines()[-1])
+    return report
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("command", ["checks", "run"])
+def test_no_heavy_imports(tmp_path, command):
+    config = tmp_path / "agent.yaml"
+    config.write_text("agent: {id: light}\nchecks: {host.load: {params: {levels_per_core: [3, 5]}}}\n")
+    args = (
+        ["checks", "--format", "json"]
+        if command == "checks"
+        else ["run", "--config", str(config), "--state-dir", str(tmp_path / "s"), "--once"]
+    )
+    report = _probe_imports(tmp_path, args)
+    assert report["rc"] == 0 and report["heavy"] == []
+    if command == "run":
+        # No collector: nothing of the stream is loaded. Only the params validator of the
+        # one check whose params the config sets is built (the others take their defaults).
+        assert report["stream"] == []
+        assert report["built"] == ["host.load"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.integration
+def test_streaming_run_loads_h2_but_neither_grpc_protobuf_nor_ssl_without_tls(tmp_path):
+    config = tmp_path / "agent.yaml"
+    config.write_text(f"agent: {{id: light}}\ncollector: {{address: '127.0.0.1:{free_port()}', token: t}}\n")
+    args = ["run", "--config", str(config), "--state-dir", str(tmp_path / "s"), "--once"]
+    report = _probe_imports(tmp_path, args)
+    assert report["rc"] == 0 and report["heavy"] == []
+    assert report["stream"] == ["h2"]
+    assert report["built"] == []
 
 
 @pytest.mark.integration

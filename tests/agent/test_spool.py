@@ -121,20 +121,6 @@ def test_spool_file_is_private(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_append_of_a_cycle_costs_well_under_a_millisecond(tmp_path):
-    records = [record(i) for i in range(40)]
-    with Spool(tmp_path / "spool.db") as spool:
-        for _ in range(5):
-            spool.append_records(records)  # warm up
-        costs = []
-        for _ in range(30):
-            started = time.process_time()
-            spool.append_records(records)
-            costs.append(time.process_time() - started)
-    # min of many samples: robust to the other tenants of this machine
-    assert min(costs) < 0.001, f"min {min(costs) * 1000:.3f} ms per 40-record batch"
-
-
 WRITER = textwrap.dedent(
     """
     import sys, time

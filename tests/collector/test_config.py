@@ -102,7 +102,9 @@ def test_every_problem_is_reported_at_once() -> None:
         load_text("grpc: {max_batch_entries: 0, heartbeat_interval_s: -1}\nbogus: 1", "c.yaml")
     lines = str(info.value).splitlines()
     assert len(lines) == 3
-    assert lines[2].startswith("c.yaml: bogus: unknown key; valid keys here: grpc, http, state_dir, store")
+    assert lines[2].startswith(
+        "c.yaml: bogus: unknown key; valid keys here: emergency, grpc, http, inspections, state_dir, store"
+    )
 
 
 def test_a_duplicate_key_is_an_error_naming_its_line() -> None:

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from agent import wire
 from agent.records import CheckRecord
 from agent.spool import KIND_HEALTH, KIND_INVENTORY, Spool, SpoolEntry, encode_json
-from agent.streamer import Backoff, HostIdentity, Streamer, StreamerSettings, entry_to_proto
+from agent.streamer import Backoff, HostIdentity, Streamer, StreamerSettings, entry_to_wire
 from checks.api import Metric, Result, Severity, Unit
 from collector.grpc_server import GrpcSettings
 from collector.store.store import Store
@@ -179,10 +180,10 @@ def test_full_spool_gap_is_reported_and_marked(collector, store, enrolled, tmp_p
 
 
 def test_inspection_requests_reach_the_callback(collector, enrolled, spool) -> None:
-    got: list[pb.InspectionRequest] = []
+    got: list[wire.InspectionRequest] = []
     arrived = threading.Event()
 
-    def on_inspection(request: pb.InspectionRequest) -> None:
+    def on_inspection(request: wire.InspectionRequest) -> None:
         got.append(request)
         arrived.set()
 
@@ -195,7 +196,7 @@ def test_inspection_requests_reach_the_callback(collector, enrolled, spool) -> N
         assert arrived.wait(5)
     finally:
         streamer.stop(1)
-    assert got == [request]
+    assert got == [wire.InspectionRequest(inspection_id="insp-7", checks=("host.load",))]
 
 
 def test_an_entry_the_collector_rejects_is_skipped_and_reported(collector, store, enrolled, spool) -> None:
@@ -241,12 +242,13 @@ def test_health_and_inventory_entries_are_streamed(collector, store, enrolled, s
     assert collector.metrics.registry.get_sample_value("diag_ingest_entries_total") == 2
 
 
-def test_entry_to_proto_maps_a_check_record() -> None:
+def test_entry_to_wire_maps_a_check_record() -> None:
     rec = record(3)
     from agent.spool import encode_record
 
-    proto = entry_to_proto(SpoolEntry(9, rec.ts, "result", encode_record(rec)))
-    assert proto is not None
+    encoded = entry_to_wire(SpoolEntry(9, rec.ts, "result", encode_record(rec)))
+    assert encoded is not None
+    proto = pb.Entry.FromString(encoded)
     assert (proto.seq, proto.ts_unix_ms) == (9, 1_700_000_003_000)
     assert (proto.result.check, proto.result.severity, proto.result.key) == (
         "host.load",
@@ -256,9 +258,9 @@ def test_entry_to_proto_maps_a_check_record() -> None:
     assert [(m.name, m.value, [(lb.key, lb.value) for lb in m.labels]) for m in proto.result.metrics] == [
         ("host_load1_per_core_ratio", 3.0, [("cpu", "all")])
     ]
-    assert entry_to_proto(SpoolEntry(1, 0.0, "session-frame", b"{}")) is None
+    assert entry_to_wire(SpoolEntry(1, 0.0, "session-frame", b"{}")) is None
     with pytest.raises(ValueError, match="spool entry 2: malformed result payload"):
-        entry_to_proto(SpoolEntry(2, 0.0, "result", b'{"check": "host.load"}'))
+        entry_to_wire(SpoolEntry(2, 0.0, "result", b'{"check": "host.load"}'))
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:

@@ -41,6 +41,16 @@ def test_quickstart_streams_local_results_and_reuses_its_credentials(tmp_path):
     assert "first results stored for" in first.stdout
     assert "export DIAG_SERVER=http://127.0.0.1:" in first.stdout
     assert "stopped." in first.stdout
+    # One inspection of the local host ran, over the real agent's stream; its report is a
+    # file in the state directory.
+    lines = first.stdout.splitlines()
+    html = Path(
+        next(line for line in lines if line.startswith("inspection report (HTML): ")).split(": ", 1)[1]
+    )
+    assert html.is_file() and html.parent.parent == state / "reports"
+    assert "Inspection Report" in html.read_text(encoding="utf-8")
+    # The real local agent answered the InspectionRequest (its tagged results and marker).
+    assert "1/1 host(s) answered" in first.stdout
     creds = json.loads((state / "credentials.json").read_text())
     # Secrets stay private to the user who ran it.
     assert (state / "credentials.json").stat().st_mode & 0o077 == 0

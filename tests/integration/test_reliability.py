@@ -25,8 +25,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 
 from agent.spool import Spool
 from collector.store.schema import check_results
-from collector.store.store import Store
+from collector.store.store import LogAppend, Store
 from protos.diag.v1 import agent_pb2 as pb
+from tests.collector.store.pg import SKIP_REASON, fresh_database, pg_listening
 from tests.integration.harness import (
     Proc,
     batch_msg,
@@ -52,6 +53,7 @@ class Collector:
     http_port: int
     proc: Proc | None = None
     starts: int = 0
+    extra: tuple[str, ...] = ()
 
     @property
     def address(self) -> str:
@@ -69,6 +71,7 @@ class Collector:
             self.address,
             "--http-listen",
             f"127.0.0.1:{self.http_port}",
+            *self.extra,
         ]
         self.proc = spawn(args, self.tmp / f"collector-{self.starts}.log")
         deadline = time.monotonic() + timeout
@@ -193,7 +196,16 @@ def stored(store: Store, agent_id: str) -> list[tuple[int, str]]:
         return [(int(s), str(m)) for s, m in rows]
 
 
+def materialised(store: Store, timeout: float = 20.0) -> None:
+    """Wait until the collector has materialised every acknowledged batch (its ingest log is empty).
+
+    An Ack means durable in the ingest log; results become visible once materialised.
+    """
+    assert wait_for(lambda: store.log_stats().pending_batches == 0, timeout), store.log_stats()
+
+
 def assert_exactly_once(store: Store, agent_id: str, seqs: list[int]) -> None:
+    materialised(store)
     rows = stored(store, agent_id)
     assert sorted(s for s, _ in rows) == seqs, f"{agent_id}: stored seqs differ from the spool's"
     assert all(summary == f"rec {seq}" for seq, summary in rows), "a result was stored under another seq"
@@ -204,7 +216,11 @@ def spool_high_water(path: Path) -> int:
         return spool.stats().high_water
 
 
-def test_collector_killed_repeatedly_stores_everything_exactly_once(collector, store, make_agent) -> None:
+@pytest.mark.parametrize("direct_max_points", ["0", "10000"], ids=["log only", "direct when idle"])
+def test_collector_killed_repeatedly_stores_everything_exactly_once(
+    collector, store, make_agent, direct_max_points
+) -> None:
+    collector.extra = ("--ingest-direct-max-points", direct_max_points)
     collector.start()
     agents = [make_agent(f"agent-{i}") for i in range(3)]
     count = 1200
@@ -255,6 +271,7 @@ def test_backlog_drains_in_order_when_the_collector_returns(collector, store, ma
     assert stored(store, "agent-b") == []
     collector.start()
     a.wait(30)
+    materialised(store)
     rows = stored(store, "agent-b")
     assert [s for s, _ in rows] == list(range(1, count + 1)), "backlog not stored in seq order"
     assert_exactly_once(store, "agent-b", list(range(1, count + 1)))
@@ -328,4 +345,75 @@ def test_hostile_clients_get_the_right_status_and_the_server_keeps_serving(
     assert_exactly_once(store, "agent-good", list(range(1, 601)))
     # and the victim itself can still stream normally
     _, code, _ = run_stream(address, victim.token, [hello, batch_msg([1, 2])])
-    assert code == grpc.StatusCode.OK and [s for s, _ in stored(store, "agent-victim")] == [1, 2]
+    assert code == grpc.StatusCode.OK
+    materialised(store)
+    assert [s for s, _ in stored(store, "agent-victim")] == [1, 2]
+
+
+def test_agents_failing_over_between_two_collectors_on_one_postgresql_store_store_each_seq_once(
+    tmp_path: Path,
+) -> None:
+    """Two ``serve`` processes share one PostgreSQL store; agents move between them as they die."""
+    if not pg_listening():
+        pytest.skip(SKIP_REASON)
+    count = 900
+    with fresh_database() as url:
+        store = Store.open(url)
+        log_only = ("--ingest-direct-max-points", "0")  # every batch through the ingest log
+        collectors = [Collector(tmp_path, url, free_port(), free_port(), extra=log_only) for _ in range(2)]
+        agents: list[Agent] = []
+        try:
+            for c in collectors:
+                c.start()
+            for i, customer in enumerate(("acme", "globex")):
+                identity, token = store.enroll_agent(customer, f"host-{i}", f"agent-fo-{i}")
+                agents.append(Agent(identity.agent_id, token, tmp_path / f"fo-{i}" / "spool.db", tmp_path))
+            first, second = collectors
+            for a in agents:
+                a.start(first.address, count=count, rate=600.0, chunk=20)
+            assert wait_for(lambda: all(len(stored(store, a.agent_id)) > 100 for a in agents), 30)
+            first.kill9()  # its log may hold acked, unmaterialised rows: the other collector applies them
+            for a in agents:
+                a.kill9()
+                a.start(second.address, count=count, rate=600.0, chunk=20)
+            assert wait_for(lambda: all(len(stored(store, a.agent_id)) > 400 for a in agents), 30)
+            first.start()
+            second.kill9()
+            for a in agents:
+                a.kill9()
+                a.start(first.address, count=count, rate=3000.0, chunk=50)
+            for a in agents:
+                a.wait(60)
+            for a in agents:
+                assert_exactly_once(store, a.agent_id, list(range(1, count + 1)))
+            assert store.log_stats().quarantined == 0
+        finally:
+            for a in agents:
+                a.kill9()
+            for c in collectors:
+                c.kill9()
+            store.close()
+
+
+def test_in_process_ingest_first_applies_what_a_worker_left_in_the_log(
+    tmp_path: Path, store_url: str, store: Store
+) -> None:
+    """A collector restarted with --ingest-processes 0 drains the log a killed worker left behind."""
+    identity, token = store.enroll_agent("acme", "host-x", "agent-x")
+    logged = pb.EntryBatch(entries=[result_entry(s, summary=f"rec {s}") for s in range(1, 6)])
+    (outcome,) = store.append_log([LogAppend(identity, logged.SerializeToString(), 5, 0)])
+    assert outcome == (5, outcome[1]) and stored(store, "agent-x") == []  # type: ignore[index]
+    collector = Collector(tmp_path, store_url, free_port(), free_port(), extra=("--ingest-processes", "0"))
+    collector.start()
+    try:
+        materialised(store)
+        assert [s for s, _ in stored(store, "agent-x")] == [1, 2, 3, 4, 5]
+        newer = pb.AgentMessage(
+            batch=pb.EntryBatch(entries=[result_entry(s, summary=f"rec {s}") for s in (6, 7)])
+        )
+        replies, code, _ = run_stream(collector.address, token, [hello_msg("agent-x"), newer])
+        assert code == grpc.StatusCode.OK and replies[-1].ack.durable_through_seq == 7
+        # In-process ingest stores in the Ack's transaction: visible at once, in order.
+        assert_exactly_once(store, "agent-x", [1, 2, 3, 4, 5, 6, 7])
+    finally:
+        collector.stop()

@@ -144,6 +144,7 @@ def test_unprivileged_agent_on_the_real_kernel_log():
         "from checks.api import SkipCheck\n"
         "from checks.probe import Probe\n"
         "from checks.host.kernel_events import *\n"
+        "KernelEventsParams()  # builds the deferred params validator while imports still work\n"
         "if os.geteuid() == 0:\n"
         "    os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
         "try:\n"

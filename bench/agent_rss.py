@@ -1,0 +1,416 @@
+"""Resident memory of a real ``diag-agent run``: alone, streaming in plaintext, over TLS and mTLS.
+
+For each mode the script starts what the agent needs and nothing else:
+
+- ``none``: ``diag-agent run`` with no ``collector.address`` (results stay in the spool);
+- ``plain``: a real ``diag-collector serve`` on a temporary SQLite store, the agent
+  enrolled with ``diag-collector enroll`` and streaming to it;
+- ``tls``: the same collector with a server certificate; the agent trusts only the
+  CA file made for the run (``collector.tls.ca_file``);
+- ``mtls``: the collector also requires a client certificate (``client_ca_file``); the
+  agent presents one (``collector.tls.cert_file`` / ``key_file``).
+
+The CA and certificates are made at run time with ``openssl`` (as the TLS tests do).
+The agent runs the default checks (``deploy/agent.example.yaml``) at ``--interval``
+seconds for ``--cycles`` cycles; its ``/proc/<pid>`` figures are sampled every
+``--sample-s`` seconds. Printed as one JSON object per mode:
+
+- ``rss_mb``: steady RSS, the median of the samples taken in the second half of the run;
+- ``rss_max_mb``: the largest sample; ``hwm_mb``: the kernel's peak (``VmHWM``);
+- ``pss_mb`` / ``uss_mb``: proportional and private memory at the end (``smaps_rollup``);
+- ``results_stored``: check results the collector stored from this agent (streaming works).
+
+The agent runs from a byte-compiled copy of its packages, as a package install has them
+(``--source-tree``: from the repository as it is). It gets the environment of
+``deploy/diag-agent.service`` (its ``Environment=`` lines, e.g. ``MALLOC_ARENA_MAX=2``)
+unless ``--bare-env``.
+
+Usage: ``python bench/agent_rss.py [--modes none,plain,tls,mtls] [--cycles 8] [--interval 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import json
+import os
+import re
+import shutil
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+MODES = ("none", "plain", "tls", "mtls")
+TARGET_MB = 45.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _env(site_paths: bool = False, root: Path = ROOT) -> dict[str, str]:
+    env = dict(os.environ)
+    paths = [str(root), *(p for p in sys.path if p.endswith("-packages"))] if site_paths else [str(root)]
+    env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")])
+    return env
+
+
+AGENT_PACKAGES = ("agent", "checks", "protos", "diagconfig")
+
+
+def installed_copy(dest: Path) -> Path:
+    """The agent's packages copied to ``dest`` and byte-compiled, as a package install has them.
+
+    Run from the source tree with ``PYTHONDONTWRITEBYTECODE`` set (as in CI), every start
+    compiles every module from source: more garbage on the heap than an installed agent
+    ever has (about 0.6 MB of RSS).
+    """
+    for name in AGENT_PACKAGES:
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if not compileall.compile_dir(str(dest), quiet=1):
+        raise RuntimeError(f"could not byte-compile the agent's packages in {dest}")
+    return dest
+
+
+def unit_environment() -> dict[str, str]:
+    """``Environment=`` assignments of the agent's systemd unit."""
+    out: dict[str, str] = {}
+    for line in (ROOT / "deploy" / "diag-agent.service").read_text().splitlines():
+        match = re.match(r"^Environment=(\w+)=(\S*)$", line.strip())
+        if match:
+            out[match.group(1)] = match.group(2)
+    return out
+
+
+def _openssl(d: Path, *args: str) -> None:
+    subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True, timeout=60)
+
+
+def make_pki(d: Path) -> dict[str, Path]:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, signed by the CA."""
+    _openssl(
+        d,
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bench ca",
+    )
+    for name, ext in (
+        ("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\n"),
+        ("client", "extendedKeyUsage=clientAuth\n"),
+    ):
+        _openssl(
+            d,
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            f"/CN={name}",
+        )
+        (d / f"{name}.ext").write_text(ext)
+        _openssl(
+            d,
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "2",
+            "-extfile",
+            f"{name}.ext",
+        )
+    return {n: d / n for n in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+def _memory(pid: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def _smaps(pid: int) -> dict[str, float]:
+    fields: dict[str, float] = {}
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return {}
+    for line in text.splitlines()[1:]:
+        key, _, value = line.partition(":")
+        parts = value.split()
+        if parts and parts[0].isdigit():
+            fields[key] = int(parts[0]) / 1024
+    return {
+        "pss_mb": round(fields.get("Pss", 0.0), 1),
+        "uss_mb": round(fields.get("Private_Clean", 0.0) + fields.get("Private_Dirty", 0.0), 1),
+    }
+
+
+class Collector:
+    """``diag-collector serve`` on a temporary SQLite store, optionally with TLS / mTLS."""
+
+    def __init__(self, tmp: Path, mode: str, pki: dict[str, Path] | None) -> None:
+        self.tmp = tmp
+        self.db = tmp / "collector.db"
+        self.address = f"127.0.0.1:{_free_port()}"
+        lines = [f"state_dir: {tmp}", "grpc:", f"  listen: {self.address}"]
+        if mode in ("tls", "mtls") and pki is not None:
+            lines += ["  tls:", f"    cert_file: {pki['server.pem']}", f"    key_file: {pki['server.key']}"]
+            if mode == "mtls":
+                lines.append(f"    client_ca_file: {pki['ca.pem']}")
+        lines += ["http:", f"  listen: 127.0.0.1:{_free_port()}"]
+        self.config = tmp / "collector.yaml"
+        self.config.write_text("\n".join(lines) + "\n")
+        self.store = f"sqlite:///{self.db}"
+        self.log = (tmp / "collector.log").open("wb")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "collector.cli",
+                "serve",
+                "--config",
+                str(self.config),
+                "--store",
+                self.store,
+                "--ingest-processes",
+                "0",
+            ],
+            cwd=ROOT,
+            env=_env(),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        host, port = self.address.rsplit(":", 1)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"collector exited: {(tmp / 'collector.log').read_text()[-2000:]}")
+            try:
+                socket.create_connection((host, int(port)), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("collector did not listen within 60 s") from None
+                time.sleep(0.2)
+
+    def enroll(self, agent_id: str) -> str:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "collector.cli",
+                "enroll",
+                "--config",
+                str(self.config),
+                "--store",
+                self.store,
+                "--customer",
+                "bench",
+                "--host",
+                agent_id,
+                "--agent-id",
+                agent_id,
+            ],
+            cwd=ROOT,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        match = re.search(r"^\s*token:\s*(\S+)\s*$", out.stdout, re.M)
+        if match is None:
+            raise RuntimeError(f"no token in the enroll output: {out.stdout!r}")
+        return match.group(1)
+
+    def results(self, agent_id: str) -> int:
+        with sqlite3.connect(self.db) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM check_results WHERE agent_id = ?", (agent_id,)
+            ).fetchone()
+        return int(row[0])
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+def run_agent(
+    tmp: Path,
+    mode: str,
+    args: argparse.Namespace,
+    pki: dict[str, Path] | None,
+    env: dict[str, str],
+    agent_root: Path,
+) -> dict[str, Any]:
+    agent_id = f"bench-{mode}"
+    collector = Collector(tmp, mode, pki) if mode != "none" else None
+    try:
+        config = (ROOT / "deploy" / "agent.example.yaml").read_text()
+        config = config.replace("agent:\n", f"agent:\n  id: {agent_id}\n", 1)
+        if collector is not None:
+            block = [
+                "collector:",
+                f"  address: {collector.address}",
+                f"  token: {collector.enroll(agent_id)}",
+            ]
+            if mode in ("tls", "mtls") and pki is not None:
+                block += ["  tls:", f"    ca_file: {pki['ca.pem']}"]
+                if mode == "mtls":
+                    block += [f"    cert_file: {pki['client.pem']}", f"    key_file: {pki['client.key']}"]
+            config = config.replace("collector:\n", "\n".join(block) + "\n", 1)
+        cfg = tmp / "agent.yaml"
+        cfg.write_text(config)
+        cfg.chmod(0o600)
+        log = (tmp / "agent.log").open("wb")
+        python = [sys.executable, "-S"] if args.no_pth else [sys.executable]
+        proc = subprocess.Popen(
+            [
+                *python,
+                "-m",
+                "agent",
+                "run",
+                "--config",
+                str(cfg),
+                "--state-dir",
+                str(tmp / "state"),
+                "--interval",
+                str(args.interval),
+            ],
+            cwd=agent_root,  # `-m agent` looks in the working directory first
+            env={**_env(site_paths=args.no_pth, root=agent_root), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        samples: list[tuple[float, float]] = []
+        started = time.monotonic()
+        duration = args.interval * args.cycles + 1.0
+        mem: dict[str, float] = {}
+        try:
+            while time.monotonic() - started < duration:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"agent exited: {(tmp / 'agent.log').read_text()[-2000:]}")
+                mem = _memory(proc.pid)
+                samples.append((time.monotonic() - started, mem["VmRSS"]))
+                time.sleep(args.sample_s)
+            smaps = _smaps(proc.pid)
+            threads = len(os.listdir(f"/proc/{proc.pid}/task"))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            log.close()
+        stored = collector.results(agent_id) if collector is not None else None
+    finally:
+        if collector is not None:
+            collector.stop()
+    steady = [rss for t, rss in samples if t >= duration / 2]
+    return {
+        "rss_mb": round(statistics.median(steady), 1),
+        "rss_max_mb": round(max(rss for _, rss in samples), 1),
+        "hwm_mb": round(mem.get("VmHWM", float("nan")), 1),
+        **smaps,
+        "threads": threads,
+        "results_stored": stored,
+        "exit_code": proc.returncode,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="comma-separated subset of " + ",".join(MODES)
+    )
+    parser.add_argument("--cycles", type=int, default=8, help="base intervals the agent runs per mode")
+    parser.add_argument("--interval", type=float, default=2.0, help="the agent's --interval in seconds")
+    parser.add_argument("--sample-s", type=float, default=0.25)
+    parser.add_argument("--bare-env", action="store_true", help="without the systemd unit's Environment=")
+    parser.add_argument(
+        "--source-tree",
+        action="store_true",
+        help="run the agent from the repository as it is (compiled from source at every start when "
+        "PYTHONDONTWRITEBYTECODE is set) instead of a byte-compiled copy of its packages",
+    )
+    parser.add_argument(
+        "--no-pth",
+        action="store_true",
+        help="start the agent's interpreter with -S (site-packages on PYTHONPATH instead), so the "
+        "environment's .pth start-up hooks (an editable install's finder, a sandbox's CA injector) "
+        "are not run: closer to a packaged install",
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra environment for the agent"
+    )
+    args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    env = {} if args.bare_env else unit_environment()
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--env expects NAME=VALUE, got {item!r}")
+        env[name] = value
+    report: dict[str, Any] = {
+        "env": env,
+        "no_pth": args.no_pth,
+        "agent_from": "source tree" if args.source_tree else "byte-compiled copy",
+        "interval_s": args.interval,
+        "cycles": args.cycles,
+        "modes": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="agent-rss-") as tmp_name:
+        tmp = Path(tmp_name)
+        pki = make_pki(tmp) if {"tls", "mtls"} & set(modes) else None
+        agent_root = ROOT if args.source_tree else installed_copy(tmp / "site")
+        for mode in modes:
+            d = tmp / mode
+            d.mkdir()
+            report["modes"][mode] = run_agent(d, mode, args, pki, env, agent_root)
+    report["target_rss_mb"] = TARGET_MB
+    report["meets_target"] = all(m["rss_mb"] <= TARGET_MB for m in report["modes"].values())
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

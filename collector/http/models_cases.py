@@ -1,0 +1,174 @@
+"""Request and response models of the cases API (``/api/v1/cases``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from collector.store.cases import CaseEvent, CaseRecord, IncidentRecord
+
+__all__ = [
+    "AckRequest",
+    "CaseEventOut",
+    "CaseOut",
+    "CaseSummaryOut",
+    "CasesQuery",
+    "IncidentOut",
+    "NoteRequest",
+    "ResolveRequest",
+]
+
+
+def _time(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CasesQuery(_In):
+    customer: str | None = Field(default=None, max_length=63, description="Only this customer (engineers).")
+    state: Literal["open", "acknowledged", "resolved", "closed"] | None = Field(
+        default=None, description="Only cases in this state."
+    )
+    active: bool = Field(default=False, description="Only open and acknowledged cases.")
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class AckRequest(_In):
+    owner: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Who owns the case; default: the token's name.",
+    )
+
+
+class NoteRequest(_In):
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class ResolveRequest(_In):
+    note: str | None = Field(default=None, max_length=10_000, description="How it was resolved.")
+
+
+class CaseEventOut(_Out):
+    ts: datetime
+    kind: str
+    actor: str | None
+    text: str
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, e: CaseEvent) -> CaseEventOut:
+        return cls(
+            ts=datetime.fromtimestamp(e.ts, UTC), kind=e.kind, actor=e.actor, text=e.text, data=dict(e.data)
+        )
+
+
+class CaseSummaryOut(_Out):
+    id: str
+    number: int
+    customer: str
+    title: str
+    severity: str
+    state: str
+    owner: str | None
+    hosts: list[str]
+    kind: str
+    incident_id: str
+    probable_cause: str = Field(description="The top-ranked probable cause, in English.")
+    onset_at: datetime
+    detected_at: datetime
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime
+    reopened: int
+
+    @classmethod
+    def fields_of(cls, c: CaseRecord) -> dict[str, Any]:
+        return {
+            "id": c.id,
+            "number": c.number,
+            "customer": c.customer,
+            "title": c.title,
+            "severity": c.severity,
+            "state": c.state,
+            "owner": c.owner,
+            "hosts": list(c.hosts),
+            "kind": c.kind,
+            "incident_id": c.incident_id,
+            "probable_cause": str(c.causes[0].get("reason", "")) if c.causes else "",
+            "onset_at": _time(c.onset_at),
+            "detected_at": _time(c.detected_at),
+            "opened_at": _time(c.opened_at),
+            "acknowledged_at": _time(c.acknowledged_at),
+            "resolved_at": _time(c.resolved_at),
+            "closed_at": _time(c.closed_at),
+            "updated_at": _time(c.updated_at),
+            "reopened": c.reopened,
+        }
+
+    @classmethod
+    def of(cls, c: CaseRecord) -> CaseSummaryOut:
+        return cls(**cls.fields_of(c))
+
+
+class CaseOut(CaseSummaryOut):
+    causes: list[dict[str, Any]] = Field(description="Ranked probable causes with reasons and evidence.")
+    members: list[dict[str, Any]] = Field(
+        description="The incident's signals (series, baseline, observed, ...)."
+    )
+    events: list[CaseEventOut] = Field(description="The case timeline, oldest first.")
+    incident_timeline: list[dict[str, Any]] = Field(description="The incident's own timeline.")
+
+    @classmethod
+    def of(cls, c: CaseRecord) -> CaseOut:
+        return cls(
+            **cls.fields_of(c),
+            causes=c.causes,
+            members=c.members,
+            events=[CaseEventOut.of(e) for e in c.events],
+            incident_timeline=list(c.incident.get("timeline", [])),
+        )
+
+
+class IncidentOut(_Out):
+    id: str
+    customer: str
+    case_id: str | None
+    kind: str
+    status: str
+    severity: str
+    title: str
+    onset_at: datetime
+    opened_at: datetime
+    updated_at: datetime
+    suppressed_by: list[str] = Field(description="Maintenance windows that suppressed its case.")
+    timeline: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, i: IncidentRecord) -> IncidentOut:
+        return cls(
+            id=i.id,
+            customer=i.customer,
+            case_id=i.case_id,
+            kind=i.kind,
+            status=i.status,
+            severity=i.severity,
+            title=i.title,
+            onset_at=datetime.fromtimestamp(i.onset_at, UTC),
+            opened_at=datetime.fromtimestamp(i.opened_at, UTC),
+            updated_at=datetime.fromtimestamp(i.updated_at, UTC),
+            suppressed_by=list(i.suppressed_by),
+            timeline=list(i.snapshot.get("timeline", [])),
+        )
