@@ -140,6 +140,16 @@ def _print_run(r: dict[str, Any], out: TextIO) -> None:
         print("  findings: " + (" ".join(f"{k}={v}" for k, v in r["counts"].items()) or "none"), file=out)
     if r["error"]:
         print(f"  error: {r['error']}", file=out)
+    for d in r.get("deliveries") or []:
+        to = ", ".join(d["recipients"])
+        if d["state"] == "sent":
+            print(f"  report e-mailed to {to} at {_when(d['sent_at'])}", file=out)
+        elif d["state"] == "pending":
+            when = _when(d["next_at"])
+            print(f"  report e-mail to {to}: pending, attempt {d['attempts'] + 1} at {when}", file=out)
+        else:
+            why = d["last_error"]
+            print(f"  report e-mail to {to} FAILED after {d['attempts']} attempt(s): {why}", file=out)
 
 
 def cmd_show(api: Api, args: argparse.Namespace, out: TextIO) -> None:

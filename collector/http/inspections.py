@@ -111,7 +111,9 @@ def show_run(
 ) -> RunOut:
     """One run: state, coverage, scores, finding counts (``result=true``: everything)."""
     with store_errors():
-        return RunOut.of(service_for(store, grpc).repo.run(who.scope, run_id, with_result=q.result))
+        repo = service_for(store, grpc).repo
+        run = repo.run(who.scope, run_id, with_result=q.result)
+        return RunOut.of(run, repo.deliveries(who.scope, run_id))
 
 
 @router.get("/customers/{customer}/profile", response_model=CustomerProfileOut)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collector.inspections.plan import InspectionPlan
-from collector.store.inspections import CustomerProfile, ReportRecord, RunRecord
+from collector.store.inspections import CustomerProfile, DeliveryRecord, ReportRecord, RunRecord
 
 __all__ = [
     "CustomerProfileIn",
@@ -110,6 +111,30 @@ class PlanOut(_Out):
         )
 
 
+class DeliveryOut(_Out):
+    """The run's report e-mailed to its plan's recipients."""
+
+    recipients: list[str]
+    lang: str
+    state: str
+    attempts: int
+    next_at: datetime | None
+    sent_at: datetime | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, d: DeliveryRecord) -> DeliveryOut:
+        return cls(
+            recipients=list(d.recipients),
+            lang=d.lang,
+            state=d.state,
+            attempts=d.attempts,
+            next_at=_time(d.next_at) if d.state == "pending" else None,
+            sent_at=_time(d.sent_at),
+            last_error=d.last_error,
+        )
+
+
 class RunOut(_Out):
     id: str
     customer: str
@@ -133,9 +158,10 @@ class RunOut(_Out):
     counts: dict[str, int]
     error: str | None
     result: dict[str, Any] | None = None
+    deliveries: list[DeliveryOut] = []
 
     @classmethod
-    def of(cls, r: RunRecord) -> RunOut:
+    def of(cls, r: RunRecord, deliveries: Sequence[DeliveryRecord] = ()) -> RunOut:
         coverage = None
         if r.hosts_selected:
             coverage = round(100.0 * (r.hosts_answered or 0) / r.hosts_selected, 1)
@@ -162,6 +188,7 @@ class RunOut(_Out):
             counts=r.counts,
             error=r.error,
             result=r.result,
+            deliveries=[DeliveryOut.of(d) for d in deliveries],
         )
 
 

@@ -193,6 +193,10 @@ class Runner:
         await asyncio.to_thread(self._render_defaults, plan, record, result, facts)
         # "done" only now: whoever sees a done run finds its default reports stored.
         await asyncio.to_thread(repo.update_run, run_id, state="done")
+        if plan.recipients:  # e-mailed by the serving loop (collector.inspections.delivery)
+            await asyncio.to_thread(
+                repo.queue_delivery, plan.customer, run_id, plan.recipients, plan.language
+            )
         return await asyncio.to_thread(repo.run, Scope.everything(), run_id)
 
     def _evaluate(

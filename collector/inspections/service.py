@@ -25,8 +25,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from collector.inspections.delivery import ReportMailer
 from collector.inspections.plan import InspectionPlan, load_plan
 from collector.inspections.runner import Requester, Runner, RunnerSettings
+from collector.notify.config import EmailTarget
 from collector.serve_context import ServeContext
 from collector.store.errors import NotFound
 from collector.store.inspections import RunRecord
@@ -194,13 +196,21 @@ class InspectionService:
         due = await asyncio.to_thread(self.due_runs, now)
         return [await self.launch(plan, "scheduled", due_at=at) for plan, at in due]
 
-    async def loop(self, stop: asyncio.Event, tick_s: float) -> None:
-        """The scheduler: tick every ``tick_s`` until ``stop``; a failing tick is logged and retried."""
+    async def loop(self, stop: asyncio.Event, tick_s: float, mailer: ReportMailer | None = None) -> None:
+        """The scheduler: tick every ``tick_s`` until ``stop``; a failing tick is logged and retried.
+
+        With a ``mailer``, each tick also sends the report e-mails that are due.
+        """
         while not stop.is_set():
             try:
                 await self.tick()
             except Exception:
                 log.exception("inspection scheduler tick failed; retrying in %.0f s", tick_s)
+            if mailer is not None:
+                try:
+                    await asyncio.to_thread(mailer.deliver_due)
+                except Exception:
+                    log.exception("sending inspection reports failed; retrying in %.0f s", tick_s)
             try:
                 await asyncio.wait_for(stop.wait(), tick_s)
             except TimeoutError:
@@ -236,4 +246,11 @@ def start(ctx: ServeContext) -> list[asyncio.Task[None]]:
     service = InspectionService(ctx.store, ctx.grpc, settings, plans_dir=cfg.plans_path(ctx.config.state_dir))
     service.load_plans()
     attach(ctx.store, service)
-    return [asyncio.get_running_loop().create_task(service.loop(ctx.stop, cfg.tick_s))]
+    notify = ctx.config.emergency.notify
+
+    def email_for(customer: str) -> EmailTarget | None:
+        found = notify.for_customer(customer)
+        return None if found is None else found.email
+
+    mailer = ReportMailer(service.runner, email_for, notify.delivery)
+    return [asyncio.get_running_loop().create_task(service.loop(ctx.stop, cfg.tick_s, mailer))]

@@ -35,7 +35,12 @@ from collector.store.schema import (
     points_rollup,
     series,
 )
-from collector.store.schema_inspections import inspection_runs, inspection_schedule, reports
+from collector.store.schema_inspections import (
+    inspection_runs,
+    inspection_schedule,
+    report_deliveries,
+    reports,
+)
 from collector.store.store import Store
 
 __all__ = [
@@ -163,6 +168,24 @@ def _report(row: Any) -> ReportRecord:
 
 _RUN_COLUMNS = [c for c in inspection_runs.c if c.name != "result"]
 _REPORT_COLUMNS = [c for c in reports.c if c.name != "content"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """A run's report e-mailed to its plan's recipients (``report_deliveries``)."""
+
+    id: int
+    customer: str
+    run_id: str
+    recipients: tuple[str, ...]
+    lang: str
+    state: str
+    """pending (not sent yet, or being retried), sent, or failed (given up; see last_error)."""
+    attempts: int
+    created_at: float
+    next_at: float
+    sent_at: float | None
+    last_error: str | None
 
 
 class InspectionRepo:
@@ -643,3 +666,94 @@ class InspectionRepo:
         query = query.order_by(reports.c.created_at.desc(), reports.c.id.desc()).limit(limit)
         with self._engine.connect() as conn:
             return [_report(r) for r in conn.execute(query)]
+
+    # ------------------------------------------------------------------ report deliveries
+
+    def _delivery(self, row: Any) -> DeliveryRecord:
+        return DeliveryRecord(
+            id=int(row.id),
+            customer=row.slug,
+            run_id=row.run_id,
+            recipients=tuple(row.recipients),
+            lang=row.lang,
+            state=row.state,
+            attempts=int(row.attempts),
+            created_at=float(row.created_at),
+            next_at=float(row.next_at),
+            sent_at=None if row.sent_at is None else float(row.sent_at),
+            last_error=row.last_error,
+        )
+
+    def _deliveries_query(self) -> Any:
+        return sa.select(report_deliveries, customers.c.slug).join(
+            customers, customers.c.id == report_deliveries.c.customer_id
+        )
+
+    def queue_delivery(self, customer: str, run_id: str, recipients: Sequence[str], lang: str) -> None:
+        """*internal*: e-mail ``run_id``'s report to ``recipients`` (once per run)."""
+        now = self.store._clock()
+        with self.store._write() as conn:
+            cid = self._customer_id(conn, Scope.everything(), customer)
+            conn.execute(
+                self.store._insert(report_deliveries)
+                .values(
+                    customer_id=cid,
+                    run_id=run_id,
+                    recipients=list(recipients),
+                    lang=lang,
+                    state="pending",
+                    attempts=0,
+                    created_at=now,
+                    next_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["run_id"])
+            )
+
+    def claim_deliveries(self, now: float, lease_s: float, limit: int = 10) -> list[DeliveryRecord]:
+        """*internal*: pending deliveries due at ``now``, each leased to this caller for ``lease_s``.
+
+        The lease is a compare-and-set of ``next_at``: of several collectors sharing the store,
+        one sends a given report; if it dies mid-send, the lease runs out and another retries.
+        """
+        with self.store._write() as conn:
+            due = conn.execute(
+                self._deliveries_query()
+                .where(report_deliveries.c.state == "pending", report_deliveries.c.next_at <= now)
+                .order_by(report_deliveries.c.next_at)
+                .limit(limit)
+            ).all()
+            claimed = []
+            for row in due:
+                done = conn.execute(
+                    report_deliveries.update()
+                    .where(report_deliveries.c.id == row.id, report_deliveries.c.next_at == row.next_at)
+                    .values(next_at=now + lease_s)
+                )
+                if done.rowcount == 1:
+                    claimed.append(self._delivery(row))
+        return claimed
+
+    def finish_delivery(
+        self, delivery_id: int, *, state: str, attempts: int, next_at: float, error: str | None = None
+    ) -> None:
+        """*internal*: record an attempt's outcome (sent, failed, or pending again at ``next_at``)."""
+        values: dict[str, Any] = {
+            "state": state,
+            "attempts": attempts,
+            "next_at": next_at,
+            "last_error": error,
+        }
+        if state == "sent":
+            values["sent_at"] = self.store._clock()
+        with self.store._write() as conn:
+            conn.execute(
+                report_deliveries.update().where(report_deliveries.c.id == delivery_id).values(**values)
+            )
+
+    def deliveries(self, scope: Scope, run_id: str | None = None) -> list[DeliveryRecord]:
+        """Report e-mails, newest first, of the customers ``scope`` may read."""
+        query = self._deliveries_query().where(scope.where()).order_by(report_deliveries.c.created_at.desc())
+        if run_id is not None:
+            query = query.where(report_deliveries.c.run_id == run_id)
+        with self.store.engine.connect() as conn:
+            return [self._delivery(row) for row in conn.execute(query)]

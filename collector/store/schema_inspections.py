@@ -11,6 +11,8 @@ the migration drift test covers them.
   both start it, and a run missed while every collector was down starts once when one returns.
 - ``reports``: rendered reports, the customer's service records (kind, subject, language,
   format, the bytes and their SHA-256; a file path when the collector also writes them out).
+- ``report_deliveries``: a finished run's report e-mailed to its plan's recipients: pending
+  until sent, retried with backoff, claimed by one collector at a time (``next_at`` lease).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import sqlalchemy as sa
 
 from collector.store.schema import JSONType, Seconds, check_results, metadata
 
-__all__ = ["inspection_runs", "inspection_schedule", "reports"]
+__all__ = ["inspection_runs", "inspection_schedule", "report_deliveries", "reports"]
 
 inspection_runs = sa.Table(
     "inspection_runs",
@@ -78,6 +80,25 @@ reports = sa.Table(
     sa.CheckConstraint("kind IN ('inspection', 'fault')", name="kind"),
     sa.Index("ix_reports_customer_created", "customer_id", "created_at"),
     sa.Index("ix_reports_subject", "kind", "subject", "lang", "format"),
+)
+
+report_deliveries = sa.Table(
+    "report_deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("customer_id", sa.Integer, sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("run_id", sa.String(64), sa.ForeignKey("inspection_runs.id"), nullable=False),
+    sa.Column("recipients", JSONType, nullable=False),
+    sa.Column("lang", sa.String(8), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", Seconds, nullable=False),
+    sa.Column("next_at", Seconds, nullable=False),
+    sa.Column("sent_at", Seconds, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.CheckConstraint("state IN ('pending', 'sent', 'failed')", name="state"),
+    sa.UniqueConstraint("run_id"),
+    sa.Index("ix_report_deliveries_due", "state", "next_at"),
 )
 
 # A run polls for its hosts' completion markers: only tagged results are indexed, so the

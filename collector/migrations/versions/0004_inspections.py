@@ -94,6 +94,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_reports")),
     )
     op.create_index("ix_reports_customer_created", "reports", ["customer_id", "created_at"], unique=False)
+    op.create_table(
+        "report_deliveries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("customer_id", sa.Integer(), nullable=False),
+        sa.Column("run_id", sa.String(length=64), nullable=False),
+        sa.Column("recipients", JSON_TYPE, nullable=False),
+        sa.Column("lang", sa.String(length=8), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.Double(), nullable=False),
+        sa.Column("next_at", sa.Double(), nullable=False),
+        sa.Column("sent_at", sa.Double(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.CheckConstraint("state IN ('pending', 'sent', 'failed')", name=op.f("ck_report_deliveries_state")),
+        sa.ForeignKeyConstraint(
+            ["customer_id"], ["customers.id"], name=op.f("fk_report_deliveries_customer_id_customers")
+        ),
+        sa.ForeignKeyConstraint(
+            ["run_id"], ["inspection_runs.id"], name=op.f("fk_report_deliveries_run_id_inspection_runs")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_deliveries")),
+        sa.UniqueConstraint("run_id", name=op.f("uq_report_deliveries_run_id")),
+    )
+    op.create_index("ix_report_deliveries_due", "report_deliveries", ["state", "next_at"], unique=False)
     op.create_index("ix_reports_subject", "reports", ["kind", "subject", "lang", "format"], unique=False)
     op.create_index(
         "ix_check_results_inspection_id",
@@ -107,6 +131,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_check_results_inspection_id", table_name="check_results")
+    op.drop_index("ix_report_deliveries_due", table_name="report_deliveries")
+    op.drop_table("report_deliveries")
     op.drop_index("ix_reports_subject", table_name="reports")
     op.drop_index("ix_reports_customer_created", table_name="reports")
     op.drop_table("reports")
