@@ -267,6 +267,9 @@ async def _serve(
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args)
+    from collector.live import maintenance_calendar
+
+    maintenance_calendar(config.emergency)  # a bad windows file stops serve here: exit 2, naming it
     log_settings = {
         "max_pending_points": args.ingest_log_max_points,
         "direct_max_points": args.ingest_direct_max_points,

@@ -691,7 +691,7 @@ class LiveDetection:
         log.info("detection state restored: %d series", len(self.bank.detectors))
 
 
-def _calendar(config: EmergencyConfig) -> MaintenanceCalendar:
+def maintenance_calendar(config: EmergencyConfig) -> MaintenanceCalendar:
     """The configured windows plus those of ``windows_file`` (a ConfigError names the file)."""
     windows = list(config.windows)
     if config.windows_file is not None:
@@ -729,7 +729,7 @@ def make_observer(
     from diagconfig import ConfigError
 
     try:
-        calendar = _calendar(emergency)
+        calendar = maintenance_calendar(emergency)
     except ConfigError as exc:  # ValueError: what the ingest worker reports at start-up
         raise ValueError(str(exc)) from None
     if notifier is None and emergency.notify.customers:

@@ -68,6 +68,19 @@ def test_bad_config_exits_2_naming_the_problem(tmp_path: Path) -> None:
     assert done.returncode == 2 and "grpc.listn" in done.stderr
 
 
+def test_a_bad_maintenance_windows_file_stops_serve_with_exit_2_naming_it(tmp_path: Path) -> None:
+    windows = tmp_path / "windows.yaml"
+    windows.write_text("windows:\n  - name: w\n    customer: acme\n    once: {start: tomorrow}\n")
+    config = tmp_path / "collector.yaml"
+    config.write_text(f"state_dir: {tmp_path}\nemergency: {{windows_file: {windows}}}\n")
+    done = cli(
+        "serve", "--config", str(config), "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{windows}: windows.0.once.end: required key is missing" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_serve_prints_where_it_listens_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
     url = f"sqlite:///{tmp_path / 'c.db'}"
