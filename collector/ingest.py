@@ -740,6 +740,22 @@ class IngestProcess:
 AgentIdentityLike = Any
 
 
+def _shard_config(config: Any, settings: LogSettings) -> Any:
+    """``config`` with a detection state row of this worker's own when there are several.
+
+    Each worker owns whole customers (``crc32(slug) % shard_count``), so its detector sees
+    every host of those customers; its baselines and incidents are saved under
+    ``<detection.shard>.<index>-of-<count>`` so workers never overwrite each other's state.
+    """
+    if settings.shard_count <= 1:
+        return config
+    emergency = config.emergency
+    detection = emergency.detection
+    shard = f"{detection.shard}.{settings.shard_index}-of-{settings.shard_count}"
+    detection = detection.model_copy(update={"shard": shard})
+    return config.model_copy(update={"emergency": emergency.model_copy(update={"detection": detection})})
+
+
 def _ingest_worker_main(
     conn: Any,
     url: str,
@@ -771,7 +787,7 @@ def _ingest_worker_main(
     try:
         store = Store.open(url, migrate=False, **options)
         if config is not None:
-            observer = build_observer(store, config)
+            observer = build_observer(store, _shard_config(config, settings))
             if observer is not None:
                 store.add_observer(observer)
     except (SQLAlchemyError, OSError, ValueError) as exc:

@@ -376,3 +376,17 @@ def test_the_ingest_process_decodes_stores_and_answers_each_batch(tmp_path: Path
         assert conn.execute(sa.text("SELECT COUNT(*) FROM check_results")).scalar_one() == 2 * 19
         assert conn.execute(sa.text("SELECT COUNT(*) FROM points")).scalar_one() == 4 * 19
     store.close()
+
+
+def test_each_ingest_worker_saves_detection_state_under_its_own_row() -> None:
+    from collector.config import CollectorConfig
+    from collector.ingest import LogSettings, _shard_config
+
+    config = CollectorConfig()
+    assert _shard_config(config, LogSettings()) is config
+    names = {
+        _shard_config(config, LogSettings(shard_count=3, shard_index=i)).emergency.detection.shard
+        for i in range(3)
+    }
+    assert names == {"default.0-of-3", "default.1-of-3", "default.2-of-3"}
+    assert config.emergency.detection.shard == "default"  # the original is unchanged
