@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from collector.http.models import _Out, _time
 from collector.store.cases import CaseEvent, CaseRecord, IncidentRecord
 
 __all__ = [
@@ -19,14 +20,6 @@ __all__ = [
     "NoteRequest",
     "ResolveRequest",
 ]
-
-
-def _time(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 class _In(BaseModel):

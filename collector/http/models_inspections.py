@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from collector.http.models import MAX_LIMIT, _Out, _Query, _time
 from collector.inspections.plan import InspectionPlan
 from collector.store.inspections import CustomerProfile, DeliveryRecord, ReportRecord, RunRecord
 
@@ -26,21 +27,8 @@ __all__ = [
     "RunsQuery",
 ]
 
-MAX_LIMIT = 1000
 ReportFormat = Literal["html", "pdf", "json"]
 ReportLang = Literal["en", "zh-CN"]
-
-
-def _time(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class _Query(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class PlansQuery(_Query):

@@ -4,43 +4,25 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from collector.diagctl import main, parse_since
 from collector.http.app import create_app
 from collector.store import HostFactsRow, IngestBatch, ResultRow, Store
+from tests.collector.http_server import free_port, serving
 
 T0 = 1_700_000_000.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Store]]:
     store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('diagctl') / 'c.db'}")
-    port = _free_port()
-    config = uvicorn.Config(create_app(store, None), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", store
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(store, None)) as url:
+        yield url, store
     store.close()
 
 
@@ -176,7 +158,7 @@ def test_errors_say_what_to_do(
     assert "diag-collector token create" in capsys.readouterr().err
     assert run(["--server", url, "--token", "dgt_bad", "hosts"])[0] == 1
     assert "rejected the API token (401): check --token" in capsys.readouterr().err
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     assert run(["--server", dead, "--token", engineer, "hosts"])[0] == 1
     assert f"cannot connect to the collector at {dead}: is it running" in capsys.readouterr().err
     assert run(["--server", url, "--token", engineer, "host", "nosuch"])[0] == 1

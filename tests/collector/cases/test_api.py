@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from collector.diagctl import main
@@ -20,6 +16,7 @@ from collector.incidents import IncidentEngine, Signal
 from collector.live import case_content
 from collector.store import Scope, Store
 from collector.store.cases import CaseRepo
+from tests.collector.http_server import serving
 
 T0 = 1_700_000_000.0
 
@@ -127,26 +124,11 @@ def test_case_numbers_count_per_customer_and_opening_is_idempotent(store: Store)
 # --------------------------------------------------------------------------- diagctl
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Store]]:
     store = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(store), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", store
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(store)) as url:
+        yield url, store
     store.close()
 
 
