@@ -81,4 +81,4 @@ def store_errors() -> Iterator[None]:
     except Conflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except StoreError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(422, str(exc)) from None  # the constant was renamed in Starlette 0.48
