@@ -19,7 +19,7 @@ import resource
 import signal
 import sys
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -331,6 +331,21 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
 # --- entry point ----------------------------------------------------------------------------------
 
 
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diag-collector", description=__doc__.split("\n\n")[0])
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -355,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--ingest-log-max-points",
-        type=int,
+        type=_count(minimum=1),
         default=2_000_000,
         metavar="N",
         help="the bound of each worker's ingest log, in unmaterialised metric points (default "
@@ -363,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--ingest-direct-max-points",
-        type=int,
+        type=_count(minimum=0),
         default=10_000,
         metavar="N",
         help="with an empty ingest log, store a worker's group of at most N points directly "

@@ -133,3 +133,22 @@ def test_raise_fd_limit_never_lowers() -> None:
     before = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     assert raise_fd_limit(16) >= min(before, 16)
     assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == before
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--ingest-log-max-points", "0", "expected at least 1, got 0"),
+        ("--ingest-direct-max-points", "-5", "expected at least 0, got -5"),
+        ("--ingest-log-max-points", "lots", "expected a whole number, got 'lots'"),
+    ],
+)
+def test_bad_ingest_limits_are_usage_errors(
+    flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collector.cli import build_parser
+
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["serve", flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: {message}" in capsys.readouterr().err
