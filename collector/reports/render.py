@@ -202,14 +202,14 @@ def _html(template: str, report: InspectionReport | FaultAnalysisReport, lang: L
 
 
 def _pdf(html: str) -> bytes:
+    # Its per-step progress lines are INFO: noise in a collector's log at the default level.
+    # Set before the import, which already parses the default stylesheets (and says so).
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
     # Heavy import (pydyf, tinycss2, fontTools, Pango through cffi): only for PDFs.
     try:
         from weasyprint import HTML  # type: ignore[import-untyped]
     except ImportError as exc:  # the Python package or its Pango library is missing
         raise ReportError(f"PDF reports need WeasyPrint >= 62 and Pango: {exc}") from exc
-
-    # Its per-step progress lines are INFO: noise in a collector's log at the default level.
-    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
     pdf = HTML(string=html).write_pdf()
     if not isinstance(pdf, bytes):
         raise ReportError("WeasyPrint returned no PDF")
