@@ -366,12 +366,15 @@ def run_live(seeds: int, quiet_days: int) -> dict[str, Any]:
             total = n_hosts * n_series * cycles
             save_start = time.perf_counter()
             live.observer.save_state()
+            save_pause = time.perf_counter() - save_start
+            live.observer.wait_saved()
             out["cost"] = {
                 "samples": total,
                 "series": n_hosts * n_series,
                 "points_per_batch": n_series,
                 "us_per_sample": round(elapsed / total * 1e6, 3),
                 "state_save_s": round(time.perf_counter() - save_start, 3),
+                "state_save_ingest_pause_s": round(save_pause, 3),
             }
         finally:
             live.close()

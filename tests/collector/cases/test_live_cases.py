@@ -6,6 +6,9 @@ times it chooses (see :mod:`tests.collector.cases.scenario`).
 
 from __future__ import annotations
 
+import json
+import threading
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,6 +198,34 @@ def test_the_baseline_survives_a_collector_restart(store: Store, tmp_path: Path)
         assert len(cases) == 1 and cases[0].hosts == ("db1",)
     finally:
         second.close()
+
+
+def test_saving_state_does_not_wait_for_the_store(scenario: Scenario) -> None:
+    """The ingest path takes the snapshot; the (possibly slow) write happens behind it."""
+    scenario.enroll("acme", "db1")
+    scenario.send("db1", disk_await(normal_disk(WARM), T0))
+    repo = scenario.observer.repo
+    release = threading.Event()
+    started = threading.Event()
+    real_save = repo.save_state
+
+    def slow_save(shard: str, blob: bytes, *, now: float) -> None:
+        started.set()
+        assert release.wait(10)
+        real_save(shard, blob, now=now)
+
+    repo.save_state = slow_save  # type: ignore[method-assign]
+    scenario.observer.save_state()  # returns while the write is still blocked
+    assert started.wait(10)
+    assert repo.load_state(scenario.observer.config.detection.shard) is None
+    scenario.send("db1", disk_await(normal_disk(2), scenario.now + STEP))  # ingest goes on meanwhile
+    release.set()
+    scenario.observer.wait_saved()
+    blob = repo.load_state(scenario.observer.config.detection.shard)
+    assert blob is not None
+    saved = json.loads(zlib.decompress(blob))
+    [detector] = saved["detectors"]["series"]
+    assert detector["baseline"]["n"] == WARM  # the snapshot, taken before the later batch
 
 
 def test_crit_check_opens_a_case_and_its_end_is_noted(scenario: Scenario) -> None:
