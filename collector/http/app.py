@@ -15,6 +15,7 @@ A host or agent of another customer answers 404, exactly like one that does not 
 # No `from __future__ import annotations` here: FastAPI resolves the endpoints' annotations
 # at runtime.
 
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Annotated, Any
 
@@ -103,12 +104,29 @@ def create_app(
     app.include_router(inspections_router)
 
     @app.get("/healthz", tags=["ops"])
-    def healthz(response: Response) -> dict[str, str]:
-        """200 when the store answers, 503 otherwise."""
-        if store.ping():
-            return {"status": "ok"}
-        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-        return {"status": "store unreachable"}
+    def healthz(response: Response) -> dict[str, Any]:
+        """200 when the store answers, 503 otherwise; with the ingest log's backlog.
+
+        ``ingest_log``: batches acknowledged but not yet materialised (readable), how old the
+        oldest is, and quarantined batches (kept, counted, never applied: look at them).
+        The same figures are in /metrics as ``diag_ingest_log_*``.
+        """
+        if not store.ping():
+            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+            return {"status": "store unreachable"}
+        try:
+            backlog = store.log_stats()
+        except SQLAlchemyError:  # answered the ping, failed this: say so, stay "ok"
+            return {"status": "ok", "ingest_log": None}
+        return {
+            "status": "ok",
+            "ingest_log": {
+                "pending_batches": backlog.pending_batches,
+                "pending_points": backlog.pending_points,
+                "lag_seconds": round(backlog.lag_seconds(time.time()), 3),
+                "quarantined_batches": backlog.quarantined,
+            },
+        }
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:

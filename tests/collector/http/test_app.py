@@ -59,7 +59,15 @@ def tokens(store: Store) -> dict[str, str]:
 
 
 def test_healthz_and_metrics(client: TestClient, store: Store) -> None:
-    assert client.get("/healthz").json() == {"status": "ok"}
+    health = client.get("/healthz").json()
+    assert health["status"] == "ok"
+    # The fixture's batches were stored directly (small groups, empty log): no backlog.
+    assert health["ingest_log"] == {
+        "pending_batches": 0,
+        "pending_points": 0,
+        "lag_seconds": 0.0,
+        "quarantined_batches": 0,
+    }
     store.enroll_agent("acme", host="web1")
     text = client.get("/metrics").text
     assert "diag_ingest_batches_total 3.0" in text
@@ -237,3 +245,19 @@ def test_openapi_is_served(client: TestClient) -> None:
         spec["paths"]
     )
     assert "HostDetailOut" in spec["components"]["schemas"]
+
+
+def test_healthz_shows_the_ingest_log_backlog(tmp_path: Path) -> None:
+    from tests.collector.store.test_ingest_log import append
+
+    store = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        agent, _ = store.enroll_agent("acme", host="db1")
+        append(store, agent, [1, 2, 3])  # acknowledged, not yet materialised
+        health = TestClient(create_app(store, None)).get("/healthz").json()
+        assert health["status"] == "ok"
+        backlog = health["ingest_log"]
+        assert (backlog["pending_batches"], backlog["quarantined_batches"]) == (1, 0)
+        assert backlog["pending_points"] > 0 and backlog["lag_seconds"] >= 0
+    finally:
+        store.close()
