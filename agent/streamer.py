@@ -178,7 +178,7 @@ class Backoff:
 # --- conversion ---------------------------------------------------------------------------------
 
 
-def entry_to_wire(entry: SpoolEntry) -> bytes | None:
+def entry_to_wire(entry: SpoolEntry, *, metric_keys: bool = False) -> bytes | None:
     """The encoded ``Entry`` of one spool entry; None for a kind this agent does not stream.
 
     Raises ValueError when the payload is not what :mod:`agent.spool` writes.
@@ -195,7 +195,7 @@ def entry_to_wire(entry: SpoolEntry) -> bytes | None:
         raise ValueError(f"spool entry {entry.seq}: payload is not a JSON object")
     try:
         if entry.kind == KIND_RESULT:
-            kind, payload = wire.ENTRY_RESULT, wire.check_result(doc)
+            kind, payload = wire.ENTRY_RESULT, wire.check_result(doc, metric_keys=metric_keys)
         elif entry.kind == KIND_HEALTH:
             kind, payload = wire.ENTRY_HEALTH, wire.health(doc)
         elif entry.kind == KIND_INVENTORY:
@@ -490,6 +490,7 @@ class Streamer:
         max_entries = max(1, min(s.batch_entries, welcome.max_batch_entries or s.batch_entries))
         max_bytes = max(64 * 1024, (welcome.max_message_bytes or 4 * 1024 * 1024) - _MESSAGE_SLACK)
         heartbeat_s = float(welcome.heartbeat_interval_s or 30)
+        metric_keys = wire.FEATURE_METRIC_KEYS in welcome.features
         log.info("streaming to %s from seq %d", s.address, resume + 1)
         sent_seq = resume
         inflight: deque[_InFlight] = deque()
@@ -510,7 +511,7 @@ class Streamer:
                     next_gap_report = now + 5.0  # never resend faster than this
             # 2. fill the window
             while len(inflight) < s.window:
-                batch, top = self._next_batch(sent_seq, max_entries, max_bytes)
+                batch, top = self._next_batch(sent_seq, max_entries, max_bytes, metric_keys=metric_keys)
                 if top == sent_seq:
                     break
                 sent_seq = top
@@ -596,7 +597,9 @@ class Streamer:
             self._spool.mark_gaps_reported(mark)
         gaps_in_flight.clear()
 
-    def _next_batch(self, after: int, max_entries: int, max_bytes: int) -> tuple[bytes | None, int]:
+    def _next_batch(
+        self, after: int, max_entries: int, max_bytes: int, *, metric_keys: bool = False
+    ) -> tuple[bytes | None, int]:
         """The next batch after seq ``after`` and the highest seq it covers (``after``: nothing)."""
         if self._spool.stats().high_water <= after:
             return None, after  # nothing new: no query
@@ -611,7 +614,7 @@ class Streamer:
                 skip_reason = "rejected_by_collector"
             else:
                 try:
-                    proto = entry_to_wire(entry)
+                    proto = entry_to_wire(entry, metric_keys=metric_keys)
                 except ValueError as exc:
                     log.error("%s; skipping it", exc)
                     skip_reason = "corrupt_entry"

@@ -128,8 +128,26 @@ def _map_str_float(number: int, items: Mapping[str, float]) -> bytes:
     return b"".join(_len(number, _str(1, k) + _float(2, v)) for k, v in items.items())
 
 
-def check_result(doc: Mapping[str, Any]) -> bytes:
+FEATURE_METRIC_KEYS: Final = "metric_keys"
+"""Welcome feature: the collector reads ``CheckResult.metric_keys`` / ``metric_values``."""
+
+
+def _metric_key(m: Mapping[str, Any]) -> bytes:
+    """A ``MetricKey`` (a ``MetricSample`` without its value: name, unit, sorted labels)."""
+    labels = m.get("labels") or {}
+    return (
+        _str(1, m["name"])
+        + _str(3, m["unit"])
+        + b"".join(_len(4, _str(1, key) + _str(2, str(labels[key]))) for key in sorted(labels))
+    )
+
+
+def check_result(doc: Mapping[str, Any], *, metric_keys: bool = False) -> bytes:
     """A ``CheckResult`` from a spooled result record (see :mod:`agent.records`).
+
+    With ``metric_keys`` (the collector's Welcome lists :data:`FEATURE_METRIC_KEYS`) the
+    metrics go in the columnar form: one serialized ``MetricKeys`` and the values packed,
+    which the collector validates once per key set instead of once per sample.
 
     Raises KeyError, TypeError or ValueError when the record lacks or mistypes a field.
     """
@@ -152,13 +170,19 @@ def check_result(doc: Mapping[str, Any]) -> bytes:
                 + _str(5, res.get("details") or ""),
             )
         )
-    for m in doc.get("metrics", ()):
-        labels = m.get("labels") or {}
-        sample = [_str(1, m["name"]), _double(2, float(m["value"])), _str(3, m["unit"])]
-        sample.extend(_len(4, _str(1, key) + _str(2, str(labels[key]))) for key in sorted(labels))
-        parts.append(_len(8, b"".join(sample)))
+    metrics = doc.get("metrics", ())
+    if not metric_keys:
+        for m in metrics:
+            labels = m.get("labels") or {}
+            sample = [_str(1, m["name"]), _double(2, float(m["value"])), _str(3, m["unit"])]
+            sample.extend(_len(4, _str(1, key) + _str(2, str(labels[key]))) for key in sorted(labels))
+            parts.append(_len(8, b"".join(sample)))
     if doc.get("inspection_id"):
         parts.append(_str(9, doc["inspection_id"]))
+    if metric_keys and metrics:
+        parts.append(_len(10, b"".join(_len(1, _metric_key(m)) for m in metrics)))
+        values = [float(m["value"]) for m in metrics]
+        parts.append(_len(11, struct.pack(f"<{len(values)}d", *values)))
     return b"".join(parts)
 
 
@@ -356,6 +380,7 @@ class Welcome:
     max_batch_entries: int = 0
     max_message_bytes: int = 0
     heartbeat_interval_s: int = 0
+    features: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,6 +409,7 @@ class CollectorMessage:
 
 def _welcome(data: bytes) -> Welcome:
     out: dict[str, Any] = {}
+    features: list[str] = []
     for number, wt, value in _fields(data):
         if number == 1:
             out["agent_id"] = _text(number, wt, value)
@@ -396,7 +422,9 @@ def _welcome(data: bytes) -> Welcome:
         elif number in (5, 6, 7):
             name = ("max_batch_entries", "max_message_bytes", "heartbeat_interval_s")[number - 5]
             out[name] = _uint(number, wt, value, bits=32)
-    return Welcome(**out)
+        elif number == 8:
+            features.append(_text(number, wt, value))
+    return Welcome(**out, features=tuple(features))
 
 
 def _ack(data: bytes) -> Ack:

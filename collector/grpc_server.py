@@ -67,6 +67,8 @@ PROTOCOL_VERSION: Final = 1
 SERVICE_NAME: Final = agent_pb2.DESCRIPTOR.services_by_name["AgentStream"].full_name
 HELLO_TIMEOUT_S: Final = 30.0
 MAX_TOKEN_LEN: Final = 512
+FEATURES: Final = ("metric_keys",)
+"""Optional protocol features this collector accepts, announced in Welcome."""
 
 T = TypeVar("T")
 
@@ -216,6 +218,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
                         max_batch_entries=s.max_batch_entries,
                         max_message_bytes=s.max_message_bytes,
                         heartbeat_interval_s=s.heartbeat_interval_s,
+                        features=FEATURES,
                     )
                 ),
             )

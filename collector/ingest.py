@@ -379,6 +379,9 @@ def _decode_result(
     metrics = r.metrics
     if len(metrics) > limits.max_metrics:
         raise IngestError(f"{where}: {len(metrics)} metrics, more than {limits.max_metrics}")
+    keys_blob = r.metric_keys
+    if keys_blob and metrics:
+        raise IngestError(f"{where}: carries both metrics and metric_keys; an agent sends one form")
     results.append(
         ResultRow(
             seq,
@@ -393,6 +396,9 @@ def _decode_result(
             inspection_id or None,
         )
     )
+    if keys_blob or r.metric_values:
+        _columnar_metrics(where, check, keys_blob, r.metric_values, limits, refs, values)
+        return
     max_name = limits.max_name_len
     max_value = limits.max_label_value_len
     ok_metric = _ok_metric
@@ -429,6 +435,68 @@ def _decode_result(
         ref = (check, name, unit, labels)
         append_ref(intern_ref(ref, ref))
         append_value(value)
+
+
+# Key sets already validated: serialized MetricKeys -> (check, its refs). A host's checks
+# report the same series every cycle, and hosts of one product share most key sets, so
+# the usual result costs one dict lookup here instead of validating every sample.
+_key_sets: dict[bytes, tuple[str, tuple[SeriesRef, ...]]] = {}
+
+
+def _columnar_metrics(
+    where: _At,
+    check: str,
+    blob: bytes,
+    raw_values: Any,
+    limits: IngestLimits,
+    refs: list[SeriesRef],
+    values: list[float],
+) -> None:
+    """``CheckResult.metric_keys`` / ``metric_values``: the key set validated once, then only values."""
+    known = _key_sets.get(blob)
+    if known is not None and known[0] == check:
+        keys = known[1]
+    else:
+        keys = _parse_key_set(where, check, blob, limits)
+        if len(_key_sets) >= _CACHE_MAX:
+            _key_sets.clear()
+        _key_sets[blob] = (check, keys)
+    got = list(raw_values)
+    if len(got) != len(keys):
+        raise IngestError(f"{where}: {len(got)} metric_values for {len(keys)} metric_keys")
+    if not all(map(math.isfinite, got)):
+        j = next(j for j, v in enumerate(got) if not math.isfinite(v))
+        raise IngestError(f"{where} metric {keys[j][1]}: value {got[j]!r} is not a finite number")
+    refs.extend(keys)
+    values.extend(got)
+
+
+def _parse_key_set(where: _At, check: str, blob: bytes, limits: IngestLimits) -> tuple[SeriesRef, ...]:
+    if len(blob) > limits.max_document_len:
+        raise IngestError(f"{where}: metric_keys is {len(blob)} bytes, more than {limits.max_document_len}")
+    try:
+        parsed = agent_pb2.MetricKeys.FromString(blob)
+    except DecodeError as exc:
+        raise IngestError(
+            f"{where}: metric_keys does not parse as MetricKeys ({type(exc).__name__})"
+        ) from None
+    keys = parsed.keys
+    if len(keys) > limits.max_metrics:
+        raise IngestError(f"{where}: {len(keys)} metric_keys, more than {limits.max_metrics}")
+    out: list[SeriesRef] = []
+    for j, k in enumerate(keys):
+        name = k.name
+        unit = k.unit
+        if (name, unit) not in _ok_metric:
+            _check_metric_name(where + f" metric_keys {j}", name, unit, limits.max_name_len)
+        labels = _labels(where + f" metric {name}", k.labels, limits) if k.labels else ()
+        ref = (check, name, unit, labels)
+        out.append(_refs.setdefault(ref, ref))
+    if len(set(out)) != len(out):
+        seen: set[SeriesRef] = set()
+        dup = next(ref for ref in out if ref in seen or seen.add(ref))  # type: ignore[func-returns-value]
+        raise IngestError(f"{where}: metric_keys lists the series {dup[1]} {dict(dup[3])} twice")
+    return tuple(out)
 
 
 def _decode_inventory(

@@ -48,7 +48,7 @@ def _result_doc(rng: random.Random, i: int) -> dict[str, Any]:
     return doc
 
 
-def _expected_result(doc: dict[str, Any]) -> agent_pb2.CheckResult:
+def _expected_result(doc: dict[str, Any], metric_keys: bool = False) -> agent_pb2.CheckResult:
     r = agent_pb2.CheckResult(
         check=doc["check"],
         layer=doc["layer"],
@@ -66,6 +66,15 @@ def _expected_result(doc: dict[str, Any]) -> agent_pb2.CheckResult:
             item=f["item"] or "",
             details=f["details"] or "",
         )
+    if metric_keys:
+        keys = agent_pb2.MetricKeys()
+        for m in doc["metrics"]:
+            k = keys.keys.add(name=m["name"], unit=m["unit"])
+            for key in sorted(m["labels"]):
+                k.labels.add(key=key, value=m["labels"][key])
+        r.metric_keys = keys.SerializeToString() if doc["metrics"] else b""
+        r.metric_values.extend(m["value"] for m in doc["metrics"])
+        return r
     for m in doc["metrics"]:
         s = r.metrics.add(name=m["name"], value=m["value"], unit=m["unit"])
         for k in sorted(m["labels"]):
@@ -73,12 +82,35 @@ def _expected_result(doc: dict[str, Any]) -> agent_pb2.CheckResult:
     return r
 
 
-def test_check_results_parse_back_to_what_the_generated_code_builds() -> None:
+@pytest.mark.parametrize("metric_keys", [False, True], ids=["samples", "metric_keys"])
+def test_check_results_parse_back_to_what_the_generated_code_builds(metric_keys: bool) -> None:
     rng = random.Random(7)
     for i in range(300):
         doc = _result_doc(rng, i)
-        got = agent_pb2.CheckResult.FromString(wire.check_result(doc))
-        assert got == _expected_result(doc), doc
+        encoded = wire.check_result(doc, metric_keys=metric_keys)
+        got = agent_pb2.CheckResult.FromString(encoded)
+        assert got == _expected_result(doc, metric_keys), doc
+        # Byte for byte what the generated code writes, so the collector's key-set cache
+        # (keyed by these bytes) sees one key set per series list, whichever side encodes.
+        assert encoded == _expected_result(doc, metric_keys).SerializeToString(), doc
+
+
+def test_columnar_metrics_keep_every_value_bit_for_bit() -> None:
+    values = [0.0, -0.0, 1e-310, -1e308, 2**53 + 1.0, 0.1]
+    doc = {
+        "check": "host.cpu",
+        "layer": "host",
+        "severity": "OK",
+        "key": "OK",
+        "summary": "",
+        "duration_ms": 0.5,
+        "metrics": [{"name": f"v{i}_ratio", "unit": "ratio", "value": v} for i, v in enumerate(values)],
+    }
+    got = agent_pb2.CheckResult.FromString(wire.check_result(doc, metric_keys=True))
+    assert not got.metrics
+    assert [struct.pack("<d", v) for v in got.metric_values] == [struct.pack("<d", v) for v in values]
+    keys = agent_pb2.MetricKeys.FromString(got.metric_keys).keys
+    assert [(k.name, k.unit) for k in keys] == [(f"v{i}_ratio", "ratio") for i in range(len(values))]
 
 
 def test_entries_batches_and_agent_message_wrap_their_payloads() -> None:
@@ -179,6 +211,7 @@ def test_float_fields_beyond_float32_become_infinity_as_protobuf_does() -> None:
                 max_batch_entries=500,
                 max_message_bytes=4 << 20,
                 heartbeat_interval_s=30,
+                features=["metric_keys", "a_future_feature", "特性"],
             )
         ),
         agent_pb2.CollectorMessage(welcome=agent_pb2.Welcome()),

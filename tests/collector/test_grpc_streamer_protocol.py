@@ -132,3 +132,32 @@ def test_batches_respect_the_message_size_limit(spool: Spool) -> None:
     finally:
         streamer.stop(0.5)
         server.stop(0)
+
+
+@pytest.mark.parametrize("features", [[], ["metric_keys"], ["a_future_feature"]])
+def test_metrics_go_columnar_only_to_a_collector_that_lists_the_feature(
+    spool: Spool, features: list[str]
+) -> None:
+    spool.append_records([record(i) for i in range(3)])
+    fake = ScriptedCollector(pb.Welcome(agent_id="agent-1", max_batch_entries=10, features=features))
+    server, address = serve(fake)
+    settings = StreamerSettings(address=address, token="dga_secret", idle_poll_s=0.05)
+    streamer = Streamer(spool, settings, HostIdentity("agent-1", "web1", {}, "9.9.9"))
+    streamer.start()
+    try:
+        assert wait_for(lambda: len(fake.of("batch")) == 1, 5)
+        results = [e.result for e in fake.of("batch")[0].entries]
+        assert len(results) == 3
+        for i, r in enumerate(results):
+            if "metric_keys" in features:
+                assert not r.metrics and list(r.metric_values) == [float(i)]
+                keys = pb.MetricKeys.FromString(r.metric_keys).keys
+                assert [(k.name, k.unit, [(lb.key, lb.value) for lb in k.labels]) for k in keys] == [
+                    ("host_load1_per_core_ratio", "ratio", [("cpu", "all")])
+                ]
+            else:  # an older collector would ignore the columnar fields: samples only
+                assert not r.metric_keys and not r.metric_values
+                assert [(m.name, m.value) for m in r.metrics] == [("host_load1_per_core_ratio", float(i))]
+    finally:
+        streamer.stop(0.5)
+        server.stop(0)

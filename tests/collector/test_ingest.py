@@ -390,3 +390,135 @@ def test_each_ingest_worker_saves_detection_state_under_its_own_row() -> None:
     }
     assert names == {"default.0-of-3", "default.1-of-3", "default.2-of-3"}
     assert config.emergency.detection.shard == "default"  # the original is unchanged
+
+
+# --- the columnar form: CheckResult.metric_keys / metric_values ----------------------------------
+
+
+def columnar(samples: list[pb.MetricSample]) -> dict[str, Any]:
+    """``metrics=samples`` in the columnar form, as agent.wire writes it."""
+    keys = pb.MetricKeys(keys=[pb.MetricKey(name=m.name, unit=m.unit, labels=m.labels) for m in samples])
+    return {
+        "metrics": [],
+        "metric_keys": keys.SerializeToString(),
+        "metric_values": [m.value for m in samples],
+    }
+
+
+SAMPLES = [
+    pb.MetricSample(
+        name="storage_fs_used_percent",
+        value=97.0,
+        unit="percent",
+        labels=[pb.Label(key="mount", value="/var")],
+    ),
+    pb.MetricSample(name="storage_fs_free_bytes", value=1024.0, unit="bytes"),
+]
+
+
+def test_columnar_metrics_decode_to_exactly_what_samples_do() -> None:
+    samples = decode(batch(result_entry(5, metrics=SAMPLES)), limits=LIMITS, after_seq=4)
+    cols = decode(batch(result_entry(5, **columnar(SAMPLES))), limits=LIMITS, after_seq=4)
+    assert cols == samples
+    assert cols.point_rows()[0].labels == (("mount", "/var"),)
+    # The second time, the key set comes from the cache: same refs, new values.
+    again = decode(
+        batch(result_entry(6, **{**columnar(SAMPLES), "metric_values": [1.0, 2.0]})),
+        limits=LIMITS,
+        after_seq=5,
+    )
+    assert again.point_refs == samples.point_refs and again.point_values == [1.0, 2.0]
+    # The same key bytes under another check are that check's series, not the cached ones.
+    other = decode(
+        batch(result_entry(7, check="storage.inodes", **columnar(SAMPLES))), limits=LIMITS, after_seq=6
+    )
+    assert {ref[0] for ref in other.point_refs} == {"storage.inodes"}
+
+
+def _bad_columnar(**fields: Any) -> pb.EntryBatch:
+    return batch(result_entry(2, **{**columnar(SAMPLES), **fields}))
+
+
+BAD_COLUMNAR = [
+    pytest.param(
+        _bad_columnar(metric_values=[1.0]), "1 metric_values for 2 metric_keys", id="too few values"
+    ),
+    pytest.param(
+        _bad_columnar(metric_values=[1.0, 2.0, 3.0]),
+        "3 metric_values for 2 metric_keys",
+        id="too many values",
+    ),
+    pytest.param(
+        _bad_columnar(metric_values=[1.0, float("nan")]),
+        "metric storage_fs_free_bytes: value nan is not a finite number",
+        id="nan value",
+    ),
+    pytest.param(
+        _bad_columnar(metric_keys=b"\xff\xff\xff"),
+        "metric_keys does not parse as MetricKeys",
+        id="garbage keys",
+    ),
+    pytest.param(
+        _bad_columnar(metric_keys=b"", metric_values=[1.0]), "1 metric_values for 0 metric_keys", id="no keys"
+    ),
+    pytest.param(
+        batch(result_entry(2, metrics=SAMPLES, metric_keys=columnar(SAMPLES)["metric_keys"])),
+        "both metrics and metric_keys",
+        id="both forms",
+    ),
+    pytest.param(
+        _bad_columnar(**columnar([pb.MetricSample(name="Bad-Name", unit="percent", value=1.0)])),
+        "metric name 'Bad-Name' is not snake_case",
+        id="bad name",
+    ),
+    pytest.param(
+        _bad_columnar(**columnar([pb.MetricSample(name="x_percent", unit="bytes", value=1.0)])),
+        "does not end with its unit",
+        id="name without its unit",
+    ),
+    pytest.param(
+        _bad_columnar(**columnar([SAMPLES[1], SAMPLES[1]])),
+        "lists the series storage_fs_free_bytes {} twice",
+        id="duplicate key",
+    ),
+    pytest.param(
+        _bad_columnar(**columnar([pb.MetricSample(name=f"m{i}_bytes", unit="bytes") for i in range(6)])),
+        "6 metric_keys, more than 5",
+        id="too many keys",
+    ),
+    pytest.param(
+        _bad_columnar(
+            **columnar(
+                [
+                    pb.MetricSample(
+                        name="x_bytes",
+                        unit="bytes",
+                        labels=[pb.Label(key=f"k{i}", value="v") for i in range(4)],
+                    )
+                ]
+            )
+        ),
+        "4 labels, more than 3",
+        id="too many labels",
+    ),
+    pytest.param(
+        _bad_columnar(
+            **columnar(
+                [pb.MetricSample(name="x_bytes", unit="bytes", labels=[pb.Label(key="k", value="a\x00")])]
+            )
+        ),
+        "NUL",
+        id="NUL in a label value",
+    ),
+]
+
+
+@pytest.mark.parametrize(("bad", "message"), BAD_COLUMNAR)
+def test_hostile_columnar_metrics_are_rejected_whole(bad: pb.EntryBatch, message: str) -> None:
+    with pytest.raises(
+        IngestError, match=message.replace("(", r"\(").replace(")", r"\)").replace("{", r"\{")
+    ):
+        decode(bad, limits=LIMITS, after_seq=1)
+    # Rejected key sets are not cached: the same bytes fail again.
+    with pytest.raises(IngestError):
+        decode(bad, limits=LIMITS, after_seq=1)

@@ -98,7 +98,7 @@ class Entry(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., ts_unix_ms: _Optional[int] = ..., result: _Optional[_Union[CheckResult, _Mapping]] = ..., inventory: _Optional[_Union[Inventory, _Mapping]] = ..., health: _Optional[_Union[AgentHealth, _Mapping]] = ...) -> None: ...
 
 class CheckResult(_message.Message):
-    __slots__ = ("check", "layer", "severity", "key", "summary", "duration_ms", "findings", "metrics", "inspection_id")
+    __slots__ = ("check", "layer", "severity", "key", "summary", "duration_ms", "findings", "metrics", "inspection_id", "metric_keys", "metric_values")
     CHECK_FIELD_NUMBER: _ClassVar[int]
     LAYER_FIELD_NUMBER: _ClassVar[int]
     SEVERITY_FIELD_NUMBER: _ClassVar[int]
@@ -108,6 +108,8 @@ class CheckResult(_message.Message):
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
     METRICS_FIELD_NUMBER: _ClassVar[int]
     INSPECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    METRIC_KEYS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_VALUES_FIELD_NUMBER: _ClassVar[int]
     check: str
     layer: str
     severity: Severity
@@ -117,7 +119,25 @@ class CheckResult(_message.Message):
     findings: _containers.RepeatedCompositeFieldContainer[Finding]
     metrics: _containers.RepeatedCompositeFieldContainer[MetricSample]
     inspection_id: str
-    def __init__(self, check: _Optional[str] = ..., layer: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., key: _Optional[str] = ..., summary: _Optional[str] = ..., duration_ms: _Optional[float] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[MetricSample, _Mapping]]] = ..., inspection_id: _Optional[str] = ...) -> None: ...
+    metric_keys: bytes
+    metric_values: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, check: _Optional[str] = ..., layer: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ..., key: _Optional[str] = ..., summary: _Optional[str] = ..., duration_ms: _Optional[float] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., metrics: _Optional[_Iterable[_Union[MetricSample, _Mapping]]] = ..., inspection_id: _Optional[str] = ..., metric_keys: _Optional[bytes] = ..., metric_values: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class MetricKey(_message.Message):
+    __slots__ = ("name", "unit", "labels")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    unit: str
+    labels: _containers.RepeatedCompositeFieldContainer[Label]
+    def __init__(self, name: _Optional[str] = ..., unit: _Optional[str] = ..., labels: _Optional[_Iterable[_Union[Label, _Mapping]]] = ...) -> None: ...
+
+class MetricKeys(_message.Message):
+    __slots__ = ("keys",)
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[MetricKey]
+    def __init__(self, keys: _Optional[_Iterable[_Union[MetricKey, _Mapping]]] = ...) -> None: ...
 
 class Finding(_message.Message):
     __slots__ = ("severity", "key", "summary", "item", "details")
@@ -227,7 +247,7 @@ class CollectorMessage(_message.Message):
     def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., inspection: _Optional[_Union[InspectionRequest, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
-    __slots__ = ("agent_id", "customer", "resume_after_seq", "server_time_unix_ms", "max_batch_entries", "max_message_bytes", "heartbeat_interval_s")
+    __slots__ = ("agent_id", "customer", "resume_after_seq", "server_time_unix_ms", "max_batch_entries", "max_message_bytes", "heartbeat_interval_s", "features")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     RESUME_AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
@@ -235,6 +255,7 @@ class Welcome(_message.Message):
     MAX_BATCH_ENTRIES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGE_BYTES_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     customer: str
     resume_after_seq: int
@@ -242,7 +263,8 @@ class Welcome(_message.Message):
     max_batch_entries: int
     max_message_bytes: int
     heartbeat_interval_s: int
-    def __init__(self, agent_id: _Optional[str] = ..., customer: _Optional[str] = ..., resume_after_seq: _Optional[int] = ..., server_time_unix_ms: _Optional[int] = ..., max_batch_entries: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., heartbeat_interval_s: _Optional[int] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agent_id: _Optional[str] = ..., customer: _Optional[str] = ..., resume_after_seq: _Optional[int] = ..., server_time_unix_ms: _Optional[int] = ..., max_batch_entries: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., heartbeat_interval_s: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ("durable_through_seq", "gaps_recorded")
