@@ -99,32 +99,41 @@ def _raise_nofile() -> None:
 # --- client side (runs in child processes) --------------------------------------------------------
 
 
-def _template(n_results: int, n_metrics: int) -> Any:
-    from protos.diag.v1 import agent_pb2 as pb
+def _template(n_results: int, n_metrics: int, metric_keys: bool) -> list[bytes]:
+    """One batch's check results, encoded by the agent's own encoder (``agent.wire``) as
+    ``diag-agent`` streams them: each entry's payload is fixed, only seq and ts change."""
+    from agent import wire
 
-    batch = pb.EntryBatch()
+    payloads = []
     for r in range(n_results):
         layer = ("host", "network", "storage", "platform", "application")[r % 5]
-        entry = batch.entries.add()
-        res = entry.result
-        res.check = f"{layer}.bench_{r}"
-        res.layer = layer
-        res.severity = pb.SEVERITY_OK
-        res.key = "OK"
-        res.summary = f"bench check {r}: all fine"
-        res.duration_ms = 0.15
-        res.findings.add(severity=pb.SEVERITY_OK, key="OK", summary="all fine")
-        for m in range(n_metrics):
-            sample = res.metrics.add(name=f"bench_value_{m}_ratio", unit="ratio", value=0.5)
-            sample.labels.add(key="item", value=f"dev{m % 3}")
-    return batch
+        doc = {
+            "check": f"{layer}.bench_{r}",
+            "layer": layer,
+            "severity": "OK",
+            "key": "OK",
+            "summary": f"bench check {r}: all fine",
+            "duration_ms": 0.15,
+            "results": [{"severity": "OK", "key": "OK", "summary": "all fine"}],
+            "metrics": [
+                {
+                    "name": f"bench_value_{m}_ratio",
+                    "unit": "ratio",
+                    "value": 0.5,
+                    "labels": {"item": f"dev{m % 3}"},
+                }
+                for m in range(n_metrics)
+            ],
+        }
+        payloads.append(wire.check_result(doc, metric_keys=metric_keys))
+    return payloads
 
 
 async def _agent(
     agent_id: str,
     token: str,
     address: str,
-    template: Any,
+    args: dict[str, Any],
     batches: int,
     interval_s: float,
     start_at: Any,
@@ -135,24 +144,30 @@ async def _agent(
 ) -> None:
     import grpc  # type: ignore[import-untyped, unused-ignore]
 
+    from agent import wire
     from protos.diag.v1 import agent_pb2 as pb
-    from protos.diag.v1 import agent_pb2_grpc
 
     options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_send_message_length", 64 * 1024 * 1024)]
     async with grpc.aio.insecure_channel(address, options=options) as channel:
-        stub = agent_pb2_grpc.AgentStreamStub(channel)  # type: ignore[no-untyped-call, unused-ignore]
-        call = stub.Connect(metadata=(("authorization", f"Bearer {token}"),))
+        # Requests go as bytes, encoded like diag-agent's (agent.wire), which has no protobuf runtime.
+        connect = channel.stream_stream(
+            "/diag.v1.AgentStream/Connect",
+            request_serializer=None,
+            response_deserializer=pb.CollectorMessage.FromString,
+        )
+        call = connect(metadata=(("authorization", f"Bearer {token}"),))
         try:
-            await call.write(
-                pb.AgentMessage(hello=pb.Hello(protocol_version=1, agent_id=agent_id, hostname=agent_id))
-            )
+            hello = pb.AgentMessage(hello=pb.Hello(protocol_version=1, agent_id=agent_id, hostname=agent_id))
+            await call.write(hello.SerializeToString())
             reply = await call.read()
             if reply is grpc.aio.EOF or reply.WhichOneof("body") != "welcome":
                 errors.append(f"{agent_id}: no welcome")
                 return
             welcomed[0] += 1
             seq = reply.welcome.resume_after_seq
-            points_per_batch = sum(len(e.result.metrics) for e in template.entries)
+            columnar = args["metric_form"] == "keys" and "metric_keys" in reply.welcome.features
+            template = _template(args["results"], args["metrics"], columnar)
+            points_per_batch = args["results"] * args["metrics"]
             await start_at.wait()
             t0 = time.perf_counter()
             phase = random.random()
@@ -162,11 +177,11 @@ async def _agent(
                     delay = due - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                for entry in template.entries:
+                entries = []
+                for payload in template:
                     seq += 1
-                    entry.seq = seq
-                    entry.ts_unix_ms = BASE_TS_MS + seq * 1000
-                msg = pb.AgentMessage(batch=template)
+                    entries.append(wire.entry(seq, BASE_TS_MS + seq * 1000, wire.ENTRY_RESULT, payload))
+                msg = wire.agent_message(wire.BATCH, wire.entry_batch(entries))
                 sent = time.perf_counter()
                 await call.write(msg)
                 ack = await call.read()
@@ -196,14 +211,13 @@ async def _client_main(agents: list[tuple[str, str]], address: str, args: dict[s
     errors: list[str] = []
     tasks = []
     for i, (agent_id, token) in enumerate(agents):
-        template = _template(args["results"], args["metrics"])
         tasks.append(
             asyncio.create_task(
                 _agent(
                     agent_id,
                     token,
                     address,
-                    template,
+                    args,
                     args["batches"],
                     interval_s,
                     start_at,
@@ -321,6 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=int, default=5, help="metric points per result")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--offered", type=float, default=0.0, help="points/s offered (0: closed loop)")
+    parser.add_argument(
+        "--metric-form",
+        choices=("keys", "samples"),
+        default="keys",
+        help="how agents encode metrics: keys (columnar, as diag-agent does when the collector offers it) "
+        "or samples (one MetricSample each, as older agents do)",
+    )
     parser.add_argument("--store", help="store URL (default: SQLite in a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     parser.add_argument(
@@ -413,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": args.results,
             "metrics": args.metrics,
             "offered": args.offered,
+            "metric_form": args.metric_form,
         }
         # warm-up: one batch per agent creates the series (not timed), then the timed run
         for phase, batches in (("warmup", 1), ("timed", args.batches)):
@@ -526,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_materialised": round(result.get("materialised_points_per_s", 0) / plain_rate, 3),
             "store": url.split("://")[0],
             "ingest_processes": args.ingest_processes,
+            "metric_form": args.metric_form,
             "customers": args.customers,
             "cpus": os.cpu_count(),
         }

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
 from grpc_health.v1.health import aio as health_aio  # type: ignore[import-untyped, unused-ignore]
 from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped, unused-ignore]
@@ -52,6 +53,7 @@ from collector.ingest import (
     decode,
     decode_gaps,
     decode_hello,
+    parse_batch,
 )
 from collector.metrics import CollectorMetrics
 from collector.store.errors import AgentRevoked, StoreError, UnknownAgent
@@ -127,12 +129,19 @@ class TokenBucket:
         self.stamp = now
 
     def take(self, n: int, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if n > self.tokens:
+        if n > self.available(now):
             return False
         self.tokens -= n
         return True
+
+    def available(self, now: float) -> int:
+        """Whole tokens saved up at ``now`` (spend them with :meth:`spend`)."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return int(self.tokens)
+
+    def spend(self, n: int) -> None:
+        self.tokens -= n
 
 
 class _Rejected(Exception):
@@ -268,6 +277,8 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             first = await asyncio.wait_for(context.read(), HELLO_TIMEOUT_S)
         except TimeoutError:
             raise _Rejected(grpc.StatusCode.DEADLINE_EXCEEDED, "protocol", "no Hello in time") from None
+        if first is not grpc.aio.EOF:
+            first = _parse_message(first)
         if first is grpc.aio.EOF or first.WhichOneof("body") != "hello":
             raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "protocol", "the first message must be Hello")
         hello: agent_pb2.Hello = first.hello
@@ -316,32 +327,48 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
         durable = resume
         context = stream.context
         while True:
-            msg = await context.read()
-            if msg is grpc.aio.EOF:
+            data = await context.read()
+            if data is grpc.aio.EOF:
                 return
-            body = msg.WhichOneof("body")
-            if body == "batch":
-                received = time.perf_counter()
-                n = len(msg.batch.entries)
-                if n > s.max_batch_entries:
-                    raise _Rejected(
-                        grpc.StatusCode.INVALID_ARGUMENT,
-                        "batch_too_large",
-                        f"batch of {n} entries, more than {s.max_batch_entries}",
-                    )
-                if not bucket.take(n, self._clock()):
-                    raise _Rejected(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        "rate_limited",
-                        f"more than {s.rate_limit_entries_per_s:g} entries/s",
-                    )
-                # Decoding runs on the event loop: it is pure Python (under a millisecond
-                # for a large batch), and handing it to a worker thread costs more in GIL
-                # handoffs than it saves. The store call blocks, so it gets a thread.
+            received = time.perf_counter()
+            payload = _batch_payload(data)
+            msg = None
+            if payload is None:
+                msg = _parse_message(data)
+                body = msg.WhichOneof("body")
+                if body == "batch":
+                    payload = msg.batch.SerializeToString()
+            else:
+                body = "batch"
+            if payload is not None:
                 if self._ingest_processes:
-                    durable, last_seq, points = await self._ingest_elsewhere(identity, msg.batch, last_seq)
+                    # The worker parses, counts and validates on its own core; the rate
+                    # limit travels as the number of entries the bucket allows now.
+                    budget = bucket.available(self._clock())
+                    durable, last_seq, points, n = await self._ingest_elsewhere(
+                        identity, payload, last_seq, budget
+                    )
+                    bucket.spend(n)
                 else:
-                    decoded = self._decode(msg.batch, last_seq)
+                    try:
+                        batch = parse_batch(payload)
+                    except IngestError as exc:
+                        raise _Rejected(
+                            grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc)
+                        ) from None
+                    n = len(batch.entries)
+                    if n > s.max_batch_entries:
+                        raise _Rejected(
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            "batch_too_large",
+                            f"batch of {n} entries, more than {s.max_batch_entries}",
+                        )
+                    if not bucket.take(n, self._clock()):
+                        raise self._rate_limited()
+                    # Decoding runs on the event loop: it is pure Python, and handing it
+                    # to a worker thread costs more in GIL handoffs than it saves. The
+                    # store call blocks, so it gets a thread.
+                    decoded = self._decode(batch, last_seq)
                     durable = await self._store_call(self._store.ingest, identity, decoded)
                     last_seq, points = decoded.max_seq, point_count(decoded)
                 await self._write(
@@ -350,7 +377,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
                 self._metrics.batch_ingested(
                     entries=n, points=points, ack_latency_s=time.perf_counter() - received
                 )
-            elif body == "gaps":
+            elif body == "gaps" and msg is not None:
                 rows = await self._store_call(decode_gaps, msg.gaps)
                 recorded = await self._store_call(self._store.record_gaps, identity, rows)
                 self._metrics.gaps.inc(len(rows))
@@ -368,19 +395,30 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             # heartbeat: nothing to do, reading it proved the stream alive; an unknown
             # body comes from a newer agent and is ignored per the contract.
 
+    def _rate_limited(self) -> _Rejected:
+        return _Rejected(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "rate_limited",
+            f"more than {self._settings.rate_limit_entries_per_s:g} entries/s",
+        )
+
     async def _ingest_elsewhere(
-        self, identity: AgentIdentity, batch: agent_pb2.EntryBatch, after_seq: int
-    ) -> tuple[int, int, int]:
+        self, identity: AgentIdentity, payload: bytes, after_seq: int, max_entries: int
+    ) -> tuple[int, int, int, int]:
         # One customer always goes to the same worker: its log shard, its series cache and
         # the observers (detection groups incidents per customer) see all of its hosts.
         workers = self._ingest_processes
         worker = workers[customer_shard(identity.customer) % len(workers)]
-        future = worker.submit(identity, batch.SerializeToString(), after_seq)
+        future = worker.submit(identity, payload, after_seq, max_entries)
         try:
-            result: tuple[int, int, int] = await asyncio.wrap_future(future)
+            result: tuple[int, int, int, int] = await asyncio.wrap_future(future)
         except IngestRejected as exc:
             if exc.kind == "invalid":
                 raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", exc.message) from None
+            if exc.kind == "batch_too_large":
+                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "batch_too_large", exc.message) from None
+            if exc.kind == "rate_limited":
+                raise self._rate_limited() from None
             if exc.kind == "revoked":
                 raise _Rejected(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", exc.message) from None
             log.error("store error in the ingest worker, closing stream: %s", exc.message)
@@ -429,6 +467,45 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
                 stream.task.cancel()
 
 
+_BATCH_TAG: Final = (2 << 3) | 2
+"""``AgentMessage.batch`` (field 2, length-delimited): the first byte of a batch message."""
+
+
+def _batch_payload(data: bytes) -> bytes | None:
+    """The EntryBatch bytes of an AgentMessage that is exactly one ``batch`` field, else None.
+
+    Batches are nearly every message an agent sends. Reading their frame here, instead of
+    parsing the whole message into objects and serializing the batch again for the ingest
+    worker, keeps the event loop's cost per batch flat whatever its size. Anything else
+    (another body, several fields, a truncated frame) takes the full parse.
+    """
+    if len(data) < 2 or data[0] != _BATCH_TAG:
+        return None
+    size = 0
+    shift = 0
+    pos = 1
+    while pos < len(data) and pos <= 5:  # messages are limited far below 2**35 bytes
+        byte = data[pos]
+        size |= (byte & 0x7F) << shift
+        pos += 1
+        if not byte & 0x80:
+            return data[pos:] if pos + size == len(data) else None
+        shift += 7
+    return None
+
+
+def _parse_message(data: bytes) -> agent_pb2.AgentMessage:
+    try:
+        message: agent_pb2.AgentMessage = agent_pb2.AgentMessage.FromString(data)
+    except DecodeError as exc:
+        raise _Rejected(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "invalid_argument",
+            f"the message does not parse as an AgentMessage ({type(exc).__name__})",
+        ) from None
+    return message
+
+
 def _facts(hello: agent_pb2.Hello) -> HostFactsRow:
     try:
         return decode_hello(hello)
@@ -474,7 +551,16 @@ async def start_grpc_server(
     ``settings.listen`` may use port 0 (tests): the returned port is the real one.
     """
     server = grpc.aio.server(options=server_options(settings))
-    agent_pb2_grpc.add_AgentStreamServicer_to_server(service, server)  # type: ignore[no-untyped-call, unused-ignore]
+    # Requests arrive as bytes (no request deserializer): Connect parses what it needs,
+    # and a batch goes to its ingest worker as the agent sent it (see _batch_payload).
+    handler = grpc.stream_stream_rpc_method_handler(
+        service.Connect,
+        request_deserializer=None,
+        response_serializer=agent_pb2.CollectorMessage.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Connect": handler}),)
+    )
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     names = (

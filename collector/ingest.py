@@ -55,6 +55,7 @@ __all__ = [
     "decode_gaps",
     "decode_hello",
     "decode_logged",
+    "parse_batch",
 ]
 
 
@@ -437,10 +438,10 @@ def _decode_result(
         append_value(value)
 
 
-# Key sets already validated: serialized MetricKeys -> (check, its refs). A host's checks
+# Key sets already validated: (check, serialized MetricKeys) -> its refs. A host's checks
 # report the same series every cycle, and hosts of one product share most key sets, so
 # the usual result costs one dict lookup here instead of validating every sample.
-_key_sets: dict[bytes, tuple[str, tuple[SeriesRef, ...]]] = {}
+_key_sets: dict[tuple[str, bytes], tuple[SeriesRef, ...]] = {}
 
 
 def _columnar_metrics(
@@ -453,14 +454,12 @@ def _columnar_metrics(
     values: list[float],
 ) -> None:
     """``CheckResult.metric_keys`` / ``metric_values``: the key set validated once, then only values."""
-    known = _key_sets.get(blob)
-    if known is not None and known[0] == check:
-        keys = known[1]
-    else:
+    keys = _key_sets.get((check, blob))
+    if keys is None:
         keys = _parse_key_set(where, check, blob, limits)
         if len(_key_sets) >= _CACHE_MAX:
             _key_sets.clear()
-        _key_sets[blob] = (check, keys)
+        _key_sets[(check, blob)] = keys
     got = list(raw_values)
     if len(got) != len(keys):
         raise IngestError(f"{where}: {len(got)} metric_values for {len(keys)} metric_keys")
@@ -618,6 +617,15 @@ LOGGED_LIMITS: Final = IngestLimits(
 not turn it into a quarantined row. Every other check (names, finite numbers, JSON) still runs."""
 
 
+def parse_batch(payload: bytes) -> agent_pb2.EntryBatch:
+    """Parse an agent's serialized EntryBatch; :class:`IngestError` when it does not parse."""
+    try:
+        batch: agent_pb2.EntryBatch = agent_pb2.EntryBatch.FromString(payload)
+    except DecodeError as exc:
+        raise IngestError(f"the batch does not parse as an EntryBatch ({type(exc).__name__})") from None
+    return batch
+
+
 def decode_logged(payload: bytes) -> ColumnarBatch:
     """Decode an ingest-log payload (EntryBatch bytes, validated when appended) for the materialiser.
 
@@ -653,7 +661,8 @@ class LogSettings:
 
 
 class IngestRejected(Exception):
-    """The ingest worker refused a batch: ``kind`` is invalid, revoked or store_error."""
+    """The ingest worker refused a batch: ``kind`` is invalid, batch_too_large, rate_limited,
+    revoked or store_error."""
 
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
@@ -702,10 +711,10 @@ class IngestProcess:
         self._limits = limits
         self._threads = threads
         self._log_settings = log_settings or LogSettings()
-        self._pending: dict[int, Future[tuple[int, int, int]]] = {}
+        self._pending: dict[int, Future[tuple[int, int, int, int]]] = {}
         self._lock = threading.Lock()
         self._next_id = 0
-        self._outbox: queue.SimpleQueue[tuple[int, AgentIdentityLike, bytes, int] | None] = (
+        self._outbox: queue.SimpleQueue[tuple[int, AgentIdentityLike, bytes, int, int | None] | None] = (
             queue.SimpleQueue()
         )
         self._conn: Any = None
@@ -748,16 +757,23 @@ class IngestProcess:
             t.start()
             self._threads_started.append(t)
 
-    def submit(self, identity: AgentIdentityLike, batch: bytes, after_seq: int) -> Any:
-        """Queue one serialized EntryBatch; returns a concurrent Future of (durable, max_seq, points)."""
+    def submit(
+        self, identity: AgentIdentityLike, batch: bytes, after_seq: int, max_entries: int | None = None
+    ) -> Any:
+        """Queue one serialized EntryBatch, as the agent sent it (hostile bytes).
+
+        Returns a concurrent Future of (durable, max_seq, points, entries). ``max_entries``
+        is what the agent's rate limit allows now: a batch with more entries is refused
+        (``rate_limited``) before anything is decoded or stored.
+        """
         from concurrent.futures import Future
 
-        future: Future[tuple[int, int, int]] = Future()
+        future: Future[tuple[int, int, int, int]] = Future()
         with self._lock:
             self._next_id += 1
             req_id = self._next_id
             self._pending[req_id] = future
-        self._outbox.put((req_id, identity, batch, after_seq))
+        self._outbox.put((req_id, identity, batch, after_seq, max_entries))
         return future
 
     def _send_loop(self) -> None:
@@ -999,30 +1015,37 @@ class _LogWorker:
                 stopping = True
                 msgs.pop()
             replies: list[tuple[int, str, Any]] = []
-            work: list[tuple[int, Any, bytes, ColumnarBatch]] = []
-            for req_id, identity, data, after_seq in msgs:
+            work: list[tuple[int, Any, bytes, ColumnarBatch, int]] = []
+            for req_id, identity, data, after_seq, max_entries in msgs:
                 try:
-                    decoded = decode(
-                        agent_pb2.EntryBatch.FromString(data), limits=self.limits, after_seq=after_seq
-                    )
+                    parsed = parse_batch(data)
+                    n = len(parsed.entries)
+                    if n > self.limits.max_batch_entries:
+                        msg = f"batch of {n} entries, more than {self.limits.max_batch_entries}"
+                        replies.append((req_id, "batch_too_large", msg))
+                        continue
+                    if max_entries is not None and n > max_entries:
+                        replies.append((req_id, "rate_limited", f"{n} entries, over the agent's rate limit"))
+                        continue
+                    decoded = decode(parsed, limits=self.limits, after_seq=after_seq)
                 except IngestError as exc:
                     replies.append(failure(req_id, exc))
                     continue
-                work.append((req_id, identity, data, decoded))
-            points = sum(len(done.point_values) for *_, done in work)
+                work.append((req_id, identity, data, decoded, n))
+            points = sum(len(done.point_values) for _, _, _, done, _ in work)
             direct = self.pending_points >= s.max_pending_points or (
                 self.pending_points == 0 and points <= s.direct_max_points
             )
             outcomes: list[Any] = []
             try:
                 if work and direct:
-                    stored = self.store.ingest_many([(identity, done) for _, identity, _, done in work])
+                    stored = self.store.ingest_many([(identity, done) for _, identity, _, done, _ in work])
                     outcomes = [o if isinstance(o, Exception) else (o, None) for o in stored]
                 elif work:
                     outcomes = self.store.append_log(
                         [
                             LogAppend(identity, data, done.max_seq, len(done.point_values))
-                            for _, identity, data, done in work
+                            for _, identity, data, done, _ in work
                         ]
                     )
             except (SQLAlchemyError, OSError) as exc:  # the whole call failed: nothing of it was acked
@@ -1030,7 +1053,7 @@ class _LogWorker:
             except Exception as exc:  # a bug: fail these batches (the agents retry), never leave them waiting
                 self.log.exception("ingest group failed")
                 outcomes = [exc] * len(work)
-            for (req_id, _, _, done), outcome in zip(work, outcomes, strict=True):
+            for (req_id, _, _, done, entries), outcome in zip(work, outcomes, strict=True):
                 if isinstance(outcome, Exception):
                     replies.append(failure(req_id, outcome))
                     continue
@@ -1038,7 +1061,7 @@ class _LogWorker:
                 if log_id is not None:
                     self.remember(log_id, done)
                     self.pending_points += len(done.point_values)
-                replies.append((req_id, "ok", (durable, done.max_seq, point_count(done))))
+                replies.append((req_id, "ok", (durable, done.max_seq, point_count(done), entries)))
             try:
                 for reply in replies:
                     conn.send(reply)

@@ -47,9 +47,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-@pytest.fixture
-def collector(store: Store) -> Iterator[InProcessCollector]:
-    c = InProcessCollector(store, SETTINGS)
+@pytest.fixture(params=["in-process", "worker"])
+def collector(request: pytest.FixtureRequest, store: Store) -> Iterator[InProcessCollector]:
+    """The gRPC side with ingest on the event loop's threads, or in a worker process as `serve` runs it."""
+    c = InProcessCollector(
+        store, SETTINGS, ingest_url=str(store.engine.url) if request.param == "worker" else None
+    )
     yield c
     c.stop()
 
@@ -368,3 +371,61 @@ def test_ingest_in_a_worker_process(store, agent, tmp_path) -> None:
     finally:
         c.stop()
     assert result_seqs(store, agent_id) == list(range(1, 11))
+
+
+def raw_stream(
+    address: str, token: str, frames: list[bytes]
+) -> tuple[list[pb.CollectorMessage], grpc.StatusCode, str]:
+    """Like run_stream, but each request is sent as the given bytes, parseable or not."""
+    replies: list[pb.CollectorMessage] = []
+    with grpc.insecure_channel(address) as channel:
+        connect = channel.stream_stream(
+            "/diag.v1.AgentStream/Connect",
+            request_serializer=None,
+            response_deserializer=pb.CollectorMessage.FromString,
+        )
+        call = connect(iter(frames), metadata=(("authorization", f"Bearer {token}"),), timeout=20)
+        try:
+            replies.extend(call)
+        except grpc.RpcError as exc:
+            return replies, exc.code(), exc.details() or ""
+        return replies, call.code(), call.details() or ""
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        pytest.param(
+            b"\x12\x03\x0a\xff\xff", "does not parse as an EntryBatch", id="batch that does not parse"
+        ),
+        pytest.param(
+            b"\x12\xff\xff\xff\xff\x0f", "does not parse as an AgentMessage", id="batch length past the end"
+        ),
+        pytest.param(b"\xff\xff\xff", "does not parse as an AgentMessage", id="garbage message"),
+    ],
+)
+def test_malformed_messages_are_invalid_and_store_nothing(collector, store, agent, frame, message) -> None:
+    agent_id, token = agent
+    hello = hello_msg(agent_id).SerializeToString()
+    good = batch_msg([1]).SerializeToString()
+    replies, code, details = raw_stream(collector.address, token, [hello, good, frame])
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and message in details, details
+    assert replies[1].ack.durable_through_seq == 1
+    assert result_seqs(store, agent_id) == [1]
+    assert rejects(collector, "invalid_argument") == 1
+    _, code, _ = run_stream(collector.address, token, [hello_msg(agent_id), batch_msg([2])])
+    assert code == grpc.StatusCode.OK and result_seqs(store, agent_id) == [1, 2]
+
+
+def test_a_batch_with_other_fields_beside_it_takes_the_full_parse(collector, store, agent) -> None:
+    """A batch frame followed by more fields (protobuf merges repeated message fields)."""
+    agent_id, token = agent
+    first = batch_msg([1, 2]).SerializeToString()
+    merged = first + batch_msg([3]).SerializeToString()  # two batch fields: one batch of 1, 2, 3
+    heartbeat_then_batch = pb.AgentMessage(heartbeat=pb.Heartbeat(ts_unix_ms=1)).SerializeToString()
+    heartbeat_then_batch += batch_msg([4]).SerializeToString()  # the last oneof member wins: a batch
+    frames = [hello_msg(agent_id).SerializeToString(), merged, heartbeat_then_batch]
+    replies, code, details = raw_stream(collector.address, token, frames)
+    assert code == grpc.StatusCode.OK, details
+    assert [r.ack.durable_through_seq for r in replies[1:]] == [3, 4]
+    assert result_seqs(store, agent_id) == [1, 2, 3, 4]

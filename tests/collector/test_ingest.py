@@ -363,13 +363,13 @@ def test_the_ingest_process_decodes_stores_and_answers_each_batch(tmp_path: Path
         futures = [worker.submit(a, two_entries(), 0) for a in agents]
         invalid = worker.submit(agents[0], batch(result_entry(2)).SerializeToString(), 2)
         outcomes = [f.exception(30) or f.result() for f in futures]
-        assert outcomes[:-1] == [(2, 2, 4)] * 19  # durable through 2, max seq 2, 4 points
+        assert outcomes[:-1] == [(2, 2, 4, 2)] * 19  # durable through 2, max seq 2, 4 points, 2 entries
         assert isinstance(outcomes[-1], IngestRejected) and outcomes[-1].kind == "revoked"
         with pytest.raises(IngestRejected, match="not above the previous seq 2") as rejected:
             invalid.result(30)
         assert rejected.value.kind == "invalid"
         replay = worker.submit(agents[0], two_entries(), 0)
-        assert replay.result(30) == (2, 2, 4)  # acknowledged again, stored once
+        assert replay.result(30) == (2, 2, 4, 2)  # acknowledged again, stored once
     finally:
         worker.close()
     with store.engine.connect() as conn:

@@ -244,6 +244,7 @@ def test_kill_9_with_log_rows_pending_loses_and_duplicates_nothing(store: Store)
                         first + 2,
                         first + 2,
                         3 * METRICS,
+                        3,
                     )
             assert store.log_stats().pending_batches == 12  # acked, durable, not materialised
             assert count(store, "check_results") == 0
