@@ -238,8 +238,10 @@ async def _client_main(agents: list[tuple[str, str]], address: str, args: dict[s
     await loop.run_in_executor(None, conn.recv)  # "go"
     start_at.set()
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     await asyncio.gather(*tasks)
-    conn.send(("done", time.perf_counter() - t0, latencies, acked[0], errors[:5], len(errors)))
+    cpu = time.process_time() - cpu0
+    conn.send(("done", time.perf_counter() - t0, latencies, acked[0], errors[:5], len(errors), cpu))
 
 
 def _client_process(agents: list[tuple[str, str]], address: str, args: dict[str, Any], conn: Any) -> None:
@@ -517,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
                     "ingest_workers": round(workers_cpu_acked / acked_points * 1e6, 2),
                 },
                 "machine_busy_cpu_s": round(machine_busy, 2),
+                "client_cpu_us_per_point": round(sum(d[6] for d in done) / max(1, acked_points) * 1e6, 2),
                 "errors": sum(d[5] for d in done),
                 "error_samples": errors[:3],
             }

@@ -777,11 +777,20 @@ class IngestProcess:
         return future
 
     def _send_loop(self) -> None:
+        import queue
+
+        # Everything queued goes in one frame: one pickle and one write for a burst of
+        # batches, which the worker then stores as one group.
         while True:
-            item = self._outbox.get()
+            frame = [self._outbox.get()]
+            while frame[-1] is not None:
+                try:
+                    frame.append(self._outbox.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                self._conn.send(item)
-                if item is None:
+                self._conn.send(frame)
+                if frame[-1] is None:
                     return
             except (OSError, ValueError) as exc:  # the worker is gone: fail this request, stop sending
                 self._fail_all(
@@ -792,18 +801,19 @@ class IngestProcess:
     def _recv_loop(self) -> None:
         while True:
             try:
-                req_id, kind, payload = self._conn.recv()
+                replies = self._conn.recv()  # one frame per group the worker stored
             except (EOFError, OSError):  # the worker exited: every waiting batch fails, none was acked
                 self._fail_all(IngestRejected("store_error", "ingest worker exited"))
                 return
-            with self._lock:
-                future = self._pending.pop(req_id, None)
-            if future is None:
-                continue
-            if kind == "ok":
-                future.set_result(payload)
-            else:
-                future.set_exception(IngestRejected(kind, payload))
+            for req_id, kind, payload in replies:
+                with self._lock:
+                    future = self._pending.pop(req_id, None)
+                if future is None:
+                    continue
+                if kind == "ok":
+                    future.set_result(payload)
+                else:
+                    future.set_exception(IngestRejected(kind, payload))
 
     def _fail_all(self, exc: Exception) -> None:
         with self._lock:
@@ -1006,9 +1016,9 @@ class _LogWorker:
                         self.materialise(IDLE_CHUNK_POINTS)
                     self.tick()
                 self.tick()
-                msgs = [conn.recv()]
+                msgs = conn.recv()  # a frame: the requests the parent had queued
                 while len(msgs) < self.max_group and msgs[-1] is not None and conn.poll():
-                    msgs.append(conn.recv())
+                    msgs.extend(conn.recv())
             except (EOFError, OSError):  # the parent is gone
                 break
             if msgs[-1] is None:
@@ -1063,8 +1073,7 @@ class _LogWorker:
                     self.pending_points += len(done.point_values)
                 replies.append((req_id, "ok", (durable, done.max_seq, point_count(done), entries)))
             try:
-                for reply in replies:
-                    conn.send(reply)
+                conn.send(replies)
             except (OSError, ValueError):  # the parent is gone: nobody is left to answer
                 break
         # Stopping: catch up for a moment; what is left stays logged for the next start.
