@@ -39,6 +39,12 @@ document:
   The baseline runs before the fleet starts, alone on the machine; the ingest shares the
   machine's cores with the client processes that simulate the fleet.
 
+The simulated agents encode their batches with ``agent.wire``, as ``diag-agent`` does:
+metrics in the columnar form when the collector offers it (``--metric-form samples``: one
+``MetricSample`` per point, as an older agent sends). ``client_cpu_us_per_point`` is the
+simulated fleet's own CPU, which real agents would spend on their own hosts but which here
+comes out of the same two cores as the collector's.
+
 ``--offered POINTS_PER_S`` paces the agents (open loop, like a real fleet on a
 schedule); ``--offered 0`` sends back to back (closed loop, saturation throughput).
 
