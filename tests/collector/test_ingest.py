@@ -28,6 +28,17 @@ TS = 1_700_000_000.0
 LIMITS = IngestLimits(max_batch_entries=10, max_labels=3, max_metrics=5, max_findings=3)
 
 
+SAMPLES = [
+    pb.MetricSample(
+        name="storage_fs_used_percent",
+        value=97.0,
+        unit="percent",
+        labels=[pb.Label(key="mount", value="/var")],
+    ),
+    pb.MetricSample(name="storage_fs_free_bytes", value=1024.0, unit="bytes"),
+]
+
+
 def result_entry(seq: int, **overrides: Any) -> pb.Entry:
     fields: dict[str, Any] = {
         "check": "storage.filesystem",
@@ -40,15 +51,7 @@ def result_entry(seq: int, **overrides: Any) -> pb.Entry:
             pb.Finding(severity=pb.SEVERITY_CRIT, key="FS_NEARLY_FULL", summary="97% used", item="/var"),
             pb.Finding(severity=pb.SEVERITY_OK, key="OK", summary="fine", item="/"),
         ],
-        "metrics": [
-            pb.MetricSample(
-                name="storage_fs_used_percent",
-                value=97.0,
-                unit="percent",
-                labels=[pb.Label(key="mount", value="/var")],
-            ),
-            pb.MetricSample(name="storage_fs_free_bytes", value=1024.0, unit="bytes"),
-        ],
+        "metrics": SAMPLES,
     }
     fields.update(overrides)
     return pb.Entry(seq=seq, ts_unix_ms=TS_MS, result=pb.CheckResult(**fields))
@@ -403,17 +406,6 @@ def columnar(samples: list[pb.MetricSample]) -> dict[str, Any]:
         "metric_keys": keys.SerializeToString(),
         "metric_values": [m.value for m in samples],
     }
-
-
-SAMPLES = [
-    pb.MetricSample(
-        name="storage_fs_used_percent",
-        value=97.0,
-        unit="percent",
-        labels=[pb.Label(key="mount", value="/var")],
-    ),
-    pb.MetricSample(name="storage_fs_free_bytes", value=1024.0, unit="bytes"),
-]
 
 
 def test_columnar_metrics_decode_to_exactly_what_samples_do() -> None:
