@@ -236,21 +236,25 @@ def _finding_cache(limits: IngestLimits) -> dict[bytes, str]:
     return cache
 
 
-def _findings_json(where: object, findings: Any, limits: IngestLimits, cache: dict[bytes, str]) -> str:
-    if len(findings) > limits.max_findings:
-        raise IngestError(f"{where}: {len(findings)} findings, more than {limits.max_findings}")
-    parts: list[str] = []
-    for j, f in enumerate(findings):
-        raw = f.SerializeToString()
-        text = cache.get(raw)
-        if text is None:
-            text = _finding_json(f"{where} finding {j}", f, limits)
-            if len(raw) <= _FINDING_CACHE_MAX_BYTES:
-                if len(cache) >= _CACHE_MAX:
-                    cache.clear()
-                cache[raw] = text
-        parts.append(text)
-    return "[" + ",".join(parts) + "]"
+def _findings_json(i: int, seq: int, findings: Any, limits: IngestLimits, cache: dict[bytes, str]) -> str:
+    n = len(findings)
+    if n == 1 and limits.max_findings:  # the usual case; indexing beats iterating a protobuf container
+        return "[" + _finding_text(i, seq, 0, findings[0], limits, cache) + "]"
+    if n > limits.max_findings:
+        raise IngestError(f"{_At(i, seq)}: {n} findings, more than {limits.max_findings}")
+    return "[" + ",".join(_finding_text(i, seq, j, f, limits, cache) for j, f in enumerate(findings)) + "]"
+
+
+def _finding_text(i: int, seq: int, j: int, f: Any, limits: IngestLimits, cache: dict[bytes, str]) -> str:
+    raw = f.SerializeToString()
+    text = cache.get(raw)
+    if text is None:
+        text = _finding_json(f"{_At(i, seq)} finding {j}", f, limits)
+        if len(raw) <= _FINDING_CACHE_MAX_BYTES:
+            if len(cache) >= _CACHE_MAX:
+                cache.clear()
+            cache[raw] = text
+    return text
 
 
 def _finding_json(where: str, f: Any, limits: IngestLimits) -> str:
@@ -325,7 +329,7 @@ def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int)
         ts = ts_ms / 1000.0
         kind = entry.WhichOneof("kind")
         if kind == "result":
-            _decode_result(_At(i, seq), seq, ts, entry.result, limits, findings_cache, results, refs, values)
+            _decode_result(i, seq, ts, entry.result, limits, findings_cache, results, refs, values)
             if len(refs) > (spans[-1][2] if spans else 0):
                 spans.append((seq, ts, len(refs)))
         elif kind == "inventory":
@@ -347,7 +351,7 @@ def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int)
 
 
 def _decode_result(
-    where: _At,
+    i: int,
     seq: int,
     ts: float,
     r: agent_pb2.CheckResult,
@@ -357,32 +361,34 @@ def _decode_result(
     refs: list[SeriesRef],
     values: list[float],
 ) -> None:
+    # The hot path of ingest: every attribute read of a protobuf message costs, so each
+    # field is read once, and the error context (_At) is built only when it is needed.
     check = r.check
     layer = r.layer
     if (check, layer) not in _ok_check:
-        _check_check(where, check, layer)
+        _check_check(_At(i, seq), check, layer)
     key = r.key
     if key not in _ok_key:
-        _check_key(where, key)
+        _check_key(_At(i, seq), key)
     severity = _SEVERITY.get(r.severity)
     if severity is None:
-        _severity(where, r.severity)
+        _severity(_At(i, seq), r.severity)
     inspection_id = r.inspection_id
     if inspection_id and (len(inspection_id) > 64 or not _ID_RE.fullmatch(inspection_id)):
-        raise IngestError(f"{where}: inspection_id {inspection_id[:64]!r} is malformed")
+        raise IngestError(f"{_At(i, seq)}: inspection_id {inspection_id[:64]!r} is malformed")
     duration_ms = r.duration_ms
     if not math.isfinite(duration_ms) or duration_ms < 0:
-        _finite(where + " duration_ms", duration_ms)
-        raise IngestError(f"{where}: duration_ms {duration_ms} is negative")
+        _finite(_At(i, seq, " duration_ms"), duration_ms)
+        raise IngestError(f"{_At(i, seq)}: duration_ms {duration_ms} is negative")
     summary = r.summary
     if len(summary) > limits.max_summary_len or "\x00" in summary:
-        _text(where + " summary", summary, limits.max_summary_len)
-    metrics = r.metrics
-    if len(metrics) > limits.max_metrics:
-        raise IngestError(f"{where}: {len(metrics)} metrics, more than {limits.max_metrics}")
+        _text(_At(i, seq, " summary"), summary, limits.max_summary_len)
+    findings = r.findings
     keys_blob = r.metric_keys
-    if keys_blob and metrics:
-        raise IngestError(f"{where}: carries both metrics and metric_keys; an agent sends one form")
+    metrics = r.metrics
+    n_metrics = len(metrics)
+    if keys_blob and n_metrics:
+        raise IngestError(f"{_At(i, seq)}: carries both metrics and metric_keys; an agent sends one form")
     results.append(
         ResultRow(
             seq,
@@ -393,13 +399,18 @@ def _decode_result(
             key,
             summary,
             duration_ms,
-            _findings_json(where, r.findings, limits, findings_cache) if r.findings else "[]",
+            _findings_json(i, seq, findings, limits, findings_cache) if findings else "[]",
             inspection_id or None,
         )
     )
-    if keys_blob or r.metric_values:
-        _columnar_metrics(where, check, keys_blob, r.metric_values, limits, refs, values)
+    if not n_metrics:
+        raw_values = r.metric_values
+        if keys_blob or raw_values:
+            _columnar_metrics(i, seq, check, keys_blob, raw_values, limits, refs, values)
         return
+    where = _At(i, seq)
+    if n_metrics > limits.max_metrics:
+        raise IngestError(f"{where}: {n_metrics} metrics, more than {limits.max_metrics}")
     max_name = limits.max_name_len
     max_value = limits.max_label_value_len
     ok_metric = _ok_metric
@@ -445,7 +456,8 @@ _key_sets: dict[tuple[str, bytes], tuple[SeriesRef, ...]] = {}
 
 
 def _columnar_metrics(
-    where: _At,
+    i: int,
+    seq: int,
     check: str,
     blob: bytes,
     raw_values: Any,
@@ -456,16 +468,18 @@ def _columnar_metrics(
     """``CheckResult.metric_keys`` / ``metric_values``: the key set validated once, then only values."""
     keys = _key_sets.get((check, blob))
     if keys is None:
-        keys = _parse_key_set(where, check, blob, limits)
+        keys = _parse_key_set(_At(i, seq), check, blob, limits)
         if len(_key_sets) >= _CACHE_MAX:
             _key_sets.clear()
         _key_sets[(check, blob)] = keys
-    got = list(raw_values)
+    got = raw_values[:]  # a list of floats; slicing is cheaper than list() on a protobuf container
     if len(got) != len(keys):
-        raise IngestError(f"{where}: {len(got)} metric_values for {len(keys)} metric_keys")
-    if not all(map(math.isfinite, got)):
+        raise IngestError(f"{_At(i, seq)}: {len(got)} metric_values for {len(keys)} metric_keys")
+    # A finite sum means every value is finite (NaN and infinities propagate); only when
+    # it is not (a bad value, or finite values whose sum overflows) is each one checked.
+    if not math.isfinite(sum(got)) and not all(map(math.isfinite, got)):
         j = next(j for j, v in enumerate(got) if not math.isfinite(v))
-        raise IngestError(f"{where} metric {keys[j][1]}: value {got[j]!r} is not a finite number")
+        raise IngestError(f"{_At(i, seq)} metric {keys[j][1]}: value {got[j]!r} is not a finite number")
     refs.extend(keys)
     values.extend(got)
 

@@ -8,7 +8,7 @@ or gRPC, so both sides can depend on it cheaply.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "AgentIdentity",
@@ -30,8 +30,10 @@ class AgentIdentity:
     token_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class ResultRow:
+class ResultRow(NamedTuple):
+    """One check result as stored. A named tuple, not a frozen dataclass: ingest builds one
+    per result on its hot path, and a frozen dataclass's ``__init__`` costs four times as much."""
+
     seq: int
     ts: float
     check: str
