@@ -409,9 +409,8 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
         # the observers (detection groups incidents per customer) see all of its hosts.
         workers = self._ingest_processes
         worker = workers[customer_shard(identity.customer) % len(workers)]
-        future = worker.submit(identity, payload, after_seq, max_entries)
         try:
-            result: tuple[int, int, int, int] = await asyncio.wrap_future(future)
+            result = await worker.submit_async(identity, payload, after_seq, max_entries)
         except IngestRejected as exc:
             if exc.kind == "invalid":
                 raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", exc.message) from None

@@ -734,6 +734,14 @@ class IngestProcess:
         self._conn: Any = None
         self._proc: Any = None
         self._threads_started: list[threading.Thread] = []
+        self._mode: str | None = None
+        """How requests reach the pipe, fixed by the first submit: "threads" (:meth:`submit`,
+        from any thread) or "asyncio" (:meth:`submit_async`, the serving event loop)."""
+        self._loop: Any = None
+        self._writer: Any = None
+        self._attached: Any = None
+        self._frame: list[Any] = []
+        self._reader_task: Any = None
 
     @property
     def pid(self) -> int | None:
@@ -741,8 +749,6 @@ class IngestProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         """Start the child and wait until its store is open."""
-        import threading
-
         parent, child = self._ctx.Pipe()
         self._proc = self._ctx.Process(
             target=_ingest_worker_main,
@@ -766,10 +772,6 @@ class IngestProcess:
         if hello[0] != "ready":
             raise RuntimeError(f"the ingest worker failed to start: {hello[1]}")
         self._conn = parent
-        for target in (self._send_loop, self._recv_loop):
-            t = threading.Thread(target=target, name=f"ingest-{target.__name__}", daemon=True)
-            t.start()
-            self._threads_started.append(t)
 
     def submit(
         self, identity: AgentIdentityLike, batch: bytes, after_seq: int, max_entries: int | None = None
@@ -780,8 +782,21 @@ class IngestProcess:
         is what the agent's rate limit allows now: a batch with more entries is refused
         (``rate_limited``) before anything is decoded or stored.
         """
+        import asyncio
+        import threading
         from concurrent.futures import Future
 
+        with self._lock:
+            if self._mode is None:
+                self._mode = "threads"
+                for target in (self._send_loop, self._recv_loop):
+                    t = threading.Thread(target=target, name=f"ingest-{target.__name__}", daemon=True)
+                    t.start()
+                    self._threads_started.append(t)
+        if self._mode == "asyncio":
+            return asyncio.run_coroutine_threadsafe(
+                self.submit_async(identity, batch, after_seq, max_entries), self._loop
+            )
         future: Future[tuple[int, int, int, int]] = Future()
         with self._lock:
             self._next_id += 1
@@ -789,6 +804,87 @@ class IngestProcess:
             self._pending[req_id] = future
         self._outbox.put((req_id, identity, batch, after_seq, max_entries))
         return future
+
+    async def submit_async(
+        self, identity: AgentIdentityLike, batch: bytes, after_seq: int, max_entries: int | None = None
+    ) -> tuple[int, int, int, int]:
+        """:meth:`submit` for the event loop that serves the agents: no threads in between.
+
+        The first call attaches this worker's pipe to the running loop. Requests queued in
+        one loop iteration go to the worker in one frame, and replies resolve the waiting
+        coroutines directly, so a batch costs no thread handoff (and no GIL convoy) in the
+        serving process.
+        """
+        import asyncio
+
+        if self._mode == "threads":
+            result: tuple[int, int, int, int] = await asyncio.wrap_future(
+                self.submit(identity, batch, after_seq, max_entries)
+            )
+            return result
+        if self._mode is None:
+            self._mode = "asyncio"
+            self._loop = asyncio.get_running_loop()
+            self._attached = self._loop.create_task(self._attach())
+        await asyncio.shield(self._attached)
+        future: asyncio.Future[tuple[int, int, int, int]] = self._loop.create_future()
+        self._next_id += 1
+        self._pending[self._next_id] = future  # type: ignore[assignment]  # this mode's futures
+        if not self._frame:
+            self._loop.call_soon(self._flush)
+        self._frame.append((self._next_id, identity, batch, after_seq, max_entries))
+        return await future
+
+    async def _attach(self) -> None:
+        import asyncio
+        import os
+        import socket
+
+        if self._conn is None:
+            raise IngestRejected("store_error", "ingest worker not started")
+        sock = socket.socket(fileno=os.dup(self._conn.fileno()))  # the Pipe's socketpair end
+        sock.setblocking(False)
+        reader, self._writer = await asyncio.open_unix_connection(sock=sock)
+        self._reader_task = asyncio.get_running_loop().create_task(self._read_replies(reader))
+
+    def _flush(self) -> None:
+        """Send the requests queued in this loop iteration as one frame."""
+        import pickle
+
+        frame, self._frame = self._frame, []
+        if not frame or self._writer is None or self._writer.is_closing():
+            self._fail_requests(frame, IngestRejected("store_error", "ingest worker unavailable"))
+            return
+        self._writer.write(_frame_bytes(pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)))
+
+    def _fail_requests(self, frame: list[Any], exc: Exception) -> None:
+        for item in frame:
+            future = self._pending.pop(item[0], None)
+            if future is not None and not future.done():
+                future.set_exception(exc)
+
+    async def _read_replies(self, reader: Any) -> None:
+        import asyncio
+        import pickle
+        import struct
+
+        try:
+            while True:
+                (size,) = struct.unpack("!i", await reader.readexactly(4))
+                if size == -1:  # multiprocessing's header for frames of 2 GiB or more
+                    (size,) = struct.unpack("!Q", await reader.readexactly(8))
+                for req_id, kind, payload in pickle.loads(await reader.readexactly(size)):
+                    future = self._pending.pop(req_id, None)
+                    if future is None or future.done():
+                        continue
+                    if kind == "ok":
+                        future.set_result(payload)
+                    else:
+                        future.set_exception(IngestRejected(kind, payload))
+        except (asyncio.IncompleteReadError, OSError):
+            pass  # the worker exited
+        finally:
+            self._fail_all(IngestRejected("store_error", "ingest worker exited"))
 
     def _send_loop(self) -> None:
         import queue
@@ -830,19 +926,77 @@ class IngestProcess:
                     future.set_exception(IngestRejected(kind, payload))
 
     def _fail_all(self, exc: Exception) -> None:
+        loop = self._loop
+        if self._mode == "asyncio" and loop is not None and loop.is_running() and _running_loop() is not loop:
+            loop.call_soon_threadsafe(self._fail_all_now, exc)  # asyncio futures belong to their loop
+            return
+        self._fail_all_now(exc)
+
+    def _fail_all_now(self, exc: Exception) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
         for future in pending.values():
-            future.set_exception(exc)
+            if not future.done():
+                future.set_exception(exc)
 
     def close(self) -> None:
-        """Stop the child (it finishes what it started) and fail anything still waiting."""
-        self._outbox.put(None)  # the send loop forwards it: one writer on the pipe
+        """Stop the child (it finishes what it started) and fail anything still waiting.
+
+        Callable from any thread, including after the serving loop has stopped.
+        """
+        if self._mode == "threads":
+            self._outbox.put(None)  # the send loop forwards it: one writer on the pipe
+        elif self._conn is not None:
+            self._send_stop()
         if self._proc is not None:
             self._proc.join(10)
             if self._proc.is_alive():
                 self._proc.kill()
         self._fail_all(IngestRejected("store_error", "ingest worker stopped"))
+
+    def _send_stop(self) -> None:
+        import contextlib
+        import pickle
+        import threading
+
+        loop = self._loop
+        if loop is not None and loop.is_running() and self._writer is not None:
+            sent = threading.Event()
+
+            def stop() -> None:
+                self._flush()
+                if not self._writer.is_closing():
+                    self._writer.write(_frame_bytes(pickle.dumps([None])))
+                sent.set()
+
+            if _running_loop() is loop:
+                stop()
+            else:
+                loop.call_soon_threadsafe(stop)
+                sent.wait(5)
+            return
+        # No loop (never attached, or it has stopped): write on the pipe directly; an
+        # error means the worker is already gone.
+        with contextlib.suppress(OSError, ValueError):
+            self._conn.send([None])
+
+
+def _running_loop() -> Any:
+    import asyncio
+
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _frame_bytes(payload: bytes) -> bytes:
+    """``payload`` framed as :class:`multiprocessing.connection.Connection` frames it."""
+    import struct
+
+    size = len(payload)
+    head = struct.pack("!i", size) if size < 0x7FFFFFFF else struct.pack("!iQ", -1, size)
+    return head + payload
 
 
 AgentIdentityLike = Any
@@ -902,6 +1056,15 @@ def _ingest_worker_main(
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     worker = _LogWorker(store, settings, limits, max(1, threads) * 8, logging.getLogger(__name__))
+    # The worker holds a large, long-lived heap (decoded batches waiting for the
+    # materialiser, detection baselines) and allocates fast. Python's automatic collector
+    # would rescan that heap over and over (measured: a third of decode time); instead the
+    # young generations are collected once a second and the whole heap every few minutes
+    # (see _LogWorker.tick). Nothing here relies on the collector: it only frees cycles.
+    import gc
+
+    gc.freeze()
+    gc.disable()
     conn.send(("ready", ""))
     try:
         worker.run(conn)
@@ -909,8 +1072,88 @@ def _ingest_worker_main(
         store.close()
 
 
+FULL_GC_INTERVAL_S: Final = 300.0
+"""How often the ingest worker collects its whole heap (young generations: every tick)."""
+
+
+class _Inbox:
+    """The worker's side of the pipe: whole frames only, never a blocking read of half a one.
+
+    The parent writes a frame (a list of requests, ``multiprocessing.connection`` framing)
+    as its event loop gets to it, and a large one arrives in pieces. ``Connection.recv``
+    would block the worker until the last piece came, idle while the parent is busy; this
+    reads what has arrived without blocking and hands out only complete frames.
+    """
+
+    def __init__(self, conn: Any) -> None:
+        import os
+        import socket
+
+        self._conn = conn
+        self._sock = socket.socket(fileno=os.dup(conn.fileno()))
+        self._buf = bytearray()
+        self._items: list[Any] = []
+        self._eof = False
+
+    def _fill(self) -> None:
+        import pickle
+        import socket
+        import struct
+
+        while not self._eof:
+            try:
+                chunk = self._sock.recv(1 << 20, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                break
+            if not chunk:
+                self._eof = True
+            self._buf += chunk
+        buf = self._buf
+        while len(buf) >= 4:
+            (size,) = struct.unpack_from("!i", buf)
+            head = 4
+            if size == -1:  # a frame of 2 GiB or more
+                if len(buf) < 12:
+                    break
+                (size,) = struct.unpack_from("!Q", buf, 4)
+                head = 12
+            if len(buf) < head + size:
+                break
+            self._items.extend(pickle.loads(buf[head : head + size]))
+            del buf[: head + size]
+
+    def wait(self, timeout: float) -> bool:
+        """True once a request (or the stop marker) is ready; False after ``timeout`` seconds."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            self._fill()
+            if self._items:
+                return True
+            if self._eof:
+                raise EOFError
+            left = deadline - time.monotonic()
+            if self._buf:  # half a frame: the rest is on its way, worth a short wait
+                left = max(left, 0.005)
+            if left <= 0 or not self._conn.poll(left):
+                self._fill()
+                return bool(self._items)
+
+    def take(self, max_items: int) -> list[Any]:
+        """Up to ``max_items`` ready requests (more frames are read first if they have arrived)."""
+        self._fill()
+        taken, self._items = self._items[:max_items], self._items[max_items:]
+        return taken
+
+
 IDLE_CHUNK_POINTS: Final = 10_000
 """Points per materialiser transaction while the worker is idle (about 50 ms of work)."""
+BUSY_CHUNK_POINTS: Final = 1_000
+"""Points per materialiser transaction in a lull between requests (a burst is on): small,
+so the next requests wait a few milliseconds, not the length of a full chunk."""
+BUSY_WINDOW_S: Final = 0.05
+"""A request within this long means the fleet is sending: materialise in busy chunks."""
 
 
 class _LogWorker:
@@ -928,6 +1171,7 @@ class _LogWorker:
         self.cache_points = 0
         self.pending_points = 0
         self.next_tick = 0.0
+        self.next_full_gc = 0.0
         self.retry_at = 0.0
         self.refresh()
 
@@ -949,6 +1193,19 @@ class _LogWorker:
             self.next_tick = now + 1.0
             self.store.tick_observers()
             self.refresh()
+            self.collect_garbage(now)
+
+    def collect_garbage(self, now: float) -> None:
+        """Automatic GC is off in the worker (see :func:`_ingest_worker_main`): collect here."""
+        import gc
+
+        if gc.isenabled():
+            return
+        if now >= self.next_full_gc:
+            self.next_full_gc = now + FULL_GC_INTERVAL_S
+            gc.collect()
+        else:
+            gc.collect(1)
 
     def materialise(self, max_points: int = 50_000) -> int:
         """Apply one chunk of the shard's oldest log rows; returns the batches applied or quarantined."""
@@ -1021,18 +1278,22 @@ class _LogWorker:
             return (req_id, "store_error", type(exc).__name__)
 
         s = self.settings
+        inbox = _Inbox(conn)
+        last_request = 0.0
         stopping = False
         while not stopping:
             try:
-                while not conn.poll(self.idle_timeout()):
-                    if self.pending_points and time.monotonic() >= self.retry_at:
-                        # Idle: catch up in small chunks, so a new request waits little.
-                        self.materialise(IDLE_CHUNK_POINTS)
+                while not inbox.wait(self.idle_timeout()):
+                    now = time.monotonic()
+                    if self.pending_points and now >= self.retry_at:
+                        # Idle: catch up in chunks, smaller while a burst is still arriving,
+                        # so Acks (the burst) go first and a new request waits little.
+                        busy = now - last_request < BUSY_WINDOW_S
+                        self.materialise(BUSY_CHUNK_POINTS if busy else IDLE_CHUNK_POINTS)
                     self.tick()
                 self.tick()
-                msgs = conn.recv()  # a frame: the requests the parent had queued
-                while len(msgs) < self.max_group and msgs[-1] is not None and conn.poll():
-                    msgs.extend(conn.recv())
+                msgs = inbox.take(self.max_group)  # what the parent has sent, up to a group
+                last_request = time.monotonic()
             except (EOFError, OSError):  # the parent is gone
                 break
             if msgs[-1] is None:
