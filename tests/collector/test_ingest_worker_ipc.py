@@ -1,0 +1,179 @@
+"""The pipe between the serving process and an ingest worker, and the worker's own housekeeping.
+
+Real pipes (``multiprocessing.Pipe``, a socketpair) and, for the asyncio path, a real
+worker process on SQLite. Nothing is mocked but the worker's store in the garbage
+collection test, where only ``log_stats`` is ever called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import multiprocessing
+import os
+import pickle
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from collector.ingest import (
+    BUSY_GC_INTERVAL_S,
+    BUSY_WINDOW_S,
+    FULL_GC_INTERVAL_S,
+    IngestLimits,
+    IngestProcess,
+    LogSettings,
+    _frame_bytes,
+    _Inbox,
+    _LogWorker,
+)
+from collector.store import Store
+from protos.diag.v1 import agent_pb2 as pb
+from tests.integration.harness import result_entry
+
+
+@pytest.fixture
+def pipe() -> Iterator[tuple[Any, Any]]:
+    parent, child = multiprocessing.Pipe()
+    yield parent, child
+    parent.close()
+    child.close()
+
+
+def test_frames_are_what_multiprocessing_connection_reads(pipe: tuple[Any, Any]) -> None:
+    """The asyncio side writes frames itself; the worker's Connection must read them as its own."""
+    parent, child = pipe
+    items = [(1, "agent", b"\x00" * 70_000, 5, None), (2, "agent", b"", 6, 10), None]
+    frame = _frame_bytes(pickle.dumps(items))
+    writer = threading.Thread(target=lambda: os.write(parent.fileno(), frame), daemon=True)
+    writer.start()
+    assert child.recv() == items
+    writer.join()
+
+
+def test_the_inbox_hands_out_whole_frames_only(pipe: tuple[Any, Any]) -> None:
+    parent, child = pipe
+    inbox = _Inbox(child)
+    assert not inbox.wait(0.0)  # nothing sent: no request, no blocking
+    frame = _frame_bytes(pickle.dumps([("a", 1), ("b", 2), ("c", 3)]))
+    raw = parent.fileno()
+    os.write(raw, frame[:7])  # half a frame: the worker must not block on the rest
+    assert not inbox.wait(0.0)
+    os.write(raw, frame[7:] + _frame_bytes(pickle.dumps([("d", 4), None])))
+    assert inbox.wait(1.0)
+    assert inbox.take(2) == [("a", 1), ("b", 2)]  # at most a group; the rest waits
+    assert inbox.wait(0.0)
+    assert inbox.take(10) == [("c", 3), ("d", 4), None]
+    parent.close()
+    with pytest.raises(EOFError):
+        inbox.wait(1.0)
+
+
+def test_a_frame_larger_than_the_socket_buffer_arrives_whole(pipe: tuple[Any, Any]) -> None:
+    parent, child = pipe
+    inbox = _Inbox(child)
+    big = [(i, b"x" * 100_000) for i in range(40)]  # 4 MB, far over the socketpair's buffer
+    writer = threading.Thread(target=lambda: parent.send(big), daemon=True)
+    writer.start()
+    got: list[Any] = []
+    while len(got) < len(big):
+        if inbox.wait(5.0):
+            got.extend(inbox.take(1000))
+    writer.join()
+    assert got == big
+
+
+class _Stats:
+    pending_points = 0
+
+
+def _worker() -> _LogWorker:
+    store = SimpleNamespace(log_stats=lambda *_: _Stats())
+    return _LogWorker(store, LogSettings(), IngestLimits(), 8, None)
+
+
+@pytest.fixture
+def gc_off() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.disable()
+    yield
+    if was:
+        gc.enable()
+
+
+def _collections(generation: int) -> int:
+    return int(gc.get_stats()[generation]["collections"])
+
+
+def test_the_worker_collects_garbage_in_lulls_not_during_a_burst(gc_off: None) -> None:
+    w = _worker()
+    now = 10_000.0
+    w.next_full_gc = now + FULL_GC_INTERVAL_S  # the start-up full collection is done
+    w.last_gc = now
+    young, full = _collections(1), _collections(2)
+    t = now + 1.0
+    w.last_request = t - BUSY_WINDOW_S / 2  # a burst is arriving
+    w.collect_garbage(t)
+    assert (_collections(1), _collections(2)) == (young, full)  # nothing during the burst
+    t = now + BUSY_GC_INTERVAL_S + 1.0
+    w.last_request = t - BUSY_WINDOW_S / 2
+    w.collect_garbage(t)  # but never longer apart than this
+    assert (_collections(1), _collections(2)) == (young + 1, full)
+    w.collect_garbage(t + 1.0)  # a lull: the young generations every tick
+    assert (_collections(1), _collections(2)) == (young + 2, full)
+    w.collect_garbage(now + FULL_GC_INTERVAL_S + 60.0)  # quiet and due: the whole heap
+    assert _collections(2) == full + 1
+
+
+def test_with_automatic_gc_on_the_worker_leaves_it_alone() -> None:
+    assert gc.isenabled()
+    w = _worker()
+    before = [_collections(g) for g in range(3)]
+    w.collect_garbage(1e9)
+    assert [_collections(g) for g in range(3)] == before
+
+
+def _payload(seqs: list[int]) -> bytes:
+    data: bytes = pb.EntryBatch(entries=[result_entry(s) for s in seqs]).SerializeToString()
+    return data
+
+
+def test_asyncio_submissions_a_thread_submission_and_a_close_after_the_loop_stopped(tmp_path: Path) -> None:
+    """The serving loop's path: many submissions in one loop iteration, then shutdown."""
+    url = f"sqlite:///{tmp_path / 'collector.db'}"
+    store = Store.open(url)
+    agents = [store.enroll_agent("acme", host=f"h{i}")[0] for i in range(30)]
+    worker = IngestProcess(url, {}, IngestLimits())
+    worker.start()
+    loop = asyncio.new_event_loop()
+    try:
+
+        async def burst() -> list[Any]:
+            calls = [worker.submit_async(a, _payload([1, 2]), 0) for a in agents]
+            calls.append(worker.submit_async(agents[0], _payload([2]), 2))  # a replay: refused
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+        outcomes = loop.run_until_complete(burst())
+        assert outcomes[:-1] == [(2, 2, 4, 2)] * 30
+        assert "not above the previous seq 2" in str(outcomes[-1])
+        # A thread other than the loop's may still submit while the loop runs.
+        runner = threading.Thread(target=loop.run_forever, daemon=True)
+        runner.start()
+        assert worker.submit(agents[1], _payload([3]), 2).result(30) == (3, 3, 2, 1)
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(10)
+    finally:
+        worker.close()  # the loop has stopped: the stop marker goes straight on the pipe
+        loop.close()
+    assert worker._proc is not None and worker._proc.exitcode == 0  # a clean exit
+    while (done := store.materialise()).batches + done.quarantined:
+        pass  # what the worker left logged at its stop (serve drains it at the next start)
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT COUNT(*) FROM check_results")).scalar_one()
+    assert stored == 30 * 2 + 1  # every acknowledged entry, once
+    store.close()
