@@ -933,11 +933,16 @@ class IngestProcess:
         self._fail_all_now(exc)
 
     def _fail_all_now(self, exc: Exception) -> None:
+        import contextlib
+
         with self._lock:
             pending, self._pending = self._pending, {}
         for future in pending.values():
-            if not future.done():
-                future.set_exception(exc)
+            # RuntimeError: an asyncio future whose loop is already closed (shutdown);
+            # nobody is left waiting on it.
+            with contextlib.suppress(RuntimeError):
+                if not future.done():
+                    future.set_exception(exc)
 
     def close(self) -> None:
         """Stop the child (it finishes what it started) and fail anything still waiting.
