@@ -718,6 +718,10 @@ class Store:
         rows: list[dict[str, Any]] = []
         row_of: list[int] = []
         hosts_seen: dict[tuple[str, str], int] = {}
+        # Per agent in this group: its durable max seq so far (locked once, then advanced
+        # here as its batches are appended) and the row update, written once at the end.
+        durable: dict[str, int] = {}
+        advances: dict[str, tuple[int, float, str]] = {}
         now = self._clock()
         try:
             with self._write() as conn:
@@ -725,7 +729,9 @@ class Store:
                     request = requests[i]
                     agent = request.agent
                     try:
-                        stored = int(self._lock_agent(conn, agent).max_seq)
+                        stored = durable.get(agent.agent_id)
+                        if stored is None:
+                            stored = durable[agent.agent_id] = int(self._lock_agent(conn, agent).max_seq)
                         if request.max_seq <= stored:
                             out[i] = (stored, None)  # a pure replay: already durable
                             continue
@@ -734,7 +740,8 @@ class Store:
                         out[i] = exc
                         continue
                     hosts_seen[(agent.customer, agent.host)] = host_id
-                    conn.exec_driver_sql(self._sql["advance_agent"], (request.max_seq, now, agent.agent_id))
+                    durable[agent.agent_id] = request.max_seq
+                    advances[agent.agent_id] = (request.max_seq, now, agent.agent_id)
                     rows.append(
                         {
                             "shard": customer_shard(agent.customer),
@@ -751,6 +758,8 @@ class Store:
                         }
                     )
                     row_of.append(i)
+                if advances:
+                    conn.exec_driver_sql(self._sql["advance_agent"], list(advances.values()))
                 if rows:
                     ids = (
                         conn.execute(

@@ -144,6 +144,25 @@ def test_append_is_durable_at_once_and_materialise_applies_each_entry_once(store
         assert conn.execute(sa.text("SELECT last_seen FROM hosts")).scalar_one() is not None
 
 
+def test_one_group_with_several_batches_of_an_agent_appends_each_entry_once(store: Store) -> None:
+    """A group may hold an agent's batch from a stream being replaced beside the new one's."""
+    a, _ = store.enroll_agent("acme", host="web1")
+    b, _ = store.enroll_agent("acme", host="web2")
+    outcomes = store.append_log(
+        [
+            LogAppend(a, payload([1, 2]), 2, 2 * METRICS),
+            LogAppend(b, payload([1]), 1, METRICS),
+            LogAppend(a, payload([2, 3, 4]), 4, 3 * METRICS),  # overlaps the first: 3, 4 are new
+            LogAppend(a, payload([3]), 3, METRICS),  # covered by the group's earlier batches
+        ]
+    )
+    assert [o if isinstance(o, Exception) else o[0] for o in outcomes] == [2, 1, 4, 4]
+    assert [not isinstance(o, Exception) and o[1] is None for o in outcomes] == [False, False, False, True]
+    assert (max_seq(store, a.agent_id), max_seq(store, b.agent_id)) == (4, 1)
+    drain(store)
+    assert result_seqs(store, a.agent_id) == [1, 2, 3, 4] and result_seqs(store, b.agent_id) == [1]
+
+
 def test_a_revoked_agent_appends_nothing(store: Store) -> None:
     agent, _ = store.enroll_agent("acme", host="web1")
     other, _ = store.enroll_agent("acme", host="web2")
