@@ -48,13 +48,15 @@ comes out of the same two cores as the collector's.
 ``--offered POINTS_PER_S`` paces the agents (open loop, like a real fleet on a
 schedule); ``--offered 0`` sends back to back (closed loop, saturation throughput).
 
-Reading the latency: each agent has at most one batch in flight (it waits for the Ack,
-and the collector reads a stream's next message only after acknowledging the previous
-one), so at most ``--agents`` batches ever wait server-side. In closed loop every agent
-always has one waiting, and Little's law fixes the mean latency at agents x points per
-batch / rate: ``ack_latency_littles_law_ms`` prints that figure. With 1,000 agents of
-200 points, a p99 under 1 s in closed loop would need more than 200,000 points/s; the
-p99 target is for a fleet below saturation, which ``--offered`` measures.
+Reading the latency: each agent keeps at most ``--window`` batches sent and not yet
+acknowledged (default: diag-agent's own window, 4), and an Ack may cover several of them
+(the collector reads a stream ahead while its previous batches are being stored and
+acknowledges what it read meanwhile together). In closed loop every agent always has its
+window full, so Little's law fixes the mean latency at agents x window x points per batch /
+rate (``ack_latency_littles_law_ms``): with 1,000 agents keeping 4 batches of 200 points
+waiting, that is 2.7 s at 300,000 points/s, however fast the collector is. The p99 target is
+for a fleet below saturation, which ``--offered`` measures; ``--window 1`` is the
+one-batch-at-a-time agent of earlier versions.
 
     python bench/ingest.py                       # 1000 agents, SQLite, closed loop: saturation
     python bench/ingest.py --offered 60000       # a paced fleet: latency below saturation
@@ -67,6 +69,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import multiprocessing as mp
 import os
@@ -185,22 +188,42 @@ async def _agent(
                 messages.append((wire.agent_message(wire.BATCH, wire.entry_batch(entries)), seq))
             welcomed[0] += 1
             await start_at.wait()
-            t0 = time.perf_counter()
-            phase = random.random()
-            for b, (msg, seq) in enumerate(messages):
-                if interval_s > 0:
-                    due = t0 + (phase + b) * interval_s  # agents are not in lockstep
-                    delay = due - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                sent = time.perf_counter()
-                await call.write(msg)
-                ack = await call.read()
-                if ack is grpc.aio.EOF or ack.ack.durable_through_seq != seq:
-                    errors.append(f"{agent_id}: bad ack {ack}")
-                    return
-                latencies.append(time.perf_counter() - sent)
-                acked_points[0] += points_per_batch
+            # Like diag-agent's streamer: up to `window` batches sent and not yet
+            # acknowledged; an Ack is cumulative (it may cover several of them).
+            window = asyncio.Semaphore(args["window"])
+            in_flight: collections.deque[tuple[int, float]] = collections.deque()
+
+            async def send_all() -> None:
+                t0 = time.perf_counter()
+                phase = random.random()
+                for b, (msg, last) in enumerate(messages):
+                    if interval_s > 0:
+                        due = t0 + (phase + b) * interval_s  # agents are not in lockstep
+                        delay = due - time.perf_counter()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    await window.acquire()
+                    in_flight.append((last, time.perf_counter()))
+                    await call.write(msg)
+
+            sender = asyncio.ensure_future(send_all())
+            try:
+                last_seq = messages[-1][1]
+                durable = 0
+                while durable < last_seq:
+                    ack = await call.read()
+                    if ack is grpc.aio.EOF or ack.WhichOneof("body") != "ack":
+                        errors.append(f"{agent_id}: bad ack {ack}")
+                        return
+                    durable = ack.ack.durable_through_seq
+                    now = time.perf_counter()
+                    while in_flight and in_flight[0][0] <= durable:
+                        latencies.append(now - in_flight.popleft()[1])
+                        acked_points[0] += points_per_batch
+                        window.release()
+                await sender
+            finally:
+                sender.cancel()
             await call.done_writing()
         except grpc.aio.AioRpcError as exc:
             errors.append(f"{agent_id}: {exc.code().name} {exc.details()}")
@@ -341,6 +364,8 @@ def _plain_insert(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from agent.streamer import StreamerSettings
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--batches", type=int, default=8, help="timed batches per agent")
@@ -348,6 +373,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=int, default=5, help="metric points per result")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--offered", type=float, default=0.0, help="points/s offered (0: closed loop)")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=StreamerSettings.__dataclass_fields__["window"].default,
+        help="batches each agent keeps sent and unacknowledged (default: diag-agent's)",
+    )
     parser.add_argument(
         "--metric-form",
         choices=("keys", "samples"),
@@ -447,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": args.results,
             "metrics": args.metrics,
             "offered": args.offered,
+            "window": args.window,
             "metric_form": args.metric_form,
         }
         # warm-up: one batch per agent creates the series (not timed), then the timed run
@@ -502,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
                 "batches_per_agent": batches,
                 "results_per_batch": args.results,
                 "points_per_batch": points_per_batch,
+                "window": args.window,
                 "offered_points_per_s": args.offered or "closed loop",
                 "elapsed_s": round(elapsed, 3),
                 "points_acked": acked_points,
@@ -520,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
                     "max": round(latencies[-1] * 1000, 1) if latencies else None,
                 },
                 "ack_latency_littles_law_ms": (
-                    round(1000 * args.agents * points_per_batch * elapsed / acked_points, 1)
+                    round(1000 * args.agents * args.window * points_per_batch * elapsed / acked_points, 1)
                     if not args.offered and acked_points
                     else None
                 ),

@@ -10,7 +10,9 @@ API, which shares this loop) while SQLite or PostgreSQL works. With ingest worke
 processes (:class:`collector.ingest.IngestProcess`, ``serve --ingest-processes N``) the
 batch travels as bytes to a worker that validates it and appends it to the ingest log
 on its own core (the Ack waits for that commit; materialisation follows behind); a
-customer always maps to the same worker, and each stream still waits for each Ack.
+customer always maps to the same worker. A stream is read ahead while its request is in the
+worker: the batches read meanwhile (an agent keeps a window of them in flight) go to the
+worker together, in order, and one cumulative Ack covers them.
 
 Limits, each answered with a gRPC status while the server keeps serving everyone else:
 
@@ -162,6 +164,38 @@ class _Stream:
     write_lock: asyncio.Lock
     end_with: tuple[Any, str] | None = None
     """Status to end with when this stream's task is cancelled on purpose."""
+
+
+READ_AHEAD_BYTES: Final = 1 << 20
+"""Batches a stream may have read and waiting while its previous request is in the worker."""
+
+
+class _ReadAhead:
+    """What a stream's reader has read and its ingest loop has not yet taken, in order."""
+
+    __slots__ = ("items", "ready", "room", "size")
+
+    def __init__(self) -> None:
+        # (EntryBatch bytes, or any other AgentMessage parsed; when it was read)
+        self.items: list[tuple[bytes | agent_pb2.AgentMessage, float]] = []
+        self.size = 0
+        self.ready = asyncio.Event()  # something waits, or the reader has ended
+        self.room = asyncio.Event()  # the items were taken
+
+
+def _ack(durable: int) -> agent_pb2.CollectorMessage:
+    return agent_pb2.CollectorMessage(ack=agent_pb2.Ack(durable_through_seq=durable))
+
+
+def _split(data: bytes) -> bytes | agent_pb2.AgentMessage:
+    """An AgentMessage as read: its EntryBatch's bytes for a batch, else the message parsed."""
+    payload = _batch_payload(data)
+    if payload is not None:
+        return payload
+    msg = _parse_message(data)
+    if msg.WhichOneof("body") == "batch":
+        return bytes(msg.batch.SerializeToString())
+    return msg
 
 
 class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
@@ -321,6 +355,9 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
         if bucket is None:
             bucket = TokenBucket(s.rate_limit_entries_per_s, s.burst, self._clock())
             self._buckets[identity.agent_id] = bucket
+        if self._ingest_processes:
+            await self._serve_pipelined(stream, identity, resume, bucket)
+            return
         # Seqs must rise strictly within a stream. Entries at or below the resume point
         # are a harmless replay (the store skips them), so they are not an error.
         last_seq = 0
@@ -331,69 +368,154 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             if data is grpc.aio.EOF:
                 return
             received = time.perf_counter()
-            payload = _batch_payload(data)
-            msg = None
-            if payload is None:
-                msg = _parse_message(data)
-                body = msg.WhichOneof("body")
-                if body == "batch":
-                    payload = msg.batch.SerializeToString()
-            else:
-                body = "batch"
-            if payload is not None:
-                if self._ingest_processes:
-                    # The worker parses, counts and validates on its own core; the rate
-                    # limit travels as the number of entries the bucket allows now.
-                    budget = bucket.available(self._clock())
-                    durable, last_seq, points, n = await self._ingest_elsewhere(
-                        identity, payload, last_seq, budget
+            payload = _split(data)
+            if not isinstance(payload, bytes):
+                await self._other(stream, identity, payload, durable)
+                continue
+            try:
+                batch = parse_batch(payload)
+            except IngestError as exc:
+                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc)) from None
+            n = len(batch.entries)
+            if n > s.max_batch_entries:
+                raise _Rejected(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "batch_too_large",
+                    f"batch of {n} entries, more than {s.max_batch_entries}",
+                )
+            if not bucket.take(n, self._clock()):
+                raise self._rate_limited()
+            # Decoding runs on the event loop: it is pure Python, and handing it to a
+            # worker thread costs more in GIL handoffs than it saves. The store call
+            # blocks, so it gets a thread.
+            decoded = self._decode(batch, last_seq)
+            durable = await self._store_call(self._store.ingest, identity, decoded)
+            last_seq, points = decoded.max_seq, point_count(decoded)
+            await self._write(stream, _ack(durable))
+            self._metrics.batches_ingested(entries=n, points=points, received=(received,))
+
+    async def _serve_pipelined(
+        self, stream: _Stream, identity: AgentIdentity, resume: int, bucket: TokenBucket
+    ) -> None:
+        """Ingest in a worker process, reading ahead while a request is there.
+
+        An agent keeps several batches in flight (its window). While one request is in
+        the worker, :meth:`_read_ahead` keeps reading the stream; the batches it reads
+        go to the worker together as the next request, in order, and one Ack covers
+        them all (Acks are cumulative). Under load this halves what each batch costs in
+        this process (an Ack write and a request per batch) and keeps the worker fed.
+        """
+        ahead = _ReadAhead()
+        reader = asyncio.ensure_future(self._read_ahead(stream, ahead))
+        last_seq = 0
+        durable = resume
+        try:
+            while True:
+                if not ahead.items:
+                    if reader.done():
+                        reader.result()  # the reader's error, once everything before it is handled
+                        return
+                    ahead.ready.clear()
+                    await ahead.ready.wait()
+                    continue
+                items, ahead.items, ahead.size = ahead.items, [], 0
+                ahead.room.set()
+                i = 0
+                while i < len(items):  # in order: each run of batches is one request
+                    first = items[i][0]
+                    if not isinstance(first, bytes):
+                        await self._other(stream, identity, first, durable)
+                        i += 1
+                        continue
+                    j = i
+                    while j < len(items) and isinstance(items[j][0], bytes):
+                        j += 1
+                    run, i = items[i:j], j
+                    durable, last_seq = await self._ingest_run(
+                        stream, identity, bucket, run, durable, last_seq
                     )
-                    bucket.spend(n)
-                else:
-                    try:
-                        batch = parse_batch(payload)
-                    except IngestError as exc:
-                        raise _Rejected(
-                            grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc)
-                        ) from None
-                    n = len(batch.entries)
-                    if n > s.max_batch_entries:
-                        raise _Rejected(
-                            grpc.StatusCode.INVALID_ARGUMENT,
-                            "batch_too_large",
-                            f"batch of {n} entries, more than {s.max_batch_entries}",
-                        )
-                    if not bucket.take(n, self._clock()):
-                        raise self._rate_limited()
-                    # Decoding runs on the event loop: it is pure Python, and handing it
-                    # to a worker thread costs more in GIL handoffs than it saves. The
-                    # store call blocks, so it gets a thread.
-                    decoded = self._decode(batch, last_seq)
-                    durable = await self._store_call(self._store.ingest, identity, decoded)
-                    last_seq, points = decoded.max_seq, point_count(decoded)
-                await self._write(
-                    stream, agent_pb2.CollectorMessage(ack=agent_pb2.Ack(durable_through_seq=durable))
-                )
-                self._metrics.batch_ingested(
-                    entries=n, points=points, ack_latency_s=time.perf_counter() - received
-                )
-            elif body == "gaps" and msg is not None:
-                rows = await self._store_call(decode_gaps, msg.gaps)
-                recorded = await self._store_call(self._store.record_gaps, identity, rows)
-                self._metrics.gaps.inc(len(rows))
-                log.warning(
-                    "agent %s reported %d dropped entries", identity.agent_id, sum(r.count for r in rows)
-                )
-                await self._write(
-                    stream,
-                    agent_pb2.CollectorMessage(
-                        ack=agent_pb2.Ack(durable_through_seq=durable, gaps_recorded=recorded)
-                    ),
-                )
-            elif body == "hello":
-                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "protocol", "Hello sent twice")
-            # heartbeat: nothing to do, reading it proved the stream alive; an unknown
-            # body comes from a newer agent and is ignored per the contract.
+        finally:
+            if not reader.done():
+                reader.cancel()
+            elif not reader.cancelled():
+                reader.exception()  # retrieved: an error raised above replaces it
+
+    async def _ingest_run(
+        self,
+        stream: _Stream,
+        identity: AgentIdentity,
+        bucket: TokenBucket,
+        run: list[tuple[Any, float]],
+        durable: int,
+        last_seq: int,
+    ) -> tuple[int, int]:
+        """One request of a stream's consecutive batches to its worker, and their Ack."""
+        payloads: list[bytes] = [payload for payload, _ in run]
+        workers = self._ingest_processes
+        # One customer always goes to the same worker: its log shard, its series cache and
+        # the observers (detection groups incidents per customer) see all of its hosts.
+        worker = workers[customer_shard(identity.customer) % len(workers)]
+        try:
+            budget = bucket.available(self._clock())
+            durable, last_seq, points, n = await worker.submit_async(
+                identity, payloads if len(payloads) > 1 else payloads[0], last_seq, budget
+            )
+        except IngestRejected as exc:
+            if exc.acked is not None:  # the batches before the refused one are durable
+                durable, _, points, n, batches = exc.acked
+                bucket.spend(n)
+                await self._write(stream, _ack(durable))
+                received = [received for _, received in run[:batches]]
+                self._metrics.batches_ingested(entries=n, points=points, received=received)
+            raise self._worker_rejection(exc) from None
+        bucket.spend(n)
+        await self._write(stream, _ack(durable))
+        self._metrics.batches_ingested(entries=n, points=points, received=[received for _, received in run])
+        return durable, last_seq
+
+    async def _read_ahead(self, stream: _Stream, ahead: _ReadAhead) -> None:
+        """Read the stream for :meth:`_serve_pipelined`, which handles what it reads in order.
+
+        At most :data:`READ_AHEAD_BYTES` wait (plus the message that crossed the line);
+        past that the stream is not read, so HTTP/2 flow control holds the agent back.
+        """
+        context = stream.context
+        try:
+            while True:
+                if ahead.size >= READ_AHEAD_BYTES:
+                    ahead.room.clear()
+                    await ahead.room.wait()
+                    continue
+                data = await context.read()
+                if data is grpc.aio.EOF:
+                    return
+                received = time.perf_counter()
+                ahead.items.append((_split(data), received))
+                ahead.size += len(data)
+                ahead.ready.set()
+        finally:
+            ahead.ready.set()
+
+    async def _other(
+        self, stream: _Stream, identity: AgentIdentity, msg: agent_pb2.AgentMessage, durable: int
+    ) -> None:
+        """Any message but a batch: gaps are recorded and acknowledged, heartbeats prove the stream alive."""
+        body = msg.WhichOneof("body")
+        if body == "gaps":
+            rows = await self._store_call(decode_gaps, msg.gaps)
+            recorded = await self._store_call(self._store.record_gaps, identity, rows)
+            self._metrics.gaps.inc(len(rows))
+            log.warning("agent %s reported %d dropped entries", identity.agent_id, sum(r.count for r in rows))
+            await self._write(
+                stream,
+                agent_pb2.CollectorMessage(
+                    ack=agent_pb2.Ack(durable_through_seq=durable, gaps_recorded=recorded)
+                ),
+            )
+        elif body == "hello":
+            raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "protocol", "Hello sent twice")
+        # heartbeat: nothing to do, reading it proved the stream alive; an unknown body
+        # comes from a newer agent and is ignored per the contract.
 
     def _rate_limited(self) -> _Rejected:
         return _Rejected(
@@ -402,29 +524,18 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             f"more than {self._settings.rate_limit_entries_per_s:g} entries/s",
         )
 
-    async def _ingest_elsewhere(
-        self, identity: AgentIdentity, payload: bytes, after_seq: int, max_entries: int
-    ) -> tuple[int, int, int, int]:
-        # One customer always goes to the same worker: its log shard, its series cache and
-        # the observers (detection groups incidents per customer) see all of its hosts.
-        workers = self._ingest_processes
-        worker = workers[customer_shard(identity.customer) % len(workers)]
-        try:
-            result = await worker.submit_async(identity, payload, after_seq, max_entries)
-        except IngestRejected as exc:
-            if exc.kind == "invalid":
-                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", exc.message) from None
-            if exc.kind == "batch_too_large":
-                raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "batch_too_large", exc.message) from None
-            if exc.kind == "rate_limited":
-                raise self._rate_limited() from None
-            if exc.kind == "revoked":
-                raise _Rejected(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", exc.message) from None
-            log.error("store error in the ingest worker, closing stream: %s", exc.message)
-            raise _Rejected(
-                grpc.StatusCode.UNAVAILABLE, "store_error", "store unavailable, retry later"
-            ) from None
-        return result
+    def _worker_rejection(self, exc: IngestRejected) -> _Rejected:
+        """The status that ends a stream whose request the ingest worker refused."""
+        if exc.kind == "invalid":
+            return _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", exc.message)
+        if exc.kind == "batch_too_large":
+            return _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "batch_too_large", exc.message)
+        if exc.kind == "rate_limited":
+            return self._rate_limited()
+        if exc.kind == "revoked":
+            return _Rejected(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", exc.message)
+        log.error("store error in the ingest worker, closing stream: %s", exc.message)
+        return _Rejected(grpc.StatusCode.UNAVAILABLE, "store_error", "store unavailable, retry later")
 
     async def _store_call(self, fn: Callable[..., T], *args: Any) -> T:
         try:

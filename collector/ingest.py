@@ -30,6 +30,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -676,12 +677,18 @@ class LogSettings:
 
 class IngestRejected(Exception):
     """The ingest worker refused a batch: ``kind`` is invalid, batch_too_large, rate_limited,
-    revoked or store_error."""
+    revoked or store_error.
 
-    def __init__(self, kind: str, message: str) -> None:
+    ``acked`` is set when the request carried several batches and those before the refused
+    one are durable: (durable, max_seq, points, entries, batches) for them, to acknowledge
+    before the stream ends with the error.
+    """
+
+    def __init__(self, kind: str, message: str, acked: tuple[int, int, int, int, int] | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.acked = acked
 
 
 class IngestProcess:
@@ -728,9 +735,7 @@ class IngestProcess:
         self._pending: dict[int, Future[tuple[int, int, int, int]]] = {}
         self._lock = threading.Lock()
         self._next_id = 0
-        self._outbox: queue.SimpleQueue[tuple[int, AgentIdentityLike, bytes, int, int | None] | None] = (
-            queue.SimpleQueue()
-        )
+        self._outbox: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
         self._conn: Any = None
         self._proc: Any = None
         self._threads_started: list[threading.Thread] = []
@@ -774,13 +779,19 @@ class IngestProcess:
         self._conn = parent
 
     def submit(
-        self, identity: AgentIdentityLike, batch: bytes, after_seq: int, max_entries: int | None = None
+        self,
+        identity: AgentIdentityLike,
+        batch: bytes | list[bytes],
+        after_seq: int,
+        max_entries: int | None = None,
     ) -> Any:
-        """Queue one serialized EntryBatch, as the agent sent it (hostile bytes).
+        """Queue a serialized EntryBatch as the agent sent it (hostile bytes), or several, in order.
 
-        Returns a concurrent Future of (durable, max_seq, points, entries). ``max_entries``
-        is what the agent's rate limit allows now: a batch with more entries is refused
-        (``rate_limited``) before anything is decoded or stored.
+        Returns a concurrent Future of (durable, max_seq, points, entries) for all of them.
+        ``max_entries`` is what the agent's rate limit allows now: a batch that takes the
+        request past it is refused (``rate_limited``) before it is decoded or stored. When
+        a later batch of several is refused, the :class:`IngestRejected` carries what the
+        earlier ones got (:attr:`IngestRejected.acked`).
         """
         import asyncio
         import threading
@@ -806,7 +817,11 @@ class IngestProcess:
         return future
 
     async def submit_async(
-        self, identity: AgentIdentityLike, batch: bytes, after_seq: int, max_entries: int | None = None
+        self,
+        identity: AgentIdentityLike,
+        batch: bytes | list[bytes],
+        after_seq: int,
+        max_entries: int | None = None,
     ) -> tuple[int, int, int, int]:
         """:meth:`submit` for the event loop that serves the agents: no threads in between.
 
@@ -873,14 +888,14 @@ class IngestProcess:
                 (size,) = struct.unpack("!i", await reader.readexactly(4))
                 if size == -1:  # multiprocessing's header for frames of 2 GiB or more
                     (size,) = struct.unpack("!Q", await reader.readexactly(8))
-                for req_id, kind, payload in pickle.loads(await reader.readexactly(size)):
+                for req_id, kind, payload, acked in pickle.loads(await reader.readexactly(size)):
                     future = self._pending.pop(req_id, None)
                     if future is None or future.done():
                         continue
                     if kind == "ok":
                         future.set_result(payload)
                     else:
-                        future.set_exception(IngestRejected(kind, payload))
+                        future.set_exception(IngestRejected(kind, payload, acked))
         except (asyncio.IncompleteReadError, OSError):
             pass  # the worker exited
         finally:
@@ -915,7 +930,7 @@ class IngestProcess:
             except (EOFError, OSError):  # the worker exited: every waiting batch fails, none was acked
                 self._fail_all(IngestRejected("store_error", "ingest worker exited"))
                 return
-            for req_id, kind, payload in replies:
+            for req_id, kind, payload, acked in replies:
                 with self._lock:
                     future = self._pending.pop(req_id, None)
                 if future is None:
@@ -923,7 +938,7 @@ class IngestProcess:
                 if kind == "ok":
                     future.set_result(payload)
                 else:
-                    future.set_exception(IngestRejected(kind, payload))
+                    future.set_exception(IngestRejected(kind, payload, acked))
 
     def _fail_all(self, exc: Exception) -> None:
         loop = self._loop
@@ -1005,6 +1020,8 @@ def _frame_bytes(payload: bytes) -> bytes:
 
 
 AgentIdentityLike = Any
+_Request = tuple[int, AgentIdentityLike, bytes | list[bytes], int, int | None]
+"""(request id, identity, one EntryBatch's bytes or several, after_seq, max_entries)."""
 
 
 def _shard_config(config: Any, settings: LogSettings) -> Any:
@@ -1079,6 +1096,10 @@ def _ingest_worker_main(
 
 FULL_GC_INTERVAL_S: Final = 300.0
 """How often the ingest worker collects its whole heap (young generations: every tick)."""
+GC_QUIET_S: Final = 1.0
+"""No request for this long: a lull, when the young generations are collected every tick.
+(Not :data:`BUSY_WINDOW_S`: a closed-loop burst has gaps of that length, and a collection
+then scans everything the burst has decoded so far.)"""
 BUSY_GC_INTERVAL_S: Final = 30.0
 """During a burst, the ingest worker collects its young generations at most this often."""
 
@@ -1099,6 +1120,9 @@ class _Inbox:
         self._conn = conn
         self._sock = socket.socket(fileno=os.dup(conn.fileno()))
         self._buf = bytearray()
+        # Received into one reused buffer: a fresh 1 MiB bytes per recv is a fresh mmap
+        # (and its page faults) per read, measured at a tenth of the worker's time.
+        self._chunk = memoryview(bytearray(1 << 20))
         self._items: list[Any] = []
         self._eof = False
 
@@ -1107,14 +1131,15 @@ class _Inbox:
         import socket
         import struct
 
+        chunk = self._chunk
         while not self._eof:
             try:
-                chunk = self._sock.recv(1 << 20, socket.MSG_DONTWAIT)
+                n = self._sock.recv_into(chunk, 0, socket.MSG_DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 break
-            if not chunk:
+            if not n:
                 self._eof = True
-            self._buf += chunk
+            self._buf += chunk[:n]
         buf = self._buf
         while len(buf) >= 4:
             (size,) = struct.unpack_from("!i", buf)
@@ -1126,7 +1151,8 @@ class _Inbox:
                 head = 12
             if len(buf) < head + size:
                 break
-            self._items.extend(pickle.loads(buf[head : head + size]))
+            with memoryview(buf) as view:
+                self._items.extend(pickle.loads(view[head : head + size]))
             del buf[: head + size]
 
     def wait(self, timeout: float) -> bool:
@@ -1159,6 +1185,13 @@ IDLE_CHUNK_POINTS: Final = 10_000
 BUSY_CHUNK_POINTS: Final = 1_000
 """Points per materialiser transaction in a lull between requests (a burst is on): small,
 so the next requests wait a few milliseconds, not the length of a full chunk."""
+BUSY_PAUSE_S: Final = 0.02
+"""When the Ack path is saturated, how long the pipe must stay quiet before the worker
+materialises a chunk."""
+SHARE_WINDOW_S: Final = 0.25
+"""The window over which the Ack path's share of the worker's time is measured."""
+SATURATED_SHARE: Final = 0.25
+"""The Ack path is saturated when requests took this share of the worker's last second."""
 BUSY_WINDOW_S: Final = 0.05
 """A request within this long means the fleet is sending: materialise in busy chunks."""
 
@@ -1182,6 +1215,9 @@ class _LogWorker:
         self.last_gc = 0.0
         self.last_request = 0.0
         self.retry_at = 0.0
+        self.ack_seconds = 0.0  # spent on requests in the current share window
+        self.ack_share = 0.0  # of the last window: how loaded the Ack path is
+        self.share_since = 0.0
         self.refresh()
 
     def refresh(self) -> None:
@@ -1204,10 +1240,19 @@ class _LogWorker:
             self.refresh()
             self.collect_garbage(now)
 
+    def note_requests(self, started: float, ended: float) -> None:
+        """A group of requests took ``started`` to ``ended``: keep :attr:`ack_share` current."""
+        self.ack_seconds += ended - started
+        if ended - self.share_since >= SHARE_WINDOW_S:
+            # A window with no request at all leaves the share of the last busy one: only
+            # a request ends a window, and an idle worker has no use for the figure.
+            self.ack_share = min(1.0, self.ack_seconds / (ended - self.share_since))
+            self.ack_seconds, self.share_since = 0.0, ended
+
     def collect_garbage(self, now: float) -> None:
         """Automatic GC is off in the worker (see :func:`_ingest_worker_main`): collect here.
 
-        In a lull (no request for :data:`BUSY_WINDOW_S`) the young generations are collected
+        In a lull (no request for :data:`GC_QUIET_S`) the young generations are collected
         every tick and the whole heap every :data:`FULL_GC_INTERVAL_S`; during a burst only
         every :data:`BUSY_GC_INTERVAL_S`, so the Acks do not pay for scanning what the burst
         just decoded (the only garbage the collector finds here is rare reference cycles).
@@ -1216,7 +1261,7 @@ class _LogWorker:
 
         if gc.isenabled():
             return
-        quiet = now - self.last_request >= BUSY_WINDOW_S
+        quiet = now - self.last_request >= GC_QUIET_S
         if not quiet and now - self.last_gc < BUSY_GC_INTERVAL_S:
             return
         self.last_gc = now
@@ -1281,6 +1326,40 @@ class _LogWorker:
             oldest = next(iter(self.cache))
             self.cache_points -= len(self.cache.pop(oldest).point_values)
 
+    def _validate(
+        self, msgs: list[Any], failure: Callable[[int, BaseException], tuple[int, str, Any]]
+    ) -> tuple[list[tuple[int, Any, bytes, ColumnarBatch, int]], dict[int, tuple[str, Any]]]:
+        """Parse, limit and decode each request's batches, in order; a request stops at its first bad one.
+
+        A request carries one batch, or several of one stream read while its previous
+        request was in the worker (the serving process merges them: one request, one
+        Ack). ``max_entries`` is what the agent's rate limit allows for all of them.
+        """
+        work: list[tuple[int, Any, bytes, ColumnarBatch, int]] = []
+        failed: dict[int, tuple[str, Any]] = {}
+        limit = self.limits.max_batch_entries
+        for req_id, identity, data, after_seq, max_entries in msgs:
+            budget = max_entries
+            for payload in data if isinstance(data, list) else (data,):
+                try:
+                    parsed = parse_batch(payload)
+                    n = len(parsed.entries)
+                    if n > limit:
+                        failed[req_id] = ("batch_too_large", f"batch of {n} entries, more than {limit}")
+                        break
+                    if budget is not None:
+                        if n > budget:
+                            failed[req_id] = ("rate_limited", f"{n} entries, over the agent's rate limit")
+                            break
+                        budget -= n
+                    decoded = decode(parsed, limits=self.limits, after_seq=after_seq)
+                except IngestError as exc:
+                    failed[req_id] = failure(req_id, exc)[1:]
+                    break
+                after_seq = decoded.max_seq
+                work.append((req_id, identity, payload, decoded, n))
+        return work, failed
+
     def run(self, conn: Any) -> None:
         import time
 
@@ -1305,36 +1384,26 @@ class _LogWorker:
                     now = time.monotonic()
                     if self.pending_points and now >= self.retry_at:
                         # Idle: catch up in chunks, smaller while a burst is still arriving,
-                        # so Acks (the burst) go first and a new request waits little.
+                        # so Acks (the burst) go first and a new request waits little. When
+                        # the Acks keep this process busy (saturation), the next frame is
+                        # usually a moment away (the serving loop writes one per turn):
+                        # only a real pause is spent materialising, or the backlog's bound
+                        # makes the Acks wait for it (backpressure).
                         busy = now - self.last_request < BUSY_WINDOW_S
+                        saturated = busy and self.ack_share >= SATURATED_SHARE
+                        if saturated and inbox.wait(BUSY_PAUSE_S):
+                            break
                         self.materialise(BUSY_CHUNK_POINTS if busy else IDLE_CHUNK_POINTS)
                     self.tick()
                 self.tick()
                 msgs = inbox.take(self.max_group)  # what the parent has sent, up to a group
-                self.last_request = time.monotonic()
+                self.last_request = started = time.monotonic()
             except (EOFError, OSError):  # the parent is gone
                 break
             if msgs[-1] is None:
                 stopping = True
                 msgs.pop()
-            replies: list[tuple[int, str, Any]] = []
-            work: list[tuple[int, Any, bytes, ColumnarBatch, int]] = []
-            for req_id, identity, data, after_seq, max_entries in msgs:
-                try:
-                    parsed = parse_batch(data)
-                    n = len(parsed.entries)
-                    if n > self.limits.max_batch_entries:
-                        msg = f"batch of {n} entries, more than {self.limits.max_batch_entries}"
-                        replies.append((req_id, "batch_too_large", msg))
-                        continue
-                    if max_entries is not None and n > max_entries:
-                        replies.append((req_id, "rate_limited", f"{n} entries, over the agent's rate limit"))
-                        continue
-                    decoded = decode(parsed, limits=self.limits, after_seq=after_seq)
-                except IngestError as exc:
-                    replies.append(failure(req_id, exc))
-                    continue
-                work.append((req_id, identity, data, decoded, n))
+            work, failed = self._validate(msgs, failure)
             points = sum(len(done.point_values) for _, _, _, done, _ in work)
             direct = self.pending_points >= s.max_pending_points or (
                 self.pending_points == 0 and points <= s.direct_max_points
@@ -1356,19 +1425,39 @@ class _LogWorker:
             except Exception as exc:  # a bug: fail these batches (the agents retry), never leave them waiting
                 self.log.exception("ingest group failed")
                 outcomes = [exc] * len(work)
+            # A request's Ack covers its batches up to the first that failed; one stored
+            # after it (same group) is not acknowledged: the agent resends it, and the
+            # store skips it as a replay.
+            acked: dict[int, tuple[int, int, int, int, int]] = {}  # and the batches so far
+            store_failed: set[int] = set()
             for (req_id, _, _, done, entries), outcome in zip(work, outcomes, strict=True):
                 if isinstance(outcome, Exception):
-                    replies.append(failure(req_id, outcome))
+                    failed[req_id] = failure(req_id, outcome)[1:]  # before any invalid batch after it
+                    store_failed.add(req_id)
                     continue
                 durable, log_id = outcome
                 if log_id is not None:
                     self.remember(log_id, done)
                     self.pending_points += len(done.point_values)
-                replies.append((req_id, "ok", (durable, done.max_seq, point_count(done), entries)))
+                if req_id in store_failed:
+                    continue
+                _, _, points_before, entries_before, batches = acked.get(req_id, (0, 0, 0, 0, 0))
+                points_now = points_before + point_count(done)
+                acked[req_id] = (durable, done.max_seq, points_now, entries_before + entries, batches + 1)
+            replies: list[tuple[int, str, Any, Any]] = []
+            for req_id, *_ in msgs:
+                if req_id in failed:
+                    kind, message = failed[req_id]
+                    replies.append((req_id, kind, message, acked.get(req_id)))
+                elif req_id in acked:
+                    replies.append((req_id, "ok", acked[req_id][:4], None))
+                else:  # no batch in it: never sent by the serving process
+                    replies.append((req_id, "invalid", "a request without batches", None))
             try:
                 conn.send(replies)
             except (OSError, ValueError):  # the parent is gone: nobody is left to answer
                 break
+            self.note_requests(started, time.monotonic())
         # Stopping: catch up for a moment; what is left stays logged for the next start.
         deadline = time.monotonic() + 5.0
         while self.pending_points and time.monotonic() < deadline and self.materialise():

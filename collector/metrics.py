@@ -5,17 +5,19 @@ One :class:`CollectorMetrics` per process owns a private
 in one interpreter without clashing on the global registry.
 
 >>> m = CollectorMetrics()
->>> m.batch_ingested(entries=40, points=200, ack_latency_s=0.004)
+>>> m.batches_ingested(entries=80, points=400, received=[0.0, 0.0])
+>>> m.registry.get_sample_value("diag_ingest_batches_total")
+2.0
 >>> m.reject("rate_limited")
 >>> m.registry.get_sample_value("diag_ingest_points_total")
-200.0
+400.0
 >>> m.registry.get_sample_value("diag_ingest_rejects_total", {"reason": "rate_limited"})
 1.0
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -109,12 +111,17 @@ class CollectorMetrics:
         ):
             Gauge(name, doc, registry=r).set_function(read(field))
 
-    def batch_ingested(self, *, entries: int, points: int, ack_latency_s: float) -> None:
-        """Count one durable, acknowledged batch."""
-        self.batches.inc()
+    def batches_ingested(self, *, entries: int, points: int, received: Sequence[float]) -> None:
+        """Count durable, acknowledged batches, acknowledged together now; ``received`` is when
+        each was read (``time.perf_counter``)."""
+        import time
+
+        now = time.perf_counter()
+        self.batches.inc(len(received))
         self.entries.inc(entries)
         self.points.inc(points)
-        self.ack_latency.observe(ack_latency_s)
+        for t in received:
+            self.ack_latency.observe(now - t)
 
     def reject(self, reason: str) -> None:
         """Count one rejection; ``reason`` must be one of :data:`REJECT_REASONS`."""

@@ -69,6 +69,15 @@ def rejects(c: InProcessCollector, reason: str) -> float:
     return value
 
 
+def assert_cumulative_acks(replies: list[pb.CollectorMessage], boundaries: list[int]) -> None:
+    """Acks are cumulative: with an ingest worker, batches read while the stream's previous
+    request was in the worker go together, and one Ack covers them. Every Ack falls on a
+    batch boundary, they rise, and the last covers everything acknowledged."""
+    acks = [r.ack.durable_through_seq for r in replies if r.WhichOneof("body") == "ack"]
+    assert acks and acks == sorted(set(acks)) and set(acks) <= set(boundaries), acks
+    assert acks[-1] == boundaries[-1], acks
+
+
 def test_hello_welcome_batches_acks_and_idempotent_replay(collector, store, agent) -> None:
     agent_id, token = agent
     replies, code, _ = run_stream(
@@ -82,7 +91,7 @@ def test_hello_welcome_batches_acks_and_idempotent_replay(collector, store, agen
         256 * 1024,
         7,
     )
-    assert [r.ack.durable_through_seq for r in replies[1:]] == [10, 20]
+    assert_cumulative_acks(replies[1:], [10, 20])
     assert result_seqs(store, agent_id) == list(range(1, 21))
     assert stored_points(store) == 40
     # A reconnect resumes after 20; a replay of stored entries stores nothing new.
@@ -207,6 +216,25 @@ def test_out_of_order_batches_are_invalid(collector, store, agent) -> None:
     assert replies[1].ack.durable_through_seq == 6
 
 
+def test_batches_sent_ahead_are_acknowledged_up_to_the_first_bad_one(collector, store, agent) -> None:
+    """An agent keeps a window of batches in flight; a bad one ends the stream after the
+    Ack of every batch before it (merged into one worker request or not), nothing after it."""
+    agent_id, token = agent
+    good = [batch_msg(range(i * 10 + 1, i * 10 + 11)) for i in range(6)]
+    bad = batch_msg([61, 62, 62])
+    after = batch_msg([70])
+    replies, code, details = run_stream(collector.address, token, [hello_msg(agent_id), *good, bad, after])
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "seq 62 is not above the previous seq 62" in details
+    assert_cumulative_acks(replies, [10, 20, 30, 40, 50, 60])
+    assert result_seqs(store, agent_id) == list(range(1, 61))
+    assert collector.metrics.registry.get_sample_value("diag_ingest_batches_total") == 6
+    assert collector.metrics.registry.get_sample_value("diag_ack_latency_seconds_count") == 6
+    # The agent reconnects and resends from the resume point: nothing is stored twice.
+    replies, code, _ = run_stream(collector.address, token, [hello_msg(agent_id), *good[4:], after])
+    assert code == grpc.StatusCode.OK and replies[0].welcome.resume_after_seq == 60
+    assert result_seqs(store, agent_id) == [*range(1, 61), 70]
+
+
 def test_batch_over_the_entry_limit(collector, store, agent) -> None:
     agent_id, token = agent
     _, code, details = run_stream(collector.address, token, [hello_msg(agent_id), batch_msg(range(1, 52))])
@@ -231,8 +259,7 @@ def test_rate_limit(collector, store, agent) -> None:
     messages = [hello_msg(agent_id)] + [batch_msg(range(i * 50 + 1, i * 50 + 51), 1) for i in range(8)]
     replies, code, details = run_stream(collector.address, token, messages)
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "entries/s" in details
-    acks = [r.ack.durable_through_seq for r in replies if r.WhichOneof("body") == "ack"]
-    assert acks == [50, 100, 150, 200, 250, 300]
+    assert_cumulative_acks(replies, [50, 100, 150, 200, 250, 300])
     assert result_seqs(store, agent_id) == list(range(1, 301))
     assert rejects(collector, "rate_limited") == 1
 

@@ -25,8 +25,11 @@ from collector.ingest import (
     BUSY_GC_INTERVAL_S,
     BUSY_WINDOW_S,
     FULL_GC_INTERVAL_S,
+    GC_QUIET_S,
+    SATURATED_SHARE,
     IngestLimits,
     IngestProcess,
+    IngestRejected,
     LogSettings,
     _frame_bytes,
     _Inbox,
@@ -124,10 +127,28 @@ def test_the_worker_collects_garbage_in_lulls_not_during_a_burst(gc_off: None) -
     w.last_request = t - BUSY_WINDOW_S / 2
     w.collect_garbage(t)  # but never longer apart than this
     assert (_collections(1), _collections(2)) == (young + 1, full)
-    w.collect_garbage(t + 1.0)  # a lull: the young generations every tick
+    w.collect_garbage(t + 2 * BUSY_WINDOW_S)  # a pause in a closed-loop burst is no lull
+    assert (_collections(1), _collections(2)) == (young + 1, full)
+    w.collect_garbage(t + GC_QUIET_S)  # a lull: the young generations every tick
     assert (_collections(1), _collections(2)) == (young + 2, full)
     w.collect_garbage(now + FULL_GC_INTERVAL_S + 60.0)  # quiet and due: the whole heap
     assert _collections(2) == full + 1
+
+
+def test_the_ack_share_tells_a_saturated_worker_from_a_trickle() -> None:
+    """In a saturated burst the worker defers materialising; a trickle of requests must not look like one."""
+    w = _worker()
+    t = 100.0
+    w.share_since = t
+    for k in range(20):  # 1 ms of requests every 20 ms
+        w.note_requests(t + k * 0.02, t + k * 0.02 + 0.001)
+    assert 0 < w.ack_share < SATURATED_SHARE
+    t += 1.0
+    for k in range(30):  # back to back, after a pause
+        w.note_requests(t + k * 0.01, t + (k + 1) * 0.01)
+    assert w.ack_share >= 0.9
+    w.note_requests(t + 5.0, t + 5.001)  # one request after a long pause ends the busy window
+    assert w.ack_share < SATURATED_SHARE
 
 
 def test_with_automatic_gc_on_the_worker_leaves_it_alone() -> None:
@@ -176,4 +197,54 @@ def test_asyncio_submissions_a_thread_submission_and_a_close_after_the_loop_stop
     with store.engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT COUNT(*) FROM check_results")).scalar_one()
     assert stored == 30 * 2 + 1  # every acknowledged entry, once
+    store.close()
+
+
+def test_a_request_of_several_batches_is_acknowledged_up_to_its_first_bad_one(tmp_path: Path) -> None:
+    """The serving process merges the batches a stream read while its last request was away.
+
+    The worker stores them in order, as one group; the reply covers all of them, or, when
+    one is refused, carries what the batches before it got so that their Ack still goes out.
+    """
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    store = Store.open(url)
+    agent = store.enroll_agent("acme", host="h1")[0]
+    worker = IngestProcess(url, {}, IngestLimits(max_batch_entries=3))
+    worker.start()
+    try:
+        merged = worker.submit(agent, [_payload([1, 2]), _payload([3]), _payload([4, 5, 6])], 0)
+        assert merged.result(30) == (6, 6, 12, 6)  # (durable, max_seq, points, entries) of all three
+        refused = [
+            # a batch whose seqs do not rise after the one before it in the same request
+            (
+                [_payload([7]), _payload([8, 9]), _payload([9]), _payload([10])],
+                6,
+                None,
+                "invalid",
+                (9, 9, 6, 3, 2),
+            ),
+            # over the entry limit after two good ones
+            (
+                [_payload([10]), _payload([11]), _payload([12, 13, 14, 15])],
+                9,
+                None,
+                "batch_too_large",
+                (11, 11, 4, 2, 2),
+            ),
+            # the rate limit allows 3 entries for the whole request
+            ([_payload([12, 13]), _payload([14, 15])], 11, 3, "rate_limited", (13, 13, 4, 2, 1)),
+            # the first one is refused: nothing to acknowledge
+            ([b"\xff\xff", _payload([14])], 13, None, "invalid", None),
+        ]
+        for payloads, after, budget, kind, acked in refused:
+            with pytest.raises(IngestRejected) as rejected:
+                worker.submit(agent, payloads, after, budget).result(30)
+            assert (rejected.value.kind, rejected.value.acked) == (kind, acked)
+    finally:
+        worker.close()
+    while (done := store.materialise()).batches + done.quarantined:
+        pass
+    with store.engine.connect() as conn:
+        seqs = conn.execute(sa.text("SELECT seq FROM check_results ORDER BY seq")).scalars().all()
+    assert seqs == list(range(1, 14))  # what was acknowledged, once; nothing after a refused batch
     store.close()
