@@ -402,8 +402,8 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
         An agent keeps several batches in flight (its window). While one request is in
         the worker, :meth:`_read_ahead` keeps reading the stream; the batches it reads
         go to the worker together as the next request, in order, and one Ack covers
-        them all (Acks are cumulative). Under load this halves what each batch costs in
-        this process (an Ack write and a request per batch) and keeps the worker fed.
+        them all (Acks are cumulative). Under load this saves an Ack write and a request
+        per batch that joins another, and it keeps the worker fed while Acks travel.
         """
         ahead = _ReadAhead()
         reader = asyncio.ensure_future(self._read_ahead(stream, ahead))
