@@ -164,6 +164,8 @@ class _Stream:
     write_lock: asyncio.Lock
     end_with: tuple[Any, str] | None = None
     """Status to end with when this stream's task is cancelled on purpose."""
+    welcomed: bool = False
+    """Welcome is written: other messages may follow (an agent ignores anything before it)."""
 
 
 READ_AHEAD_BYTES: Final = 1 << 20
@@ -265,6 +267,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
                     )
                 ),
             )
+            stream.welcomed = True
             log.info(
                 "agent %s (%s) connected, resuming after seq %d", identity.agent_id, identity.customer, resume
             )
@@ -558,9 +561,13 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             ) from None
 
     async def request_inspection(self, agent_id: str, request: agent_pb2.InspectionRequest) -> bool:
-        """Send ``request`` down ``agent_id``'s stream; False when the agent is not connected."""
+        """Send ``request`` down ``agent_id``'s stream; False when the agent is not connected.
+
+        A stream counts as connected once its Welcome is written: the agent discards
+        whatever comes before it, so a request sent earlier would be lost.
+        """
         stream = self._streams.get(agent_id)
-        if stream is None:
+        if stream is None or not stream.welcomed:
             return False
         try:
             await self._write(stream, agent_pb2.CollectorMessage(inspection=request))

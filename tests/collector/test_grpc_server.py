@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
 import pytest
@@ -330,6 +332,46 @@ def test_inspection_requests_reach_the_connected_agent(collector, agent) -> None
         assert not collector.call(collector.service.request_inspection("nobody", request))
     finally:
         live.close()
+
+
+class _SlowHello:
+    """The store, with its ``hello`` held until released: the window between a stream's
+    registration and its Welcome, which is too short to hit on purpose otherwise."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def hello(self, *args: Any) -> int:
+        self.entered.set()
+        assert self.release.wait(20)
+        resume: int = self._store.hello(*args)
+        return resume
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_no_inspection_request_goes_out_before_the_welcome(store, agent) -> None:
+    agent_id, token = agent
+    slow = _SlowHello(store)
+    collector = InProcessCollector(slow, GrpcSettings(listen="127.0.0.1:0"))  # type: ignore[arg-type]
+    live = LiveStream(collector.address, token)
+    try:
+        live.send(hello_msg(agent_id))
+        assert slow.entered.wait(20)
+        request = pb.InspectionRequest(inspection_id="insp-early", layers=["storage"])
+        # The stream is registered but not welcomed: the agent would drop the request.
+        assert not collector.call(collector.service.request_inspection(agent_id, request))
+        slow.release.set()
+        assert live.next().WhichOneof("body") == "welcome"
+        assert collector.call(collector.service.request_inspection(agent_id, request))
+        assert live.next().inspection == request
+    finally:
+        slow.release.set()
+        live.close()
+        collector.stop()
 
 
 def test_connected_agents_gauge(collector, agent) -> None:
