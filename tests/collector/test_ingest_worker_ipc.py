@@ -12,6 +12,7 @@ import gc
 import multiprocessing
 import os
 import pickle
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,11 +68,19 @@ def test_the_inbox_hands_out_whole_frames_only(pipe: tuple[Any, Any]) -> None:
     raw = parent.fileno()
     os.write(raw, frame[:7])  # half a frame: the worker must not block on the rest
     assert not inbox.wait(0.0)
-    os.write(raw, frame[7:] + _frame_bytes(pickle.dumps([("d", 4), None])))
+    # The rest, then a frame in the long form (-1, then an 8-byte size, as multiprocessing
+    # frames 2 GiB and more), in two pieces split inside its header.
+    last = pickle.dumps([("d", 4), None])
+    long_form = struct.pack("!iQ", -1, len(last)) + last
+    os.write(raw, frame[7:] + long_form[:6])
     assert inbox.wait(1.0)
     assert inbox.take(2) == [("a", 1), ("b", 2)]  # at most a group; the rest waits
     assert inbox.wait(0.0)
-    assert inbox.take(10) == [("c", 3), ("d", 4), None]
+    assert inbox.take(10) == [("c", 3)]
+    assert not inbox.wait(0.0)
+    os.write(raw, long_form[6:])
+    assert inbox.wait(1.0)
+    assert inbox.take(10) == [("d", 4), None]
     parent.close()
     with pytest.raises(EOFError):
         inbox.wait(1.0)
