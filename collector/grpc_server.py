@@ -434,9 +434,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
                     while j < len(items) and isinstance(items[j][0], bytes):
                         j += 1
                     run, i = items[i:j], j
-                    durable, last_seq = await self._ingest_run(
-                        stream, identity, bucket, run, durable, last_seq
-                    )
+                    durable, last_seq = await self._ingest_run(stream, identity, bucket, run, last_seq)
         finally:
             if not reader.done():
                 reader.cancel()
@@ -449,7 +447,6 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
         identity: AgentIdentity,
         bucket: TokenBucket,
         run: list[tuple[Any, float]],
-        durable: int,
         last_seq: int,
     ) -> tuple[int, int]:
         """One request of a stream's consecutive batches to its worker, and their Ack."""

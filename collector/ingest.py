@@ -888,14 +888,8 @@ class IngestProcess:
                 (size,) = struct.unpack("!i", await reader.readexactly(4))
                 if size == -1:  # multiprocessing's header for frames of 2 GiB or more
                     (size,) = struct.unpack("!Q", await reader.readexactly(8))
-                for req_id, kind, payload, acked in pickle.loads(await reader.readexactly(size)):
-                    future = self._pending.pop(req_id, None)
-                    if future is None or future.done():
-                        continue
-                    if kind == "ok":
-                        future.set_result(payload)
-                    else:
-                        future.set_exception(IngestRejected(kind, payload, acked))
+                for req_id, *reply in pickle.loads(await reader.readexactly(size)):
+                    _settle(self._pending.pop(req_id, None), *reply)
         except (asyncio.IncompleteReadError, OSError):
             pass  # the worker exited
         finally:
@@ -930,15 +924,10 @@ class IngestProcess:
             except (EOFError, OSError):  # the worker exited: every waiting batch fails, none was acked
                 self._fail_all(IngestRejected("store_error", "ingest worker exited"))
                 return
-            for req_id, kind, payload, acked in replies:
+            for req_id, *reply in replies:
                 with self._lock:
                     future = self._pending.pop(req_id, None)
-                if future is None:
-                    continue
-                if kind == "ok":
-                    future.set_result(payload)
-                else:
-                    future.set_exception(IngestRejected(kind, payload, acked))
+                _settle(future, *reply)
 
     def _fail_all(self, exc: Exception) -> None:
         loop = self._loop
@@ -999,6 +988,16 @@ class IngestProcess:
         # error means the worker is already gone.
         with contextlib.suppress(OSError, ValueError):
             self._conn.send([None])
+
+
+def _settle(future: Any, kind: str, payload: Any, acked: tuple[int, int, int, int, int] | None) -> None:
+    """Resolve a request's future (asyncio or concurrent) with the worker's reply to it."""
+    if future is None or future.done():  # cancelled, or failed already
+        return
+    if kind == "ok":
+        future.set_result(payload)
+    else:
+        future.set_exception(IngestRejected(kind, payload, acked))
 
 
 def _running_loop() -> Any:
@@ -1190,7 +1189,8 @@ materialises a chunk."""
 SHARE_WINDOW_S: Final = 0.25
 """The window over which the Ack path's share of the worker's time is measured."""
 SATURATED_SHARE: Final = 0.25
-"""The Ack path is saturated when requests took this share of the worker's last second."""
+"""The Ack path is saturated when requests took this share of the worker's time in the last
+:data:`SHARE_WINDOW_S` window."""
 BUSY_WINDOW_S: Final = 0.05
 """A request within this long means the fleet is sending: materialise in busy chunks."""
 
@@ -1326,8 +1326,8 @@ class _LogWorker:
             self.cache_points -= len(self.cache.pop(oldest).point_values)
 
     def _validate(
-        self, msgs: list[Any], failure: Callable[[int, BaseException], tuple[int, str, Any]]
-    ) -> tuple[list[tuple[int, Any, bytes, ColumnarBatch, int]], dict[int, tuple[str, Any]]]:
+        self, msgs: list[Any], failure: Callable[[BaseException], tuple[str, str]]
+    ) -> tuple[list[tuple[int, Any, bytes, ColumnarBatch, int]], dict[int, tuple[str, str]]]:
         """Parse, limit and decode each request's batches, in order; a request stops at its first bad one.
 
         A request carries one batch, or several of one stream read while its previous
@@ -1335,7 +1335,7 @@ class _LogWorker:
         Ack). ``max_entries`` is what the agent's rate limit allows for all of them.
         """
         work: list[tuple[int, Any, bytes, ColumnarBatch, int]] = []
-        failed: dict[int, tuple[str, Any]] = {}
+        failed: dict[int, tuple[str, str]] = {}
         limit = self.limits.max_batch_entries
         for req_id, identity, data, after_seq, max_entries in msgs:
             budget = max_entries
@@ -1353,7 +1353,7 @@ class _LogWorker:
                         budget -= n
                     decoded = decode(parsed, limits=self.limits, after_seq=after_seq)
                 except IngestError as exc:
-                    failed[req_id] = failure(req_id, exc)[1:]
+                    failed[req_id] = failure(exc)
                     break
                 after_seq = decoded.max_seq
                 work.append((req_id, identity, payload, decoded, n))
@@ -1367,12 +1367,13 @@ class _LogWorker:
         from collector.store import AgentRevoked, StoreError, UnknownAgent
         from collector.store.store import LogAppend
 
-        def failure(req_id: int, exc: BaseException) -> tuple[int, str, Any]:
+        def failure(exc: BaseException) -> tuple[str, str]:
+            """(kind, message) of the reply for a batch that failed with ``exc``."""
             if isinstance(exc, AgentRevoked | UnknownAgent):
-                return (req_id, "revoked", "unknown or revoked agent token")
+                return ("revoked", "unknown or revoked agent token")
             if isinstance(exc, IngestError | StoreError):
-                return (req_id, "invalid", str(exc))
-            return (req_id, "store_error", type(exc).__name__)
+                return ("invalid", str(exc))
+            return ("store_error", type(exc).__name__)
 
         s = self.settings
         inbox = _Inbox(conn)
@@ -1431,7 +1432,9 @@ class _LogWorker:
             store_failed: set[int] = set()
             for (req_id, _, _, done, entries), outcome in zip(work, outcomes, strict=True):
                 if isinstance(outcome, Exception):
-                    failed[req_id] = failure(req_id, outcome)[1:]  # before any invalid batch after it
+                    # The first failure of the request: it replaces a validation failure
+                    # recorded for a later batch of it.
+                    failed[req_id] = failure(outcome)
                     store_failed.add(req_id)
                     continue
                 durable, log_id = outcome
