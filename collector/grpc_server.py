@@ -252,22 +252,24 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             self._metrics.connected_agents.inc()
             resume = await self._store_call(self._store.hello, identity, facts)
             s = self._settings
-            await self._write(
-                stream,
-                agent_pb2.CollectorMessage(
-                    welcome=agent_pb2.Welcome(
-                        agent_id=identity.agent_id,
-                        customer=identity.customer,
-                        resume_after_seq=resume,
-                        server_time_unix_ms=int(time.time() * 1000),
-                        max_batch_entries=s.max_batch_entries,
-                        max_message_bytes=s.max_message_bytes,
-                        heartbeat_interval_s=s.heartbeat_interval_s,
-                        features=FEATURES,
-                    )
-                ),
+            welcome = agent_pb2.CollectorMessage(
+                welcome=agent_pb2.Welcome(
+                    agent_id=identity.agent_id,
+                    customer=identity.customer,
+                    resume_after_seq=resume,
+                    server_time_unix_ms=int(time.time() * 1000),
+                    max_batch_entries=s.max_batch_entries,
+                    max_message_bytes=s.max_message_bytes,
+                    heartbeat_interval_s=s.heartbeat_interval_s,
+                    features=FEATURES,
+                )
             )
-            stream.welcomed = True
+            async with stream.write_lock:
+                # Welcomed under the write lock, before the write: any message sent from
+                # now on queues behind the Welcome (never before it, which the agent would
+                # drop), and an agent that has read its Welcome is already "connected".
+                stream.welcomed = True
+                await context.write(welcome)
             log.info(
                 "agent %s (%s) connected, resuming after seq %d", identity.agent_id, identity.customer, resume
             )

@@ -747,6 +747,7 @@ class IngestProcess:
         self._attached: Any = None
         self._frame: list[Any] = []
         self._reader_task: Any = None
+        self._drain_task: Any = None
 
     @property
     def pid(self) -> int | None:
@@ -862,15 +863,39 @@ class IngestProcess:
         reader, self._writer = await asyncio.open_unix_connection(sock=sock)
         self._reader_task = asyncio.get_running_loop().create_task(self._read_replies(reader))
 
-    def _flush(self) -> None:
-        """Send the requests queued in this loop iteration as one frame."""
+    def _flush(self, force: bool = False) -> None:
+        """Send the requests queued since the last frame as one frame, once the pipe has room.
+
+        While the worker is busy the pipe fills; requests then wait here, as Python
+        objects, until it drains, and go together in one frame. Writing them on
+        regardless would pile them up in the transport's buffer, which is copied whole
+        each time it grows (quadratic in the backlog), on the serving loop.
+        """
         import pickle
 
-        frame, self._frame = self._frame, []
-        if not frame or self._writer is None or self._writer.is_closing():
+        writer = self._writer
+        if not self._frame:
+            return
+        if writer is None or writer.is_closing():
+            frame, self._frame = self._frame, []
             self._fail_requests(frame, IngestRejected("store_error", "ingest worker unavailable"))
             return
-        self._writer.write(_frame_bytes(pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)))
+        if not force and writer.transport.get_write_buffer_size() > PIPE_HIGH_WATER:
+            if self._drain_task is None:
+                self._drain_task = self._loop.create_task(self._flush_when_drained())
+            return
+        frame, self._frame = self._frame, []
+        writer.write(_frame_bytes(pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)))
+
+    async def _flush_when_drained(self) -> None:
+        """Wait for the pipe to take what it holds, then send what queued meanwhile."""
+        try:
+            await self._writer.drain()
+        except (ConnectionError, OSError):
+            pass  # the worker is gone: _flush fails what is queued
+        finally:
+            self._drain_task = None
+        self._flush()
 
     def _fail_requests(self, frame: list[Any], exc: Exception) -> None:
         for item in frame:
@@ -973,7 +998,7 @@ class IngestProcess:
             sent = threading.Event()
 
             def stop() -> None:
-                self._flush()
+                self._flush(force=True)
                 if not self._writer.is_closing():
                     self._writer.write(_frame_bytes(pickle.dumps([None])))
                 sent.set()
@@ -1007,6 +1032,10 @@ def _running_loop() -> Any:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+PIPE_HIGH_WATER: Final = 256 * 1024
+"""Bytes in the serving process's pipe buffer above which requests wait to be sent together."""
 
 
 def _frame_bytes(payload: bytes) -> bytes:
@@ -1124,6 +1153,16 @@ class _Inbox:
         self._items: list[Any] = []
         self._eof = False
 
+    def drain(self) -> None:
+        """Take in what the parent has written so far, without waiting (between requests).
+
+        The socket holds little (about 200 KB on a default Linux) and the parent cannot
+        write more until it is read. Read only between groups, it let one buffer's worth
+        through per group: the worker then found its inbox nearly empty and sat idle while
+        the parent held megabytes of requests for it.
+        """
+        self._fill()
+
     def _fill(self) -> None:
         import pickle
         import socket
@@ -1139,19 +1178,25 @@ class _Inbox:
                 self._eof = True
             self._buf += chunk[:n]
         buf = self._buf
-        while len(buf) >= 4:
-            (size,) = struct.unpack_from("!i", buf)
+        start = 0
+        while len(buf) - start >= 4:
+            (size,) = struct.unpack_from("!i", buf, start)
             head = 4
             if size == -1:  # a frame of 2 GiB or more
-                if len(buf) < 12:
+                if len(buf) - start < 12:
                     break
-                (size,) = struct.unpack_from("!Q", buf, 4)
+                (size,) = struct.unpack_from("!Q", buf, start + 4)
                 head = 12
-            if len(buf) < head + size:
+            if len(buf) - start < head + size:
                 break
             with memoryview(buf) as view:
-                self._items.extend(pickle.loads(view[head : head + size]))
-            del buf[: head + size]
+                self._items.extend(pickle.loads(view[start + head : start + head + size]))
+            start += head + size
+        if start:
+            # A new buffer for what is left (part of the next frame), not `del buf[:start]`:
+            # a bytearray trimmed at the front copies all of itself when it next grows,
+            # and the next receive appends to it.
+            self._buf = buf[start:]
 
     def wait(self, timeout: float) -> bool:
         """True once a request (or the stop marker) is ready; False after ``timeout`` seconds."""
@@ -1326,7 +1371,10 @@ class _LogWorker:
             self.cache_points -= len(self.cache.pop(oldest).point_values)
 
     def _validate(
-        self, msgs: list[Any], failure: Callable[[BaseException], tuple[str, str]]
+        self,
+        msgs: list[Any],
+        failure: Callable[[BaseException], tuple[str, str]],
+        between: Callable[[], None] = lambda: None,
     ) -> tuple[list[tuple[int, Any, bytes, ColumnarBatch, int]], dict[int, tuple[str, str]]]:
         """Parse, limit and decode each request's batches, in order; a request stops at its first bad one.
 
@@ -1357,6 +1405,7 @@ class _LogWorker:
                     break
                 after_seq = decoded.max_seq
                 work.append((req_id, identity, payload, decoded, n))
+            between()
         return work, failed
 
     def run(self, conn: Any) -> None:
@@ -1403,7 +1452,7 @@ class _LogWorker:
             if msgs[-1] is None:
                 stopping = True
                 msgs.pop()
-            work, failed = self._validate(msgs, failure)
+            work, failed = self._validate(msgs, failure, inbox.drain)
             points = sum(len(done.point_values) for _, _, _, done, _ in work)
             direct = self.pending_points >= s.max_pending_points or (
                 self.pending_points == 0 and points <= s.direct_max_points

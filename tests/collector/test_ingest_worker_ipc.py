@@ -27,6 +27,7 @@ from collector.ingest import (
     BUSY_WINDOW_S,
     FULL_GC_INTERVAL_S,
     GC_QUIET_S,
+    PIPE_HIGH_WATER,
     SATURATED_SHARE,
     IngestLimits,
     IngestProcess,
@@ -257,3 +258,76 @@ def test_a_request_of_several_batches_is_acknowledged_up_to_its_first_bad_one(tm
         seqs = conn.execute(sa.text("SELECT seq FROM check_results ORDER BY seq")).scalars().all()
     assert seqs == list(range(1, 14))  # what was acknowledged, once; nothing after a refused batch
     store.close()
+
+
+def test_drain_takes_in_what_has_arrived_without_waiting(pipe: tuple[Any, Any]) -> None:
+    parent, child = pipe
+    inbox = _Inbox(child)
+    inbox.drain()  # nothing there: returns at once
+    first = _frame_bytes(pickle.dumps([("a", 1)]))
+    second = _frame_bytes(pickle.dumps([("b", 2)]))
+    os.write(parent.fileno(), first + second[:5])
+    inbox.drain()
+    assert inbox.take(10) == [("a", 1)]  # the whole frame; half of the next waits for the rest
+    os.write(parent.fileno(), second[5:])
+    inbox.drain()
+    assert inbox.take(10) == [("b", 2)]
+
+
+def test_the_worker_reads_its_pipe_between_the_requests_of_a_group() -> None:
+    """The parent cannot write more than the socket holds until the worker reads it: the worker
+    reads between requests, not only between groups, or it starves while the parent's buffer grows."""
+    w = _worker()
+    calls: list[int] = []
+    msgs = [
+        (1, "agent", _payload([1, 2]), 0, None),
+        (2, "agent", [_payload([1]), _payload([2])], 0, None),
+        (3, "agent", b"\xff\xff", 0, None),  # refused: the pipe is still read after it
+        (4, "agent", _payload([5]), 0, None),
+    ]
+    work, failed = w._validate(msgs, lambda exc: ("invalid", str(exc)), lambda: calls.append(len(calls)))
+    assert len(calls) == len(msgs)
+    assert [item[0] for item in work] == [1, 2, 2, 4] and list(failed) == [3]
+
+
+def test_requests_wait_in_the_serving_process_while_the_worker_does_not_read(tmp_path: Path) -> None:
+    """With the worker stopped (SIGSTOP), the serving loop's pipe buffer stays bounded: requests
+    queue as objects and go as one frame when the pipe drains; every one is answered."""
+    import signal
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    store = Store.open(url)
+    agents = [store.enroll_agent("acme", host=f"h{i}")[0] for i in range(40)]
+    store.close()
+    worker = IngestProcess(url, {}, IngestLimits())
+    worker.start()
+    pid = worker.pid
+    assert pid is not None
+    loop = asyncio.new_event_loop()
+    payload = _payload(list(range(1, 200)))  # about 70 KB
+    try:
+
+        async def scenario() -> tuple[int, int, list[Any]]:
+            first = await worker.submit_async(agents[0], _payload([1]), 0)  # attaches the pipe
+            assert first[0] == 1
+            os.kill(pid, signal.SIGSTOP)
+            calls = []
+            peak_buffer = peak_queued = 0
+            for a in agents[1:]:  # one request per loop iteration, as streams' batches arrive
+                calls.append(asyncio.ensure_future(worker.submit_async(a, payload, 0)))
+                await asyncio.sleep(0.005)
+                assert worker._writer is not None
+                peak_buffer = max(peak_buffer, worker._writer.transport.get_write_buffer_size())
+                peak_queued = max(peak_queued, len(worker._frame))
+            os.kill(pid, signal.SIGCONT)
+            return peak_buffer, peak_queued, await asyncio.gather(*calls)
+
+        peak_buffer, peak_queued, outcomes = loop.run_until_complete(scenario())
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        worker.close()
+        loop.close()
+    frame_size = len(_frame_bytes(pickle.dumps([(0, agents[1], payload, 0, None)])))
+    assert peak_queued > 0  # requests held back while the pipe was full
+    assert peak_buffer <= PIPE_HIGH_WATER + 2 * frame_size  # not piled up in the transport
+    assert [o[:2] for o in outcomes] == [(199, 199)] * (len(agents) - 1)
