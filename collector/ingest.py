@@ -1154,16 +1154,14 @@ class _Inbox:
         self._eof = False
 
     def drain(self) -> None:
-        """Take in what the parent has written so far, without waiting (between requests).
+        """Take in what the parent has written so far, without waiting.
 
-        The socket holds little (about 200 KB on a default Linux) and the parent cannot
-        write more until it is read. Read only between groups, it let one buffer's worth
-        through per group: the worker then found its inbox nearly empty and sat idle while
-        the parent held megabytes of requests for it.
+        Called between the requests of a group too, not only before taking one: the
+        socket holds little (about 200 KB on a default Linux) and the parent cannot write
+        more until it is read. Read only between groups, it let one buffer's worth through
+        per group: the worker then found its inbox nearly empty and sat idle while the
+        parent held megabytes of requests for it.
         """
-        self._fill()
-
-    def _fill(self) -> None:
         import pickle
         import socket
         import struct
@@ -1204,7 +1202,7 @@ class _Inbox:
 
         deadline = time.monotonic() + timeout
         while True:
-            self._fill()
+            self.drain()
             if self._items:
                 return True
             if self._eof:
@@ -1213,12 +1211,12 @@ class _Inbox:
             if self._buf:  # half a frame: the rest is on its way, worth a short wait
                 left = max(left, 0.005)
             if left <= 0 or not self._conn.poll(left):
-                self._fill()
+                self.drain()
                 return bool(self._items)
 
     def take(self, max_items: int) -> list[Any]:
         """Up to ``max_items`` ready requests (more frames are read first if they have arrived)."""
-        self._fill()
+        self.drain()
         taken, self._items = self._items[:max_items], self._items[max_items:]
         return taken
 
