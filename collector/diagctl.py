@@ -354,6 +354,38 @@ def cmd_upgrades(api: Api, args: argparse.Namespace, out: TextIO) -> None:
     _emit(args, data, render, out)
 
 
+def cmd_quarantine(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    data = api.request(
+        "GET",
+        "/api/v1/ingest/quarantine",
+        {"host": args.host, "customer": args.customer, "limit": args.limit},
+    )
+
+    def render(rows: list[dict[str, Any]], out: TextIO) -> None:
+        if not rows:
+            print("nothing quarantined: every acknowledged batch was stored", file=out)
+            return
+        table(
+            [
+                (
+                    _when(q["quarantined_at"]),
+                    q["customer"],
+                    q["host"],
+                    q["agent_id"],
+                    f"{q['first_seq']}-{q['last_seq']}",
+                    q["points"],
+                    # One line per row: the full reason is in --format json.
+                    " ".join(q["error"].split())[:80],
+                )
+                for q in rows
+            ],
+            ("QUARANTINED", "CUSTOMER", "HOST", "AGENT", "SEQS", "POINTS", "ERROR"),
+            out,
+        )
+
+    _emit(args, data, render, out)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -415,6 +447,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("upgrades", cmd_upgrades, "product version changes per host")
     p.add_argument("--host")
     p.add_argument("--customer")
+    p = add("quarantine", cmd_quarantine, "acknowledged batches the collector could not store, and why")
+    p.add_argument("--host")
+    p.add_argument("--customer")
+    p.add_argument("--limit", type=_positive, default=100)
     agents = sub.add_parser("agents", help="enroll, list and revoke agents", parents=[common])
     agents_sub = agents.add_subparsers(dest="agents_command", required=True, parser_class=_Parser)
     p = add("enroll", cmd_agents_enroll, "create an agent token and print its config", agents_sub)

@@ -38,6 +38,8 @@ from collector.http.models import (
     HostOut,
     HostQuery,
     NoQuery,
+    QuarantinedOut,
+    QuarantineQuery,
     ResultOut,
     ResultsQuery,
     RevokeResponse,
@@ -108,7 +110,8 @@ def create_app(
         """200 when the store answers, 503 otherwise; with the ingest log's backlog.
 
         ``ingest_log``: batches acknowledged but not yet materialised (readable), how old the
-        oldest is, and quarantined batches (kept, counted, never applied: look at them).
+        oldest is, and quarantined batches (kept, counted, never applied: listed by
+        ``GET /api/v1/ingest/quarantine``).
         The same figures are in /metrics as ``diag_ingest_log_*``.
         """
         if not store.ping():
@@ -208,6 +211,20 @@ def create_app(
         with store_errors():
             rows = store.gaps(scope_for(who, q.customer), q.host, q.customer)
         return [GapOut.of(g) for g in rows if q.customer is None or g.customer == q.customer]
+
+    @app.get("/api/v1/ingest/quarantine", response_model=list[QuarantinedOut], tags=["ops"])
+    def quarantine(who: Principal, q: Annotated[QuarantineQuery, Query()]) -> list[QuarantinedOut]:
+        """Acknowledged batches the materialiser could not apply, kept aside with the reason (engineers).
+
+        They are counted in /healthz and /metrics (``quarantined_batches``); this lists
+        which agents and sequence ranges they hold and why, newest first. Engineers only:
+        the reason is the collector's own error, which can name its internals.
+        """
+        if who.role != "engineer":
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "only engineers see the ingest quarantine")
+        with store_errors():
+            rows = store.quarantined_log_rows(scope_for(who, q.customer), q.host, q.customer, q.limit)
+        return [QuarantinedOut.of(r) for r in rows]
 
     @app.get("/api/v1/upgrades", response_model=list[UpgradeOut], tags=["hosts"])
     def upgrades(who: Principal, q: Annotated[HostQuery, Query()]) -> list[UpgradeOut]:

@@ -7,7 +7,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from collector.store import AgentInfo, GapInfo, HostDetail, HostSummary, ResultInfo, UpgradeInfo
+from collector.store import (
+    AgentInfo,
+    GapInfo,
+    HostDetail,
+    HostSummary,
+    QuarantinedInfo,
+    ResultInfo,
+    UpgradeInfo,
+)
 
 __all__ = [
     "AgentOut",
@@ -47,6 +55,10 @@ class CustomerQuery(_Query):
 
 class HostQuery(CustomerQuery):
     host: str | None = Field(default=None, max_length=253)
+
+
+class QuarantineQuery(HostQuery):
+    limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
 
 
 class ResultsQuery(_Query):
@@ -176,6 +188,34 @@ class GapOut(_Out):
             reason=g.reason,
             dropped_at=datetime.fromtimestamp(g.dropped_at, UTC),
             recorded_at=datetime.fromtimestamp(g.recorded_at, UTC),
+        )
+
+
+class QuarantinedOut(_Out):
+    log_id: int
+    agent_id: str
+    customer: str
+    host: str
+    first_seq: int
+    last_seq: int
+    points: int
+    received_at: datetime
+    quarantined_at: datetime
+    error: str = Field(description="Why it could not be applied (the exception, as logged).")
+
+    @classmethod
+    def of(cls, q: QuarantinedInfo) -> QuarantinedOut:
+        return cls(
+            log_id=q.log_id,
+            agent_id=q.agent_id,
+            customer=q.customer,
+            host=q.host,
+            first_seq=q.first_seq,
+            last_seq=q.last_seq,
+            points=q.points,
+            received_at=datetime.fromtimestamp(q.received_at, UTC),
+            quarantined_at=datetime.fromtimestamp(q.quarantined_at, UTC),
+            error=q.error,
         )
 
 

@@ -24,12 +24,14 @@ from collector.store.schema import (
     latest_results,
     product_upgrades,
 )
+from collector.store.schema_ingest_log import ingest_log
 
 __all__ = [
     "AgentInfo",
     "GapInfo",
     "HostDetail",
     "HostSummary",
+    "QuarantinedInfo",
     "ResultInfo",
     "Scope",
     "UpgradeInfo",
@@ -38,6 +40,7 @@ __all__ = [
     "list_agents",
     "list_gaps",
     "list_hosts",
+    "list_quarantined",
     "list_results",
     "list_upgrades",
     "resolve_host",
@@ -133,6 +136,24 @@ class GapInfo:
     reason: str
     dropped_at: float
     recorded_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedInfo:
+    """An ingest-log row the materialiser could not apply: acknowledged, kept, not stored."""
+
+    log_id: int
+    agent_id: str
+    customer: str
+    host: str
+    first_seq: int
+    """``first_seq..last_seq``: the seqs this row made durable (the agent's durable seq was
+    ``first_seq - 1`` when it was logged); the agent will not send them again."""
+    last_seq: int
+    points: int
+    received_at: float
+    quarantined_at: float
+    error: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +332,54 @@ def list_gaps(
             reason=r.reason,
             dropped_at=r.dropped_at,
             recorded_at=r.recorded_at,
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def list_quarantined(
+    conn: sa.Connection,
+    scope: Scope,
+    host: str | None = None,
+    customer: str | None = None,
+    limit: int = 100,
+) -> list[QuarantinedInfo]:
+    """Quarantined ingest-log rows, newest first (never their payloads)."""
+    log = ingest_log
+    query = (
+        sa.select(
+            log.c.id,
+            log.c.agent_id,
+            log.c.customer,
+            log.c.host,
+            log.c.after_seq,
+            log.c.max_seq,
+            log.c.points,
+            log.c.received_at,
+            log.c.quarantined_at,
+            log.c.error,
+        )
+        .where(log.c.quarantined_at.is_not(None))
+        .order_by(log.c.quarantined_at.desc(), log.c.id.desc())
+        .limit(limit)
+    )
+    for only in (scope.customer, customer):
+        if only is not None:
+            query = query.where(log.c.customer == only)
+    if host is not None:
+        query = query.where(log.c.host == host)
+    return [
+        QuarantinedInfo(
+            log_id=int(r.id),
+            agent_id=r.agent_id,
+            customer=r.customer,
+            host=r.host,
+            first_seq=int(r.after_seq) + 1,
+            last_seq=int(r.max_seq),
+            points=int(r.points),
+            received_at=float(r.received_at),
+            quarantined_at=float(r.quarantined_at),
+            error=r.error or "",
         )
         for r in conn.execute(query)
     ]

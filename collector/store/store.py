@@ -1268,6 +1268,13 @@ class Store:
         with self._engine.connect() as conn:
             return queries.list_gaps(conn, scope, host, customer)
 
+    def quarantined_log_rows(
+        self, scope: Scope, host: str | None = None, customer: str | None = None, limit: int = 100
+    ) -> list[queries.QuarantinedInfo]:
+        """Ingest-log rows the materialiser quarantined, newest first (see :meth:`materialise`)."""
+        with self._engine.connect() as conn:
+            return queries.list_quarantined(conn, scope, host, customer, limit)
+
     def upgrades(
         self, scope: Scope, host: str | None = None, customer: str | None = None
     ) -> list[queries.UpgradeInfo]:

@@ -92,6 +92,25 @@ def test_host_groups_latest_by_layer(
     assert "FS_NEARLY_FULL" in text[storage_at:]
 
 
+def test_quarantine_table_and_json(server: tuple[str, Store], engineer: str) -> None:
+    from tests.collector.store.test_ingest_log import quarantine
+
+    url, store = server
+    code, text = run(["--server", url, "--token", engineer, "quarantine", "--customer", "initech"])
+    assert (code, text.strip()) == (0, "nothing quarantined: every acknowledged batch was stored")
+    agent, _ = store.enroll_agent("initech", host="q1", agent_id="initech-q1")
+    quarantine(store, agent, [1, 2, 3])
+    code, text = run(["--server", url, "--token", engineer, "quarantine", "--customer", "initech"])
+    assert code == 0
+    header, row = text.splitlines()
+    assert header.split() == ["QUARANTINED", "CUSTOMER", "HOST", "AGENT", "SEQS", "POINTS", "ERROR"]
+    assert row.split()[2:7] == ["initech", "q1", "initech-q1", "1-3", "6"]
+    code, text = run(["--server", url, "--token", engineer, "--format", "json", "quarantine", "--host", "q1"])
+    (doc,) = json.loads(text)
+    assert (doc["agent_id"], doc["first_seq"], doc["last_seq"]) == ("initech-q1", 1, 3)
+    assert "EntryBatch" in doc["error"]
+
+
 def test_results_with_relative_since(server: tuple[str, Store], engineer: str) -> None:
     url, _ = server
     code, text = run(["--server", url, "--token", engineer, "--format", "json", "results", "--host", "web1"])

@@ -239,6 +239,29 @@ def test_gaps_and_upgrades_are_scoped(client: TestClient, store: Store, tokens: 
     assert client.get("/api/v1/upgrades", headers=auth(tokens["admin"])).json() == []
 
 
+def test_the_ingest_quarantine_is_for_engineers(
+    client: TestClient, store: Store, tokens: dict[str, str]
+) -> None:
+    from tests.collector.store.test_ingest_log import quarantine
+
+    agent, _ = store.enroll_agent("globex", host="g3")
+    log_id = quarantine(store, agent, [1, 2])
+    rows = client.get("/api/v1/ingest/quarantine", headers=auth(tokens["engineer"])).json()
+    assert [(q["log_id"], q["host"], q["first_seq"], q["last_seq"]) for q in rows] == [(log_id, "g3", 1, 2)]
+    assert "EntryBatch" in rows[0]["error"]
+    assert (
+        client.get("/api/v1/ingest/quarantine?customer=acme", headers=auth(tokens["engineer"])).json() == []
+    )
+    for role in ("admin", "viewer"):  # the reason is the collector's own error: not for customers
+        denied = client.get("/api/v1/ingest/quarantine", headers=auth(tokens[role]))
+        assert denied.status_code == 403 and "engineers" in denied.json()["detail"]
+    assert (
+        client.get("/api/v1/ingest/quarantine?limit=0", headers=auth(tokens["engineer"])).status_code == 422
+    )
+    health = client.get("/healthz").json()
+    assert health["ingest_log"]["quarantined_batches"] == 1
+
+
 def test_openapi_is_served(client: TestClient) -> None:
     spec = client.get("/api/v1/openapi.json").json()
     assert {"/api/v1/hosts", "/api/v1/hosts/{name}", "/api/v1/results", "/api/v1/agents"} <= set(

@@ -175,6 +175,39 @@ def test_a_revoked_agent_appends_nothing(store: Store) -> None:
     assert count(store, "ingest_log") == 1 and max_seq(store, agent.agent_id) == 0
 
 
+def quarantine(store: Store, agent: AgentIdentity, seqs: Sequence[int]) -> int:
+    """Log a batch whose stored bytes then go bad, and materialise: the row is quarantined."""
+    _, log_id = append(store, agent, seqs)
+    assert log_id is not None
+    with store.engine.begin() as conn:
+        conn.execute(ingest_log.update().where(ingest_log.c.id == log_id).values(payload=b"\xff\xff\xff"))
+    while (done := store.materialise()).batches + done.quarantined:
+        pass
+    return log_id
+
+
+def test_quarantined_rows_are_listed_newest_first_and_scoped(store: Store) -> None:
+    from collector.store import Scope
+
+    web, _ = store.enroll_agent("acme", host="web1")
+    db, _ = store.enroll_agent("acme", host="db1")
+    other, _ = store.enroll_agent("globex", host="app1")
+    append(store, web, [1, 2])  # applied: never listed
+    first = quarantine(store, web, [3, 4])
+    second = quarantine(store, db, [1])
+    third = quarantine(store, other, [1, 2, 3])
+    everything = store.quarantined_log_rows(Scope.everything())
+    assert [q.log_id for q in everything] == [third, second, first]
+    web_row = everything[2]
+    assert (web_row.customer, web_row.host, web_row.agent_id) == ("acme", "web1", web.agent_id)
+    assert (web_row.first_seq, web_row.last_seq, web_row.points) == (3, 4, 2 * METRICS)
+    assert "EntryBatch" in web_row.error and web_row.quarantined_at >= web_row.received_at
+    assert [q.log_id for q in store.quarantined_log_rows(Scope.of("acme"))] == [second, first]
+    assert [q.log_id for q in store.quarantined_log_rows(Scope.of("acme"), customer="globex")] == []
+    assert [q.log_id for q in store.quarantined_log_rows(Scope.everything(), host="web1")] == [first]
+    assert [q.log_id for q in store.quarantined_log_rows(Scope.everything(), limit=1)] == [third]
+
+
 def test_a_row_that_cannot_be_applied_is_quarantined_and_the_rest_go_on(store: Store) -> None:
     agent, _ = store.enroll_agent("acme", host="web1")
     append(store, agent, [1, 2])
