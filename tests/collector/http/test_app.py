@@ -175,7 +175,15 @@ def test_hostile_query_input_is_422(
 
 
 def test_unknown_params_rejected_everywhere(client: TestClient, tokens: dict[str, str]) -> None:
-    for path in ("/api/v1/hosts?x=1", "/api/v1/agents?x=1", "/api/v1/upgrades?x=1", "/api/v1/hosts/web1?x=1"):
+    for path in (
+        "/api/v1/hosts?x=1",
+        "/api/v1/agents?x=1",
+        "/api/v1/upgrades?x=1",
+        "/api/v1/hosts/web1?x=1",
+        "/api/v1/ingest/quarantine?x=1",
+        "/api/v1/ingest/quarantine?host=" + "h" * 254,
+        "/api/v1/ingest/quarantine?limit=1001",
+    ):
         assert client.get(path, headers=auth(tokens["engineer"])).status_code == 422, path
 
 
