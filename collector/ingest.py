@@ -1372,7 +1372,7 @@ class _LogWorker:
         self,
         msgs: list[Any],
         failure: Callable[[BaseException], tuple[str, str]],
-        between: Callable[[], None] = lambda: None,
+        between: Callable[[], None],
     ) -> tuple[list[tuple[int, Any, bytes, ColumnarBatch, int]], dict[int, tuple[str, str]]]:
         """Parse, limit and decode each request's batches, in order; a request stops at its first bad one.
 
