@@ -18,7 +18,7 @@ Prints one JSON document:
 - ``cost``: detector time per sample in µs over ``--cost-samples`` samples (>= 200k)
   spread across 100 series, measured with the series' values prepared beforehand.
 - ``live``: the same step and quiet series through the whole live path
-  (:class:`collector.live.LiveDetection`: detector → signals → incident engine → case
+  (:class:`collector.emergency.live.LiveDetection`: detector → signals → incident engine → case
   decision → cases in a real SQLite store), one stored batch per check interval: time
   from the first degraded sample to the emergency case in check intervals (target <= 2),
   false cases on the quiet series (target: none), and the observer's cost per sample on
@@ -244,8 +244,8 @@ class _Live:
     """A LiveDetection on a throw-away SQLite store, fed stored batches directly."""
 
     def __init__(self, directory: Path) -> None:
-        from collector.config import CollectorConfig
-        from collector.live import LiveDetection
+        from collector.cli.config import CollectorConfig
+        from collector.emergency.live import LiveDetection
         from collector.store import Store
 
         self.now = START_TS
@@ -262,11 +262,11 @@ class _Live:
         return self.hosts[name]
 
     def feed(self, name: str, seq: int, ts: float, points: list[tuple[str, str, str, float]]) -> None:
-        from collector.observe import Committed
+        from collector.store.observe import Committed
         from collector.store.store import ColumnarBatch, SeriesRef
 
         identity, host_id = self.host(name)
-        # columnar, as collector.ingest.decode hands batches to the store and its observers
+        # columnar, as collector.ingest.decode.decode hands batches to the store and its observers
         refs: list[SeriesRef] = [(check, metric, unit, ()) for check, metric, unit, _ in points]
         values = [value for *_, value in points]
         batch = ColumnarBatch(seq, seq, [], [], [], [], refs, values, [(seq, ts, len(refs))])
@@ -337,7 +337,7 @@ def run_live(seeds: int, quiet_days: int) -> dict[str, Any]:
             n_hosts, n_series, cycles = 100, 50, 120
             rng = random.Random("live-cost")
             base = [[rng.uniform(1, 100) for _ in range(n_series)] for _ in range(n_hosts)]
-            from collector.observe import Committed
+            from collector.store.observe import Committed
             from collector.store.store import ColumnarBatch, SeriesRef
 
             hosts = [live.host(f"h{h}") for h in range(n_hosts)]

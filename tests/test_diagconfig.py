@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 import agent.config
-import collector.config
+import collector.cli.config
 from diagconfig import ConfigError, ConfigIssue, issues_from, model_at, parse_yaml, show_value
 
 SECRET = re.compile(r"(token|password)", re.IGNORECASE)
@@ -81,8 +81,8 @@ def test_issues_may_be_any_sequence():
 
 
 def test_agent_and_collector_share_the_same_classes():
-    assert agent.config.ConfigError is collector.config.ConfigError is ConfigError
-    assert agent.config.ConfigIssue is collector.config.ConfigIssue is ConfigIssue
+    assert agent.config.ConfigError is collector.cli.config.ConfigError is ConfigError
+    assert agent.config.ConfigIssue is collector.cli.config.ConfigIssue is ConfigIssue
 
 
 # --- parse_yaml -------------------------------------------------------------------------

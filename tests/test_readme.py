@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.diagctl import build_parser
+from diagctl.main import build_parser
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

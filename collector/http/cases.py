@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from collector.emergency import service
 from collector.http.deps import Principal, StoreDep, require_write, scope_for, store_errors
 from collector.http.models import NoQuery
 from collector.http.models_cases import (
@@ -23,7 +24,6 @@ from collector.http.models_cases import (
     NoteRequest,
     ResolveRequest,
 )
-from collector.incidents import service
 from collector.notify.event import EventKind
 from collector.store.cases import CaseRecord, CaseRepo
 

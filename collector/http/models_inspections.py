@@ -247,7 +247,7 @@ class CustomerProfileIn(BaseModel):
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         if value is not None:
-            from collector.cron import load_zone
+            from collector.schedule.cron import load_zone
 
             load_zone(value)
         return value

@@ -49,8 +49,8 @@ from typing import Any, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from checks.api import Check, CheckParams, Layer
-from collector.cron import CronSchedule, load_zone
-from collector.windows import parse_duration
+from collector.schedule.cron import CronSchedule, load_zone
+from collector.schedule.windows import parse_duration
 from diagconfig import ConfigError, ConfigIssue, parse_yaml, show_value
 
 __all__ = [
@@ -251,7 +251,7 @@ def load_plan(
     timezones: Mapping[str, str] | None = None,
     registry: Mapping[str, Check[Any, Any]] | None = None,
 ) -> InspectionPlan:
-    """Read and validate one plan file; raise :class:`~collector.config.ConfigError`.
+    """Read and validate one plan file; raise :class:`~collector.cli.config.ConfigError`.
 
     ``timezones`` (customer slug -> IANA zone, from the customers' settings) fills a
     plan without ``timezone``. Each problem is one line: ``<file>: <path>: <message>``.

@@ -17,12 +17,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
 
 from checks.api import Severity, Unit
-from collector.cron import load_zone
 from collector.inspections.catalogue import CATALOGUE, Bilingual
 from collector.inspections.facts import HostFacts, MetricSummary
 from collector.inspections.model import CapacityTrend as ResultCapacity
 from collector.inspections.model import FindingRef, InspectionResult
 from collector.reports import model as rm
+from collector.schedule.cron import load_zone
 
 __all__ = ["RESOURCE_NAMES", "build_trends", "to_report"]
 

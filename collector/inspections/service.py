@@ -25,11 +25,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from collector.cli.serve_context import ServeContext
 from collector.inspections.delivery import ReportMailer
 from collector.inspections.plan import InspectionPlan, load_plan
 from collector.inspections.runner import Requester, Runner, RunnerSettings
 from collector.notify.config import EmailTarget
-from collector.serve_context import ServeContext
 from collector.store.errors import NotFound
 from collector.store.inspections import RunRecord
 from collector.store.queries import Scope

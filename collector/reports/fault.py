@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from checks.api import Layer, Severity, Unit
-from collector.cron import load_zone
 from collector.reports.model import (
     CaseInfo,
     CaseNote,
@@ -41,6 +40,7 @@ from collector.reports.model import (
     TimelineKind,
 )
 from collector.reports.render import Format, render_fault_analysis
+from collector.schedule.cron import load_zone
 from collector.store.cases import CaseRecord, CaseRepo
 from collector.store.inspections import InspectionRepo, ReportRecord
 from collector.store.queries import Scope

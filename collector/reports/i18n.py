@@ -22,8 +22,8 @@ from importlib import resources
 from typing import Any, get_args
 
 from checks.api import Layer, Severity, Unit
-from collector.cron import load_zone
 from collector.reports.model import Lang
+from collector.schedule.cron import load_zone
 
 __all__ = ["LANGS", "Formatter", "catalogue", "css_string"]
 

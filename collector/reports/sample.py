@@ -23,7 +23,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from checks.api import Layer, Severity, Unit
-from collector.cron import load_zone
 from collector.reports.model import (
     CapacityTrend,
     CaseInfo,
@@ -51,6 +50,7 @@ from collector.reports.model import (
     TimelineKind,
     Trend,
 )
+from collector.schedule.cron import load_zone
 
 __all__ = ["SAMPLE_LOGO_SVG", "sample_fault_analysis", "sample_inspection", "synthetic_inspection"]
 

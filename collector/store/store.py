@@ -39,12 +39,12 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 
-from collector.observe import Committed, IngestObserver
 from collector.store import queries
 from collector.store.engine import SQLITE_IMMEDIATE, Synchronous, create_engine
 from collector.store.errors import AgentRevoked, Conflict, StoreError, UnknownAgent
 from collector.store.inventory import extract_products, product_changes
 from collector.store.migrate import upgrade
+from collector.store.observe import Committed, IngestObserver
 from collector.store.queries import Scope
 from collector.store.retention import DAY, RetentionPolicy, delete_older, rollup_chunk, rollup_cutoff
 from collector.store.schema import (
@@ -158,7 +158,7 @@ class Materialised:
 
 
 LogDecoder = Callable[[bytes], IngestBatch]
-"""Turns a logged payload back into a batch (:func:`collector.ingest.decode_logged`)."""
+"""Turns a logged payload back into a batch (:func:`collector.ingest.decode.decode_logged`)."""
 
 _LOG_LOCK_NS = 0x6C6F67  # "log": PostgreSQL advisory locks (namespace, shard) of materialisers
 
@@ -187,7 +187,7 @@ SeriesRef = tuple[str, str, str, tuple[tuple[str, str], ...]]
 
 @dataclass(slots=True)
 class ColumnarBatch(IngestBatch):
-    """An :class:`IngestBatch` whose points are columns, as :func:`collector.ingest.decode` builds it.
+    """An :class:`IngestBatch` whose points are columns, as :func:`collector.ingest.decode.decode` builds it.
 
     No object per point: ``points`` stays empty, and point ``i`` is the series
     ``point_refs[i]`` with the value ``point_values[i]``. ``point_spans`` holds one
@@ -327,7 +327,7 @@ class Store:
     # ------------------------------------------------------------------ observers
 
     def add_observer(self, observer: IngestObserver) -> None:
-        """Call ``observer`` after every group commit (see :mod:`collector.observe`)."""
+        """Call ``observer`` after every group commit (see :mod:`collector.store.observe`)."""
         self._observers.append(observer)
 
     def _notify(self, committed: list[Committed]) -> None:
@@ -898,7 +898,7 @@ class Store:
                 )
             }
             if decoder is None:
-                from collector.ingest import decode_logged
+                from collector.ingest.decode import decode_logged
 
                 decoder = decode_logged
         bad: list[dict[str, Any]] = []

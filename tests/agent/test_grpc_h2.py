@@ -2,7 +2,7 @@
 
 Two kinds of peers:
 
-- the real collector (collector.grpc_server on grpc.aio, real SQLite store) on
+- the real collector (collector.ingest.grpc_service on grpc.aio, real SQLite store) on
   127.0.0.1, plain, TLS and mTLS with certificates made by ``openssl`` at test time;
 - a scripted fake HTTP/2 server (``h2`` in server mode on a real socket) for what a
   real server never does on purpose: malformed headers, trailers, frames and bytes,
@@ -33,7 +33,7 @@ import pytest
 from agent.grpc_h2 import RpcError, StatusCode, StreamCall, TlsConfig, encode_message, percent_decode
 from agent.spool import Spool
 from agent.streamer import HostIdentity, Streamer, StreamerSettings
-from collector.grpc_server import GrpcSettings
+from collector.ingest.grpc_service import GrpcSettings
 from collector.store.store import Store
 from protos.diag.v1 import agent_pb2 as pb
 from tests.integration.harness import (

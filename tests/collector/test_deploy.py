@@ -3,7 +3,7 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-from collector.config import load_config
+from collector.cli.config import load_config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

@@ -24,9 +24,14 @@ from typing import Any
 import grpc  # type: ignore[import-untyped, unused-ignore]
 import sqlalchemy as sa
 
-from collector.grpc_server import AgentStreamService, GrpcSettings, start_grpc_server, stop_grpc_server
-from collector.ingest import IngestLimits, IngestProcess
-from collector.metrics import CollectorMetrics
+from collector.ingest.decode import IngestLimits, IngestProcess
+from collector.ingest.grpc_service import (
+    AgentStreamService,
+    GrpcSettings,
+    start_grpc_server,
+    stop_grpc_server,
+)
+from collector.ingest.metrics import CollectorMetrics
 from collector.store.schema import check_results, gaps, points
 from collector.store.store import Store
 from protos.diag.v1 import agent_pb2 as pb

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from collector.grpc_server import GrpcSettings
+from collector.ingest.grpc_service import GrpcSettings
 from collector.store.schema import check_results
 from collector.store.store import Store
 from protos.diag.v1 import agent_pb2 as pb

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.cli import raise_fd_limit
+from collector.cli.main import raise_fd_limit
 from collector.store.store import Store
 from tests.integration.harness import REPO, batch_msg, free_port, hello_msg, python_env, run_stream, spawn
 
@@ -146,7 +146,7 @@ def test_raise_fd_limit_never_lowers() -> None:
 def test_bad_ingest_limits_are_usage_errors(
     flag: str, value: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from collector.cli import build_parser
+    from collector.cli.main import build_parser
 
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["serve", flag, value])

@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from checks.registry import all_checks
-from collector.diagctl import main as diagctl
 from collector.notify import SIGNATURE_HEADER, verify
 from collector.store import Scope
 from collector.store.store import Store
+from diagctl.main import main as diagctl
 from tests.integration.harness import free_port, spawn, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

@@ -26,14 +26,14 @@ import pytest
 import sqlalchemy as sa
 import uvicorn
 
-from collector.diagctl import main as diagctl
-from collector.grpc_server import GrpcSettings
 from collector.http.app import create_app
+from collector.ingest.grpc_service import GrpcSettings
 from collector.inspections.runner import RunnerSettings
 from collector.inspections.service import InspectionService, attach
 from collector.store import Scope, Store
 from collector.store.cases import CaseContent, CaseRepo
 from collector.store.schema import check_results, customers, hosts
+from diagctl.main import main as diagctl
 from tests.collector.inspections.fleet import FakeAgent, enroll_fleet, seed_history, tagged_counts
 from tests.integration.harness import InProcessCollector, free_port
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
 
-from collector.config import CollectorConfig
-from collector.grpc_server import GrpcSettings
-from collector.live import LiveDetection, make_observer
+from collector.cli.config import CollectorConfig
+from collector.emergency.live import LiveDetection, make_observer
+from collector.ingest.grpc_service import GrpcSettings
 from collector.store import Scope, Store
 from collector.store.cases import CaseRecord, CaseRepo
 from protos.diag.v1 import agent_pb2 as pb

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.diagctl import main
+from collector.emergency.live import case_content
 from collector.http.app import create_app
 from collector.incidents import IncidentEngine, Signal
-from collector.live import case_content
 from collector.store import Scope, Store
 from collector.store.cases import CaseRepo
+from diagctl.main import main
 from tests.collector.http_server import serving
 
 T0 = 1_700_000_000.0
@@ -171,7 +171,7 @@ def test_diagctl_cases_commands(server: tuple[str, Store], capsys: pytest.Captur
 def test_ack_and_resolve_queue_notifications(
     client: TestClient, tokens: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from collector.incidents import service
+    from collector.emergency import service
     from collector.notify import Notifier, NotifyConfig
 
     config = NotifyConfig.model_validate(

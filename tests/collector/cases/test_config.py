@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import ConfigError, load_text
-from collector.live import LiveDetection, make_observer
+from collector.cli.config import ConfigError, load_text
+from collector.emergency.live import LiveDetection, make_observer
 from collector.store import Store
 
 

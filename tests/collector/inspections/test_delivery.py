@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.diagctl_inspections import _print_run
 from collector.http.app import create_app
 from collector.inspections.delivery import LEASE_S, ReportMailer
 from collector.inspections.plan import InspectionPlan, parse_plan
@@ -27,6 +26,7 @@ from collector.inspections.runner import Runner
 from collector.notify.config import DeliveryPolicy, EmailTarget
 from collector.store import Scope, Store
 from collector.store.inspections import InspectionRepo
+from diagctl.inspections import _print_run
 from tests.collector.notify.servers import smtp_server
 from tests.collector.store.pg import SKIP_REASON, fresh_database, pg_listening
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from checks.api import Layer
-from collector.config import ConfigError
+from collector.cli.config import ConfigError
 from collector.inspections.plan import InspectionPlan, SelectorError, load_plan, parse_plan, select_hosts
 
 GOOD = """\

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from collector.cron import load_zone
 from collector.reports.charts import Band, Marker, bar_chart, line_chart, nice_ticks, sparkline, time_ticks
+from collector.schedule.cron import load_zone
 
 SHANGHAI = load_zone("Asia/Shanghai")
 T0 = datetime(2026, 11, 24, 5, 30, tzinfo=UTC)  # 13:30 in Shanghai

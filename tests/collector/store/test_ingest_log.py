@@ -17,10 +17,10 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 
-from collector.ingest import IngestLimits, IngestProcess, IngestRejected, LogSettings, decode_logged
-from collector.metrics import CollectorMetrics
-from collector.observe import Committed
+from collector.ingest.decode import IngestLimits, IngestProcess, IngestRejected, LogSettings, decode_logged
+from collector.ingest.metrics import CollectorMetrics
 from collector.store import AgentIdentity, Store
+from collector.store.observe import Committed
 from collector.store.schema_ingest_log import ingest_log
 from collector.store.store import LogAppend
 from protos.diag.v1 import agent_pb2 as pb
@@ -363,7 +363,12 @@ def test_an_agent_over_the_bound_waits_for_the_store_through_grpc(store: Store) 
 
     import grpc  # type: ignore[import-untyped, unused-ignore]
 
-    from collector.grpc_server import AgentStreamService, GrpcSettings, start_grpc_server, stop_grpc_server
+    from collector.ingest.grpc_service import (
+        AgentStreamService,
+        GrpcSettings,
+        start_grpc_server,
+        stop_grpc_server,
+    )
     from tests.integration.harness import batch_msg, hello_msg, run_stream
 
     agent, token = store.enroll_agent("acme", host="web1")

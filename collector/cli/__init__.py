@@ -1,0 +1,1 @@
+"""The ``diag-collector`` command: serve, quickstart, replay, check-plans, tokens and enrolment."""

@@ -1,0 +1,109 @@
+"""The incidents background service of ``diag-collector serve``: notification delivery.
+
+Case notifications are queued into the durable outbox under ``<state_dir>/notify`` by the
+process that opens cases (the live observer, in the ingest worker by default) and by the
+API (acknowledged, resolved). This service delivers them from the serving process: every
+``emergency.notify_poll_s`` it runs one :meth:`~collector.notify.Notifier.deliver_due`
+pass in a worker thread (the outbox is a SQLite file shared by both processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from checks.api import Severity
+from collector.cli.serve_context import ServeContext
+
+if TYPE_CHECKING:
+    from collector.notify import EventKind, Notifier
+    from collector.store.cases import CaseRecord
+
+__all__ = ["current_notifier", "notify_case", "start"]
+
+log = logging.getLogger("collector.incidents")
+
+_notifier: Notifier | None = None
+_public_url = ""
+
+
+def current_notifier() -> Notifier | None:
+    """The serving process's notifier (None before :func:`start`, or with no destinations)."""
+    return _notifier
+
+
+def notify_case(
+    case: CaseRecord, event: EventKind, *, actor: str | None = None, note: str | None = None
+) -> None:
+    """Queue a notification of ``case``'s transition (no-op without a notifier); never raises."""
+    notifier = _notifier
+    if notifier is None:
+        return
+    from collector.notify import CaseEvent, OutboxError
+
+    severity = Severity(case.severity) if case.severity in Severity.__members__ else Severity.UNKNOWN
+    try:
+        notifier.notify(
+            CaseEvent(
+                event=event,
+                case_id=case.id,
+                customer=case.customer,
+                title=case.title,
+                severity=severity,
+                hosts=case.hosts,
+                probable_cause=str(case.causes[0].get("reason", ""))[:2000] if case.causes else "",
+                opened_at=case.opened_at,
+                event_at=time.time(),
+                url=f"{_public_url}/cases/{case.id}" if _public_url else "",
+                actor=actor,
+                note=None if note is None else note[:2000],
+            )
+        )
+    except (OutboxError, OSError, ValueError) as exc:
+        log.error("notification %s of case %s not queued: %s", event, case.id, exc)
+
+
+def start(ctx: ServeContext) -> list[asyncio.Task[None]]:
+    """Start this service's tasks in the serving loop; serve cancels them on shutdown."""
+    global _notifier, _public_url
+    emergency = ctx.config.emergency
+    if not emergency.notify.customers:
+        return []
+    from collector.notify import Notifier, OutboxError
+
+    try:
+        notifier = Notifier.from_config(Path(ctx.config.state_dir) / "notify", emergency.notify)
+    except OutboxError as exc:
+        log.error("case notifications disabled: %s", exc)
+        return []
+    _notifier = notifier
+    _public_url = emergency.public_url.rstrip("/")
+    return [asyncio.create_task(_deliver(notifier, emergency.notify_poll_s))]
+
+
+async def _deliver(notifier: Notifier, poll_s: float) -> None:
+    global _notifier
+    try:
+        while True:
+            try:
+                report = await asyncio.to_thread(notifier.deliver_due)
+            except (sqlite3.Error, OSError) as exc:  # outbox trouble: keep serving, try again later
+                log.error("notification delivery failed: %s: %s", type(exc).__name__, exc)
+            else:
+                if report.attempted:
+                    log.info(
+                        "notifications: %d sent, %d retried, %d failed",
+                        report.sent,
+                        report.retried,
+                        report.failed,
+                    )
+                if report.attempted >= notifier.policy.batch:
+                    continue
+            await asyncio.sleep(poll_s)
+    finally:
+        _notifier = None
+        notifier.close()

@@ -1,0 +1,2 @@
+"""Ingest: the agents' gRPC stream service, decoding and validating what they send, the ingest
+worker processes."""

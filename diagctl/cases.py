@@ -1,0 +1,162 @@
+"""``diagctl cases``: list, show, acknowledge, annotate, resolve and close emergency cases.
+
+Registered by :func:`diagctl.main.build_parser`; every command prints a table or
+text, or the API's JSON with ``--format json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from diagctl.main import Api, _emit, _when, table
+
+__all__ = ["register"]
+
+STATES = ("open", "acknowledged", "resolved", "closed")
+
+
+def _path(case_id: str, action: str = "") -> str:
+    return f"/api/v1/cases/{quote(case_id, safe='')}" + (f"/{action}" if action else "")
+
+
+def cmd_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    params = {"customer": args.customer, "state": args.state, "limit": args.limit}
+    if args.active:
+        params["active"] = "true"
+    data = api.request("GET", "/api/v1/cases", params)
+
+    def render(rows: list[dict[str, Any]], out: TextIO) -> None:
+        if not rows:
+            print("no cases", file=out)
+            return
+        table(
+            [
+                (
+                    c["id"],
+                    c["severity"],
+                    c["state"],
+                    c["owner"],
+                    _when(c["opened_at"]),
+                    ",".join(c["hosts"]),
+                    c["title"],
+                )
+                for c in rows
+            ],
+            ("CASE", "SEVERITY", "STATE", "OWNER", "OPENED", "HOSTS", "TITLE"),
+            out,
+        )
+
+    _emit(args, data, render, out)
+
+
+def _render_case(c: dict[str, Any], out: TextIO) -> None:
+    print(f"{c['id']}  {c['severity']}  {c['state'].upper()}  {c['title']}", file=out)
+    print(f"  customer {c['customer']}, hosts {', '.join(c['hosts'])}, owner {c['owner'] or '-'}", file=out)
+    print(
+        f"  onset {_when(c['onset_at'])}, detected {_when(c['detected_at'])}, opened {_when(c['opened_at'])}"
+        + (f", reopened {c['reopened']}x" if c["reopened"] else ""),
+        file=out,
+    )
+    if c["causes"]:
+        print("\nPROBABLE CAUSES", file=out)
+        table(
+            [
+                (
+                    i + 1,
+                    f"{cause['confidence']:.2f}",
+                    cause["kind"],
+                    cause["layer"],
+                    cause["host"],
+                    cause["reason"],
+                )
+                for i, cause in enumerate(c["causes"])
+            ],
+            ("#", "CONF", "KIND", "LAYER", "HOST", "REASON"),
+            out,
+        )
+    if c["members"]:
+        print("\nEVIDENCE", file=out)
+        table(
+            [
+                (
+                    m["host"],
+                    m["series"],
+                    m["key"],
+                    "-" if m["baseline"] is None else f"{m['baseline']:.6g}",
+                    "-" if m["observed"] is None else f"{m['observed']:.6g}",
+                    f"{m['score']:.2f}",
+                    "recovered" if m["recovered_ts"] else "active",
+                )
+                for m in c["members"]
+            ],
+            ("HOST", "SERIES", "KEY", "BASELINE", "OBSERVED", "SCORE", "STATUS"),
+            out,
+        )
+    print("\nTIMELINE", file=out)
+    table(
+        [(_when(e["ts"]), e["kind"], e["actor"] or "collector", e["text"]) for e in c["events"]],
+        ("TIME", "EVENT", "BY", "TEXT"),
+        out,
+    )
+
+
+def cmd_show(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    _emit(args, api.request("GET", _path(args.case_id)), _render_case, out)
+
+
+def _action(
+    action: str, body: Callable[[argparse.Namespace], dict[str, Any]]
+) -> Callable[[Api, argparse.Namespace, TextIO], None]:
+    def run(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+        data = api.request("POST", _path(args.case_id, action), body=body(args))
+
+        def render(c: dict[str, Any], out: TextIO) -> None:
+            last = c["events"][-1] if c["events"] else None
+            print(f"{c['id']}: {c['state']}" + (f" ({last['text']})" if last else ""), file=out)
+
+        _emit(args, data, render, out)
+
+    return run
+
+
+def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
+    """Add this module's commands; ``add(name, func, help, owner)`` as in build_parser."""
+    from diagctl.main import _Parser, _positive
+
+    cases = sub.add_parser(
+        "cases", help="emergency cases: list, show, ack, note, resolve, close", parents=[common]
+    )
+    cases_sub = cases.add_subparsers(dest="cases_command", required=True, parser_class=_Parser)
+    p = add("list", cmd_list, "list cases, newest first", cases_sub)
+    p.add_argument("--customer")
+    p.add_argument("--state", choices=STATES)
+    p.add_argument("--active", action="store_true", help="only open and acknowledged cases")
+    p.add_argument("--limit", type=_positive, default=100)
+    p = add("show", cmd_show, "a case with its probable causes, evidence and timeline", cases_sub)
+    p.add_argument("case_id", metavar="CASE")
+    p = add(
+        "ack",
+        _action("ack", lambda a: {"owner": a.owner} if a.owner else {}),
+        "acknowledge a case",
+        cases_sub,
+    )
+    p.add_argument("case_id", metavar="CASE")
+    p.add_argument("--owner", help="who owns it (default: the API token's name)")
+    p = add(
+        "note", _action("notes", lambda a: {"text": a.text}), "add a note to a case's timeline", cases_sub
+    )
+    p.add_argument("case_id", metavar="CASE")
+    p.add_argument("text")
+    p = add(
+        "resolve",
+        _action("resolve", lambda a: {"note": a.note} if a.note else {}),
+        "resolve a case",
+        cases_sub,
+    )
+    p.add_argument("case_id", metavar="CASE")
+    p.add_argument("--note", help="how it was resolved")
+    p = add("close", _action("close", lambda a: {}), "close a resolved case", cases_sub)
+    p.add_argument("case_id", metavar="CASE")
