@@ -74,6 +74,7 @@ def _stored_report(n_hosts: int, timings: dict[str, float]) -> InspectionReport:
     import tempfile
 
     from collector.inspections import parse_plan, run_inspection
+    from collector.inspections.facts import HostFacts
     from collector.inspections.report import build_trends, to_report
     from collector.reports import Customer, SignOff
     from collector.store import IngestBatch, PointRow, ResultRow, Store
@@ -150,7 +151,8 @@ def _stored_report(n_hosts: int, timings: dict[str, float]) -> InspectionReport:
             store.ingest(agent, IngestBatch(3, 1, results, points, [], []))
         timings["seed_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        facts = repo.gather("bench", run_id, names, names, start, now, plan.check_names())
+        gathered = repo.gather("bench", run_id, names, names, start, now, plan.check_names())
+        facts = [HostFacts.from_evidence(e) for e in gathered]
         timings["gather_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = run_inspection(plan, run_id, facts, start, now, None)

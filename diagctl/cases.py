@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from diagctl.main import Api, _emit, _when, table
+from diagctl.client import Api, Parser, emit, positive, table, when
 
 __all__ = ["register"]
 
@@ -39,7 +39,7 @@ def cmd_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
                     c["severity"],
                     c["state"],
                     c["owner"],
-                    _when(c["opened_at"]),
+                    when(c["opened_at"]),
                     ",".join(c["hosts"]),
                     c["title"],
                 )
@@ -49,14 +49,14 @@ def cmd_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
             out,
         )
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def _render_case(c: dict[str, Any], out: TextIO) -> None:
     print(f"{c['id']}  {c['severity']}  {c['state'].upper()}  {c['title']}", file=out)
     print(f"  customer {c['customer']}, hosts {', '.join(c['hosts'])}, owner {c['owner'] or '-'}", file=out)
     print(
-        f"  onset {_when(c['onset_at'])}, detected {_when(c['detected_at'])}, opened {_when(c['opened_at'])}"
+        f"  onset {when(c['onset_at'])}, detected {when(c['detected_at'])}, opened {when(c['opened_at'])}"
         + (f", reopened {c['reopened']}x" if c["reopened"] else ""),
         file=out,
     )
@@ -97,14 +97,14 @@ def _render_case(c: dict[str, Any], out: TextIO) -> None:
         )
     print("\nTIMELINE", file=out)
     table(
-        [(_when(e["ts"]), e["kind"], e["actor"] or "collector", e["text"]) for e in c["events"]],
+        [(when(e["ts"]), e["kind"], e["actor"] or "collector", e["text"]) for e in c["events"]],
         ("TIME", "EVENT", "BY", "TEXT"),
         out,
     )
 
 
 def cmd_show(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    _emit(args, api.request("GET", _path(args.case_id)), _render_case, out)
+    emit(args, api.request("GET", _path(args.case_id)), _render_case, out)
 
 
 def _action(
@@ -117,24 +117,22 @@ def _action(
             last = c["events"][-1] if c["events"] else None
             print(f"{c['id']}: {c['state']}" + (f" ({last['text']})" if last else ""), file=out)
 
-        _emit(args, data, render, out)
+        emit(args, data, render, out)
 
     return run
 
 
 def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     """Add this module's commands; ``add(name, func, help, owner)`` as in build_parser."""
-    from diagctl.main import _Parser, _positive
-
     cases = sub.add_parser(
         "cases", help="emergency cases: list, show, ack, note, resolve, close", parents=[common]
     )
-    cases_sub = cases.add_subparsers(dest="cases_command", required=True, parser_class=_Parser)
+    cases_sub = cases.add_subparsers(dest="cases_command", required=True, parser_class=Parser)
     p = add("list", cmd_list, "list cases, newest first", cases_sub)
     p.add_argument("--customer")
     p.add_argument("--state", choices=STATES)
     p.add_argument("--active", action="store_true", help="only open and acknowledged cases")
-    p.add_argument("--limit", type=_positive, default=100)
+    p.add_argument("--limit", type=positive, default=100)
     p = add("show", cmd_show, "a case with its probable causes, evidence and timeline", cases_sub)
     p.add_argument("case_id", metavar="CASE")
     p = add(

@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from diagctl.main import Api, ServerError, UsageError, _emit, _when, table
+from diagctl.client import Api, Parser, ServerError, UsageError, emit, positive, table, when
 
 __all__ = ["register"]
 
@@ -84,7 +84,7 @@ def cmd_plans(api: Api, args: argparse.Namespace, out: TextIO) -> None:
                     p["name"],
                     p["schedule"],
                     p["timezone"],
-                    _when(p["next_due"]),
+                    when(p["next_due"]),
                     p["language"],
                     len(p["checks"]),
                 )
@@ -96,7 +96,7 @@ def cmd_plans(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         if not rows:
             print("no inspection plans: put plan files in the collector's inspections.plans_dir", file=out)
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def _run_rows(runs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -106,7 +106,7 @@ def _run_rows(runs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
             r["plan"],
             r["trigger"],
             r["state"],
-            _when(r["created_at"]),
+            when(r["created_at"]),
             f"{r['hosts_answered'] if r['hosts_answered'] is not None else '-'}/{r['hosts_selected'] or '-'}",
             r["overall_score"],
             " ".join(f"{k}={v}" for k, v in r["counts"].items() if v),
@@ -121,7 +121,7 @@ _RUN_HEADERS = ("RUN", "PLAN", "TRIGGER", "STATE", "CREATED", "ANSWERED", "SCORE
 def _print_run(r: dict[str, Any], out: TextIO) -> None:
     print(f"run {r['id']} of plan {r['plan']} ({r['customer']}): {r['state']}", file=out)
     print(
-        f"  trigger {r['trigger']}, created {_when(r['created_at'])}, finished {_when(r['finished_at'])}",
+        f"  trigger {r['trigger']}, created {when(r['created_at'])}, finished {when(r['finished_at'])}",
         file=out,
     )
     if r["hosts_selected"] is not None:
@@ -143,10 +143,10 @@ def _print_run(r: dict[str, Any], out: TextIO) -> None:
     for d in r.get("deliveries") or []:
         to = ", ".join(d["recipients"])
         if d["state"] == "sent":
-            print(f"  report e-mailed to {to} at {_when(d['sent_at'])}", file=out)
+            print(f"  report e-mailed to {to} at {when(d['sent_at'])}", file=out)
         elif d["state"] == "pending":
-            when = _when(d["next_at"])
-            print(f"  report e-mail to {to}: pending, attempt {d['attempts'] + 1} at {when}", file=out)
+            next_at = when(d["next_at"])
+            print(f"  report e-mail to {to}: pending, attempt {d['attempts'] + 1} at {next_at}", file=out)
         else:
             why = d["last_error"]
             print(f"  report e-mail to {to} FAILED after {d['attempts']} attempt(s): {why}", file=out)
@@ -166,7 +166,7 @@ def cmd_show(api: Api, args: argparse.Namespace, out: TextIO) -> None:
             return
         p = d["plan"]
         print(f"plan {p['name']} ({p['customer']}): {p['description'] or '-'}", file=out)
-        print(f"  schedule {p['schedule']} ({p['timezone']}), next due {_when(p['next_due'])}", file=out)
+        print(f"  schedule {p['schedule']} ({p['timezone']}), next due {when(p['next_due'])}", file=out)
         selector = ", ".join(f"{k}={v}" for k, v in p["hosts"].items() if v) or "all hosts"
         print(f"  hosts: {selector}; answer deadline {p['answer_deadline_s']:g} s", file=out)
         print(f"  checks ({len(p['checks'])}): {', '.join(p['checks'])}", file=out)
@@ -174,13 +174,13 @@ def cmd_show(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         print("", file=out)
         table(_run_rows(d["runs"]), _RUN_HEADERS, out)
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def cmd_runs(api: Api, args: argparse.Namespace, out: TextIO) -> None:
     params = {"customer": args.customer, "plan": args.plan, "limit": args.limit}
     data = api.request("GET", "/api/v1/inspections/runs", params)
-    _emit(args, data, lambda rows, out: table(_run_rows(rows), _RUN_HEADERS, out), out)
+    emit(args, data, lambda rows, out: table(_run_rows(rows), _RUN_HEADERS, out), out)
 
 
 def _print_started(r: dict[str, Any], out: TextIO) -> None:
@@ -193,7 +193,7 @@ def _print_started(r: dict[str, Any], out: TextIO) -> None:
 def cmd_run(api: Api, args: argparse.Namespace, out: TextIO) -> None:
     run = api.request("POST", f"/api/v1/inspections/plans/{args.plan}/runs", {"customer": args.customer})
     if not args.wait:
-        _emit(args, run, _print_started, out)
+        emit(args, run, _print_started, out)
         return
     deadline = time.monotonic() + args.timeout
     last = ""
@@ -208,14 +208,14 @@ def cmd_run(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         asked = len(run["hosts"].get("asked") or [])
         line = f"{run['state']}: {run['hosts_selected'] or 0} host(s) selected, {asked} asked"
         if run["deadline_at"]:
-            line += f", deadline {_when(run['deadline_at'])}"
+            line += f", deadline {when(run['deadline_at'])}"
         line += f"{'' if not answered else f', {answered} answered'}"
         if line != last:
             print(line, file=progress, flush=True)
             last = line
         time.sleep(WAIT_POLL_S)
         run = api.request("GET", f"/api/v1/inspections/runs/{run['id']}")
-    _emit(args, run, _print_run, out)
+    emit(args, run, _print_run, out)
     if run["state"] == "failed":
         raise ServerError(f"run {run['id']} failed: {run['error']}")
 
@@ -226,7 +226,7 @@ def cmd_plan_errors(api: Api, args: argparse.Namespace, out: TextIO) -> None:
     def render(lines: list[str], out: TextIO) -> None:
         print("\n".join(lines) if lines else "every plan file is valid", file=out)
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 # --------------------------------------------------------------------------- reports
@@ -247,7 +247,7 @@ def cmd_reports_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
                     r["lang"],
                     r["format"],
                     r["size"],
-                    _when(r["created_at"]),
+                    when(r["created_at"]),
                 )
                 for r in rows
             ],
@@ -255,7 +255,7 @@ def cmd_reports_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
             out,
         )
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def cmd_reports_get(api: Api, args: argparse.Namespace, out: TextIO) -> None:
@@ -303,7 +303,7 @@ def cmd_profile(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         logo = f"logo {d['logo_bytes']:,} bytes" if d["has_logo"] else "no logo"
         print(f"{d['customer']}: {d['name']} ({d['timezone']}), {logo}", file=out)
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 # --------------------------------------------------------------------------- parser
@@ -328,10 +328,8 @@ def _document_options(p: argparse.ArgumentParser) -> None:
 
 def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     """Add this module's commands; ``add(name, func, help, owner)`` as in build_parser."""
-    from diagctl.main import _Parser, _positive
-
     inspections = sub.add_parser("inspections", help="inspection plans and runs (定期巡检)", parents=[common])
-    isub = inspections.add_subparsers(dest="inspections_command", required=True, parser_class=_Parser)
+    isub = inspections.add_subparsers(dest="inspections_command", required=True, parser_class=Parser)
     p = add("list", cmd_plans, "inspection plans loaded by the collector", isub)
     p.add_argument("--customer")
     p = add("show", cmd_show, "one plan with its latest runs, or one run", isub)
@@ -340,7 +338,7 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p = add("runs", cmd_runs, "inspection runs, newest first", isub)
     p.add_argument("--customer")
     p.add_argument("--plan")
-    p.add_argument("--limit", type=_positive, default=20)
+    p.add_argument("--limit", type=positive, default=20)
     p = add("run", cmd_run, "start a run of PLAN now", isub)
     p.add_argument("plan")
     p.add_argument("--customer", help="needed when two customers have a plan of this name")
@@ -349,12 +347,12 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     add("errors", cmd_plan_errors, "plan files the collector skipped, and why", isub)
 
     reports = sub.add_parser("reports", help="inspection and fault-analysis reports", parents=[common])
-    rsub = reports.add_subparsers(dest="reports_command", required=True, parser_class=_Parser)
+    rsub = reports.add_subparsers(dest="reports_command", required=True, parser_class=Parser)
     p = add("list", cmd_reports_list, "stored reports (the customers' service records)", rsub)
     p.add_argument("--customer")
     p.add_argument("--kind", choices=("inspection", "fault"))
     p.add_argument("--subject", help="run id or case id")
-    p.add_argument("--limit", type=_positive, default=50)
+    p.add_argument("--limit", type=positive, default=50)
     p = _document_parser(rsub, "get", cmd_reports_get, "download a stored report")
     p.add_argument("id", type=int)
     p = _document_parser(rsub, "inspection", cmd_reports_inspection, "the inspection report of a plan or run")
@@ -366,7 +364,7 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     _document_options(p)
 
     customers = sub.add_parser("customers", help="customer profiles shown in reports", parents=[common])
-    csub = customers.add_subparsers(dest="customers_command", required=True, parser_class=_Parser)
+    csub = customers.add_subparsers(dest="customers_command", required=True, parser_class=Parser)
     p = add("profile", cmd_profile, "show or set a customer's report name, time zone and logo", csub)
     p.add_argument("customer")
     p.add_argument("--name", help="display name in reports")

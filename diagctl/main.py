@@ -5,195 +5,36 @@ Finds the collector and its API token from ``--server URL`` / ``--token T``, els
 (keys ``server`` and ``token``; ``DIAGCTL_CONFIG`` names another file). It never opens
 the database. Exit status: 0 ok, 1 the server refused or failed, 2 usage errors.
 
->>> parse_since("30m", now=1_700_000_000.0)
-'2023-11-14T21:43:20+00:00'
->>> parse_since("2023-11-14T22:00:00Z", now=0)
-'2023-11-14T22:00:00+00:00'
+The shared parts (settings, the HTTP client, output) are in :mod:`diagctl.client`; each
+command group is a module with a ``register`` function: the fleet's hosts, results and
+agents here, :mod:`diagctl.cases`, :mod:`diagctl.inspections`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import sys
-import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
 
 import httpx
-import yaml
 
-__all__ = ["UsageError", "main", "parse_since"]
+from diagctl import cases, inspections
+from diagctl.client import (
+    Api,
+    Parser,
+    ServerError,
+    UsageError,
+    emit,
+    parse_since,
+    positive,
+    resolve_settings,
+    table,
+    when,
+)
 
-DEFAULT_TIMEOUT_S = 15.0
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-class UsageError(Exception):
-    """Bad command line or missing settings: exit 2."""
-
-
-class ServerError(Exception):
-    """The collector refused or failed the request, or is unreachable: exit 1."""
-
-
-def parse_since(value: str, now: float | None = None) -> str:
-    """ISO 8601 time, or relative to now (``45s``, ``30m``, ``1h``, ``2d``, ``1w``) → ISO 8601 UTC."""
-    match = _RELATIVE.match(value.strip())
-    if match:
-        ago = float(match.group(1)) * _UNIT_S[match.group(2)]
-        moment = datetime.fromtimestamp((time.time() if now is None else now) - ago, UTC)
-        return moment.isoformat(timespec="seconds")
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise UsageError(
-            f"--since {value!r}: expected an ISO 8601 time (2024-05-01T12:00:00Z) "
-            "or a relative time like 30m, 1h, 2d"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.isoformat(timespec="seconds")
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def _config_path() -> Path:
-    if os.environ.get("DIAGCTL_CONFIG"):
-        return Path(os.environ["DIAGCTL_CONFIG"])
-    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return base / "diagctl" / "config.yaml"
-
-
-def _file_settings(path: Path) -> dict[str, str]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: cannot read diagctl config: {type(exc).__name__}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict) or not all(isinstance(raw.get(k, ""), str) for k in ("server", "token")):
-        raise UsageError(f"{path}: expected a mapping with string keys 'server' and 'token'")
-    unknown = sorted(set(raw) - {"server", "token"})
-    if unknown:
-        raise UsageError(f"{path}: unknown key(s) {', '.join(unknown)}; valid keys: server, token")
-    return {k: str(v) for k, v in raw.items()}
-
-
-def resolve_settings(args: argparse.Namespace) -> tuple[str, str]:
-    """(server URL, token): flags, then environment, then the config file."""
-    path = _config_path()
-    from_file: dict[str, str] | None = None
-
-    def pick(flag: str | None, env: str, key: str) -> str | None:
-        nonlocal from_file
-        if flag:
-            return flag
-        if os.environ.get(env):
-            return os.environ[env]
-        if from_file is None:
-            from_file = _file_settings(path)
-        return from_file.get(key) or None
-
-    server = pick(args.server, "DIAG_SERVER", "server")
-    if not server:
-        raise UsageError(
-            "no collector configured: pass --server URL, or export DIAG_SERVER=http://127.0.0.1:8080, "
-            f"or put 'server: URL' in {path}"
-        )
-    token = pick(args.token, "DIAG_TOKEN", "token")
-    if not token:
-        raise UsageError(
-            "no API token: pass --token T, or export DIAG_TOKEN=..., "
-            f"or put 'token: ...' in {path} (an engineer creates one with: "
-            "diag-collector token create --name NAME)"
-        )
-    if not server.startswith(("http://", "https://")):
-        server = "http://" + server
-    return server.rstrip("/"), token
-
-
-# --------------------------------------------------------------------------- HTTP
-
-
-class Api:
-    def __init__(self, server: str, token: str, transport: httpx.BaseTransport | None = None) -> None:
-        self.server = server
-        self._client = httpx.Client(
-            base_url=server,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "diagctl"},
-            timeout=DEFAULT_TIMEOUT_S,
-            transport=transport,
-        )
-
-    def close(self) -> None:
-        self._client.close()
-
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
-        clean = {k: v for k, v in (params or {}).items() if v is not None}
-        try:
-            response = self._client.request(method, path, params=clean, json=body)
-        except httpx.ConnectError:
-            raise ServerError(
-                f"cannot connect to the collector at {self.server}: is it running (diag-collector serve)? "
-                "Check --server / DIAG_SERVER."
-            ) from None
-        except httpx.TimeoutException:
-            raise ServerError(
-                f"the collector at {self.server} did not answer within {DEFAULT_TIMEOUT_S:.0f} s"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise ServerError(f"request to {self.server} failed: {type(exc).__name__}") from None
-        if response.status_code == 401:
-            raise ServerError(
-                "the collector rejected the API token (401): check --token / DIAG_TOKEN "
-                "(a revoked or mistyped token; create one with: diag-collector token create --name NAME)"
-            )
-        if response.status_code >= 400:
-            raise ServerError(f"{response.status_code}: {_detail(response)}")
-        return response.json()
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        detail = response.json().get("detail")
-    except (ValueError, AttributeError):  # not a JSON object: show the raw text
-        return response.text[:300] or response.reason_phrase
-    if isinstance(detail, list):  # FastAPI validation errors
-        return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in detail)
-    return str(detail)
-
-
-# --------------------------------------------------------------------------- output
-
-
-def _when(value: str | None) -> str:
-    return "-" if not value else value.replace("T", " ").replace("+00:00", "Z")
-
-
-def table(rows: Sequence[Sequence[object]], headers: Sequence[str], out: TextIO) -> None:
-    """Columns aligned to their widest cell; '-' for empty values."""
-    cells = [[("-" if c is None or c == "" else str(c)) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    for row in [list(headers), *cells]:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
-
-
-def _emit(args: argparse.Namespace, data: Any, render: Callable[[Any, TextIO], None], out: TextIO) -> None:
-    if args.format == "json":
-        json.dump(data, out, indent=2, ensure_ascii=False)
-        print(file=out)
-    else:
-        render(data, out)
-
+__all__ = ["build_parser", "main"]
 
 # --------------------------------------------------------------------------- commands
 
@@ -208,13 +49,13 @@ def cmd_hosts(api: Api, args: argparse.Namespace, out: TextIO) -> None:
                 h["name"],
                 h["worst_severity"],
                 " ".join(f"{k}={v}" for k, v in h["severity_counts"].items()),
-                _when(h["last_seen"]),
+                when(h["last_seen"]),
             )
             for h in hosts
         ]
         table(rows, ("CUSTOMER", "HOST", "WORST", "CHECKS", "LAST SEEN"), out)
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def cmd_host(api: Api, args: argparse.Namespace, out: TextIO) -> None:
@@ -224,7 +65,7 @@ def cmd_host(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         h = d["host"]
         print(
             f"{h['name']} ({h['customer']})  worst: {h['worst_severity'] or '-'}  "
-            f"last seen: {_when(h['last_seen'])}",
+            f"last seen: {when(h['last_seen'])}",
             file=out,
         )
         facts = d["facts"]
@@ -239,10 +80,10 @@ def cmd_host(api: Api, args: argparse.Namespace, out: TextIO) -> None:
             print("  no results yet", file=out)
         for layer, results in d["layers"].items():
             print(f"\n{layer.upper()}", file=out)
-            rows = [(r["check"], r["severity"], r["key"], _when(r["ts"]), r["summary"]) for r in results]
+            rows = [(r["check"], r["severity"], r["key"], when(r["ts"]), r["summary"]) for r in results]
             table(rows, ("CHECK", "SEVERITY", "KEY", "TIME", "SUMMARY"), out)
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def cmd_results(api: Api, args: argparse.Namespace, out: TextIO) -> None:
@@ -257,12 +98,12 @@ def cmd_results(api: Api, args: argparse.Namespace, out: TextIO) -> None:
 
     def render(rows: list[dict[str, Any]], out: TextIO) -> None:
         table(
-            [(_when(r["ts"]), r["check"], r["severity"], r["key"], r["summary"]) for r in rows],
+            [(when(r["ts"]), r["check"], r["severity"], r["key"], r["summary"]) for r in rows],
             ("TIME", "CHECK", "SEVERITY", "KEY", "SUMMARY"),
             out,
         )
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def cmd_agents_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
@@ -277,7 +118,7 @@ def cmd_agents_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
                     a["host"],
                     a["token_prefix"] + "…",
                     "revoked" if a["revoked_at"] else "active",
-                    _when(a["last_seen_at"]),
+                    when(a["last_seen_at"]),
                     a["max_seq"],
                 )
                 for a in rows
@@ -286,7 +127,7 @@ def cmd_agents_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
             out,
         )
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def cmd_agents_enroll(api: Api, args: argparse.Namespace, out: TextIO) -> None:
@@ -301,7 +142,7 @@ def cmd_agents_enroll(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         print(d["config"], file=out)
         print(f"Or on the command line:\n  {d['command']}", file=out)
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def cmd_agents_revoke(api: Api, args: argparse.Namespace, out: TextIO) -> None:
@@ -311,7 +152,7 @@ def cmd_agents_revoke(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         state = "revoked" if d["revoked"] else "was already revoked"
         print(f"agent {d['agent_id']} {state}", file=out)
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def cmd_gaps(api: Api, args: argparse.Namespace, out: TextIO) -> None:
@@ -327,7 +168,7 @@ def cmd_gaps(api: Api, args: argparse.Namespace, out: TextIO) -> None:
                     f"{g['first_seq']}-{g['last_seq']}",
                     g["count"],
                     g["reason"],
-                    _when(g["dropped_at"]),
+                    when(g["dropped_at"]),
                 )
                 for g in rows
             ],
@@ -335,7 +176,7 @@ def cmd_gaps(api: Api, args: argparse.Namespace, out: TextIO) -> None:
             out,
         )
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def cmd_upgrades(api: Api, args: argparse.Namespace, out: TextIO) -> None:
@@ -344,14 +185,14 @@ def cmd_upgrades(api: Api, args: argparse.Namespace, out: TextIO) -> None:
     def render(rows: list[dict[str, Any]], out: TextIO) -> None:
         table(
             [
-                (_when(u["ts"]), u["customer"], u["host"], u["product"], u["from_version"], u["to_version"])
+                (when(u["ts"]), u["customer"], u["host"], u["product"], u["from_version"], u["to_version"])
                 for u in rows
             ],
             ("TIME", "CUSTOMER", "HOST", "PRODUCT", "FROM", "TO"),
             out,
         )
 
-    _emit(args, data, render, out)
+    emit(args, data, render, out)
 
 
 def cmd_quarantine(api: Api, args: argparse.Namespace, out: TextIO) -> None:
@@ -368,7 +209,7 @@ def cmd_quarantine(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         table(
             [
                 (
-                    _when(q["quarantined_at"]),
+                    when(q["quarantined_at"]),
                     q["customer"],
                     q["host"],
                     q["agent_id"],
@@ -383,26 +224,7 @@ def cmd_quarantine(api: Api, args: argparse.Namespace, out: TextIO) -> None:
             out,
         )
 
-    _emit(args, data, render, out)
-
-
-# --------------------------------------------------------------------------- parser
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        raise UsageError(message)
-
-
-def _positive(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
-    if not 1 <= number <= 1000:
-        raise argparse.ArgumentTypeError("expected 1-1000")
-    return number
+    emit(args, data, render, out)
 
 
 def _global_options(parser: argparse.ArgumentParser, default: str) -> None:
@@ -414,14 +236,14 @@ def _global_options(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="diagctl", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="diagctl", description=__doc__.split("\n\n")[0])
     _global_options(parser, argparse.SUPPRESS)
     parser.set_defaults(server=None, token=None, format="table")
     # The same options after the command; SUPPRESS keeps a subcommand's unset option from
     # overwriting one given before the command.
-    common = _Parser(add_help=False)
+    common = Parser(add_help=False)
     _global_options(common, argparse.SUPPRESS)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     def add(
         name: str, func: Callable[[Api, argparse.Namespace, TextIO], None], helptext: str, owner: Any = sub
@@ -439,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", required=True)
     p.add_argument("--check")
     p.add_argument("--since", help="ISO 8601 time or relative: 30m, 1h, 2d")
-    p.add_argument("--limit", type=_positive, default=100)
+    p.add_argument("--limit", type=positive, default=100)
     p.add_argument("--customer")
     p = add("gaps", cmd_gaps, "results agents dropped (spool full)")
     p.add_argument("--host")
@@ -450,9 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("quarantine", cmd_quarantine, "acknowledged batches the collector could not store, and why")
     p.add_argument("--host")
     p.add_argument("--customer")
-    p.add_argument("--limit", type=_positive, default=100)
+    p.add_argument("--limit", type=positive, default=100)
     agents = sub.add_parser("agents", help="enroll, list and revoke agents", parents=[common])
-    agents_sub = agents.add_subparsers(dest="agents_command", required=True, parser_class=_Parser)
+    agents_sub = agents.add_subparsers(dest="agents_command", required=True, parser_class=Parser)
     p = add("enroll", cmd_agents_enroll, "create an agent token and print its config", agents_sub)
     p.add_argument("--customer", required=True)
     p.add_argument("--host")
@@ -461,11 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customer")
     p = add("revoke", cmd_agents_revoke, "revoke an agent's token", agents_sub)
     p.add_argument("agent_id")
-    from diagctl import cases as diagctl_cases
-    from diagctl import inspections as diagctl_inspections
-
-    diagctl_cases.register(add, sub, common)
-    diagctl_inspections.register(add, sub, common)
+    cases.register(add, sub, common)
+    inspections.register(add, sub, common)
     return parser
 
 

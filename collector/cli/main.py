@@ -65,6 +65,7 @@ def _load(args: argparse.Namespace) -> CollectorConfig:
 
 
 def _open_store(config: CollectorConfig, *, migrate: bool = True) -> Any:
+    from collector.ingest.decode import decode_logged
     from collector.store import Store
 
     url = config.store_url
@@ -75,6 +76,7 @@ def _open_store(config: CollectorConfig, *, migrate: bool = True) -> Any:
         migrate=migrate,
         synchronous=config.store.sqlite_synchronous,
         retention=config.store.retention.policy(),
+        log_decoder=decode_logged,
     )
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from checks.api import Severity
-from collector.cli.serve_context import ServeContext
 
 if TYPE_CHECKING:
+    from collector.cli.serve_context import ServeContext
     from collector.notify import EventKind, Notifier
     from collector.store.cases import CaseRecord
 

@@ -1097,7 +1097,7 @@ def _ingest_worker_main(
     options = dict(options)
     config = options.pop("config", None)  # the CollectorConfig, or None: no observers
     try:
-        store = Store.open(url, migrate=False, **options)
+        store = Store.open(url, migrate=False, log_decoder=decode_logged, **options)
         if config is not None:
             observer = build_observer(store, _shard_config(config, settings))
             if observer is not None:

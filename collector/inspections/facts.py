@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checks.api import Severity
+
+if TYPE_CHECKING:
+    from collector.store.inspections import HostEvidence
 
 __all__ = ["HostFacts", "MetricSummary", "ResultFact"]
 
@@ -140,6 +143,20 @@ class HostFacts:
     """Unix time the collector last heard from the host's agent."""
     lost_results: int = 0
     """Results the agent reported as dropped (gaps) during the period."""
+
+    @classmethod
+    def from_evidence(cls, evidence: HostEvidence) -> HostFacts:
+        """From one host's rows as the store gathers them for a run."""
+        return cls.build(
+            evidence.name,
+            labels=evidence.labels,
+            answered=evidence.answered,
+            latest=evidence.latest,
+            series=evidence.series,
+            inventory=evidence.inventory,
+            last_seen=evidence.last_seen,
+            lost_results=evidence.lost_results,
+        )
 
     @classmethod
     def build(

@@ -34,13 +34,14 @@ from collector.inspections.model import InspectionResult
 from collector.inspections.plan import InspectionPlan, SelectorError, parse_plan, select_hosts
 from collector.inspections.report import build_trends, to_report
 from collector.reports import Customer, Lang, ReportError, SignOff, render_inspection
+from collector.reports.files import write_report_file
 from collector.reports.render import Format
 from collector.store.inspections import InspectionRepo, ReportRecord, RunRecord
 from collector.store.queries import Scope
 from collector.store.store import Store
 from protos.diag.v1 import agent_pb2
 
-__all__ = ["Requester", "Runner", "RunnerSettings", "new_run_id", "render_run_report", "write_report_file"]
+__all__ = ["Requester", "Runner", "RunnerSettings", "new_run_id", "render_run_report"]
 
 log = logging.getLogger(__name__)
 
@@ -204,13 +205,17 @@ class Runner:
     ) -> tuple[InspectionResult, list[HostFacts]]:
         repo = self.repo
         run = repo.run(Scope.everything(), run_id)
-        previous = repo.previous_result(plan.customer, plan.name, run.created_at)
+        stored = repo.previous_result(plan.customer, plan.name, run.created_at)
+        previous = None if stored is None else InspectionResult.from_dict(stored)
         end = self.clock()
         start = end - self.settings.history_days * DAY_S
         if previous is not None and start < previous.period_end < end:
             start = previous.period_end
         checks = plan.check_names()
-        facts = repo.gather(plan.customer, run_id, names, answered, start, end, checks)
+        facts = [
+            HostFacts.from_evidence(e)
+            for e in repo.gather(plan.customer, run_id, names, answered, start, end, checks)
+        ]
         result = run_inspection(plan, run_id, facts, start, end, previous, check_names=checks)
         return result, facts
 
@@ -280,7 +285,7 @@ def render_run_report(
     if facts is None:
         hosts = run.hosts
         checks = parse_plan(run.plan_doc, f"run {run.id}").check_names() if run.plan_doc else None
-        facts = repo.gather(
+        gathered = repo.gather(
             run.customer,
             run.id,
             list(hosts.get("selected", [])),
@@ -289,6 +294,7 @@ def render_run_report(
             result.period_end,
             checks,
         )
+        facts = [HostFacts.from_evidence(e) for e in gathered]
     settings = runner.settings
     report = to_report(
         result,
@@ -300,19 +306,3 @@ def render_run_report(
     content = render_inspection(report, fmt, lang)
     path = write_report_file(settings.reports_dir, run.customer, f"inspection-{run.id}.{lang}.{fmt}", content)
     return repo.add_report(run.customer, "inspection", run.id, lang, fmt, content, path=path)
-
-
-def write_report_file(directory: Path | None, customer: str, name: str, content: bytes) -> str | None:
-    """Also keep the report as a file under ``directory/customer/`` (None without a directory)."""
-    if directory is None:
-        return None
-    path = directory / customer / name
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(content)
-        tmp.replace(path)
-    except OSError as exc:  # the report is in the store anyway: a full disk only loses the copy
-        log.error("cannot write report file %s: %s", path, exc.strerror or type(exc).__name__)
-        return None
-    return str(path)

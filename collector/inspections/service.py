@@ -24,8 +24,8 @@ import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from collector.cli.serve_context import ServeContext
 from collector.inspections.delivery import ReportMailer
 from collector.inspections.plan import InspectionPlan, load_plan
 from collector.inspections.runner import Requester, Runner, RunnerSettings
@@ -35,6 +35,9 @@ from collector.store.inspections import RunRecord
 from collector.store.queries import Scope
 from collector.store.store import Store
 from diagconfig import ConfigError
+
+if TYPE_CHECKING:
+    from collector.cli.serve_context import ServeContext
 
 __all__ = ["InspectionService", "attach", "check_plans", "service_for", "start"]
 

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import context
 from alembic.config import Config
 
-from collector.store.schema import metadata
+from collector.store.tables import metadata
 
 
 def run_migrations(config: Config) -> None:

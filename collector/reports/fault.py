@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from checks.api import Layer, Severity, Unit
+from collector.reports.files import write_report_file
 from collector.reports.model import (
     CaseInfo,
     CaseNote,
@@ -538,8 +539,6 @@ def stored_fault_report(
         time.time(),
     )
     content = render_fault_analysis(report, fmt, lang)
-    from collector.inspections.runner import write_report_file
-
     path = write_report_file(settings.reports_dir, case.customer, f"fault-{case.id}.{lang}.{fmt}", content)
     record = repo.add_report(case.customer, "fault", case.id, lang, fmt, content, path=path)
     return record, content

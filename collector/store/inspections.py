@@ -20,8 +20,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from collector.inspections.facts import HostFacts
-from collector.inspections.model import InspectionResult
 from collector.store.errors import NotFound, StoreError
 from collector.store.queries import Scope
 from collector.store.schema import (
@@ -46,6 +44,7 @@ from collector.store.store import Store
 __all__ = [
     "COMPLETION_CHECK",
     "CustomerProfile",
+    "HostEvidence",
     "InspectionRepo",
     "ReportRecord",
     "RunRecord",
@@ -58,6 +57,25 @@ runs and spools last, see ``agent/inspection.py``) tagged with the inspection id
 MAX_LOGO_BYTES = 512 * 1024
 MAX_BUCKETS = 200
 """Metric history is read as at most this many time buckets per series (averages)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostEvidence:
+    """One host's stored evidence for an inspection run, as rows; the inspection builds its
+    facts from it (:meth:`collector.inspections.facts.HostFacts.from_evidence`)."""
+
+    name: str
+    answered: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    latest: list[tuple[str, float, list[dict[str, Any]]]] = field(default_factory=list)
+    """(check, ts, the result dicts as the agent recorded them) per check."""
+    series: list[tuple[str, dict[str, str], list[tuple[float, float]]]] = field(default_factory=list)
+    """(metric name, labels, points)."""
+    inventory: dict[str, Any] | None = None
+    last_seen: float | None = None
+    lost_results: int = 0
+
+
 RUN_STATES = ("pending", "running", "done", "failed")
 
 
@@ -401,8 +419,8 @@ class InspectionRepo:
         with self._engine.connect() as conn:
             return [_run(r, False) for r in conn.execute(query)]
 
-    def previous_result(self, customer: str, plan: str, before: float) -> InspectionResult | None:
-        """*internal*: the result of the latest finished run of ``plan`` created before ``before``."""
+    def previous_result(self, customer: str, plan: str, before: float) -> dict[str, Any] | None:
+        """*internal*: the stored result of the latest finished run of ``plan`` created before ``before``."""
         with self._engine.connect() as conn:
             row = conn.execute(
                 self._runs_query(Scope.of(customer), True)
@@ -417,7 +435,7 @@ class InspectionRepo:
             ).first()
         if row is None or row.result is None:
             return None
-        return InspectionResult.from_dict(dict(row.result))
+        return dict(row.result)
 
     # ------------------------------------------------------------------ hosts and answers
 
@@ -470,8 +488,8 @@ class InspectionRepo:
         period_start: float,
         period_end: float,
         check_names: Iterable[str] | None = None,
-    ) -> list[HostFacts]:
-        """*internal*: :class:`HostFacts` of the named hosts for one run.
+    ) -> list[HostEvidence]:
+        """*internal*: :class:`HostEvidence` of the named hosts for one run.
 
         Results: each check's latest result tagged with ``run_id`` (every finding of it).
         Metrics: the host's series of ``check_names`` (all when None) over the period, read
@@ -500,11 +518,11 @@ class InspectionRepo:
         for name in names:
             row = by_name.get(name)
             if row is None:
-                facts.append(HostFacts(name, answered=False))
+                facts.append(HostEvidence(name, answered=False))
                 continue
             document = docs.get(row.id)
             facts.append(
-                HostFacts.build(
+                HostEvidence(
                     name,
                     labels=dict(row.labels or {}),
                     answered=name in done,

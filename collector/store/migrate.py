@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 import collector.migrations
 from collector.store.engine import SQLITE_IMMEDIATE
-from collector.store.schema import metadata
+from collector.store.tables import metadata
 
 __all__ = ["alembic_config", "current_revision", "drift", "head_revision", "upgrade"]
 

@@ -256,7 +256,3 @@ api_tokens = sa.Table(
     sa.CheckConstraint("role IN ('engineer', 'customer_admin', 'viewer')", name="role"),
     sa.CheckConstraint("role = 'engineer' OR customer_id IS NOT NULL", name="scoped"),
 )
-
-
-# Tables of later features, on the same metadata (imported last: they import ``metadata``).
-from collector.store import schema_cases, schema_ingest_log, schema_inspections  # noqa: E402,F401

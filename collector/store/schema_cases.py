@@ -1,6 +1,6 @@
 """Tables: incidents, emergency cases and their timeline, detector state.
 
-Defined on :data:`collector.store.schema.metadata` (imported at the end of that module), so
+Defined on :data:`collector.store.schema.metadata` (collected in :mod:`collector.store.tables`), so
 the migration drift test covers them. Maintenance windows live in the configuration, not
 here; a suppression is recorded on the incident (``incidents.suppressed_by``, timeline).
 

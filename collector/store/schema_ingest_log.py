@@ -7,7 +7,7 @@ TSDB's write-ahead log: one small append per batch on the Ack path, the index-he
 writes behind it. A row the materialiser cannot apply is kept, with ``quarantined_at``
 and ``error`` set, so it is counted and can be inspected, never silently dropped.
 
-Defined on :data:`collector.store.schema.metadata` (imported at the end of that module), so
+Defined on :data:`collector.store.schema.metadata` (collected in :mod:`collector.store.tables`), so
 the migration drift test covers them.
 """
 

@@ -1,6 +1,6 @@
 """Tables: inspection plans' runs, their schedule state, and reports as service records.
 
-Defined on :data:`collector.store.schema.metadata` (imported at the end of that module), so
+Defined on :data:`collector.store.schema.metadata` (collected in :mod:`collector.store.tables`), so
 the migration drift test covers them.
 
 - ``inspection_runs``: one row per run of a plan (scheduled or manual): its state, the hosts

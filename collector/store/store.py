@@ -268,8 +268,12 @@ class Store:
         *,
         retention: RetentionPolicy | None = None,
         clock: Callable[[], float] = time.time,
+        log_decoder: LogDecoder | None = None,
     ) -> None:
         self._engine = engine
+        # Injected by whoever opens the store (the ingest layer owns the wire format), so
+        # the store never imports back up into ingest.
+        self._log_decoder = log_decoder
         self._sqlite = engine.dialect.name == "sqlite"
         self._write_engine = engine.execution_options(**{SQLITE_IMMEDIATE: True})
         self._write_lock = threading.Lock()
@@ -300,12 +304,18 @@ class Store:
         migrate: bool = True,
         synchronous: Synchronous = "NORMAL",
         retention: RetentionPolicy | None = None,
+        log_decoder: LogDecoder | None = None,
     ) -> Store:
-        """Connect to ``sqlite:///path`` or ``postgresql+psycopg://...``; migrate to head."""
+        """Connect to ``sqlite:///path`` or ``postgresql+psycopg://...``; migrate to head.
+
+        ``log_decoder`` turns ingest-log payloads back into batches
+        (:func:`collector.ingest.decode.decode_logged`); a store that may meet logged rows
+        (a serving or worker process) needs one.
+        """
         engine = create_engine(url, synchronous=synchronous)
         if migrate:
             upgrade(engine)
-        return cls(engine, retention=retention)
+        return cls(engine, retention=retention, log_decoder=log_decoder)
 
     @property
     def engine(self) -> Engine:
@@ -897,10 +907,9 @@ class Store:
                     sa.select(ingest_log.c.id, ingest_log.c.payload).where(ingest_log.c.id.in_(missing))
                 )
             }
-            if decoder is None:
-                from collector.ingest.decode import decode_logged
-
-                decoder = decode_logged
+            decoder = decoder or self._log_decoder
+            if decoder is None:  # before any row is touched: nothing is quarantined for it
+                raise StoreError("ingest log rows wait to be applied but the store has no log_decoder")
         bad: list[dict[str, Any]] = []
         for r in rows:
             log_id = int(r.id)

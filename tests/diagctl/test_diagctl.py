@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from collector.http.app import create_app
+from collector.ingest.decode import decode_logged
 from collector.store import HostFactsRow, IngestBatch, ResultRow, Store
-from diagctl.main import main, parse_since
+from diagctl.client import parse_since
+from diagctl.main import main
 from tests.collector.http_server import free_port, serving
 
 T0 = 1_700_000_000.0
@@ -20,7 +22,7 @@ T0 = 1_700_000_000.0
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Store]]:
-    store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('diagctl') / 'c.db'}")
+    store = Store.open(f"sqlite:///{tmp_path_factory.mktemp('diagctl') / 'c.db'}", log_decoder=decode_logged)
     with serving(create_app(store, None)) as url:
         yield url, store
     store.close()

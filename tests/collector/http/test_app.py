@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter
 
 from collector.http.app import create_app
+from collector.ingest.decode import decode_logged
 from collector.store import IngestBatch, PointRow, ResultRow, Store
 
 T0 = 1_700_000_000.0
@@ -18,7 +19,7 @@ T0 = 1_700_000_000.0
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
+    s = Store.open(f"sqlite:///{tmp_path / 'c.db'}", log_decoder=decode_logged)
     yield s
     s.close()
 

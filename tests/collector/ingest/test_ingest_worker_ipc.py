@@ -36,6 +36,7 @@ from collector.ingest.decode import (
     _frame_bytes,
     _Inbox,
     _LogWorker,
+    decode_logged,
 )
 from collector.store import Store
 from protos.diag.v1 import agent_pb2 as pb
@@ -177,7 +178,7 @@ def _payload(seqs: list[int]) -> bytes:
 def test_asyncio_submissions_a_thread_submission_and_a_close_after_the_loop_stopped(tmp_path: Path) -> None:
     """The serving loop's path: many submissions in one loop iteration, then shutdown."""
     url = f"sqlite:///{tmp_path / 'collector.db'}"
-    store = Store.open(url)
+    store = Store.open(url, log_decoder=decode_logged)
     agents = [store.enroll_agent("acme", host=f"h{i}")[0] for i in range(30)]
     worker = IngestProcess(url, {}, IngestLimits())
     worker.start()
@@ -217,7 +218,7 @@ def test_a_request_of_several_batches_is_acknowledged_up_to_its_first_bad_one(tm
     one is refused, carries what the batches before it got so that their Ack still goes out.
     """
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    store = Store.open(url)
+    store = Store.open(url, log_decoder=decode_logged)
     agent = store.enroll_agent("acme", host="h1")[0]
     worker = IngestProcess(url, {}, IngestLimits(max_batch_entries=3))
     worker.start()
@@ -296,7 +297,7 @@ def test_requests_wait_in_the_serving_process_while_the_worker_does_not_read(tmp
     import signal
 
     url = f"sqlite:///{tmp_path / 'c.db'}"
-    store = Store.open(url)
+    store = Store.open(url, log_decoder=decode_logged)
     agents = [store.enroll_agent("acme", host=f"h{i}")[0] for i in range(40)]
     store.close()
     worker = IngestProcess(url, {}, IngestLimits())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.inspections.facts import HostFacts
 from collector.store import IngestBatch, NotFound, PointRow, ResultRow, Scope, Store, StoreError
 from collector.store.inspections import InspectionRepo
 from tests.collector.store.pg import SKIP_REASON, fresh_database, pg_listening
@@ -77,7 +78,9 @@ def test_answers_and_facts_come_from_the_runs_tagged_results(store: Store) -> No
     repo = _seed(store)
     assert repo.answered("acme", RUN) == {"db1"}
     assert repo.answered("globex", RUN) == set()
-    facts = repo.gather("acme", RUN, ["db1", "db2"], {"db1"}, T0 - 48 * 3600, T0 + 60, ["storage.filesystem"])
+    period = (T0 - 48 * 3600, T0 + 60)
+    gathered = repo.gather("acme", RUN, ["db1", "db2"], {"db1"}, *period, ["storage.filesystem"])
+    facts = [HostFacts.from_evidence(e) for e in gathered]
     db1, db2 = facts
     assert db1.answered and not db2.answered and db2.results == ()
     assert [(r.check, r.key, r.severity.value, r.item) for r in db1.results] == [

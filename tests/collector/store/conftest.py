@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from collector.ingest.decode import decode_logged
 from collector.store import Store
-from collector.store.schema import metadata
+from collector.store.tables import metadata
 from tests.collector.store.pg import SKIP_REASON, fresh_database, pg_listening
 
 
@@ -37,12 +38,13 @@ def _truncate_pg(store: Store) -> None:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
-        s = Store.open(f"sqlite:///{tmp_path / 'collector.db'}")
+        # Stores in these tests may meet ingest-log rows, as the serving process's does.
+        s = Store.open(f"sqlite:///{tmp_path / 'collector.db'}", log_decoder=decode_logged)
         yield s
         s.close()
         return
     session_store: Store = request.getfixturevalue("pg_store_session")
     _truncate_pg(session_store)
     # A fresh Store object (empty caches) on the session's migrated database.
-    s = Store(session_store.engine)
+    s = Store(session_store.engine, log_decoder=decode_logged)
     yield s

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from collector.ingest.decode import IngestLimits, IngestProcess, IngestRejected, LogSettings, decode_logged
 from collector.ingest.metrics import CollectorMetrics
-from collector.store import AgentIdentity, Store
+from collector.store import AgentIdentity, Store, StoreError
 from collector.store.observe import Committed
 from collector.store.schema_ingest_log import ingest_log
 from collector.store.store import LogAppend
@@ -142,6 +142,20 @@ def test_append_is_durable_at_once_and_materialise_applies_each_entry_once(store
     assert store.log_stats().pending_batches == 0
     with store.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT last_seen FROM hosts")).scalar_one() is not None
+
+
+def test_a_store_without_a_log_decoder_leaves_logged_rows_alone(store: Store) -> None:
+    """The decoder is injected by the ingest layer; a store opened without one refuses to
+    apply logged rows (a StoreError) and quarantines nothing, so nothing is set aside."""
+    agent, _ = store.enroll_agent("acme", host="web1")
+    append(store, agent, [1, 2, 3])
+    bare = Store(store.engine)  # same database, no decoder
+    with pytest.raises(StoreError, match="log_decoder"):
+        bare.materialise()
+    stats = store.log_stats()
+    assert (stats.pending_batches, stats.quarantined) == (1, 0)
+    assert store.materialise().batches == 1  # the fixture's store has the decoder
+    assert result_seqs(store, agent.agent_id) == [1, 2, 3]
 
 
 def test_one_group_with_several_batches_of_an_agent_appends_each_entry_once(store: Store) -> None:

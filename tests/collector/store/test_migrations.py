@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from collector.store import Store
 from collector.store.engine import create_engine
 from collector.store.migrate import SCRIPT_LOCATION, current_revision, drift, head_revision, upgrade
-from collector.store.schema import metadata
+from collector.store.tables import metadata
 from tests.collector.store.pg import SKIP_REASON, fresh_database, pg_listening
 
 

@@ -24,8 +24,8 @@ from collector.store import (
     Store,
     StoreError,
 )
-from collector.store.schema import metadata
 from collector.store.store import ColumnarBatch, point_count
+from collector.store.tables import metadata
 
 T0 = 1_700_000_000.0
 

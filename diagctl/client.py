@@ -1,0 +1,220 @@
+"""What every diagctl command uses: settings, the HTTP client, errors, output and argument types.
+
+>>> parse_since("30m", now=1_700_000_000.0)
+'2023-11-14T21:43:20+00:00'
+>>> parse_since("2023-11-14T22:00:00Z", now=0)
+'2023-11-14T22:00:00+00:00'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+import httpx
+import yaml
+
+__all__ = [
+    "Api",
+    "Parser",
+    "ServerError",
+    "UsageError",
+    "emit",
+    "parse_since",
+    "positive",
+    "resolve_settings",
+    "table",
+    "when",
+]
+
+DEFAULT_TIMEOUT_S = 15.0
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class UsageError(Exception):
+    """Bad command line or missing settings: exit 2."""
+
+
+class ServerError(Exception):
+    """The collector refused or failed the request, or is unreachable: exit 1."""
+
+
+def parse_since(value: str, now: float | None = None) -> str:
+    """ISO 8601 time, or relative to now (``45s``, ``30m``, ``1h``, ``2d``, ``1w``) → ISO 8601 UTC."""
+    match = _RELATIVE.match(value.strip())
+    if match:
+        ago = float(match.group(1)) * _UNIT_S[match.group(2)]
+        moment = datetime.fromtimestamp((time.time() if now is None else now) - ago, UTC)
+        return moment.isoformat(timespec="seconds")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageError(
+            f"--since {value!r}: expected an ISO 8601 time (2024-05-01T12:00:00Z) "
+            "or a relative time like 30m, 1h, 2d"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.isoformat(timespec="seconds")
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _config_path() -> Path:
+    if os.environ.get("DIAGCTL_CONFIG"):
+        return Path(os.environ["DIAGCTL_CONFIG"])
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "diagctl" / "config.yaml"
+
+
+def _file_settings(path: Path) -> dict[str, str]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: cannot read diagctl config: {type(exc).__name__}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(raw.get(k, ""), str) for k in ("server", "token")):
+        raise UsageError(f"{path}: expected a mapping with string keys 'server' and 'token'")
+    unknown = sorted(set(raw) - {"server", "token"})
+    if unknown:
+        raise UsageError(f"{path}: unknown key(s) {', '.join(unknown)}; valid keys: server, token")
+    return {k: str(v) for k, v in raw.items()}
+
+
+def resolve_settings(args: argparse.Namespace) -> tuple[str, str]:
+    """(server URL, token): flags, then environment, then the config file."""
+    path = _config_path()
+    from_file: dict[str, str] | None = None
+
+    def pick(flag: str | None, env: str, key: str) -> str | None:
+        nonlocal from_file
+        if flag:
+            return flag
+        if os.environ.get(env):
+            return os.environ[env]
+        if from_file is None:
+            from_file = _file_settings(path)
+        return from_file.get(key) or None
+
+    server = pick(args.server, "DIAG_SERVER", "server")
+    if not server:
+        raise UsageError(
+            "no collector configured: pass --server URL, or export DIAG_SERVER=http://127.0.0.1:8080, "
+            f"or put 'server: URL' in {path}"
+        )
+    token = pick(args.token, "DIAG_TOKEN", "token")
+    if not token:
+        raise UsageError(
+            "no API token: pass --token T, or export DIAG_TOKEN=..., "
+            f"or put 'token: ...' in {path} (an engineer creates one with: "
+            "diag-collector token create --name NAME)"
+        )
+    if not server.startswith(("http://", "https://")):
+        server = "http://" + server
+    return server.rstrip("/"), token
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class Api:
+    def __init__(self, server: str, token: str, transport: httpx.BaseTransport | None = None) -> None:
+        self.server = server
+        self._client = httpx.Client(
+            base_url=server,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "diagctl"},
+            timeout=DEFAULT_TIMEOUT_S,
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._client.request(method, path, params=clean, json=body)
+        except httpx.ConnectError:
+            raise ServerError(
+                f"cannot connect to the collector at {self.server}: is it running (diag-collector serve)? "
+                "Check --server / DIAG_SERVER."
+            ) from None
+        except httpx.TimeoutException:
+            raise ServerError(
+                f"the collector at {self.server} did not answer within {DEFAULT_TIMEOUT_S:.0f} s"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ServerError(f"request to {self.server} failed: {type(exc).__name__}") from None
+        if response.status_code == 401:
+            raise ServerError(
+                "the collector rejected the API token (401): check --token / DIAG_TOKEN "
+                "(a revoked or mistyped token; create one with: diag-collector token create --name NAME)"
+            )
+        if response.status_code >= 400:
+            raise ServerError(f"{response.status_code}: {_detail(response)}")
+        return response.json()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except (ValueError, AttributeError):  # not a JSON object: show the raw text
+        return response.text[:300] or response.reason_phrase
+    if isinstance(detail, list):  # FastAPI validation errors
+        return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in detail)
+    return str(detail)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def when(value: str | None) -> str:
+    return "-" if not value else value.replace("T", " ").replace("+00:00", "Z")
+
+
+def table(rows: Sequence[Sequence[object]], headers: Sequence[str], out: TextIO) -> None:
+    """Columns aligned to their widest cell; '-' for empty values."""
+    cells = [[("-" if c is None or c == "" else str(c)) for c in row] for row in rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+
+
+def emit(args: argparse.Namespace, data: Any, render: Callable[[Any, TextIO], None], out: TextIO) -> None:
+    if args.format == "json":
+        json.dump(data, out, indent=2, ensure_ascii=False)
+        print(file=out)
+    else:
+        render(data, out)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if not 1 <= number <= 1000:
+        raise argparse.ArgumentTypeError("expected 1-1000")
+    return number
