@@ -151,7 +151,8 @@ async def _serve(
     import uvicorn
 
     from collector.http.app import create_app
-    from collector.ingest.grpc_service import AgentStreamService, start_grpc_server, stop_grpc_server
+    from collector.ingest.grpc_server import start_grpc_server, stop_grpc_server
+    from collector.ingest.grpc_service import AgentStreamService
     from collector.ingest.metrics import CollectorMetrics
 
     class _Server(uvicorn.Server):
@@ -165,7 +166,9 @@ async def _serve(
     store = await asyncio.to_thread(_open_store, config)
     metrics = CollectorMetrics()
     settings = _grpc_settings(config)
-    from collector.ingest.decode import IngestLimits, IngestProcess, LogSettings
+    from collector.ingest.decode import IngestLimits
+    from collector.ingest.process import IngestProcess
+    from collector.ingest.worker import LogSettings
 
     workers = [
         IngestProcess(

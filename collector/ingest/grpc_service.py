@@ -7,7 +7,7 @@ answers ``Welcome`` with the resume point, then acknowledges every ``EntryBatch`
 after :meth:`Store.ingest` committed it. Store calls are synchronous and run on a
 bounded thread pool, so the event loop keeps serving the other streams (and the HTTP
 API, which shares this loop) while SQLite or PostgreSQL works. With ingest worker
-processes (:class:`collector.ingest.decode.IngestProcess`, ``serve --ingest-processes N``) the
+processes (:class:`collector.ingest.process.IngestProcess`, ``serve --ingest-processes N``) the
 batch travels as bytes to a worker that validates it and appends it to the ingest log
 on its own core (the Ack waits for that commit; materialisation follows behind); a
 customer always maps to the same worker. A stream is read ahead while its request is in the
@@ -22,7 +22,7 @@ Limits, each answered with a gRPC status while the server keeps serving everyone
 - per-agent rate: a token bucket of entries per second, ``RESOURCE_EXHAUSTED``;
 - malformed content (see :mod:`collector.ingest.decode`): ``INVALID_ARGUMENT``, nothing stored.
 
-An ingest log over its bound slows the Acks instead (see :class:`collector.ingest.decode.IngestProcess`).
+An ingest log over its bound slows the Acks instead (see :class:`collector.ingest.process.IngestProcess`).
 
 A second stream for an agent that already has one replaces it: the old stream is
 cancelled, so an agent failing over between connections never has two writers.
@@ -31,7 +31,6 @@ cancelled, so an agent failing over between connections never has two writers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -42,28 +41,17 @@ from typing import Any, Final, Protocol, TypeVar
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
-from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped, unused-ignore]
-from grpc_health.v1.health import aio as health_aio  # type: ignore[import-untyped, unused-ignore]
-from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped, unused-ignore]
 from sqlalchemy.exc import SQLAlchemyError
 
-from collector.ingest.decode import (
-    IngestError,
-    IngestLimits,
-    IngestProcess,
-    IngestRejected,
-    decode,
-    decode_gaps,
-    decode_hello,
-    parse_batch,
-)
+from collector.ingest.decode import IngestError, IngestLimits, decode, decode_gaps, decode_hello, parse_batch
 from collector.ingest.metrics import CollectorMetrics
+from collector.ingest.process import IngestProcess, IngestRejected
 from collector.store.errors import AgentRevoked, StoreError, UnknownAgent
 from collector.store.store import customer_shard, point_count
 from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBatch
 from protos.diag.v1 import agent_pb2, agent_pb2_grpc
 
-__all__ = ["AgentStreamService", "GrpcSettings", "IngestStore", "TokenBucket", "start_grpc_server"]
+__all__ = ["AgentStreamService", "GrpcSettings", "IngestStore", "TokenBucket"]
 
 log = logging.getLogger("collector.grpc")
 
@@ -627,85 +615,3 @@ def _facts(hello: agent_pb2.Hello) -> HostFactsRow:
         return decode_hello(hello)
     except IngestError as exc:
         raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc)) from None
-
-
-def server_options(settings: GrpcSettings) -> list[tuple[str, Any]]:
-    """Channel arguments: message limits, keepalive, many streams, no port sharing."""
-    return [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
-        ("grpc.max_send_message_length", settings.max_message_bytes),
-        ("grpc.so_reuseport", 0),  # a second collector on the same port must fail, not share
-        ("grpc.max_concurrent_streams", 100_000),
-        ("grpc.keepalive_time_ms", 60_000),
-        ("grpc.keepalive_timeout_ms", 20_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
-        ("grpc.http2.max_ping_strikes", 5),
-    ]
-
-
-def _server_credentials(settings: GrpcSettings) -> grpc.ServerCredentials | None:
-    if settings.tls_cert_file is None and settings.tls_key_file is None:
-        if settings.tls_client_ca_file is not None:
-            raise ValueError("grpc.tls.client_ca_file needs cert_file and key_file")
-        return None
-    if settings.tls_cert_file is None or settings.tls_key_file is None:
-        raise ValueError("grpc.tls needs both cert_file and key_file")
-    cert = settings.tls_cert_file.read_bytes()
-    key = settings.tls_key_file.read_bytes()
-    ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file is not None else None
-    return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
-    )
-
-
-async def start_grpc_server(
-    service: AgentStreamService, settings: GrpcSettings
-) -> tuple[grpc.aio.Server, int, health_aio.HealthServicer]:
-    """Build, bind and start the server; returns it, the bound port and its health servicer.
-
-    ``settings.listen`` may use port 0 (tests): the returned port is the real one.
-    """
-    server = grpc.aio.server(options=server_options(settings))
-    # Requests arrive as bytes (no request deserializer): Connect parses what it needs,
-    # and a batch goes to its ingest worker as the agent sent it (see _batch_payload).
-    handler = grpc.stream_stream_rpc_method_handler(
-        service.Connect,
-        request_deserializer=None,
-        response_serializer=agent_pb2.CollectorMessage.SerializeToString,
-    )
-    server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Connect": handler}),)
-    )
-    health = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    names = (
-        SERVICE_NAME,
-        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-        reflection.SERVICE_NAME,
-    )
-    reflection.enable_server_reflection(names, server)
-    creds = _server_credentials(settings)
-    try:
-        if creds is None:
-            port = server.add_insecure_port(settings.listen)
-        else:
-            port = server.add_secure_port(settings.listen, creds)
-    except RuntimeError as exc:  # grpc raises RuntimeError when the address cannot be bound
-        raise OSError(f"cannot listen for gRPC on {settings.listen}: {exc}") from None
-    if port == 0:
-        raise OSError(f"cannot listen for gRPC on {settings.listen}")
-    await server.start()
-    await health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
-    await health.set("", health_pb2.HealthCheckResponse.SERVING)
-    return server, port, health
-
-
-async def stop_grpc_server(
-    server: grpc.aio.Server, service: AgentStreamService, health: health_aio.HealthServicer, grace_s: float
-) -> None:
-    """Mark NOT_SERVING, stop accepting streams, give open ones ``grace_s`` to finish."""
-    await health.enter_graceful_shutdown()
-    await service.close_all()
-    with contextlib.suppress(asyncio.CancelledError):
-        await server.stop(grace_s)

@@ -24,14 +24,11 @@ from typing import Any
 import grpc  # type: ignore[import-untyped, unused-ignore]
 import sqlalchemy as sa
 
-from collector.ingest.decode import IngestLimits, IngestProcess
-from collector.ingest.grpc_service import (
-    AgentStreamService,
-    GrpcSettings,
-    start_grpc_server,
-    stop_grpc_server,
-)
+from collector.ingest.decode import IngestLimits
+from collector.ingest.grpc_server import start_grpc_server, stop_grpc_server
+from collector.ingest.grpc_service import AgentStreamService, GrpcSettings
 from collector.ingest.metrics import CollectorMetrics
+from collector.ingest.process import IngestProcess
 from collector.store.schema import check_results, gaps, points
 from collector.store.store import Store
 from protos.diag.v1 import agent_pb2 as pb

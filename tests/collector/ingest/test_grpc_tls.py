@@ -13,7 +13,8 @@ import pytest
 
 from agent.spool import Spool
 from agent.streamer import HostIdentity, Streamer, StreamerSettings
-from collector.ingest.grpc_service import GrpcSettings, start_grpc_server
+from collector.ingest.grpc_server import start_grpc_server
+from collector.ingest.grpc_service import GrpcSettings
 from collector.store.store import Store
 from protos.diag.v1 import agent_pb2_grpc
 from tests.collector.ingest.test_grpc_streamer import record

@@ -10,15 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from collector.ingest.decode import (
-    IngestError,
-    IngestLimits,
-    IngestProcess,
-    IngestRejected,
-    decode,
-    decode_gaps,
-    decode_hello,
-)
+from collector.ingest.decode import IngestError, IngestLimits, decode, decode_gaps, decode_hello
+from collector.ingest.process import IngestProcess, IngestRejected
 from collector.store import Store
 from collector.store.types import GapRow, HealthRow, HostFactsRow, InventoryRow, PointRow, ResultRow
 from protos.diag.v1 import agent_pb2 as pb
@@ -383,7 +376,7 @@ def test_the_ingest_process_decodes_stores_and_answers_each_batch(tmp_path: Path
 
 def test_each_ingest_worker_saves_detection_state_under_its_own_row() -> None:
     from collector.cli.config import CollectorConfig
-    from collector.ingest.decode import LogSettings, _shard_config
+    from collector.ingest.worker import LogSettings, _shard_config
 
     config = CollectorConfig()
     assert _shard_config(config, LogSettings()) is config

@@ -22,21 +22,17 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from collector.ingest.decode import (
+from collector.ingest.decode import IngestLimits, decode_logged
+from collector.ingest.process import PIPE_HIGH_WATER, IngestProcess, IngestRejected, _frame_bytes
+from collector.ingest.worker import (
     BUSY_GC_INTERVAL_S,
     BUSY_WINDOW_S,
     FULL_GC_INTERVAL_S,
     GC_QUIET_S,
-    PIPE_HIGH_WATER,
     SATURATED_SHARE,
-    IngestLimits,
-    IngestProcess,
-    IngestRejected,
     LogSettings,
-    _frame_bytes,
     _Inbox,
     _LogWorker,
-    decode_logged,
 )
 from collector.store import Store
 from protos.diag.v1 import agent_pb2 as pb

@@ -17,8 +17,10 @@ from contextlib import contextmanager
 import pytest
 import sqlalchemy as sa
 
-from collector.ingest.decode import IngestLimits, IngestProcess, IngestRejected, LogSettings, decode_logged
+from collector.ingest.decode import IngestLimits, decode_logged
 from collector.ingest.metrics import CollectorMetrics
+from collector.ingest.process import IngestProcess, IngestRejected
+from collector.ingest.worker import LogSettings
 from collector.store import AgentIdentity, Store, StoreError
 from collector.store.observe import Committed
 from collector.store.schema_ingest_log import ingest_log
@@ -377,12 +379,8 @@ def test_an_agent_over_the_bound_waits_for_the_store_through_grpc(store: Store) 
 
     import grpc  # type: ignore[import-untyped, unused-ignore]
 
-    from collector.ingest.grpc_service import (
-        AgentStreamService,
-        GrpcSettings,
-        start_grpc_server,
-        stop_grpc_server,
-    )
+    from collector.ingest.grpc_server import start_grpc_server, stop_grpc_server
+    from collector.ingest.grpc_service import AgentStreamService, GrpcSettings
     from tests.integration.harness import batch_msg, hello_msg, run_stream
 
     agent, token = store.enroll_agent("acme", host="web1")
