@@ -47,12 +47,9 @@ def raise_fd_limit(want: int = 65_536) -> int:
 
 
 def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from collector.store.engine import redact_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - any unparsable URL: show nothing of it rather than a secret
-        return "<store url>"
+    return redact_url(url)
 
 
 def _load(args: argparse.Namespace) -> CollectorConfig:
@@ -113,13 +110,13 @@ def _no_signal_capture() -> Generator[None, None, None]:
 
 async def _retention_loop(store: Any, interval_s: float) -> None:
     """Apply the retention policy every ``interval_s`` (first run one interval after start)."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from collector.store.errors import DatabaseError
 
     while True:
         await asyncio.sleep(interval_s)
         try:
             removed = await asyncio.to_thread(store.apply_retention)
-        except SQLAlchemyError as exc:  # a busy or unreachable store: try again next interval
+        except DatabaseError as exc:  # a busy or unreachable store: try again next interval
             log.warning("retention failed: %s", type(exc).__name__)
             continue
         log.info("retention applied: %s", removed)
@@ -134,13 +131,13 @@ async def _tick_loop(store: Any) -> None:
 
 async def _drain_log_loop(store: Any) -> None:
     """In-process ingest: materialise log rows left by worker processes or another collector."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from collector.store.errors import DatabaseError
 
     while True:
         try:
             while (await asyncio.to_thread(store.materialise)).batches:
                 pass
-        except SQLAlchemyError as exc:  # busy or unreachable: the rows stay, try again
+        except DatabaseError as exc:  # busy or unreachable: the rows stay, try again
             log.warning("materialising the ingest log failed: %s", type(exc).__name__)
         await asyncio.sleep(1.0)
 

@@ -45,10 +45,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from checks.api import Direction, Layer, Severity
 from collector.detect.detector import Anomaly, DetectorBank, Event, SeriesDetector, ceiling_for
+from collector.emergency.case_content import case_content
 from collector.emergency.config import EmergencyConfig
 from collector.incidents import (
     CaseAction,
@@ -64,7 +63,9 @@ from collector.incidents import (
     layer_of,
 )
 from collector.schedule.windows import MaintenanceCalendar, load_windows
-from collector.store.cases import CaseContent, CaseRepo
+from collector.store.cases import CaseRepo
+from collector.store.errors import DatabaseError
+from collector.store.fleet import FleetRepo
 from collector.store.inventory import extract_products, product_changes
 from collector.store.observe import Committed, IngestObserver
 
@@ -72,7 +73,7 @@ if TYPE_CHECKING:
     from collector.notify import EventKind, Notifier
     from collector.store import Store
 
-__all__ = ["LiveDetection", "case_content", "make_observer", "series_key"]
+__all__ = ["LiveDetection", "make_observer", "series_key"]
 
 log = logging.getLogger("collector.emergency.live")
 
@@ -119,50 +120,6 @@ class _Series:
         self.layer = layer
         self.uptime = name == UPTIME_METRIC
         self.last: float | None = None
-
-
-def case_content(incident: Incident) -> CaseContent:
-    """What a case shows of ``incident``: title, severity, hosts, ranked causes, members, snapshot."""
-    members = []
-    for m in sorted(
-        incident.members.values(), key=lambda m: (m.first_onset_ts, m.signal.host or "", m.signal.series)
-    ):
-        s = m.signal
-        ev = s.evidence
-        members.append(
-            {
-                "host": s.host,
-                "series": s.series,
-                "metric": str(ev.get("metric", "")),
-                "check": s.check,
-                "labels": dict(ev.get("labels") or {}),
-                "layer": None if s.layer is None else s.layer.value,
-                "kind": s.kind.value,
-                "key": s.key,
-                "baseline": ev.get("expected"),
-                "observed": ev.get("observed"),
-                "score": m.peak_score,
-                "severity": m.peak_severity.value,
-                "onset_ts": m.first_onset_ts,
-                "recovered_ts": m.recovered_ts,
-                "active": m.active,
-                "fired": m.fired,
-                "summary": s.summary,
-            }
-        )
-    return CaseContent(
-        incident_id=incident.id,
-        customer=incident.customer,
-        kind=incident.kind.value,
-        title=incident.title,
-        severity=incident.severity.value,
-        hosts=incident.hosts,
-        causes=[c.to_dict() for c in incident.causes],
-        members=members,
-        incident=incident.to_dict(),
-        onset_at=incident.onset_ts,
-        detected_at=incident.opened_ts,
-    )
 
 
 def _sections(document: Mapping[str, Any]) -> dict[str, str]:
@@ -459,22 +416,11 @@ class LiveDetection:
 
     def _previous_inventory(self, host_id: int, seq: int) -> Mapping[str, Any] | None:
         """The host's inventory before ``seq`` (once per host after a start)."""
-        from collector.store.schema import inventory_changes
-
         try:
-            with self._store.engine.connect() as conn:
-                doc = conn.execute(
-                    sa.select(inventory_changes.c.document)
-                    .where(inventory_changes.c.host_id == host_id, inventory_changes.c.seq < seq)
-                    .order_by(inventory_changes.c.seq.desc())
-                    .limit(1)
-                ).scalar()
-        except sa.exc.SQLAlchemyError as exc:
+            return FleetRepo(self._store).previous_inventory(host_id, seq)
+        except DatabaseError as exc:
             log.warning("previous inventory of host %d unavailable: %s", host_id, type(exc).__name__)
             return None
-        if isinstance(doc, str):
-            doc = json.loads(doc)
-        return doc if isinstance(doc, dict) else None
 
     # ------------------------------------------------------------------ incidents → cases
 
@@ -509,7 +455,7 @@ class LiveDetection:
                 self._carry_out(incident, decision)
                 if not only_acted or decision.action is not CaseAction.NONE:
                     self.repo.save_incident(incident.to_dict(), now=self._now)
-            except sa.exc.SQLAlchemyError as exc:  # retried on a later tick: the decision was not recorded
+            except DatabaseError as exc:  # retried on a later tick: the decision was not recorded
                 log.warning(
                     "case update for incident %s failed: %s; will retry", incident.id, type(exc).__name__
                 )
@@ -605,33 +551,20 @@ class LiveDetection:
         On the first read (``initial``), agents seen recently are watched for silence from
         now on; later, an agent is watched from its first stored batch.
         """
-        from collector.store.schema import agents, customers, hosts
-
-        query = (
-            sa.select(customers.c.slug, agents.c.host, agents.c.last_seen_at, hosts.c.labels)
-            .join(customers, customers.c.id == agents.c.customer_id)
-            .outerjoin(
-                hosts, sa.and_(hosts.c.customer_id == agents.c.customer_id, hosts.c.name == agents.c.host)
-            )
-            .where(agents.c.revoked_at.is_(None))
-        )
         try:
-            with self._store.engine.connect() as conn:
-                rows = conn.execute(query).all()
-        except sa.exc.SQLAlchemyError as exc:
+            entries = FleetRepo(self._store).roster()
+        except DatabaseError as exc:
             log.warning("agent roster unavailable: %s", type(exc).__name__)
             return
         roster: dict[str, dict[str, str | None]] = {}
         active: set[tuple[str, str]] = set()
         horizon = self._started - max(_SILENT_HORIZON_S, 10 * self._silent_after)
-        for slug, host, last_seen_at, labels in rows:
-            if isinstance(labels, str):
-                labels = json.loads(labels)
-            labels = dict(labels or {})
-            hk = (str(slug), str(host))
+        for entry in entries:
+            hk = (entry.customer, entry.host)
             active.add(hk)
-            self._labels[hk] = {str(k): str(v) for k, v in labels.items()}
+            self._labels[hk] = entry.labels
             roster.setdefault(hk[0], {})[hk[1]] = self._labels[hk].get("network")
+            last_seen_at = entry.last_seen_at
             if initial and hk not in self._last_seen and last_seen_at is not None and last_seen_at >= horizon:
                 # watched from now on: a collector restart is no reason to call an agent silent
                 self._last_seen[hk] = max(float(last_seen_at), self._started)
@@ -683,13 +616,13 @@ class LiveDetection:
     def _write_state(self, text: bytes, now: float) -> None:
         try:
             self.repo.save_state(self._shard, zlib.compress(text, 6), now=now)
-        except sa.exc.SQLAlchemyError as exc:
+        except DatabaseError as exc:
             log.warning("detection state not saved: %s; will retry", type(exc).__name__)
 
     def _load_state(self) -> None:
         try:
             blob = self.repo.load_state(self._shard)
-        except sa.exc.SQLAlchemyError as exc:
+        except DatabaseError as exc:
             log.warning("detection state unavailable: %s; starting fresh", type(exc).__name__)
             return
         if blob is None:

@@ -23,7 +23,6 @@ from fastapi import FastAPI, HTTPException, Query, Request, Response, status
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy.exc import SQLAlchemyError
 
 from collector.http.cases import router as cases_router
 from collector.http.deps import Principal, require_write, scope_for, store_errors
@@ -46,6 +45,7 @@ from collector.http.models import (
     UpgradeOut,
 )
 from collector.store import Store
+from collector.store.errors import DatabaseError
 
 __all__ = ["create_app"]
 
@@ -62,7 +62,7 @@ class StoreGauges(Collector):
         up = GaugeMetricFamily("diag_store_up", "1 if the store answered the scrape's query")
         try:
             stats = self._store.stats()
-        except SQLAlchemyError:  # a broken store is a metric value, not a failed scrape
+        except DatabaseError:  # a broken store is a metric value, not a failed scrape
             up.add_metric([], 0.0)
             yield up
             return
@@ -119,7 +119,7 @@ def create_app(
             return {"status": "store unreachable"}
         try:
             backlog = store.log_stats()
-        except SQLAlchemyError:  # answered the ping, failed this: say so, stay "ok"
+        except DatabaseError:  # answered the ping, failed this: say so, stay "ok"
             return {"status": "ok", "ingest_log": None}
         return {
             "status": "ok",

@@ -41,12 +41,11 @@ from typing import Any, Final, Protocol, TypeVar
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
-from sqlalchemy.exc import SQLAlchemyError
 
 from collector.ingest.decode import IngestError, IngestLimits, decode, decode_gaps, decode_hello, parse_batch
 from collector.ingest.metrics import CollectorMetrics
 from collector.ingest.process import IngestProcess, IngestRejected
-from collector.store.errors import AgentRevoked, StoreError, UnknownAgent
+from collector.store.errors import AgentRevoked, DatabaseError, StoreError, UnknownAgent
 from collector.store.store import customer_shard, point_count
 from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBatch
 from protos.diag.v1 import agent_pb2, agent_pb2_grpc
@@ -539,7 +538,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             ) from None
         except StoreError as exc:
             raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc)) from None
-        except (OSError, SQLAlchemyError) as exc:
+        except (OSError, DatabaseError) as exc:
             # The store failed (disk full, database down, lock timeout): nothing was
             # acknowledged, so the agent keeps the batch and retries after backoff.
             log.error("store error, closing stream: %s", type(exc).__name__, exc_info=exc)

@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy.exc import SQLAlchemyError
+
+from collector.store.errors import DatabaseError
 
 __all__ = ["REJECT_REASONS", "CollectorMetrics"]
 
@@ -84,7 +85,7 @@ class CollectorMetrics:
             if now - cached["at"] > 0.5:  # one query per scrape, not one per gauge
                 try:
                     cached["stats"] = stats()
-                except (SQLAlchemyError, OSError):  # a busy store must not break /metrics: NaN instead
+                except (DatabaseError, OSError):  # a busy store must not break /metrics: NaN instead
                     cached["stats"] = None
                 cached["at"] = now
             return cached["stats"]

@@ -68,9 +68,8 @@ def worker_main(
     import logging
     import signal
 
-    from sqlalchemy.exc import SQLAlchemyError
-
     from collector.store import Store
+    from collector.store.errors import DatabaseError
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
     from collector.store.observe import build_observer
@@ -84,7 +83,7 @@ def worker_main(
             observer = build_observer(store, _shard_config(config, settings))
             if observer is not None:
                 store.add_observer(observer)
-    except (SQLAlchemyError, OSError, ValueError) as exc:
+    except (DatabaseError, OSError, ValueError) as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
     worker = _LogWorker(store, settings, limits, max(1, threads) * 8, logging.getLogger(__name__))
@@ -246,12 +245,12 @@ class _LogWorker:
 
     def refresh(self) -> None:
         """Re-read this shard's backlog from the store (other processes, quarantined rows)."""
-        from sqlalchemy.exc import SQLAlchemyError
+        from collector.store.errors import DatabaseError
 
         s = self.settings
         try:
             self.pending_points = self.store.log_stats(s.shard_count, s.shard_index).pending_points
-        except SQLAlchemyError as exc:  # keep the last figure; the next refresh tries again
+        except DatabaseError as exc:  # keep the last figure; the next refresh tries again
             self.log.warning("ingest log stats failed: %s", type(exc).__name__)
 
     def tick(self) -> None:
@@ -297,7 +296,7 @@ class _LogWorker:
 
     def materialise(self, max_points: int = 50_000) -> int:
         """Apply one chunk of the shard's oldest log rows; returns the batches applied or quarantined."""
-        from sqlalchemy.exc import SQLAlchemyError
+        from collector.store.errors import DatabaseError
 
         s = self.settings
         try:
@@ -308,7 +307,7 @@ class _LogWorker:
                 cache=self.cache,
                 decoder=decode_logged,
             )
-        except (SQLAlchemyError, OSError) as exc:  # busy or unreachable: the rows stay, retried later
+        except (DatabaseError, OSError) as exc:  # busy or unreachable: the rows stay, retried later
             self.log.warning("materialising the ingest log failed: %s", type(exc).__name__)
             self.stalled()
             return 0
@@ -391,9 +390,8 @@ class _LogWorker:
     def run(self, conn: Any) -> None:
         import time
 
-        from sqlalchemy.exc import SQLAlchemyError
-
         from collector.store import AgentRevoked, StoreError, UnknownAgent
+        from collector.store.errors import DatabaseError
         from collector.store.store import LogAppend
 
         def failure(exc: BaseException) -> tuple[str, str]:
@@ -449,7 +447,7 @@ class _LogWorker:
                             for _, identity, data, done, _ in work
                         ]
                     )
-            except (SQLAlchemyError, OSError) as exc:  # the whole call failed: nothing of it was acked
+            except (DatabaseError, OSError) as exc:  # the whole call failed: nothing of it was acked
                 outcomes = [exc] * len(work)
             except Exception as exc:  # a bug: fail these batches (the agents retry), never leave them waiting
                 self.log.exception("ingest group failed")

@@ -14,13 +14,10 @@ case has not changed since it was rendered, else renders, stores and serves a ne
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
-
-import sqlalchemy as sa
 
 from checks.api import Layer, Severity, Unit
 from collector.reports.files import write_report_file
@@ -45,7 +42,7 @@ from collector.schedule.cron import load_zone
 from collector.store.cases import CaseRecord, CaseRepo
 from collector.store.inspections import InspectionRepo, ReportRecord
 from collector.store.queries import Scope
-from collector.store.schema import customers, hosts, points, points_rollup, series
+from collector.store.series import SeriesRepo
 from collector.store.store import Store
 
 if TYPE_CHECKING:
@@ -250,46 +247,13 @@ def _evidence_points(
     host = member.get("host")
     if not metric or not host:
         return None
-    labels_key = json.dumps(sorted(_labels(member.get("labels"))), separators=(",", ":"))
-    with store.engine.connect() as conn:
-        candidates = conn.execute(
-            sa.select(series.c.id, series.c.unit, series.c.labels_key)
-            .join(hosts, hosts.c.id == series.c.host_id)
-            .join(customers, customers.c.id == hosts.c.customer_id)
-            .where(customers.c.slug == customer, hosts.c.name == host, series.c.name == metric)
-            .order_by(series.c.id)
-        ).all()
-        if not candidates:
-            return None
-        chosen = next((c for c in candidates if c.labels_key == labels_key), candidates[0])
-        raw = conn.execute(
-            sa.select(points.c.ts, points.c.value)
-            .where(points.c.series_id == chosen.id, points.c.ts >= start, points.c.ts <= end)
-            .order_by(points.c.ts)
-        ).all()
-        if len(raw) < 2:
-            raw = conn.execute(
-                sa.select(points_rollup.c.bucket_ts, points_rollup.c.avg)
-                .where(
-                    points_rollup.c.series_id == chosen.id,
-                    points_rollup.c.bucket_ts >= start,
-                    points_rollup.c.bucket_ts <= end,
-                )
-                .order_by(points_rollup.c.bucket_ts)
-            ).all()
-    return str(chosen.unit), [(float(t), float(v)) for t, v in raw]
+    return SeriesRepo(store).points(
+        customer, str(host), str(metric), _labels(member.get("labels")), start, end
+    )
 
 
 def _host_count(store: Store, customer: str) -> int:
-    with store.engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.select(sa.func.count())
-                .select_from(hosts)
-                .join(customers, customers.c.id == hosts.c.customer_id)
-                .where(customers.c.slug == customer)
-            ).scalar_one()
-        )
+    return SeriesRepo(store).host_count(customer)
 
 
 def _float(value: Any) -> float | None:

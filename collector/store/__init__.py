@@ -6,7 +6,7 @@ True
 """
 
 from collector.store import tables as _tables  # noqa: F401  (every table on the one metadata, whatever is imported)
-from collector.store.errors import AgentRevoked, Conflict, NotFound, StoreError, UnknownAgent
+from collector.store.errors import AgentRevoked, Conflict, DatabaseError, NotFound, StoreError, UnknownAgent
 from collector.store.queries import (
     AgentInfo,
     GapInfo,
@@ -37,6 +37,7 @@ __all__ = [
     "AgentRevoked",
     "ApiPrincipal",
     "Conflict",
+    "DatabaseError",
     "GapInfo",
     "GapRow",
     "HealthRow",

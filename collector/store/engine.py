@@ -16,7 +16,13 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
-__all__ = ["SQLITE_IMMEDIATE", "Synchronous", "create_engine", "is_sqlite"]
+__all__ = [
+    "SQLITE_IMMEDIATE",
+    "Synchronous",
+    "create_engine",
+    "is_sqlite",
+    "redact_url",
+]
 
 Synchronous = Literal["NORMAL", "FULL"]
 
@@ -83,3 +89,13 @@ def _install_sqlite_pragmas(engine: Engine, synchronous: Synchronous, busy_timeo
     def _on_begin(connection: sa.Connection) -> None:
         immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password hidden, for logs and messages; a placeholder when unparsable."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - any unparsable URL: show nothing of it rather than a secret
+        return "<store url>"

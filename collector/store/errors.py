@@ -1,8 +1,17 @@
-"""Exceptions raised by :class:`collector.store.Store`."""
+"""Exceptions raised by :class:`collector.store.Store`.
+
+:data:`DatabaseError` is the database's own failure (busy, unreachable, refused), so code
+above the store can tell it apart without importing SQLAlchemy.
+"""
 
 from __future__ import annotations
 
-__all__ = ["AgentRevoked", "Conflict", "NotFound", "StoreError", "UnknownAgent"]
+from sqlalchemy.exc import SQLAlchemyError
+
+__all__ = ["AgentRevoked", "Conflict", "DatabaseError", "NotFound", "StoreError", "UnknownAgent"]
+
+DatabaseError = SQLAlchemyError
+"""The database failed the call (locked, unreachable, a refused statement): retry later or report."""
 
 
 class StoreError(Exception):

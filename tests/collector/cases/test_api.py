@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from collector.emergency.live import case_content
+from collector.emergency.case_content import case_content
 from collector.http.app import create_app
 from collector.incidents import IncidentEngine, Signal
 from collector.store import Scope, Store
