@@ -46,6 +46,7 @@ from collector.http.models import (
 )
 from collector.store import Store
 from collector.store.errors import DatabaseError
+from collector.store.fleet import FleetRepo
 
 __all__ = ["create_app"]
 
@@ -61,7 +62,7 @@ class StoreGauges(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         up = GaugeMetricFamily("diag_store_up", "1 if the store answered the scrape's query")
         try:
-            stats = self._store.stats()
+            stats = FleetRepo(self._store).stats()
         except DatabaseError:  # a broken store is a metric value, not a failed scrape
             up.add_metric([], 0.0)
             yield up
@@ -89,6 +90,7 @@ def create_app(
     ``grpc_service``: the serving process's AgentStreamService, for endpoints that talk to
     connected agents (None in an app without gRPC).
     """
+    fleet = FleetRepo(store)
     app = FastAPI(
         title="diag-collector",
         version="1",
@@ -141,26 +143,26 @@ def create_app(
 
     @app.get("/api/v1/hosts", response_model=list[HostOut], tags=["hosts"])
     def list_hosts(who: Principal, q: Annotated[CustomerQuery, Query()]) -> list[HostOut]:
-        hosts = store.list_hosts(scope_for(who, q.customer))
+        hosts = fleet.list_hosts(scope_for(who, q.customer))
         return [HostOut.of(h) for h in hosts if q.customer is None or h.customer == q.customer]
 
     @app.get("/api/v1/hosts/{name}", response_model=HostDetailOut, tags=["hosts"])
     def host_detail(name: str, who: Principal, q: Annotated[CustomerQuery, Query()]) -> HostDetailOut:
         """Latest result per check, grouped by layer; ``customer`` disambiguates a shared name."""
         with store_errors():
-            return HostDetailOut.of(store.host_detail(scope_for(who, q.customer), name, q.customer))
+            return HostDetailOut.of(fleet.host_detail(scope_for(who, q.customer), name, q.customer))
 
     @app.get("/api/v1/results", response_model=list[ResultOut], tags=["results"])
     def results(who: Principal, q: Annotated[ResultsQuery, Query()]) -> list[ResultOut]:
         """Results of one host, newest first."""
         since = q.since.timestamp() if q.since is not None else None
         with store_errors():
-            rows = store.results(scope_for(who, q.customer), q.host, q.check, since, q.limit, q.customer)
+            rows = fleet.results(scope_for(who, q.customer), q.host, q.check, since, q.limit, q.customer)
         return [ResultOut.of(r) for r in rows]
 
     @app.get("/api/v1/agents", response_model=list[AgentOut], tags=["agents"])
     def list_agents(who: Principal, q: Annotated[CustomerQuery, Query()]) -> list[AgentOut]:
-        rows = store.agents(scope_for(who, q.customer))
+        rows = fleet.agents(scope_for(who, q.customer))
         return [AgentOut.of(a) for a in rows if q.customer is None or a.customer == q.customer]
 
     @app.post(
@@ -209,7 +211,7 @@ def create_app(
     def gaps(who: Principal, q: Annotated[HostQuery, Query()]) -> list[GapOut]:
         """Sequence ranges agents dropped (spool full): results that will never arrive."""
         with store_errors():
-            rows = store.gaps(scope_for(who, q.customer), q.host, q.customer)
+            rows = fleet.gaps(scope_for(who, q.customer), q.host, q.customer)
         return [GapOut.of(g) for g in rows if q.customer is None or g.customer == q.customer]
 
     @app.get("/api/v1/ingest/quarantine", response_model=list[QuarantinedOut], tags=["ops"])
@@ -223,14 +225,14 @@ def create_app(
         if who.role != "engineer":
             raise HTTPException(status.HTTP_403_FORBIDDEN, "only engineers see the ingest quarantine")
         with store_errors():
-            rows = store.quarantined_log_rows(scope_for(who, q.customer), q.host, q.customer, q.limit)
+            rows = fleet.quarantined_log_rows(scope_for(who, q.customer), q.host, q.customer, q.limit)
         return [QuarantinedOut.of(r) for r in rows]
 
     @app.get("/api/v1/upgrades", response_model=list[UpgradeOut], tags=["hosts"])
     def upgrades(who: Principal, q: Annotated[HostQuery, Query()]) -> list[UpgradeOut]:
         """Product version changes seen between consecutive inventories of a host."""
         with store_errors():
-            rows = store.upgrades(scope_for(who, q.customer), q.host, q.customer)
+            rows = fleet.upgrades(scope_for(who, q.customer), q.host, q.customer)
         return [UpgradeOut.of(u) for u in rows if q.customer is None or u.customer == q.customer]
 
     @app.middleware("http")

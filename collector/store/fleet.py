@@ -1,6 +1,8 @@
-"""Reads of the fleet that live detection needs: the agent roster and a host's earlier inventory.
+"""The fleet as stored: hosts, agents, results, gaps, upgrades, the ingest quarantine.
 
-Not scoped: the callers are the collector's own background services, never a person.
+The queries for people take a :class:`~collector.store.Scope`, filtered in SQL (a host of
+another customer is indistinguishable from one that does not exist). The roster and a
+host's earlier inventory are for the collector's own live detection, never a person.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from collector.store import queries
+from collector.store.queries import Scope
 from collector.store.schema import agents, customers, hosts, inventory_changes
 from collector.store.store import Store
 
@@ -29,10 +33,65 @@ class RosterEntry:
 
 
 class FleetRepo:
-    """The store's fleet reads for the collector's own services."""
+    """Reads of the fleet: scoped ones for people, the roster for live detection."""
 
     def __init__(self, store: Store) -> None:
         self._engine = store.engine
+
+    # ------------------------------------------------------------------ queries for people (scoped)
+
+    def list_hosts(self, scope: Scope) -> list[queries.HostSummary]:
+        with self._engine.connect() as conn:
+            return queries.list_hosts(conn, scope)
+
+    def host_detail(self, scope: Scope, host: str, customer: str | None = None) -> queries.HostDetail:
+        """Raises NotFound (also for hosts outside the scope) or Conflict (ambiguous name)."""
+        with self._engine.connect() as conn:
+            return queries.host_detail(conn, scope, host, customer)
+
+    def results(
+        self,
+        scope: Scope,
+        host: str,
+        check: str | None = None,
+        since: float | None = None,
+        limit: int = 100,
+        customer: str | None = None,
+    ) -> list[queries.ResultInfo]:
+        with self._engine.connect() as conn:
+            return queries.list_results(
+                conn, scope, host, check=check, since=since, limit=limit, customer=customer
+            )
+
+    def agents(self, scope: Scope) -> list[queries.AgentInfo]:
+        with self._engine.connect() as conn:
+            return queries.list_agents(conn, scope)
+
+    def gaps(
+        self, scope: Scope, host: str | None = None, customer: str | None = None
+    ) -> list[queries.GapInfo]:
+        with self._engine.connect() as conn:
+            return queries.list_gaps(conn, scope, host, customer)
+
+    def quarantined_log_rows(
+        self, scope: Scope, host: str | None = None, customer: str | None = None, limit: int = 100
+    ) -> list[queries.QuarantinedInfo]:
+        """Ingest-log rows the materialiser quarantined, newest first (see :meth:`Store.materialise`)."""
+        with self._engine.connect() as conn:
+            return queries.list_quarantined(conn, scope, host, customer, limit)
+
+    def upgrades(
+        self, scope: Scope, host: str | None = None, customer: str | None = None
+    ) -> list[queries.UpgradeInfo]:
+        with self._engine.connect() as conn:
+            return queries.list_upgrades(conn, scope, host, customer)
+
+    def stats(self) -> dict[str, int]:
+        """Row counts for the /metrics gauges (cheap tables only)."""
+        with self._engine.connect() as conn:
+            return queries.count_rows(conn)
+
+    # ------------------------------------------------------------------ for live detection
 
     def roster(self) -> list[RosterEntry]:
         """Every active agent, with its host's labels (empty when the host has none yet)."""

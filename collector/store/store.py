@@ -39,7 +39,6 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine
 
-from collector.store import queries
 from collector.store.engine import SQLITE_IMMEDIATE, Synchronous, create_engine
 from collector.store.errors import AgentRevoked, Conflict, StoreError, UnknownAgent
 from collector.store.inventory import extract_products, product_changes
@@ -1241,59 +1240,6 @@ class Store:
                 .values(revoked_at=self._clock())
             ).rowcount
         return bool(done)
-
-    # ------------------------------------------------------------------ queries for people
-
-    def list_hosts(self, scope: Scope) -> list[queries.HostSummary]:
-        with self._engine.connect() as conn:
-            return queries.list_hosts(conn, scope)
-
-    def host_detail(self, scope: Scope, host: str, customer: str | None = None) -> queries.HostDetail:
-        """Raises NotFound (also for hosts outside the scope) or Conflict (ambiguous name)."""
-        with self._engine.connect() as conn:
-            return queries.host_detail(conn, scope, host, customer)
-
-    def results(
-        self,
-        scope: Scope,
-        host: str,
-        check: str | None = None,
-        since: float | None = None,
-        limit: int = 100,
-        customer: str | None = None,
-    ) -> list[queries.ResultInfo]:
-        with self._engine.connect() as conn:
-            return queries.list_results(
-                conn, scope, host, check=check, since=since, limit=limit, customer=customer
-            )
-
-    def agents(self, scope: Scope) -> list[queries.AgentInfo]:
-        with self._engine.connect() as conn:
-            return queries.list_agents(conn, scope)
-
-    def gaps(
-        self, scope: Scope, host: str | None = None, customer: str | None = None
-    ) -> list[queries.GapInfo]:
-        with self._engine.connect() as conn:
-            return queries.list_gaps(conn, scope, host, customer)
-
-    def quarantined_log_rows(
-        self, scope: Scope, host: str | None = None, customer: str | None = None, limit: int = 100
-    ) -> list[queries.QuarantinedInfo]:
-        """Ingest-log rows the materialiser quarantined, newest first (see :meth:`materialise`)."""
-        with self._engine.connect() as conn:
-            return queries.list_quarantined(conn, scope, host, customer, limit)
-
-    def upgrades(
-        self, scope: Scope, host: str | None = None, customer: str | None = None
-    ) -> list[queries.UpgradeInfo]:
-        with self._engine.connect() as conn:
-            return queries.list_upgrades(conn, scope, host, customer)
-
-    def stats(self) -> dict[str, int]:
-        """Row counts for the /metrics gauges (cheap tables only)."""
-        with self._engine.connect() as conn:
-            return queries.count_rows(conn)
 
     # ------------------------------------------------------------------ retention
 

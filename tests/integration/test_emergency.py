@@ -21,6 +21,7 @@ import yaml
 from checks.registry import all_checks
 from collector.notify import SIGNATURE_HEADER, verify
 from collector.store import Scope
+from collector.store.fleet import FleetRepo
 from collector.store.store import Store
 from diagctl.main import main as diagctl
 from tests.integration.harness import free_port, spawn, wait_for
@@ -92,7 +93,7 @@ emergency:
         )  # fmt: skip
 
         def agent_reported() -> bool:
-            return any(a.max_seq >= 3 for a in store.agents(Scope.everything()))
+            return any(a.max_seq >= 3 for a in FleetRepo(store).agents(Scope.everything()))
 
         assert wait_for(agent_reported, 30), agent.output()
         time.sleep(1.0)  # a few more cycles

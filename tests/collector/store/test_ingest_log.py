@@ -22,6 +22,7 @@ from collector.ingest.metrics import CollectorMetrics
 from collector.ingest.process import IngestProcess, IngestRejected
 from collector.ingest.worker import LogSettings
 from collector.store import AgentIdentity, Store, StoreError
+from collector.store.fleet import FleetRepo
 from collector.store.observe import Committed
 from collector.store.schema_ingest_log import ingest_log
 from collector.store.store import LogAppend
@@ -212,16 +213,20 @@ def test_quarantined_rows_are_listed_newest_first_and_scoped(store: Store) -> No
     first = quarantine(store, web, [3, 4])
     second = quarantine(store, db, [1])
     third = quarantine(store, other, [1, 2, 3])
-    everything = store.quarantined_log_rows(Scope.everything())
+    everything = FleetRepo(store).quarantined_log_rows(Scope.everything())
     assert [q.log_id for q in everything] == [third, second, first]
     web_row = everything[2]
     assert (web_row.customer, web_row.host, web_row.agent_id) == ("acme", "web1", web.agent_id)
     assert (web_row.first_seq, web_row.last_seq, web_row.points) == (3, 4, 2 * METRICS)
     assert "EntryBatch" in web_row.error and web_row.quarantined_at >= web_row.received_at
-    assert [q.log_id for q in store.quarantined_log_rows(Scope.of("acme"))] == [second, first]
-    assert [q.log_id for q in store.quarantined_log_rows(Scope.of("acme"), customer="globex")] == []
-    assert [q.log_id for q in store.quarantined_log_rows(Scope.everything(), host="web1")] == [first]
-    assert [q.log_id for q in store.quarantined_log_rows(Scope.everything(), limit=1)] == [third]
+    assert [q.log_id for q in FleetRepo(store).quarantined_log_rows(Scope.of("acme"))] == [second, first]
+    assert [
+        q.log_id for q in FleetRepo(store).quarantined_log_rows(Scope.of("acme"), customer="globex")
+    ] == []
+    assert [q.log_id for q in FleetRepo(store).quarantined_log_rows(Scope.everything(), host="web1")] == [
+        first
+    ]
+    assert [q.log_id for q in FleetRepo(store).quarantined_log_rows(Scope.everything(), limit=1)] == [third]
 
 
 def test_a_row_that_cannot_be_applied_is_quarantined_and_the_rest_go_on(store: Store) -> None:

@@ -24,6 +24,7 @@ from collector.store import (
     Store,
     StoreError,
 )
+from collector.store.fleet import FleetRepo
 from collector.store.store import ColumnarBatch, point_count
 from collector.store.tables import metadata
 
@@ -69,7 +70,7 @@ def test_ingest_stores_results_points_and_latest(store: Store) -> None:
     assert count(store, "points") == 10
     assert count(store, "series") == 2
     assert count(store, "latest_results") == 1
-    detail = store.host_detail(Scope.of("acme"), "web1")
+    detail = FleetRepo(store).host_detail(Scope.of("acme"), "web1")
     assert [r.seq for r in detail.layers["host"]] == [5]
     assert detail.facts["os_id"] == "debian"
     assert detail.host.labels == {"role": "db"}
@@ -88,7 +89,7 @@ def test_overlapping_batch_stores_only_the_new_part(store: Store) -> None:
     agent, _ = store.enroll_agent("acme", host="web1")
     store.ingest(agent, batch(1, 10))
     assert store.ingest(agent, batch(6, 15)) == 15
-    seqs = [r.seq for r in store.results(Scope.everything(), "web1", limit=100)]
+    seqs = [r.seq for r in FleetRepo(store).results(Scope.everything(), "web1", limit=100)]
     assert sorted(seqs) == list(range(1, 16))
     assert count(store, "points") == 30
 
@@ -189,7 +190,7 @@ def test_concurrent_ingest_from_many_threads_is_exactly_once(store: Store) -> No
     assert not errors
     assert count(store, "check_results") == 4 * 200
     assert count(store, "points") == 4 * 200 * 2
-    assert {a.max_seq for a in store.agents(Scope.everything())} == {200}
+    assert {a.max_seq for a in FleetRepo(store).agents(Scope.everything())} == {200}
 
 
 def test_ingest_uses_the_identity_host_never_the_payload(store: Store) -> None:
@@ -198,12 +199,12 @@ def test_ingest_uses_the_identity_host_never_the_payload(store: Store) -> None:
     store.hello(a, facts(hostname="db-of-globex"))  # a lying hostname changes nothing
     store.ingest(a, batch(1, 3, check="host.load"))
     store.ingest(b, batch(1, 2, check="storage.filesystem"))
-    acme = store.host_detail(Scope.of("acme"), "web1")
-    globex = store.host_detail(Scope.of("globex"), "web1")
+    acme = FleetRepo(store).host_detail(Scope.of("acme"), "web1")
+    globex = FleetRepo(store).host_detail(Scope.of("globex"), "web1")
     assert list(acme.layers) == ["host"]
     assert list(globex.layers) == ["storage"]
-    assert [h.name for h in store.list_hosts(Scope.of("acme"))] == ["web1"]
-    assert len(store.results(Scope.of("globex"), "web1")) == 2
+    assert [h.name for h in FleetRepo(store).list_hosts(Scope.of("acme"))] == ["web1"]
+    assert len(FleetRepo(store).results(Scope.of("globex"), "web1")) == 2
 
 
 def test_scoped_queries_hide_other_customers(store: Store) -> None:
@@ -211,39 +212,44 @@ def test_scoped_queries_hide_other_customers(store: Store) -> None:
     store.enroll_agent("globex", host="db1")
     store.ingest(a, batch(1, 2))
     with pytest.raises(NotFound):
-        store.host_detail(Scope.of("globex"), "web1")
+        FleetRepo(store).host_detail(Scope.of("globex"), "web1")
     with pytest.raises(NotFound):
-        store.results(Scope.of("globex"), "web1")
-    assert [x.customer for x in store.agents(Scope.of("globex"))] == ["globex"]
-    assert sorted(h.customer for h in store.list_hosts(Scope.everything())) == ["acme", "globex"]
+        FleetRepo(store).results(Scope.of("globex"), "web1")
+    assert [x.customer for x in FleetRepo(store).agents(Scope.of("globex"))] == ["globex"]
+    assert sorted(h.customer for h in FleetRepo(store).list_hosts(Scope.everything())) == ["acme", "globex"]
 
 
 def test_same_host_name_in_two_customers_needs_the_customer_for_engineers(store: Store) -> None:
     store.enroll_agent("acme", host="web1")
     store.enroll_agent("globex", host="web1")
     with pytest.raises(Conflict, match="several customers"):
-        store.host_detail(Scope.everything(), "web1")
-    assert store.host_detail(Scope.everything(), "web1", customer="globex").host.customer == "globex"
+        FleetRepo(store).host_detail(Scope.everything(), "web1")
+    assert (
+        FleetRepo(store).host_detail(Scope.everything(), "web1", customer="globex").host.customer == "globex"
+    )
 
 
 def test_results_filters_and_latest_per_check_by_layer(store: Store) -> None:
     agent, _ = store.enroll_agent("acme", host="web1")
     rows = [result(1, "storage.filesystem", "CRIT"), result(2, "host.load"), result(3, "host.load", "WARN")]
     store.ingest(agent, IngestBatch(3, 1, rows, [], [], []))
-    detail = store.host_detail(Scope.of("acme"), "web1")
+    detail = FleetRepo(store).host_detail(Scope.of("acme"), "web1")
     assert list(detail.layers) == ["host", "storage"]  # lowest layer first
     assert [(r.check, r.seq, r.severity) for r in detail.layers["host"]] == [("host.load", 3, "WARN")]
     assert detail.host.worst_severity == "CRIT"
-    assert [r.seq for r in store.results(Scope.of("acme"), "web1", check="host.load")] == [3, 2]
-    assert [r.seq for r in store.results(Scope.of("acme"), "web1", since=T0 + 2)] == [3, 2]
-    assert [r.seq for r in store.results(Scope.of("acme"), "web1", limit=1)] == [3]
-    assert store.results(Scope.of("acme"), "web1", check="host.load")[0].findings[0]["key"] == "LOAD_HIGH"
+    assert [r.seq for r in FleetRepo(store).results(Scope.of("acme"), "web1", check="host.load")] == [3, 2]
+    assert [r.seq for r in FleetRepo(store).results(Scope.of("acme"), "web1", since=T0 + 2)] == [3, 2]
+    assert [r.seq for r in FleetRepo(store).results(Scope.of("acme"), "web1", limit=1)] == [3]
+    assert (
+        FleetRepo(store).results(Scope.of("acme"), "web1", check="host.load")[0].findings[0]["key"]
+        == "LOAD_HIGH"
+    )
 
 
 def test_an_older_result_does_not_replace_the_latest(store: Store) -> None:
     agent, _ = store.enroll_agent("acme", host="web1")
     store.ingest(agent, IngestBatch(2, 1, [result(1, ts=T0 + 100), result(2, ts=T0 + 50)], [], [], []))
-    assert store.host_detail(Scope.of("acme"), "web1").layers["host"][0].seq == 1
+    assert FleetRepo(store).host_detail(Scope.of("acme"), "web1").layers["host"][0].seq == 1
 
 
 def test_health_entries_are_stored_once(store: Store) -> None:
@@ -357,9 +363,9 @@ def test_gaps_are_idempotent(store: Store) -> None:
     assert store.record_gaps(agent, gaps) == [10, 30]
     assert store.record_gaps(agent, gaps[:1]) == [10]
     assert count(store, "gaps") == 2
-    listed = store.gaps(Scope.of("acme"), "web1")
+    listed = FleetRepo(store).gaps(Scope.of("acme"), "web1")
     assert [(g.first_seq, g.count) for g in listed] == [(30, 1), (10, 10)]
-    assert store.gaps(Scope.of("globex")) == []
+    assert FleetRepo(store).gaps(Scope.of("globex")) == []
     with pytest.raises(StoreError, match="invalid gap"):
         store.record_gaps(agent, [GapRow(5, 4, 0, "spool_full", T0)])
 
@@ -371,7 +377,7 @@ def test_a_gap_reported_again_keeps_its_larger_extent(store: Store) -> None:
     store.record_gaps(agent, [GapRow(10, 19, 10, "spool_full", T0)])
     store.record_gaps(agent, [GapRow(10, 29, 20, "spool_full", T0)])
     store.record_gaps(agent, [GapRow(10, 15, 6, "spool_full", T0)])
-    listed = store.gaps(Scope.of("acme"), "web1")
+    listed = FleetRepo(store).gaps(Scope.of("acme"), "web1")
     assert [(g.first_seq, g.last_seq, g.count) for g in listed] == [(10, 29, 20)]
 
 
@@ -383,20 +389,20 @@ def _inventory(seq: int, products: object, sha: str) -> IngestBatch:
 def test_product_upgrades_recorded_from_inventory_changes(store: Store) -> None:
     agent, _ = store.enroll_agent("acme", host="web1")
     store.ingest(agent, _inventory(1, {"erp": "4.2.0", "db": "15.4"}, "a" * 64))
-    assert store.upgrades(Scope.of("acme"), "web1") == []  # the first inventory is a baseline
+    assert FleetRepo(store).upgrades(Scope.of("acme"), "web1") == []  # the first inventory is a baseline
     store.ingest(agent, _inventory(2, {"erp": "4.2.0", "db": "15.4"}, "a" * 64))  # unchanged
     store.ingest(
         agent, _inventory(3, [{"name": "erp", "version": "4.3.0"}, {"name": "mq", "version": "3"}], "b" * 64)
     )
     store.ingest(agent, _inventory(3, {"erp": "9"}, "c" * 64))  # replay of seq 3: ignored
-    ups = store.upgrades(Scope.of("acme"), "web1")
+    ups = FleetRepo(store).upgrades(Scope.of("acme"), "web1")
     assert sorted((u.product, u.from_version, u.to_version) for u in ups) == [
         ("db", "15.4", None),
         ("erp", "4.2.0", "4.3.0"),
         ("mq", None, "3"),
     ]
     assert count(store, "inventory_changes") == 2
-    assert store.upgrades(Scope.of("globex")) == []
+    assert FleetRepo(store).upgrades(Scope.of("globex")) == []
 
 
 # --------------------------------------------------------------------------- retention, bench baseline
@@ -439,4 +445,4 @@ def test_plain_insert_points_is_a_plain_insert(store: Store) -> None:
 def test_ping_and_stats(store: Store) -> None:
     store.enroll_agent("acme", host="web1")
     assert store.ping()
-    assert store.stats() == {"customers": 1, "hosts": 1, "agents_active": 1, "agents_revoked": 0}
+    assert FleetRepo(store).stats() == {"customers": 1, "hosts": 1, "agents_active": 1, "agents_revoked": 0}
