@@ -34,6 +34,7 @@ from collector.inspections.plan import InspectionPlan
 from collector.inspections.service import InspectionService, service_for
 from collector.reports import ReportError, load_logo
 from collector.store import ApiPrincipal, NotFound
+from collector.store.reports import ReportRepo
 
 __all__ = ["router"]
 
@@ -113,7 +114,7 @@ def show_run(
     with store_errors():
         repo = service_for(store, grpc).repo
         run = repo.run(who.scope, run_id, with_result=q.result)
-        return RunOut.of(run, repo.deliveries(who.scope, run_id))
+        return RunOut.of(run, ReportRepo(store).deliveries(who.scope, run_id))
 
 
 @router.get("/customers/{customer}/profile", response_model=CustomerProfileOut)

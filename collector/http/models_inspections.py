@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collector.http.models import MAX_LIMIT, _Out, _Query, _time
 from collector.inspections.plan import InspectionPlan
-from collector.store.inspections import CustomerProfile, DeliveryRecord, ReportRecord, RunRecord
+from collector.store.inspections import CustomerProfile, RunRecord
+from collector.store.reports import DeliveryRecord, ReportRecord
 
 __all__ = [
     "CustomerProfileIn",

@@ -22,7 +22,7 @@ from collector.inspections.runner import render_run_report
 from collector.inspections.service import service_for
 from collector.reports import ReportError
 from collector.store import NotFound
-from collector.store.inspections import ReportRecord
+from collector.store.reports import ReportRecord, ReportRepo
 
 __all__ = ["CONTENT_TYPES", "router"]
 
@@ -53,8 +53,7 @@ def list_reports(
     store: StoreDep, grpc: GrpcDep, who: Principal, q: Annotated[ReportsQuery, Query()]
 ) -> list[ReportOut]:
     """Reports stored for the caller's customers, newest first."""
-    repo = service_for(store, grpc).repo
-    rows = repo.reports(
+    rows = ReportRepo(store).reports(
         scope_for(who, q.customer), customer=q.customer, kind=q.kind, subject=q.subject, limit=q.limit
     )
     return [ReportOut.of(r) for r in rows]
@@ -96,7 +95,7 @@ def inspection_report(
             record = render_run_report(service.runner, run, q.lang, q.format)
         except ReportError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-        _, content = service.repo.report_content(scope, record.id)
+        _, content = ReportRepo(store).report_content(scope, record.id)
     return _download(record, content)
 
 
@@ -123,7 +122,7 @@ def fault_report(
 @router.get("/reports/{report_id}", response_model=ReportOut)
 def show_report(report_id: int, store: StoreDep, grpc: GrpcDep, who: Principal) -> ReportOut:
     with store_errors():
-        return ReportOut.of(service_for(store, grpc).repo.report(who.scope, report_id))
+        return ReportOut.of(ReportRepo(store).report(who.scope, report_id))
 
 
 @router.get(
@@ -134,5 +133,5 @@ def show_report(report_id: int, store: StoreDep, grpc: GrpcDep, who: Principal) 
 def report_content(report_id: int, store: StoreDep, grpc: GrpcDep, who: Principal) -> Response:
     """The stored bytes, with the format's content type."""
     with store_errors():
-        record, content = service_for(store, grpc).repo.report_content(who.scope, report_id)
+        record, content = ReportRepo(store).report_content(who.scope, report_id)
     return _download(record, content)

@@ -33,8 +33,8 @@ from collector.notify.errors import DeliveryError
 from collector.notify.mail import send_email
 from collector.notify.notifier import backoff_delay
 from collector.reports import Lang, ReportError
-from collector.store.inspections import DeliveryRecord
 from collector.store.queries import Scope
+from collector.store.reports import DeliveryRecord
 
 __all__ = ["LEASE_S", "ReportMailer"]
 
@@ -81,6 +81,7 @@ class ReportMailer:
     ) -> None:
         self.runner = runner
         self.repo = runner.repo
+        self.reports = runner.reports
         self.email_for = email_for
         self.policy = policy or DeliveryPolicy()
         self.clock = clock
@@ -90,9 +91,9 @@ class ReportMailer:
         """Attempt every due delivery (blocking: run it in a thread); returns them as they end."""
         now = self.clock()
         done = []
-        for delivery in self.repo.claim_deliveries(now, LEASE_S, limit):
+        for delivery in self.reports.claim_deliveries(now, LEASE_S, limit):
             self._attempt(delivery)
-            done.extend(self.repo.deliveries(Scope.of(delivery.customer), delivery.run_id))
+            done.extend(self.reports.deliveries(Scope.of(delivery.customer), delivery.run_id))
         return done
 
     def _attempt(self, delivery: DeliveryRecord) -> None:
@@ -121,18 +122,18 @@ class ReportMailer:
                     delay,
                 )
                 retry_at = self.clock() + delay
-                self.repo.finish_delivery(
+                self.reports.finish_delivery(
                     delivery.id, state="pending", attempts=attempts, next_at=retry_at, error=str(exc)
                 )
             else:
                 self._give_up(delivery, attempts, str(exc))
             return
-        self.repo.finish_delivery(delivery.id, state="sent", attempts=attempts, next_at=delivery.next_at)
+        self.reports.finish_delivery(delivery.id, state="sent", attempts=attempts, next_at=delivery.next_at)
         log.info("inspection report of %s sent to %s", delivery.run_id, ", ".join(delivery.recipients))
 
     def _give_up(self, delivery: DeliveryRecord, attempts: int, reason: str) -> None:
         log.error("inspection report of %s not sent: %s", delivery.run_id, reason)
-        self.repo.finish_delivery(
+        self.reports.finish_delivery(
             delivery.id, state="failed", attempts=attempts, next_at=delivery.next_at, error=reason
         )
 
@@ -153,7 +154,7 @@ class ReportMailer:
             log.warning("inspection report of %s: no PDF (%s); sending HTML", run.id, type(exc).__name__)
             report = render_run_report(self.runner, run, lang, "html")
             subtype = "html"
-        _, content = self.repo.report_content(Scope.of(delivery.customer), report.id)
+        _, content = self.reports.report_content(Scope.of(delivery.customer), report.id)
         facts = {
             "plan": run.plan,
             "customer": profile.name,

@@ -36,8 +36,9 @@ from collector.inspections.report import build_trends, to_report
 from collector.reports import Customer, Lang, ReportError, SignOff, render_inspection
 from collector.reports.files import write_report_file
 from collector.reports.render import Format
-from collector.store.inspections import InspectionRepo, ReportRecord, RunRecord
+from collector.store.inspections import InspectionRepo, RunRecord
 from collector.store.queries import Scope
+from collector.store.reports import ReportRecord, ReportRepo
 from collector.store.store import Store
 from protos.diag.v1 import agent_pb2
 
@@ -106,6 +107,7 @@ class Runner:
     ) -> None:
         self.store = store
         self.repo = InspectionRepo(store)
+        self.reports = ReportRepo(store)
         self.requester = requester
         self.settings = settings or RunnerSettings()
         self.clock = clock
@@ -196,7 +198,7 @@ class Runner:
         await asyncio.to_thread(repo.update_run, run_id, state="done")
         if plan.recipients:  # e-mailed by the serving loop (collector.inspections.delivery)
             await asyncio.to_thread(
-                repo.queue_delivery, plan.customer, run_id, plan.recipients, plan.language
+                self.reports.queue_delivery, plan.customer, run_id, plan.recipients, plan.language
             )
         return await asyncio.to_thread(repo.run, Scope.everything(), run_id)
 
@@ -269,7 +271,7 @@ def render_run_report(
     """The stored report of a finished run in ``lang``/``fmt``: the existing record, else
     rendered now (from the stored result and the run's metric history) and stored."""
     repo = runner.repo
-    existing = repo.reports(
+    existing = runner.reports.reports(
         Scope.of(run.customer), kind="inspection", subject=run.id, lang=lang, fmt=fmt, limit=1
     )
     if existing:
@@ -305,4 +307,4 @@ def render_run_report(
     )
     content = render_inspection(report, fmt, lang)
     path = write_report_file(settings.reports_dir, run.customer, f"inspection-{run.id}.{lang}.{fmt}", content)
-    return repo.add_report(run.customer, "inspection", run.id, lang, fmt, content, path=path)
+    return runner.reports.add_report(run.customer, "inspection", run.id, lang, fmt, content, path=path)

@@ -40,8 +40,9 @@ from collector.reports.model import (
 from collector.reports.render import Format, render_fault_analysis
 from collector.schedule.cron import load_zone
 from collector.store.cases import CaseRecord, CaseRepo
-from collector.store.inspections import InspectionRepo, ReportRecord
+from collector.store.inspections import InspectionRepo
 from collector.store.queries import Scope
+from collector.store.reports import ReportRecord
 from collector.store.series import SeriesRepo
 from collector.store.store import Store
 
@@ -488,11 +489,11 @@ def stored_fault_report(
     store = runner.store
     case = CaseRepo(store).get(scope, case_id)
     repo: InspectionRepo = runner.repo
-    existing = repo.reports(
+    existing = runner.reports.reports(
         Scope.of(case.customer), kind="fault", subject=case.id, lang=lang, fmt=fmt, limit=1
     )
     if existing and existing[0].created_at >= case.updated_at:
-        return repo.report_content(Scope.of(case.customer), existing[0].id)
+        return runner.reports.report_content(Scope.of(case.customer), existing[0].id)
     profile = repo.profile(Scope.everything(), case.customer)
     settings = runner.settings
     report = build_fault_report(
@@ -504,5 +505,5 @@ def stored_fault_report(
     )
     content = render_fault_analysis(report, fmt, lang)
     path = write_report_file(settings.reports_dir, case.customer, f"fault-{case.id}.{lang}.{fmt}", content)
-    record = repo.add_report(case.customer, "fault", case.id, lang, fmt, content, path=path)
+    record = runner.reports.add_report(case.customer, "fault", case.id, lang, fmt, content, path=path)
     return record, content

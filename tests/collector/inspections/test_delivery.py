@@ -25,7 +25,7 @@ from collector.inspections.plan import InspectionPlan, parse_plan
 from collector.inspections.runner import Runner
 from collector.notify.config import DeliveryPolicy, EmailTarget
 from collector.store import Scope, Store
-from collector.store.inspections import InspectionRepo
+from collector.store.reports import ReportRepo
 from diagctl.inspections import _print_run
 from tests.collector.notify.servers import smtp_server
 from tests.collector.store.pg import SKIP_REASON, fresh_database, pg_listening
@@ -83,7 +83,7 @@ def target(port: int) -> EmailTarget:
 def test_a_finished_run_mails_its_report_once_to_the_plan_recipients(store: Store) -> None:
     runner = Runner(store, None)
     run_id = finished_run(runner, plan(["ops@acme.example", "cio@acme.example"]))
-    repo = InspectionRepo(store)
+    repo = ReportRepo(store)
     [queued] = repo.deliveries(Scope.of("acme"), run_id)
     assert (queued.state, queued.recipients, queued.lang) == (
         "pending",
@@ -113,7 +113,7 @@ def test_a_finished_run_mails_its_report_once_to_the_plan_recipients(store: Stor
 def test_no_recipients_queue_nothing(store: Store) -> None:
     runner = Runner(store, None)
     run_id = finished_run(runner, plan([]))
-    assert InspectionRepo(store).deliveries(Scope.everything(), run_id) == []
+    assert ReportRepo(store).deliveries(Scope.everything(), run_id) == []
 
 
 def test_a_customer_without_smtp_settings_fails_with_what_to_configure(store: Store) -> None:
@@ -146,7 +146,7 @@ def test_a_temporary_refusal_is_retried_and_a_permanent_one_gives_up(store: Stor
 def test_two_collectors_send_a_report_once(store: Store) -> None:
     runner = Runner(store, None)
     finished_run(runner, plan(["ops@acme.example"], language="en"))
-    repo = InspectionRepo(store)
+    repo = ReportRepo(store)
     now = repo.deliveries(Scope.everything())[0].next_at
     first = repo.claim_deliveries(now, LEASE_S)
     second = repo.claim_deliveries(now, LEASE_S)  # another collector, same moment

@@ -11,6 +11,7 @@ import pytest
 from collector.inspections.facts import HostFacts
 from collector.store import IngestBatch, NotFound, PointRow, ResultRow, Scope, Store, StoreError
 from collector.store.inspections import InspectionRepo
+from collector.store.reports import ReportRepo
 from tests.collector.store.pg import SKIP_REASON, fresh_database, pg_listening
 
 T0 = 1_780_000_000.0
@@ -95,7 +96,8 @@ def test_answers_and_facts_come_from_the_runs_tagged_results(store: Store) -> No
 
 
 def test_reports_round_trip_and_are_scoped(store: Store) -> None:
-    repo = _seed(store)
+    runs = _seed(store)
+    repo = ReportRepo(store)
     content = b"%PDF-1.7 \x00\xff binary"
     record = repo.add_report("acme", "inspection", RUN, "zh-CN", "pdf", content)
     got, data = repo.report_content(Scope.of("acme"), record.id)
@@ -105,8 +107,8 @@ def test_reports_round_trip_and_are_scoped(store: Store) -> None:
     assert repo.reports(Scope.of("globex")) == []
     assert [r.id for r in repo.reports(Scope.everything(), kind="inspection", lang="zh-CN")] == [record.id]
     with pytest.raises(NotFound):
-        repo.run(Scope.of("globex"), RUN)
-    assert [r.id for r in repo.runs(Scope.of("acme"), plan="weekly")] == [RUN]
+        runs.run(Scope.of("globex"), RUN)
+    assert [r.id for r in runs.runs(Scope.of("acme"), plan="weekly")] == [RUN]
 
 
 def test_customer_profile(store: Store) -> None:
