@@ -173,8 +173,10 @@ def nab_table_text(nab: dict[str, Any]) -> str:
     short = {c: c.replace("artificial", "art").replace("real", "") for c in cats}
     head = f"{'detector':<28}{'pooled':>8}" + "".join(f"{short[c]:>16}" for c in cats)
 
+    def cell(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
     def line(name: str, pooled: float | None, values: dict[str, float | None]) -> str:
-        cell = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
         return f"{name:<28}{cell(pooled):>8}" + "".join(f"{cell(values.get(c)):>16}" for c in cats)
 
     rows = ["NAB standard profile, per category (θ swept on the category):", head]
