@@ -47,6 +47,7 @@ from collector.http.models import (
     RevokeResponse,
     UpgradeOut,
 )
+from collector.http.tokens import router as tokens_router
 from collector.store import Store
 
 __all__ = ["create_app"]
@@ -108,6 +109,7 @@ def create_app(
     app.state.grpc = grpc_service
     app.include_router(cases_router)
     app.include_router(inspections_router)
+    app.include_router(tokens_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(response: Response) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""reports: the version of their content, so an unchanged subject is not rendered again.
+"""reports: the version of their content (an unchanged subject is not rendered again);
+API tokens: an optional expiry.
 
-Revision ID: 0005_report_version
+Revision ID: 0005_report_version_token_expiry
 Revises: 0004_inspections
 Create Date: 2026-12-07
 """
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_report_version"
+revision: str = "0005_report_version_token_expiry"
 down_revision: str | None = "0004_inspections"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -23,8 +24,12 @@ def upgrade() -> None:
     # rendered again once (then stored with theirs).
     with op.batch_alter_table("reports") as batch:
         batch.add_column(sa.Column("version", sa.String(length=64), nullable=True))
+    with op.batch_alter_table("api_tokens") as batch:
+        batch.add_column(sa.Column("expires_at", sa.Double(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("api_tokens") as batch:
+        batch.drop_column("expires_at")
     with op.batch_alter_table("reports") as batch:
         batch.drop_column("version")
