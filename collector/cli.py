@@ -1,4 +1,4 @@
-"""``diag-collector``: serve, migrate, create API tokens, enroll agents.
+"""``diag-collector``: serve, migrate, create, list and revoke API tokens, enroll agents.
 
 ``serve`` runs the gRPC side (grpc.aio) and the HTTP API (uvicorn) in one asyncio loop
 and one process, prints where each listens, and stops cleanly on SIGINT or SIGTERM:
@@ -20,10 +20,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Generator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from collector.config import CollectorConfig, ConfigError, load_config
+from collector.token_cli import parse_expiry
 
 __all__ = ["main", "raise_fd_limit"]
 
@@ -292,17 +294,31 @@ def _cmd_token_create(args: argparse.Namespace) -> int:
 
     config = _load(args)
     store = _open_store(config)
+    expires_at = None if args.expires is None else time.time() + args.expires
     try:
-        token = store.create_api_token(args.name, args.role, args.customer)
+        token = store.create_api_token(args.name, args.role, args.customer, expires_at=expires_at)
     except StoreError as exc:
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 2
     finally:
         store.close()
     scope = f"customer {args.customer}" if args.customer else "all customers"
+    if expires_at is not None:
+        scope += ", expires " + datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%d %H:%MZ")
     print(f"# API token {args.name!r} ({args.role}, {scope}); shown once, store it now:")
     print(token)
     return 0
+
+
+def _cmd_token_other(args: argparse.Namespace) -> int:
+    from collector import token_cli
+
+    store = _open_store(_load(args))
+    try:
+        command = token_cli.token_list if args.token_command == "list" else token_cli.token_revoke
+        return command(store, args)
+    finally:
+        store.close()
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
@@ -397,7 +413,23 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--role", default="engineer", choices=["engineer", "customer_admin", "viewer"])
     create.add_argument("--customer", help="required for customer_admin and viewer")
+    create.add_argument(
+        "--expires",
+        metavar="DURATION",
+        type=parse_expiry,
+        help="refused after 12h, 90d, 2w... (default: never)",
+    )
     create.set_defaults(func=_cmd_token_create)
+    listing = token_sub.add_parser("list", help="list API tokens (never the token itself)")
+    common(listing)
+    listing.add_argument("--customer")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(func=_cmd_token_other)
+    revoke = token_sub.add_parser("revoke", help="revoke an API token by its id (from token list)")
+    common(revoke)
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(func=_cmd_token_other)
 
     enroll = sub.add_parser("enroll", help="enroll an agent directly in the store (bootstrap)")
     common(enroll)

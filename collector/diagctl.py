@@ -461,10 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--customer")
     p = add("revoke", cmd_agents_revoke, "revoke an agent's token", agents_sub)
     p.add_argument("agent_id")
-    from collector import diagctl_cases, diagctl_inspections
+    from collector import diagctl_cases, diagctl_inspections, diagctl_tokens
 
     diagctl_cases.register(add, sub, common)
     diagctl_inspections.register(add, sub, common)
+    diagctl_tokens.register(add, sub, common)
     return parser
 
 

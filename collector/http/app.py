@@ -25,6 +25,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
+from collector.http import problems
+from collector.http.body_limits import BodyLimits
 from collector.http.cases import router as cases_router
 from collector.http.deps import Principal, require_write, scope_for, store_errors
 from collector.http.inspections import router as inspections_router
@@ -45,6 +47,7 @@ from collector.http.models import (
     RevokeResponse,
     UpgradeOut,
 )
+from collector.http.tokens import router as tokens_router
 from collector.store import Store
 
 __all__ = ["create_app"]
@@ -97,6 +100,8 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
+    problems.install(app)
+    app.add_middleware(BodyLimits, store=store)
     store_registry = CollectorRegistry(auto_describe=True)
     store_registry.register(StoreGauges(store))
 
@@ -104,6 +109,7 @@ def create_app(
     app.state.grpc = grpc_service
     app.include_router(cases_router)
     app.include_router(inspections_router)
+    app.include_router(tokens_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(response: Response) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from collector.http.models_inspections import (
 from collector.http.reports import router as reports_router
 from collector.inspections.plan import InspectionPlan
 from collector.inspections.service import InspectionService, service_for
-from collector.reports import ReportError, load_logo
+from collector.reports import ReportError, clean_logo
 from collector.store import ApiPrincipal, NotFound
 
 __all__ = ["router"]
@@ -134,8 +134,8 @@ async def set_profile(
     scope = scope_for(who, customer)
     logo = body.logo()
     if logo is not None:
-        try:
-            load_logo(logo)
+        try:  # stored as checked: an SVG cut down to its safe subset (collector.reports.svg_logo)
+            logo = await asyncio.to_thread(clean_logo, logo)
         except ReportError as exc:
             raise HTTPException(422, f"logo: {exc}") from None
     repo = service_for(store, grpc).repo

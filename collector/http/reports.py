@@ -5,7 +5,11 @@
   run) or ``run=``; ``format=html|pdf|json``, ``lang=en|zh-CN``. Rendered on first request,
   then served from the store.
 - ``GET /reports/fault/{case_id}``       the fault-analysis report of an emergency case
-  (rendered from the case as it is now; a new record when the case changed since the last)
+  (rendered from the case as it is now; a new record when what the report shows changed)
+
+Renders run once per (kind, subject, language, format, version), on a bounded pool off
+the event loop, and a request waits at most a time limit (then 503 with Retry-After):
+see :mod:`collector.reports.on_demand`.
 - ``GET /reports/{id}``                  one record's metadata
 - ``GET /reports/{id}/content``          its bytes, with the format's content type
 """
@@ -21,6 +25,7 @@ from collector.http.models_inspections import InspectionReportQuery, ReportOut, 
 from collector.inspections.runner import render_run_report
 from collector.inspections.service import service_for
 from collector.reports import ReportError
+from collector.reports.on_demand import RenderBusy
 from collector.store import NotFound
 from collector.store.inspections import ReportRecord
 
@@ -33,6 +38,12 @@ CONTENT_TYPES = {
     "pdf": "application/pdf",
     "json": "application/json",
 }
+
+
+def _busy(exc: RenderBusy) -> HTTPException:
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+    )
 
 
 def _download(record: ReportRecord, content: bytes) -> Response:
@@ -96,6 +107,8 @@ def inspection_report(
             record = render_run_report(service.runner, run, q.lang, q.format)
         except ReportError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        except RenderBusy as exc:
+            raise _busy(exc) from None
         _, content = service.repo.report_content(scope, record.id)
     return _download(record, content)
 
@@ -117,6 +130,8 @@ def fault_report(
             record, content = stored_fault_report(service.runner, who.scope, case_id, q.lang, q.format)
         except ReportError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        except RenderBusy as exc:
+            raise _busy(exc) from None
     return _download(record, content)
 
 

@@ -34,6 +34,7 @@ from collector.inspections.model import InspectionResult
 from collector.inspections.plan import InspectionPlan, SelectorError, parse_plan, select_hosts
 from collector.inspections.report import build_trends, to_report
 from collector.reports import Customer, Lang, ReportError, SignOff, render_inspection
+from collector.reports.on_demand import digest, renders
 from collector.reports.render import Format
 from collector.store.inspections import InspectionRepo, ReportRecord, RunRecord
 from collector.store.queries import Scope
@@ -264,11 +265,41 @@ def render_run_report(
     """The stored report of a finished run in ``lang``/``fmt``: the existing record, else
     rendered now (from the stored result and the run's metric history) and stored."""
     repo = runner.repo
-    existing = repo.reports(
-        Scope.of(run.customer), kind="inspection", subject=run.id, lang=lang, fmt=fmt, limit=1
+    profile = repo.profile(Scope.everything(), run.customer)
+    # A finished run never changes; what else shows is the customer's profile.
+    version = digest(
+        "inspection", run.id, str(run.finished_at), profile.name, profile.timezone, profile.logo or b""
     )
-    if existing:
-        return existing[0]
+    owner = Scope.of(run.customer)
+
+    def existing() -> ReportRecord | None:
+        found = repo.reports(
+            owner, kind="inspection", subject=run.id, lang=lang, fmt=fmt, version=version, limit=1
+        )
+        return found[0] if found else None
+
+    def produce() -> ReportRecord:
+        # Stored by a render that finished just before this one started: not rendered twice.
+        return existing() or _render_run_report(runner, run, lang, fmt, version, result, facts)
+
+    found = existing()
+    if found is not None:
+        return found
+    if result is None and run.state != "done":
+        raise ReportError(f"inspection run {run.id} is {run.state}: its report exists once it is done")
+    return renders.run(("inspection", run.id, lang, fmt, version), produce)
+
+
+def _render_run_report(
+    runner: Runner,
+    run: RunRecord,
+    lang: Lang,
+    fmt: Format,
+    version: str,
+    result: InspectionResult | None,
+    facts: list[HostFacts] | None,
+) -> ReportRecord:
+    repo = runner.repo
     if result is None and run.state != "done":
         raise ReportError(f"inspection run {run.id} is {run.state}: its report exists once it is done")
     if result is None:
@@ -299,7 +330,7 @@ def render_run_report(
     )
     content = render_inspection(report, fmt, lang)
     path = write_report_file(settings.reports_dir, run.customer, f"inspection-{run.id}.{lang}.{fmt}", content)
-    return repo.add_report(run.customer, "inspection", run.id, lang, fmt, content, path=path)
+    return repo.add_report(run.customer, "inspection", run.id, lang, fmt, content, path=path, version=version)
 
 
 def write_report_file(directory: Path | None, customer: str, name: str, content: bytes) -> str | None:

@@ -14,10 +14,11 @@ case has not changed since it was rendered, else renders, stores and serves a ne
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -40,6 +41,7 @@ from collector.reports.model import (
     TimelineEvent,
     TimelineKind,
 )
+from collector.reports.on_demand import digest, renders
 from collector.reports.render import Format, render_fault_analysis
 from collector.store.cases import CaseRecord, CaseRepo
 from collector.store.inspections import InspectionRepo, ReportRecord
@@ -515,19 +517,27 @@ def _recommendations(causes: Sequence[Mapping[str, Any]]) -> tuple[Recommendatio
     return tuple(out)
 
 
+def fault_report_version(report: FaultAnalysisReport) -> str:
+    """The version of a fault report: its whole model except when it was generated."""
+    logo = report.customer.logo
+    logo_bytes = logo if isinstance(logo, bytes) else str(logo).encode()
+    unstamped = dataclasses.replace(
+        report,
+        generated_at=datetime.fromtimestamp(0, UTC),
+        customer=dataclasses.replace(report.customer, logo=None),
+    )
+    return digest("fault", repr(unstamped), logo_bytes)
+
+
 def stored_fault_report(
     runner: Runner, scope: Scope, case_id: str, lang: Lang, fmt: Format
 ) -> tuple[ReportRecord, bytes]:
-    """The case's stored report in ``lang``/``fmt`` if rendered after the case last changed,
-    else a new one, rendered now and stored. NotFound outside the scope."""
+    """The case's stored report in ``lang``/``fmt`` if one of the current version exists,
+    else a new one, rendered now (once, however many ask at the same time: see
+    :mod:`collector.reports.on_demand`) and stored. NotFound outside the scope."""
     store = runner.store
     case = CaseRepo(store).get(scope, case_id)
     repo: InspectionRepo = runner.repo
-    existing = repo.reports(
-        Scope.of(case.customer), kind="fault", subject=case.id, lang=lang, fmt=fmt, limit=1
-    )
-    if existing and existing[0].created_at >= case.updated_at:
-        return repo.report_content(Scope.of(case.customer), existing[0].id)
     profile = repo.profile(Scope.everything(), case.customer)
     settings = runner.settings
     report = build_fault_report(
@@ -537,9 +547,27 @@ def stored_fault_report(
         SignOff(case.owner or settings.prepared_by, organisation=settings.organisation),
         time.time(),
     )
-    content = render_fault_analysis(report, fmt, lang)
-    from collector.inspections.runner import write_report_file
+    version = fault_report_version(report)
+    owner = Scope.of(case.customer)
 
-    path = write_report_file(settings.reports_dir, case.customer, f"fault-{case.id}.{lang}.{fmt}", content)
-    record = repo.add_report(case.customer, "fault", case.id, lang, fmt, content, path=path)
-    return record, content
+    def existing() -> ReportRecord | None:
+        found = repo.reports(
+            owner, kind="fault", subject=case.id, lang=lang, fmt=fmt, version=version, limit=1
+        )
+        return found[0] if found else None
+
+    def produce() -> ReportRecord:
+        record = existing()  # stored by a render that finished just before this one started
+        if record is not None:
+            return record
+        content = render_fault_analysis(report, fmt, lang)
+        from collector.inspections.runner import write_report_file
+
+        name = f"fault-{case.id}.{lang}.{fmt}"
+        path = write_report_file(settings.reports_dir, case.customer, name, content)
+        return repo.add_report(
+            case.customer, "fault", case.id, lang, fmt, content, path=path, version=version
+        )
+
+    record = existing() or renders.run(("fault", case.id, lang, fmt, version), produce)
+    return repo.report_content(owner, record.id)

@@ -253,6 +253,7 @@ api_tokens = sa.Table(
     sa.Column("created_at", Seconds, nullable=False),
     sa.Column("revoked_at", Seconds, nullable=True),
     sa.Column("last_used_at", Seconds, nullable=True),
+    sa.Column("expires_at", Seconds, nullable=True),  # None: until revoked
     sa.CheckConstraint("role IN ('engineer', 'customer_admin', 'viewer')", name="role"),
     sa.CheckConstraint("role = 'engineer' OR customer_id IS NOT NULL", name="scoped"),
 )

@@ -1174,8 +1174,13 @@ class Store:
 
     # ------------------------------------------------------------------ API tokens
 
-    def create_api_token(self, name: str, role: str, customer: str | None = None) -> str:
-        """Create an HTTP API token; the plain token is returned once and never stored."""
+    def create_api_token(
+        self, name: str, role: str, customer: str | None = None, *, expires_at: float | None = None
+    ) -> str:
+        """Create an HTTP API token; the plain token is returned once and never stored.
+
+        ``expires_at`` (epoch seconds): refused from then on; None: valid until revoked.
+        """
         if role not in ROLES:
             raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         if role == "engineer" and customer is not None:
@@ -1194,6 +1199,7 @@ class Store:
                     token_hash=hash_token(token),
                     prefix=display_prefix(token),
                     created_at=self._clock(),
+                    expires_at=expires_at,
                 )
             )
         return token
@@ -1207,6 +1213,8 @@ class Store:
                 .where(api_tokens.c.token_hash == digest)
             ).first()
         if row is None or row.revoked_at is not None or not digest_matches(row.token_hash, digest):
+            return None
+        if row.expires_at is not None and row.expires_at <= self._clock():
             return None
         principal = ApiPrincipal(int(row.id), row.name, row.role, row.slug)
         self._touch_token(principal.token_id)

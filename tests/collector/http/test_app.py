@@ -170,8 +170,10 @@ def test_hostile_query_input_is_422(
 ) -> None:
     response = client.get(f"/api/v1/results?{query}", headers=auth(tokens["viewer"]))
     assert response.status_code == 422
-    errors = response.json()["detail"]
-    assert any(e["loc"][-1] == field and message in e["msg"] for e in errors), errors
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422 and f"{field}: " in problem["detail"]  # the sentence diagctl prints
+    assert any(e["loc"].split(".")[-1] == field and message in e["msg"] for e in problem["errors"]), problem
 
 
 def test_unknown_params_rejected_everywhere(client: TestClient, tokens: dict[str, str]) -> None:
