@@ -84,7 +84,7 @@ class IngestStore(Protocol):
 
     def hello(self, agent: AgentIdentity, facts: HostFactsRow) -> int: ...
 
-    def ingest(self, agent: AgentIdentity, batch: IngestBatch) -> int: ...
+    def ingest(self, agent: AgentIdentity, batch: IngestBatch, *, payload: bytes | None = None) -> int: ...
 
     def record_gaps(self, agent: AgentIdentity, gaps: Sequence[GapRow]) -> list[int]: ...
 
@@ -394,7 +394,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             # worker thread costs more in GIL handoffs than it saves. The store call
             # blocks, so it gets a thread.
             decoded = self._decode(batch, last_seq)
-            durable = await self._store_call(self._store.ingest, identity, decoded)
+            durable = await self._store_call(self._ingest, identity, decoded, payload)
             last_seq, points = decoded.max_seq, point_count(decoded)
             await self._write(stream, _ack(durable))
             self._metrics.batches_ingested(entries=n, points=points, received=(received,))
@@ -538,6 +538,9 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             return _Rejected(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", exc.message)
         log.error("store error in the ingest worker, closing stream: %s", exc.message)
         return _Rejected(grpc.StatusCode.UNAVAILABLE, "store_error", "store unavailable, retry later")
+
+    def _ingest(self, identity: AgentIdentity, batch: IngestBatch, payload: bytes) -> int:
+        return self._store.ingest(identity, batch, payload=payload)
 
     async def _store_call(self, fn: Callable[..., T], *args: Any) -> T:
         try:

@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
 
+from collector.store.inventory import PRODUCT_TEXT_MAX, extract_products
 from collector.store.store import ColumnarBatch, SeriesRef, point_count
 from collector.store.types import (
     GapRow,
@@ -277,15 +278,75 @@ def _finding_json(where: str, f: Any, limits: IngestLimits) -> str:
     return _JSON.encode(doc)
 
 
+JSON_MAX_DEPTH: Final = 64
+"""Nesting deeper than this in an agent's JSON document is refused (no inventory needs it)."""
+
+
+class _JsonRefused(ValueError):
+    """A JSON value strict JSON (RFC 8259) or the store cannot hold; the message says which."""
+
+
+def _no_constant(name: str) -> Any:
+    # json.loads accepts NaN, Infinity and -Infinity by default: not JSON, and PostgreSQL's
+    # jsonb refuses them (the whole group commit failed on them once).
+    raise _JsonRefused(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf
+        raise _JsonRefused(f"number {text[:32]} is out of range")
+    return value
+
+
 def _json_object(where: str, text: str, max_len: int) -> dict[str, Any]:
+    """Parse an agent's JSON document strictly: an object, finite numbers, no NUL, bounded depth.
+
+    >>> _json_object("inventory", '{"os": {"name": "Debian"}}', 1000)
+    {'os': {'name': 'Debian'}}
+    >>> _json_object("inventory", '{"load": NaN}', 1000)
+    Traceback (most recent call last):
+    ...
+    collector.ingest.IngestError: inventory: NaN is not a JSON number
+    >>> _json_object("inventory", '{"disk": 1e999}', 1000)
+    Traceback (most recent call last):
+    ...
+    collector.ingest.IngestError: inventory: number 1e999 is out of range
+    """
     _text(where, text, max_len)
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except _JsonRefused as exc:
+        raise IngestError(f"{where}: {exc}") from None
     except (ValueError, RecursionError) as exc:  # malformed or absurdly nested JSON
         raise IngestError(f"{where}: not valid JSON ({type(exc).__name__})") from None
     if not isinstance(doc, dict):
         raise IngestError(f"{where}: not a JSON object")
+    problem = _json_problem(doc)
+    if problem is not None:
+        raise IngestError(f"{where}: {problem}")
     return doc
+
+
+def _json_problem(doc: dict[str, Any]) -> str | None:
+    """What in a parsed document the store cannot hold: a NUL in a string or key (PostgreSQL
+    text and jsonb cannot), or nesting deeper than :data:`JSON_MAX_DEPTH`. None when fine."""
+    stack: list[tuple[Any, str, int]] = [(doc, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > JSON_MAX_DEPTH:
+            return f"nesting deeper than {JSON_MAX_DEPTH} at {path[:200]}"
+        if isinstance(value, str):
+            if "\x00" in value:
+                return f"the string at {path[:200] or '(top)'} contains a NUL character (\\u0000)"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    return f"a key under {path[:200] or '(top)'} contains a NUL character (\\u0000)"
+                stack.append((item, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+    return None
 
 
 def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int) -> ColumnarBatch:
@@ -518,6 +579,13 @@ def _decode_inventory(
 ) -> InventoryRow:
     text = inv.document_json
     document = _json_object(f"{where} inventory", text, limits.max_document_len)
+    for product, version in extract_products(document).items():
+        # The upgrade records keep at most PRODUCT_TEXT_MAX characters (PostgreSQL refused longer).
+        if len(product) > PRODUCT_TEXT_MAX or len(version) > PRODUCT_TEXT_MAX:
+            raise IngestError(
+                f"{where} inventory products: product {product[:64]!r} or its version is longer "
+                f"than {PRODUCT_TEXT_MAX} characters"
+            )
     digest = hashlib.sha256(text.encode()).hexdigest()
     if inv.sha256 and inv.sha256 != digest:
         if not _HEX64_RE.fullmatch(inv.sha256):
@@ -1458,7 +1526,10 @@ class _LogWorker:
             outcomes: list[Any] = []
             try:
                 if work and direct:
-                    stored = self.store.ingest_many([(identity, done) for _, identity, _, done, _ in work])
+                    stored = self.store.ingest_many(
+                        [(identity, done) for _, identity, _, done, _ in work],
+                        payloads=[data for _, _, data, _, _ in work],
+                    )
                     outcomes = [o if isinstance(o, Exception) else (o, None) for o in stored]
                 elif work:
                     outcomes = self.store.append_log(

@@ -112,6 +112,17 @@ class _Pending:
     host_id: int = 0
     earlier: list[Committed] = field(default_factory=list)
     """Logged batches of this agent that had to be materialised first (see _ingest_one)."""
+    payload: bytes | None = None
+    """The batch as the agent sent it, kept if the database refuses the batch (quarantine)."""
+
+
+_STORE_FAILED = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError)
+"""Errors that mean the store failed (connection, disk, locks), not one batch's data."""
+
+
+def quarantine_reason(exc: BaseException) -> str:
+    """The reason kept with a quarantined batch (engineers only see it; at most 2000 characters)."""
+    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def customer_shard(customer: str) -> int:
@@ -529,16 +540,23 @@ class Store:
 
     # ------------------------------------------------------------------ ingest
 
-    def ingest(self, agent: AgentIdentity, batch: IngestBatch) -> int:
+    def ingest(self, agent: AgentIdentity, batch: IngestBatch, *, payload: bytes | None = None) -> int:
         """Store the batch's new entries durably; returns the agent's durable max seq.
 
         Group commit: concurrent callers queue their batches, and whichever thread holds
         the group lock writes every queued batch in one transaction (a savepoint each, so
         one bad batch fails alone), then commits once. A commit dirties a page per series
         touched, so fewer, larger commits are what lets SQLite keep up with many agents.
-        Raises AgentRevoked / UnknownAgent (nothing stored) or the database's error.
+
+        A batch whose data the database refuses (any error but the store itself failing)
+        costs only its own savepoint: it is quarantined, exactly as the materialiser does
+        with a logged batch: an ``ingest_log`` row with the reason and ``payload`` (the
+        EntryBatch bytes as received, when the caller has them), the agent's ``max_seq``
+        advanced past it, and its seq acknowledged. Its neighbours in the group commit.
+        Raises AgentRevoked / UnknownAgent (nothing stored) or the database's error when
+        the store failed (nothing of the group stored).
         """
-        request = _Pending(agent, batch)
+        request = _Pending(agent, batch, payload=payload)
         with self._queue_lock:
             self._queue.append(request)
         while not request.done:
@@ -552,15 +570,22 @@ class Store:
             raise request.error
         return request.result
 
-    def ingest_many(self, requests: Sequence[tuple[AgentIdentity, IngestBatch]]) -> list[int | Exception]:
+    def ingest_many(
+        self,
+        requests: Sequence[tuple[AgentIdentity, IngestBatch]],
+        payloads: Sequence[bytes] | None = None,
+    ) -> list[int | Exception]:
         """Store several agents' batches from one thread, in as few group commits as the limits allow.
 
         For a caller that already holds many batches (the ingest worker process drains
         its pipe into one call), this is :meth:`ingest` without a thread per batch.
         Returns, in order, each batch's durable max seq or the exception that batch
         failed with (AgentRevoked, UnknownAgent, StoreError or a database error).
+        ``payloads`` (the batches as received, in order) are kept with any batch quarantined.
         """
         pending = [_Pending(agent, batch) for agent, batch in requests]
+        for request, payload in zip(pending, payloads or (), strict=False):
+            request.payload = payload
         with self._group_lock:
             start = 0
             while start < len(pending):
@@ -600,8 +625,27 @@ class Store:
                                 conn, request.agent, request.batch, known, created, request.earlier
                             )
                             request.host_id = host_id
-                    except (StoreError, sa.exc.IntegrityError) as exc:  # this batch only; the rest commit
+                    except (AgentRevoked, UnknownAgent) as exc:  # this batch only; the rest commit
                         request.error = exc
+                        continue
+                    except _STORE_FAILED:
+                        raise  # the store, not this batch, failed: the whole group is retried
+                    except Exception as exc:
+                        # The database refused this batch's data (or it hit a bug): quarantine
+                        # it in its own savepoint; the rest of the group commits.
+                        log.exception(
+                            "batch of agent %s quarantined: the database refused it", request.agent.agent_id
+                        )
+                        request.earlier.clear()  # rolled back with the savepoint
+                        known.clear()  # may hold series ids created in the rolled-back savepoint
+                        try:
+                            with conn.begin_nested():
+                                request.result, host_id, request.stored_before = self._quarantine_batch(
+                                    conn, request, exc
+                                )
+                                request.host_id = host_id
+                        except (AgentRevoked, UnknownAgent) as again:
+                            request.error = again
                         continue
                     if created:
                         known.setdefault(host_id, {}).update(created)
@@ -634,6 +678,41 @@ class Store:
             self._notify(notes)
         for request in group:
             request.done = True
+
+    def _quarantine_batch(
+        self, conn: sa.Connection, request: _Pending, exc: Exception
+    ) -> tuple[int, int, int]:
+        """Keep a refused batch aside as a quarantined ingest-log row; returns like :meth:`_ingest_one`.
+
+        The agent's ``max_seq`` advances past it, so the batch is acknowledged and never
+        retried: it reached the store once, as a quarantined row an engineer can list
+        (``diagctl quarantine``), counted in /healthz and /metrics.
+        """
+        agent, batch = request.agent, request.batch
+        stored = int(self._lock_agent(conn, agent).max_seq)
+        host_id = self._host_id(conn, agent)
+        if batch.max_seq <= stored:
+            return stored, host_id, stored
+        now = self._clock()
+        conn.execute(
+            ingest_log.insert().values(
+                shard=customer_shard(agent.customer),
+                agent_id=agent.agent_id,
+                token_id=agent.token_id,
+                customer=agent.customer,
+                host=agent.host,
+                host_id=host_id,
+                after_seq=stored,
+                max_seq=batch.max_seq,
+                received_at=now,
+                points=point_count(batch),
+                quarantined_at=now,
+                error=quarantine_reason(exc),
+                payload=request.payload or b"",
+            )
+        )
+        conn.exec_driver_sql(self._sql["advance_agent"], (batch.max_seq, now, agent.agent_id))
+        return batch.max_seq, host_id, stored
 
     def _ingest_one(
         self,
@@ -913,14 +992,14 @@ class Store:
                     batch = decoder(payloads[log_id])
                 with conn.begin_nested():
                     self._apply_entries(conn, agent, host_id, int(r.after_seq), batch, known, created, now)
-            except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError):
+            except _STORE_FAILED:
                 raise  # the store, not this row, failed: the whole chunk is retried later
             except Exception as exc:
                 # This row's data cannot be applied (refused, undecodable, or it hits a bug):
                 # keep it aside with the reason, carry on with the rest.
                 created.clear()
                 log.exception("ingest log row %d (agent %s) quarantined", log_id, agent.agent_id)
-                bad.append({"b_id": log_id, "b_at": now, "b_error": f"{type(exc).__name__}: {exc}"[:2000]})
+                bad.append({"b_id": log_id, "b_at": now, "b_error": quarantine_reason(exc)})
                 continue
             if created:
                 known.setdefault(host_id, {}).update(created)
