@@ -27,6 +27,7 @@ collector.ingest.IngestError: entry 0: seq 7 is not above the previous seq 7
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -79,6 +80,9 @@ class IngestLimits:
     max_details_len: int = 65_536
     max_document_len: int = 2 * 1024 * 1024
     max_check_durations: int = 2000
+    max_result_chars: int = 256 * 1024
+    """A result's summary and findings (details included) together: what a person can read;
+    a bigger result is refused, so no agent can grow the store by megabytes per result."""
 
 
 SEQ_MAX: Final = 2**63 - 1  # stored in signed 64-bit columns
@@ -451,6 +455,12 @@ def _decode_result(
     n_metrics = len(metrics)
     if keys_blob and n_metrics:
         raise IngestError(f"{_At(i, seq)}: carries both metrics and metric_keys; an agent sends one form")
+    findings_json = _findings_json(i, seq, findings, limits, findings_cache) if findings else "[]"
+    if len(findings_json) + len(summary) > limits.max_result_chars:
+        raise IngestError(
+            f"{_At(i, seq)}: summary and findings are {len(findings_json) + len(summary)} characters, "
+            f"more than {limits.max_result_chars}"
+        )
     results.append(
         ResultRow(
             seq,
@@ -461,7 +471,7 @@ def _decode_result(
             key,
             summary,
             duration_ms,
-            _findings_json(i, seq, findings, limits, findings_cache) if findings else "[]",
+            findings_json,
             inspection_id or None,
         )
     )
@@ -620,33 +630,68 @@ def _decode_health(
     return HealthRow(seq=seq, ts=ts, document=document)
 
 
-def decode_gaps(report: agent_pb2.GapReport, *, max_gaps: int = 1000) -> list[GapRow]:
-    """Validate a gap report: ordered ranges, counts that fit them, a short reason.
+GAP_COUNT_MAX: Final = 2**40
+"""The most entries one gap may say were lost (a thousand a second for 35 years); more is not
+plausible, and counts near 2**63 once overflowed the sums over them."""
+
+
+def decode_gaps(
+    report: agent_pb2.GapReport,
+    max_gaps: int = 1000,
+    now_ms: int | None = None,
+    max_skew_ms: int = 300_000,
+) -> list[GapRow]:
+    """Validate a gap report: plausible ranges, counts and times; no two ranges overlapping.
+
+    ``now_ms`` is the collector's clock: a ``dropped_at`` more than ``max_skew_ms`` after it
+    is refused (none when None). Ranges come back sorted by ``first_seq``.
 
     >>> from protos.diag.v1 import agent_pb2 as pb
     >>> decode_gaps(pb.GapReport(gaps=[pb.Gap(first_seq=3, last_seq=5, count=3, reason="spool_full",
     ...     dropped_at_unix_ms=1_700_000_000_000)]))
     [GapRow(first_seq=3, last_seq=5, count=3, reason='spool_full', dropped_at=1700000000.0)]
+    >>> at = 1_700_000_000_000
+    >>> decode_gaps(pb.GapReport(gaps=[pb.Gap(first_seq=3, last_seq=5, count=1, dropped_at_unix_ms=at),
+    ...     pb.Gap(first_seq=5, last_seq=9, count=1, dropped_at_unix_ms=at)]))
+    Traceback (most recent call last):
+    ...
+    collector.ingest.IngestError: gap 1: range 5..9 overlaps gap 0's range 3..5
     """
     n = len(report.gaps)
     if n == 0:
         raise IngestError("empty gap report")
     if n > max_gaps:
         raise IngestError(f"gap report of {n} gaps, more than {max_gaps}")
-    rows: list[GapRow] = []
+    latest_ms = TS_MAX_MS if now_ms is None else min(TS_MAX_MS, now_ms + max_skew_ms)
+    rows: list[tuple[int, GapRow]] = []
     for i, g in enumerate(report.gaps):
         where = f"gap {i}"
         if not 1 <= g.first_seq <= g.last_seq <= SEQ_MAX:
             raise IngestError(f"{where}: range {g.first_seq}..{g.last_seq} is not a valid seq range")
         if not 1 <= g.count <= g.last_seq - g.first_seq + 1:
             raise IngestError(f"{where}: count {g.count} does not fit range {g.first_seq}..{g.last_seq}")
+        if g.count > GAP_COUNT_MAX:
+            raise IngestError(f"{where}: count {g.count} is not plausible (at most {GAP_COUNT_MAX})")
         reason = g.reason or "unspecified"
         if len(reason) > 64 or not _SNAKE_RE.fullmatch(reason):
             raise IngestError(f"{where}: reason {reason[:64]!r} is not snake_case of at most 64")
         if not TS_MIN_MS <= g.dropped_at_unix_ms < TS_MAX_MS:
             raise IngestError(f"{where}: dropped_at {g.dropped_at_unix_ms} ms is not between 2000 and 2100")
-        rows.append(GapRow(g.first_seq, g.last_seq, g.count, reason, g.dropped_at_unix_ms / 1000.0))
-    return rows
+        if g.dropped_at_unix_ms > latest_ms:
+            raise IngestError(
+                f"{where}: dropped_at {g.dropped_at_unix_ms} ms is more than {max_skew_ms // 1000} s "
+                "ahead of the collector's clock"
+            )
+        rows.append((i, GapRow(g.first_seq, g.last_seq, g.count, reason, g.dropped_at_unix_ms / 1000.0)))
+    rows.sort(key=lambda r: r[1].first_seq)
+    for (i, before), (j, after) in itertools.pairwise(rows):
+        if after.first_seq <= before.last_seq:
+            first, second = sorted(((i, before), (j, after)))
+            raise IngestError(
+                f"gap {second[0]}: range {second[1].first_seq}..{second[1].last_seq} overlaps "
+                f"gap {first[0]}'s range {first[1].first_seq}..{first[1].last_seq}"
+            )
+    return [row for _, row in rows]
 
 
 def decode_hello(hello: agent_pb2.Hello) -> HostFactsRow:
@@ -695,6 +740,7 @@ LOGGED_LIMITS: Final = IngestLimits(
     max_details_len=1 << 30,
     max_document_len=1 << 30,
     max_check_durations=1_000_000,
+    max_result_chars=1 << 30,
 )
 """A logged batch passed the limits in force when it arrived; a later, tighter config must
 not turn it into a quarantined row. Every other check (names, finite numbers, JSON) still runs."""

@@ -1197,7 +1197,12 @@ class Store:
         conn.execute(stmt.on_conflict_do_update(index_elements=["host_id"], set_=values))
 
     def record_gaps(self, agent: AgentIdentity, gap_rows: Sequence[GapRow]) -> list[int]:
-        """Record dropped ranges; idempotent on (agent, first_seq). Returns every first_seq now stored."""
+        """Record dropped ranges; idempotent on (agent, first_seq). Returns every first_seq now settled.
+
+        A range reported again from the same ``first_seq`` keeps its larger extent. A range
+        overlapping one already stored from another ``first_seq`` is not stored (its seqs
+        would be counted twice) but is settled all the same, so the agent stops reporting it.
+        """
         for gap in gap_rows:
             if gap.first_seq < 1 or gap.last_seq < gap.first_seq or gap.count < 0:
                 raise StoreError(f"invalid gap {gap.first_seq}..{gap.last_seq} (count {gap.count})")
@@ -1206,6 +1211,15 @@ class Store:
         now = self._clock()
         with self._write() as conn:
             self._lock_agent(conn, agent)
+            fresh = [g for g in gap_rows if not self._overlaps_stored_gap(conn, agent, g)]
+            if len(fresh) < len(gap_rows):
+                log.warning(
+                    "agent %s reported %d gap(s) overlapping recorded ones; not counted twice",
+                    agent.agent_id,
+                    len(gap_rows) - len(fresh),
+                )
+            if not fresh:
+                return sorted({g.first_seq for g in gap_rows})
             insert = self._insert(gaps)
             grown = insert.excluded
             # A range the agent reports again may have grown (it kept dropping): keep the
@@ -1233,10 +1247,26 @@ class Store:
                         "dropped_at": g.dropped_at,
                         "recorded_at": now,
                     }
-                    for g in gap_rows
+                    for g in fresh
                 ],
             )
         return sorted({g.first_seq for g in gap_rows})
+
+    def _overlaps_stored_gap(self, conn: sa.Connection, agent: AgentIdentity, gap: GapRow) -> bool:
+        c = gaps.c
+        return (
+            conn.execute(
+                sa.select(c.first_seq)
+                .where(
+                    c.agent_id == agent.agent_id,
+                    c.first_seq != gap.first_seq,
+                    c.first_seq <= gap.last_seq,
+                    c.last_seq >= gap.first_seq,
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
 
     def plain_insert_points(self, rows: Sequence[tuple[int, float, float]]) -> None:
         """Benchmark baseline: ``rows`` of (series_id, ts, value) in one transaction.
