@@ -176,7 +176,9 @@ async def _serve(
                 "retention": config.store.retention.policy(),
                 "config": config,  # pickled whole: a JSON dump would mask its secrets
             },
-            IngestLimits(max_batch_entries=settings.max_batch_entries),
+            IngestLimits(
+                max_batch_entries=settings.max_batch_entries, max_clock_skew_s=settings.max_clock_skew_s
+            ),
             log_settings=LogSettings(shard_count=ingest_processes, shard_index=i, **(log_settings or {})),
         )
         for i in range(ingest_processes)

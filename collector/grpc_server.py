@@ -230,7 +230,9 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             max_workers=settings.store_threads, thread_name_prefix="store"
         )
         self._clock = clock
-        self._limits = IngestLimits(max_batch_entries=settings.max_batch_entries)
+        self._limits = IngestLimits(
+            max_batch_entries=settings.max_batch_entries, max_clock_skew_s=settings.max_clock_skew_s
+        )
         self._ingest_processes = tuple(ingest_processes)
         self._streams: dict[str, _Stream] = {}
         self._buckets: dict[str, TokenBucket] = {}
@@ -363,7 +365,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
 
     def _decode(self, batch: agent_pb2.EntryBatch, after_seq: int) -> IngestBatch:
         try:
-            return decode(batch, limits=self._limits, after_seq=after_seq)
+            return decode(batch, limits=self._limits, after_seq=after_seq, now=self._wall_clock())
         except IngestError as exc:
             raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc)) from None
 

@@ -31,6 +31,7 @@ import itertools
 import json
 import math
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -81,6 +82,8 @@ class IngestLimits:
     max_document_len: int = 2 * 1024 * 1024
     max_check_durations: int = 2000
     max_result_chars: int = 256 * 1024
+    max_clock_skew_s: float = 300.0
+    """Entries stamped further than this ahead of the collector's clock are stored at their arrival."""
     """A result's summary and findings (details included) together: what a person can read;
     a bigger result is refused, so no agent can grow the store by megabytes per result."""
 
@@ -353,7 +356,9 @@ def _json_problem(doc: dict[str, Any]) -> str | None:
     return None
 
 
-def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int) -> ColumnarBatch:
+def decode(
+    batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int, now: float | None = None
+) -> ColumnarBatch:
     """Validate ``batch`` and convert it; ``after_seq`` is the highest seq already seen on this stream.
 
     Points come out as columns (:class:`~collector.store.store.ColumnarBatch`): one
@@ -364,6 +369,11 @@ def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int)
     stream's batches. Entries of a kind this collector does not know (a newer agent)
     are skipped but still advance the sequence, as the contract's compatibility rules
     say.
+
+    ``now`` is when the batch arrived (the collector's clock). An entry stamped more than
+    ``limits.max_clock_skew_s`` after it is not refused (it would be lost) but stored at
+    ``now``: a clock running ahead, or a result stamped 2099, must not pin a host's latest
+    result. The batch's ``clock_skew_s`` says how far ahead the furthest one was.
     """
     entries = batch.entries
     n = len(entries)
@@ -380,6 +390,9 @@ def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int)
     prev = after_seq
     first_seq = 0
     findings_cache = _finding_cache(limits)
+    now_ms = TS_MAX_MS if now is None else int(now * 1000)
+    latest_ms = TS_MAX_MS if now is None else now_ms + int(limits.max_clock_skew_s * 1000)
+    ahead_ms = 0
     for i, entry in enumerate(entries):
         seq = entry.seq
         if seq <= prev:
@@ -392,6 +405,9 @@ def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int)
         ts_ms = entry.ts_unix_ms
         if not TS_MIN_MS <= ts_ms < TS_MAX_MS:
             raise IngestError(f"entry {i} (seq {seq}): timestamp {ts_ms} ms is not between 2000 and 2100")
+        if ts_ms > latest_ms:  # implausibly far ahead: stored at its arrival
+            ahead_ms = max(ahead_ms, ts_ms - now_ms)
+            ts_ms = now_ms
         ts = ts_ms / 1000.0
         kind = entry.WhichOneof("kind")
         if kind == "result":
@@ -413,6 +429,7 @@ def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int)
         point_refs=refs,
         point_values=values,
         point_spans=spans,
+        clock_skew_s=ahead_ms / 1000.0,
     )
 
 
@@ -755,7 +772,7 @@ def parse_batch(payload: bytes) -> agent_pb2.EntryBatch:
     return batch
 
 
-def decode_logged(payload: bytes) -> ColumnarBatch:
+def decode_logged(payload: bytes, received_at: float | None = None) -> ColumnarBatch:
     """Decode an ingest-log payload (EntryBatch bytes, validated when appended) for the materialiser.
 
     Entries at or below the row's ``after_seq`` are replays; the store skips them, so
@@ -765,7 +782,7 @@ def decode_logged(payload: bytes) -> ColumnarBatch:
         batch = agent_pb2.EntryBatch.FromString(payload)
     except DecodeError as exc:
         raise IngestError(f"logged payload does not parse as an EntryBatch ({type(exc).__name__})") from None
-    return decode(batch, limits=LOGGED_LIMITS, after_seq=0)
+    return decode(batch, limits=LOGGED_LIMITS, after_seq=0, now=received_at)
 
 
 # --- out-of-process ingest --------------------------------------------------------------------
@@ -1497,6 +1514,7 @@ class _LogWorker:
         work: list[tuple[int, Any, bytes, ColumnarBatch, int]] = []
         failed: dict[int, tuple[str, str]] = {}
         limit = self.limits.max_batch_entries
+        now = time.time()  # the batches' arrival, for timestamps too far ahead of it
         for req_id, identity, data, after_seq, max_entries in msgs:
             budget = max_entries
             for payload in data if isinstance(data, list) else (data,):
@@ -1511,7 +1529,7 @@ class _LogWorker:
                             failed[req_id] = ("rate_limited", f"{n} entries, over the agent's rate limit")
                             break
                         budget -= n
-                    decoded = decode(parsed, limits=self.limits, after_seq=after_seq)
+                    decoded = decode(parsed, limits=self.limits, after_seq=after_seq, now=now)
                 except IngestError as exc:
                     failed[req_id] = failure(exc)
                     break

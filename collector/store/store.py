@@ -168,7 +168,7 @@ class Materialised:
     applied_ids: list[int] = field(default_factory=list)
 
 
-LogDecoder = Callable[[bytes], IngestBatch]
+LogDecoder = Callable[[bytes, float], IngestBatch]
 """Turns a logged payload back into a batch (:func:`collector.ingest.decode_logged`)."""
 
 _LOG_LOCK_NS = 0x6C6F67  # "log": PostgreSQL advisory locks (namespace, shard) of materialisers
@@ -213,6 +213,9 @@ class ColumnarBatch(IngestBatch):
     point_refs: list[SeriesRef] = field(default_factory=list)
     point_values: list[float] = field(default_factory=list)
     point_spans: list[tuple[int, float, int]] = field(default_factory=list)
+    clock_skew_s: float = 0.0
+    """How far ahead of the collector's clock the furthest entry was stamped (0: none was
+    implausible); those entries carry their arrival time instead (see ``ingest.decode``)."""
 
     def point_rows(self) -> list[PointRow]:
         """The points as :class:`PointRow` objects (for tests and tools, not the hot path)."""
@@ -776,7 +779,12 @@ class Store:
                     for h in health_rows.values()
                 ],
             )
-        conn.exec_driver_sql(self._sql["touch_host"], (now, now, host_id))
+        skew = batch.clock_skew_s if isinstance(batch, ColumnarBatch) else 0.0
+        # The host's clock skew is its current state: set by a batch stamped too far ahead,
+        # cleared by the next batch that is not.
+        conn.exec_driver_sql(
+            self._sql["touch_host"], (now, now, skew or None, now if skew else None, host_id)
+        )
 
     # ------------------------------------------------------------------ ingest log
 
@@ -945,6 +953,7 @@ class Store:
                     c.after_seq,
                     c.max_seq,
                     c.points,
+                    c.received_at,
                 )
                 .where(*where)
                 .order_by(c.id)
@@ -989,7 +998,7 @@ class Store:
                 batch = cache.get(log_id)
                 if batch is None:
                     assert decoder is not None
-                    batch = decoder(payloads[log_id])
+                    batch = decoder(payloads[log_id], float(r.received_at))
                 with conn.begin_nested():
                     self._apply_entries(conn, agent, host_id, int(r.after_seq), batch, known, created, now)
             except _STORE_FAILED:
@@ -1455,7 +1464,8 @@ def _driver_sql(sqlite: bool) -> dict[str, str]:
         "agent_logged": f"SELECT id FROM ingest_log WHERE agent_id = {p} AND quarantined_at IS NULL",
         "advance_agent": f"UPDATE agents SET max_seq = {p}, last_seen_at = {p} WHERE agent_id = {p}",
         "touch_host": (
-            f"UPDATE hosts SET last_seen = {p}, first_seen = COALESCE(first_seen, {p}) WHERE id = {p}"
+            f"UPDATE hosts SET last_seen = {p}, first_seen = COALESCE(first_seen, {p}), "
+            f"clock_skew_s = {p}, clock_skew_at = {p} WHERE id = {p}"
         ),
         "insert_result": f"INSERT INTO check_results ({_RESULT_COLUMNS}) {values}",
         "upsert_latest": (
