@@ -99,6 +99,9 @@ def _grpc_settings(config: CollectorConfig) -> Any:
         max_batch_entries=g.max_batch_entries,
         rate_limit_entries_per_s=float(g.rate_limit_entries_per_s),
         rate_limit_burst=float(g.rate_limit_burst),
+        rate_limit_bytes_per_s=float(g.rate_limit_bytes_per_s),
+        rate_limit_bytes_burst=float(g.rate_limit_bytes_burst),
+        max_clock_skew_s=float(g.max_clock_skew_s),
         heartbeat_interval_s=int(g.heartbeat_interval_s),
         tls_cert_file=tls.cert_file if tls else None,
         tls_key_file=tls.key_file if tls else None,
@@ -175,7 +178,9 @@ async def _serve(
                 "retention": config.store.retention.policy(),
                 "config": config,  # pickled whole: a JSON dump would mask its secrets
             },
-            IngestLimits(max_batch_entries=settings.max_batch_entries),
+            IngestLimits(
+                max_batch_entries=settings.max_batch_entries, max_clock_skew_s=settings.max_clock_skew_s
+            ),
             log_settings=LogSettings(shard_count=ingest_processes, shard_index=i, **(log_settings or {})),
         )
         for i in range(ingest_processes)

@@ -96,6 +96,13 @@ class GrpcConfig(_Model):
     """Sustained entries per second per agent."""
     rate_limit_burst: int = Field(default=20_000, ge=1)
     """Entries an agent may send at once above the sustained rate (e.g. a backlog)."""
+    rate_limit_bytes_per_s: int = Field(default=2 * MIB, ge=64 * 1024)
+    """Sustained message bytes per second per agent (batches, gap reports, everything)."""
+    rate_limit_bytes_burst: int = Field(default=16 * MIB, ge=64 * 1024)
+    """Bytes an agent may send at once above the sustained rate (at least one largest message)."""
+    max_clock_skew_s: float = Field(default=300.0, ge=1.0, le=7 * 86400.0)
+    """How far ahead of the collector's clock an agent's timestamps may run; beyond it the
+    entry is stored at its arrival time and the agent's clock skew is a health problem."""
     heartbeat_interval_s: int = Field(default=30, ge=1, le=3600)
 
     _v_listen = field_validator("listen")(_listen)

@@ -209,12 +209,21 @@ def cmd_hosts(api: Api, args: argparse.Namespace, out: TextIO) -> None:
                 h["worst_severity"],
                 " ".join(f"{k}={v}" for k, v in h["severity_counts"].items()),
                 _when(h["last_seen"]),
+                _problems(h),
             )
             for h in hosts
         ]
-        table(rows, ("CUSTOMER", "HOST", "WORST", "CHECKS", "LAST SEEN"), out)
+        table(rows, ("CUSTOMER", "HOST", "WORST", "CHECKS", "LAST SEEN", "AGENT PROBLEMS"), out)
 
     _emit(args, data, render, out)
+
+
+def _problems(host: dict[str, Any]) -> str:
+    """The agent's health problems, for a table cell ("-" when none)."""
+    skew = host.get("clock_skew_s")
+    if skew is None:
+        return "-"
+    return f"clock {skew:,.0f} s ahead (fix the host's time sync)"
 
 
 def cmd_host(api: Api, args: argparse.Namespace, out: TextIO) -> None:

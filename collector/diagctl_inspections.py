@@ -161,7 +161,7 @@ def cmd_show(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         data = api.request("GET", f"/api/v1/inspections/runs/{args.name}")
 
     def render(d: dict[str, Any], out: TextIO) -> None:
-        if "plan" not in d:
+        if not isinstance(d.get("plan"), dict):  # a run (its "plan" is the plan's name)
             _print_run(d, out)
             return
         p = d["plan"]

@@ -77,7 +77,9 @@ def show_plan(
     service = service_for(store, grpc)
     plan = _plan(service, who, name, q.customer)
     runs = service.repo.runs(scope_for(who, plan.customer), customer=plan.customer, plan=plan.name, limit=10)
-    return PlanDetailOut(plan=PlanOut.of(plan, time.time()), runs=[RunOut.of(r) for r in runs])
+    return PlanDetailOut(
+        plan=PlanOut.of(plan, time.time()), runs=[RunOut.of(r, engineer=who.role == "engineer") for r in runs]
+    )
 
 
 @router.post("/inspections/plans/{name}/runs", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED)
@@ -90,7 +92,7 @@ async def run_now(
     plan = _plan(service, who, name, q.customer)
     with store_errors():
         record = await service.launch(plan, "manual", requested_by=who.name)
-    return RunOut.of(record)
+    return RunOut.of(record, engineer=who.role == "engineer")
 
 
 @router.get("/inspections/runs", response_model=list[RunOut])
@@ -102,7 +104,7 @@ def list_runs(
     rows = repo.runs(
         scope_for(who, q.customer), customer=q.customer, plan=q.plan, state=q.state, limit=q.limit
     )
-    return [RunOut.of(r) for r in rows]
+    return [RunOut.of(r, engineer=who.role == "engineer") for r in rows]
 
 
 @router.get("/inspections/runs/{run_id}", response_model=RunOut)
@@ -113,7 +115,7 @@ def show_run(
     with store_errors():
         repo = service_for(store, grpc).repo
         run = repo.run(who.scope, run_id, with_result=q.result)
-        return RunOut.of(run, repo.deliveries(who.scope, run_id))
+        return RunOut.of(run, repo.deliveries(who.scope, run_id), engineer=who.role == "engineer")
 
 
 @router.get("/customers/{customer}/profile", response_model=CustomerProfileOut)

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from checks.api import Severity
 from collector.inspections.engine import run_inspection
 from collector.inspections.facts import DAY_S, HostFacts
+from collector.inspections.failure import internal_failure, new_reference
 from collector.inspections.model import InspectionResult
 from collector.inspections.plan import InspectionPlan, SelectorError, parse_plan, select_hosts
 from collector.inspections.report import build_trends, to_report
@@ -145,9 +146,11 @@ class Runner:
             raise
         except SelectorError as exc:
             error = str(exc)
-        except Exception as exc:
-            log.exception("inspection run %s failed", run_id)
-            error = f"internal error: {type(exc).__name__}: {exc}"[:2000]
+        except Exception:
+            # The exception's text (SQL, values) goes to the log only, never into the run.
+            reference = new_reference()
+            log.exception("inspection run %s failed (log reference %s)", run_id, reference)
+            error = internal_failure(reference)
         await asyncio.to_thread(
             self.repo.update_run, run_id, state="failed", finished_at=self.clock(), error=error
         )

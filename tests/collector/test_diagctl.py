@@ -13,6 +13,7 @@ import pytest
 from collector.diagctl import main, parse_since
 from collector.http.app import create_app
 from collector.store import HostFactsRow, IngestBatch, ResultRow, Store
+from collector.store.store import ColumnarBatch
 from tests.collector.http_server import free_port, serving
 
 T0 = 1_700_000_000.0
@@ -69,8 +70,9 @@ def test_hosts_table_and_json(server: tuple[str, Store], engineer: str) -> None:
     code, text = run(["--server", url, "--token", engineer, "hosts"])
     assert code == 0
     lines = text.splitlines()
-    assert lines[0].split() == ["CUSTOMER", "HOST", "WORST", "CHECKS", "LAST", "SEEN"]
+    assert lines[0].split() == ["CUSTOMER", "HOST", "WORST", "CHECKS", "LAST", "SEEN", "AGENT", "PROBLEMS"]
     assert lines[1].split()[:4] == ["acme", "web1", "CRIT", "CRIT=1"]
+    assert lines[1].rstrip().endswith(" -")  # its clock is fine
     assert lines[1].index("web1") == lines[0].index("HOST")  # aligned columns
     code, text = run(["hosts", "--server", url, "--token", engineer, "--format", "json"])
     assert code == 0
@@ -215,3 +217,19 @@ class ClosedPipe(io.StringIO):
 def test_a_closed_pipe_is_not_an_error(server: tuple[str, Store], engineer: str) -> None:
     url, _ = server
     assert main(["--server", url, "--token", engineer, "host", "web1"], out=ClosedPipe()) == 0
+
+
+def test_hosts_table_names_an_agent_whose_clock_runs_ahead(server: tuple[str, Store], engineer: str) -> None:
+    url, store = server
+    agent, _ = store.enroll_agent("acme", host="web9", agent_id="acme-web9")
+    skewed = ColumnarBatch(
+        1, 1, [ResultRow(1, time.time(), "host.load", "host", "OK", "OK", "ok", 1.0, "[]", None)], [], [], []
+    )
+    skewed.clock_skew_s = 7200.0
+    store.ingest(agent, skewed)
+    code, text = run(["--server", url, "--token", engineer, "hosts"])
+    assert code == 0
+    [line] = [line for line in text.splitlines() if " web9 " in line]
+    assert line.rstrip().endswith("clock 7,200 s ahead (fix the host's time sync)")
+    code, text = run(["--server", url, "--token", engineer, "hosts", "--format", "json"])
+    assert [h["clock_skew_s"] for h in json.loads(text) if h["name"] == "web9"] == [7200.0]
