@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 from checks.api import Check, CheckParams
+from checks.application.version import ProductSpec
 from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, show_value
 
 __all__ = [
@@ -172,36 +173,28 @@ class CheckConfig(_Model):
     """Validated by the check's own params model (see :func:`resolve_checks`)."""
 
 
-class ProductSpec(_Model):
-    """One installed product whose version the inventory reports.
-
-    Exactly one of ``command`` (argv, no shell) or ``file`` is read, and ``regex``
-    extracts the version (its first group, or the whole match).
-    """
-
-    name: str = Field(min_length=1)
-    command: list[str] | None = Field(default=None, min_length=1)
-    file: Path | None = None
-    regex: str = r"(\d+(?:\.\d+)+)"
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ProductSpec:
-        if (self.command is None) == (self.file is None):
-            raise ValueError("give exactly one of 'command' (argv list) or 'file'")
-        return self
+MAX_PRODUCTS = 100
+"""Products one inventory reports; each may run a command, so the list is bounded."""
 
 
 class InventoryConfig(_Model):
-    products: list[ProductSpec] = Field(default_factory=list)
+    """What the inventory reports besides hardware and OS facts."""
+
+    products: list[ProductSpec] = Field(default_factory=list, max_length=MAX_PRODUCTS)
+    """Installed products whose version is reported. The model is the one
+    ``application.version`` uses for its ``products`` param, so an entry copied between
+    the two sections means the same thing."""
+
+    @field_validator("products")
+    @classmethod
+    def _unique_names(cls, value: list[ProductSpec]) -> list[ProductSpec]:
+        # The collector keys versions (and upgrade records) on the product name.
+        seen: set[str] = set()
+        for product in value:
+            if product.name in seen:
+                raise ValueError(f"product name {product.name!r} is listed twice; names must be unique")
+            seen.add(product.name)
+        return value
 
 
 class AgentConfig(_Model):
