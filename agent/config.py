@@ -39,7 +39,7 @@ from pydantic import (
 
 from checks.api import Check, CheckParams
 from checks.application.version import ProductSpec
-from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, show_value
+from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, read_config_file, show_value
 
 __all__ = [
     "DEFAULT_STATE_DIR",
@@ -280,13 +280,7 @@ def load_config(
     ``run`` command's flags do. ``registry`` defaults to :func:`checks.registry.all_checks`.
     Raises :class:`ConfigError`.
     """
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigError(source, [ConfigIssue("", f"cannot read the config file: {reason}")]) from None
-    return load_text(text, source, overrides, registry)
+    return load_text(read_config_file(path), str(path), overrides, registry)
 
 
 def load_text(
