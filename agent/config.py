@@ -14,7 +14,7 @@ error message.
 ...     load_text("agent: {intervall_s: 30}\\n", "inline.yaml")
 ... except ConfigError as err:
 ...     print(err)
-inline.yaml: agent.intervall_s: unknown key; did you mean 'interval_s'? (got 30)
+inline.yaml: agent.intervall_s: unknown key; did you mean 'interval_s'?
 """
 
 from __future__ import annotations
@@ -305,7 +305,8 @@ def load_text(
     try:
         config = AgentConfig.model_validate(raw)
     except ValidationError as exc:
-        issues = issues_from(exc, AgentConfig, (), secret=_SECRET_PART)
+        # No value under an unknown key: a misspelt ``tokn:`` holds the token.
+        issues = issues_from(exc, AgentConfig, (), secret=_SECRET_PART, show_unknown_value=False)
         if not any(issue.path.startswith("checks") for issue in issues):
             # Report check names and params in the same pass when that section is sound.
             try:
@@ -353,7 +354,9 @@ def resolve_checks(
             else:
                 params = check.params.defaults()
         except ValidationError as exc:
-            issues.extend(issues_from(exc, check.params, ("checks", name, "params"), secret=_SECRET_PART))
+            where = ("checks", name, "params")
+            found = issues_from(exc, check.params, where, secret=_SECRET_PART, show_unknown_value=False)
+            issues.extend(found)
             continue
         interval = entry.interval_s if entry and entry.interval_s else check.interval_s * scale
         timeout = entry.timeout_s if entry and entry.timeout_s else check.timeout_s

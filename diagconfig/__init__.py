@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -44,6 +45,7 @@ __all__ = [
     "YamlLimits",
     "issues_from",
     "load_yaml_file",
+    "looks_secret",
     "model_at",
     "parse_yaml",
     "read_config_file",
@@ -220,20 +222,27 @@ def issues_from(
 
     Paths are dotted and start with ``prefix``; an unknown key gets the closest valid
     key or the list of valid ones; a value under a path component matching ``secret``
-    is shown as ``<redacted>``. ``show_unknown_value=False`` leaves the value off
+    is shown as ``<redacted>``, and so is any value or key that looks like a secret
+    (:func:`looks_secret`). ``show_unknown_value=False`` leaves the value off
     unknown-key issues.
     """
-    issues = []
+    issues: list[ConfigIssue] = []
     for error in exc.errors(include_url=False):
         loc = tuple(error["loc"])
         full = prefix + loc
         kind = error["type"]
+        if len(issues) >= MAX_ISSUES_SHOWN:
+            # Counted, never shown: skip the "did you mean" search and the value.
+            issues.append(ConfigIssue(".".join(str(part) for part in full), kind))
+            continue
         is_secret = any(secret.search(str(part)) for part in full)
         if kind == "missing" or (kind == "extra_forbidden" and not show_unknown_value):
             value = None
         else:
             value = "<redacted>" if is_secret else show_value(error["input"])
-        issues.append(ConfigIssue(".".join(str(part) for part in full), _explain(error, root, loc), value))
+        # A key can be a pasted token too (``collector: {dga_...: x}``).
+        path = ".".join("<redacted>" if looks_secret(str(part)) else str(part) for part in full)
+        issues.append(ConfigIssue(path, _explain(error, root, loc), value))
     return issues
 
 
@@ -297,11 +306,43 @@ def _unwrap(annotation: Any) -> Any:
     return annotation
 
 
+_SECRET_VALUE = re.compile(
+    r"\b(?:dga|dgt)_[A-Za-z0-9_-]{8,}"  # our own agent and API tokens
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY"  # PEM keys
+    r"|://[^/\s:@]+:[^/\s@]+@"  # credentials in a URL
+    r"|(?=[\w+=-]*\d)(?=[\w+=-]*[A-Za-z])[\w+=-]{24,}"  # long runs of letters and digits: keys, hashes
+)
+"""What a value that looks like a secret contains; such a value is never echoed."""
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 200
+_REPR.maxlist = _REPR.maxdict = _REPR.maxtuple = _REPR.maxset = 8
+_REPR.maxlevel = 3
+
+
+def looks_secret(text: str) -> bool:
+    """True when ``text`` holds something that looks like a token, key or password.
+
+    >>> looks_secret("dga_Zm9vYmFyYmF6"), looks_secret("postgresql://u:pw@db/x")
+    (True, True)
+    >>> looks_secret("127.0.0.1:50051"), looks_secret("/var/lib/diag-agent/spool.db")
+    (False, False)
+    """
+    return _SECRET_VALUE.search(text) is not None
+
+
 def show_value(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters.
+    """``repr(value)`` cut to ``limit`` characters; ``<redacted>`` if it looks secret.
+
+    The repr is bounded (a few items per level, a few levels), so showing a huge value
+    costs nothing.
 
     >>> show_value("x" * 100, limit=10)
     "'xxxxxx..."
+    >>> show_value({"tokn": "dga_0123456789abcdef"})
+    '<redacted>'
     """
-    text = repr(value)
+    text = _REPR.repr(value)
+    if looks_secret(text):
+        return "<redacted>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
