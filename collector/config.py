@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from collector.incidents.config import EmergencyConfig
 from collector.store.retention import RetentionPolicy
-from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, show_value
+from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, read_config_file, show_value
 
 __all__ = [
     "CollectorConfig",
@@ -218,13 +218,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     """
     if path is None:
         return load_text("", "<defaults>", overrides)
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigError(source, [ConfigIssue("", f"cannot read the config file: {reason}")]) from None
-    return load_text(text, source, overrides)
+    return load_text(read_config_file(path), str(path), overrides)
 
 
 def load_text(

@@ -733,18 +733,11 @@ def maintenance_calendar(config: EmergencyConfig) -> MaintenanceCalendar:
     """The configured windows plus those of ``windows_file`` (a ConfigError names the file)."""
     windows = list(config.windows)
     if config.windows_file is not None:
-        from diagconfig import parse_yaml
+        from diagconfig import load_yaml_file
 
-        path = Path(config.windows_file)
-        source = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            from diagconfig import ConfigError, ConfigIssue
-
-            issue = ConfigIssue("", f"cannot read the maintenance windows file: {exc.strerror}")
-            raise ConfigError(source, [issue]) from None
-        windows.extend(load_windows(parse_yaml(text, source), source).windows)
+        source = str(config.windows_file)
+        raw = load_yaml_file(config.windows_file, "maintenance windows file")
+        windows.extend(load_windows(raw, source).windows)
     return MaintenanceCalendar(windows)
 
 
