@@ -260,14 +260,16 @@ def render_run_report(
     *,
     result: InspectionResult | None = None,
     facts: list[HostFacts] | None = None,
+    again: bool = False,
 ) -> ReportRecord:
     """The stored report of a finished run in ``lang``/``fmt``: the existing record, else
-    rendered now (from the stored result and the run's metric history) and stored."""
+    rendered now (from the stored result and the run's metric history) and stored.
+    ``again``: render and store a new record even if one exists (after fonts were installed)."""
     repo = runner.repo
     existing = repo.reports(
         Scope.of(run.customer), kind="inspection", subject=run.id, lang=lang, fmt=fmt, limit=1
     )
-    if existing:
+    if existing and not again:
         return existing[0]
     if result is None and run.state != "done":
         raise ReportError(f"inspection run {run.id} is {run.state}: its report exists once it is done")

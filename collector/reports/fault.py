@@ -516,17 +516,18 @@ def _recommendations(causes: Sequence[Mapping[str, Any]]) -> tuple[Recommendatio
 
 
 def stored_fault_report(
-    runner: Runner, scope: Scope, case_id: str, lang: Lang, fmt: Format
+    runner: Runner, scope: Scope, case_id: str, lang: Lang, fmt: Format, *, again: bool = False
 ) -> tuple[ReportRecord, bytes]:
     """The case's stored report in ``lang``/``fmt`` if rendered after the case last changed,
-    else a new one, rendered now and stored. NotFound outside the scope."""
+    else a new one, rendered now and stored (``again``: a new one in any case). NotFound
+    outside the scope."""
     store = runner.store
     case = CaseRepo(store).get(scope, case_id)
     repo: InspectionRepo = runner.repo
     existing = repo.reports(
         Scope.of(case.customer), kind="fault", subject=case.id, lang=lang, fmt=fmt, limit=1
     )
-    if existing and existing[0].created_at >= case.updated_at:
+    if existing and existing[0].created_at >= case.updated_at and not again:
         return repo.report_content(Scope.of(case.customer), existing[0].id)
     profile = repo.profile(Scope.everything(), case.customer)
     settings = runner.settings
