@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from collector.config import CollectorConfig, ConfigError, load_config
+from diagconfig.logs import configure as configure_logging
+from diagconfig.logs import log_level
 
 __all__ = ["main", "raise_fd_limit"]
 
@@ -348,7 +350,13 @@ def _count(minimum: int) -> Callable[[str], int]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="diag-collector", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default="info",
+        metavar="{debug,info,warning,error}",
+        help="stderr log level (default info; other libraries' lines only at debug)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -435,9 +443,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return replay.main(args_list[1:])
     args = build_parser().parse_args(args_list)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     try:
         rc: int = args.func(args)
     except ConfigError as exc:
