@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import signal
 import sys
@@ -199,11 +200,13 @@ async def _serve(
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 1
     http_host, http_port = _split(config.http.listen)
+    endpoint = config.grpc.agent_endpoint(bound_port=grpc_port)
     app = create_app(
         store,
         metrics.registry,
         grpc_address=f"{_split(settings.listen)[0]}:{grpc_port}",
         grpc_service=service,
+        agent_endpoint=endpoint,
     )
     web = _Server(
         uvicorn.Config(
@@ -244,6 +247,8 @@ async def _serve(
             f"diag-collector: store {_redact(url)}; open-files limit {fds}; Ctrl-C stops",
             flush=True,
         )
+        if endpoint.error:  # serving works; enrolling agents will not until it is set
+            print(f"diag-collector: enrolment refused until fixed: {endpoint.error}", file=sys.stderr)
         stop_wait = asyncio.create_task(stop.wait())
         await asyncio.wait({stop_wait, web_task}, return_when=asyncio.FIRST_COMPLETED)
         stop_wait.cancel()
@@ -302,15 +307,26 @@ def _cmd_token_create(args: argparse.Namespace) -> int:
     finally:
         store.close()
     scope = f"customer {args.customer}" if args.customer else "all customers"
-    print(f"# API token {args.name!r} ({args.role}, {scope}); shown once, store it now:")
+    # Only the token on stdout, so TOKEN=$(diag-collector token create ...) captures just it.
+    print(f"diag-collector: API token {args.name!r} ({args.role}, {scope}); shown once:", file=sys.stderr)
     print(token)
     return 0
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
+    from collector.enrolment import EnrolmentError, agent_config_text
     from collector.store import StoreError
 
     config = _load(args)
+    endpoint = config.grpc.agent_endpoint()
+    try:
+        address = endpoint.require()
+    except EnrolmentError as exc:
+        print(f"diag-collector: {exc}", file=sys.stderr)
+        return 2
+    if args.output not in (None, "-") and os.path.lexists(args.output):
+        print(f"diag-collector: {args.output} exists; name a new file", file=sys.stderr)
+        return 2
     store = _open_store(config)
     try:
         identity, token = store.enroll_agent(args.customer, args.host, args.agent_id)
@@ -319,15 +335,32 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         return 2
     finally:
         store.close()
-    print(f"# agent {identity.agent_id} enrolled for customer {identity.customer}, host {identity.host}")
-    print("# agent config lines (the token is shown once):")
-    print("agent:")
-    print(f"  id: {identity.agent_id}")
-    print(f"  customer: {identity.customer}")
-    print("collector:")
-    print(f"  address: {config.grpc.listen}")
-    print(f"  token: {token}")
+    text = agent_config_text(
+        identity.agent_id,
+        identity.customer,
+        address,
+        token,
+        tls=endpoint.tls,
+        server_name=endpoint.server_name,
+    )
+    _write_or_print(text, args.output, f"agent {identity.agent_id} (customer {identity.customer})")
     return 0
+
+
+def _write_or_print(text: str, output: str | None, what: str) -> None:
+    """A secret-bearing file: to ``output`` (mode 0600, refusing to overwrite) or stdout."""
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:  # enrolled already: hand the config out rather than lose the token
+        print(f"diag-collector: cannot write {output}: {exc.strerror}; the config follows", file=sys.stderr)
+        sys.stdout.write(text)
+        return
+    print(f"diag-collector: wrote the config of {what} to {output}", file=sys.stderr)
 
 
 # --- entry point ----------------------------------------------------------------------------------
@@ -412,6 +445,12 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--customer", required=True)
     enroll.add_argument("--host")
     enroll.add_argument("--agent-id")
+    enroll.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write the agent's config file here (mode 0600) instead of stdout",
+    )
     enroll.set_defaults(func=_cmd_enroll)
 
     # These own their arguments (see `diag-collector quickstart --help`); they are
