@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import resource
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -79,6 +81,30 @@ def _open_store(config: CollectorConfig, *, migrate: bool = True) -> Any:
         synchronous=config.store.sqlite_synchronous,
         retention=config.store.retention.policy(),
     )
+
+
+def bind_listener(listen: str, what: str) -> socket.socket:
+    """A listening socket on ``listen``, bound here so that a port in use is a one-line error.
+
+    For HTTP it is the server's socket: uvicorn would otherwise find out inside its own
+    startup and exit the process with a traceback and status 3. For gRPC it is a probe,
+    closed at once, because gRPC's core logs its own multi-line complaint before ours.
+    SO_REUSEADDR as both servers set it: a port held only by TIME_WAIT connections of a
+    previous run is free.
+    """
+    host, port = _split(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "the port is in use (another collector?)" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise OSError(f"cannot listen for {what} on {listen}: {reason}") from None
+    sock.set_inheritable(False)
+    return sock
 
 
 def _split(listen: str) -> tuple[str, int]:
@@ -163,6 +189,18 @@ async def _serve(
 
     fds = raise_fd_limit()
     url = config.store_url
+    try:  # first: a port in use is one clear line before anything has started
+        http_socket = bind_listener(config.http.listen, "HTTP")
+    except OSError as exc:
+        print(f"diag-collector: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if _split(config.grpc.listen)[1] != 0:
+            bind_listener(config.grpc.listen, "gRPC").close()
+    except OSError as exc:
+        http_socket.close()
+        print(f"diag-collector: {exc}", file=sys.stderr)
+        return 1
     store = await asyncio.to_thread(_open_store, config)
     metrics = CollectorMetrics()
     settings = _grpc_settings(config)
@@ -197,6 +235,7 @@ async def _serve(
         for worker in workers:
             worker.close()
         store.close()
+        http_socket.close()
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 1
     http_host, http_port = _split(config.http.listen)
@@ -217,7 +256,7 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    web_task = asyncio.create_task(web.serve())
+    web_task = asyncio.create_task(web.serve(sockets=[http_socket]))
     retention_task = asyncio.create_task(_retention_loop(store, config.store.retention.interval_s))
     from collector.incidents import service as incidents_service
     from collector.inspections import service as inspections_service
@@ -382,7 +421,10 @@ def _count(minimum: int) -> Callable[[str], int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agent import __version__  # one version for the distribution; agent/__init__ imports nothing
+
     parser = argparse.ArgumentParser(prog="diag-collector", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"diag-collector {__version__}")
     parser.add_argument(
         "--log-level",
         type=log_level,

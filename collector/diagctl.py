@@ -436,7 +436,10 @@ def _global_options(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agent import __version__  # one version for the distribution; agent/__init__ imports nothing
+
     parser = _Parser(prog="diagctl", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"diagctl {__version__}")
     _global_options(parser, argparse.SUPPRESS)
     parser.set_defaults(server=None, token=None, format="table")
     # The same options after the command; SUPPRESS keeps a subcommand's unset option from
