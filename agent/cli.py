@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from agent.config import LoadedConfig
     from agent.runner import RunReport
 
+from diagconfig.completion import add_completion_option
+
 __all__ = ["build_parser", "main"]
 
 EXIT_OK = 0
@@ -64,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Runs remote-diag's inspection checks on this host and spools the results.",
     )
     parser.add_argument("--version", action="version", version=f"diag-agent {__version__}")
+    add_completion_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     checks = sub.add_parser("checks", help="run the checks once and print the results")

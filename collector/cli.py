@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.config import CollectorConfig, ConfigError, load_config
+from diagconfig.completion import add_completion_option
 from diagconfig.logs import configure as configure_logging
 from diagconfig.logs import log_level
 
@@ -425,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="diag-collector", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"diag-collector {__version__}")
+    add_completion_option(parser)
     parser.add_argument(
         "--log-level",
         type=log_level,

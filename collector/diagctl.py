@@ -27,6 +27,8 @@ from typing import Any, NoReturn, TextIO
 import httpx
 import yaml
 
+from diagconfig.completion import add_completion_option
+
 __all__ = ["UsageError", "main", "parse_since"]
 
 DEFAULT_TIMEOUT_S = 15.0
@@ -440,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="diagctl", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"diagctl {__version__}")
+    add_completion_option(parser)
     _global_options(parser, argparse.SUPPRESS)
     parser.set_defaults(server=None, token=None, format="table")
     # The same options after the command; SUPPRESS keeps a subcommand's unset option from

@@ -56,7 +56,7 @@ def _extra_only_modules() -> set[str]:
 
 def test_the_agent_install_names_no_collector_dependency() -> None:
     base = {_name(r) for r in PYPROJECT["dependencies"]}
-    assert base == {"psutil", "pyyaml", "pydantic", "h2"}
+    assert base == {"psutil", "pyyaml", "pydantic", "h2", "shtab"}
     collector = {_name(r) for r in PYPROJECT["optional-dependencies"]["collector"]}
     assert {"grpcio", "sqlalchemy", "fastapi", "weasyprint", "psycopg"} <= collector
     assert "paramiko" not in base | collector  # sessions only

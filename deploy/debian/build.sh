@@ -85,7 +85,7 @@ control() {
         echo "Homepage: https://example.invalid/remote-diag"
         echo "Description: $description"
     } >"$stage/DEBIAN/control"
-    dpkg-deb --root-owner-group --build "$stage" "$OUT/${package}_${VERSION}_${ARCH}.deb" >/dev/null
+    dpkg-deb --root-owner-group -Zzstd --build "$stage" "$OUT/${package}_${VERSION}_${ARCH}.deb" >/dev/null
     echo "built $OUT/${package}_${VERSION}_${ARCH}.deb (${size} KiB installed)"
 }
 
