@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from collector.enrolment import AgentEndpoint, agent_endpoint, is_wildcard
 from collector.incidents.config import EmergencyConfig
+from collector.secret_files import resolve_secret_files
 from collector.store.retention import RetentionPolicy
 from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, show_value
 
@@ -262,6 +263,7 @@ def load_text(
         raise ConfigError(
             source, [ConfigIssue("", "expected a mapping of sections at the top level", show_value(raw))]
         )
+    raw = resolve_secret_files(raw, source)  # store.url_file: ... and the other *_file secrets
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
