@@ -19,10 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from agent import __version__
+from diagconfig.logs import configure as configure_logging
+from diagconfig.logs import log_level
 
 if TYPE_CHECKING:
     from agent.config import LoadedConfig
     from agent.runner import RunReport
+
+from diagconfig.completion import add_completion_option
 
 __all__ = ["build_parser", "main"]
 
@@ -62,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Runs remote-diag's inspection checks on this host and spools the results.",
     )
     parser.add_argument("--version", action="version", version=f"diag-agent {__version__}")
+    add_completion_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     checks = sub.add_parser("checks", help="run the checks once and print the results")
@@ -99,7 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--once", action="store_true", help="run every enabled check once, spool, and exit")
     run.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="info", help="stderr log level"
+        "--log-level",
+        type=log_level,
+        default="info",
+        metavar="{debug,info,warning,error}",
+        help="stderr log level (default info; other libraries' lines only at debug)",
     )
     return parser
 
@@ -307,11 +316,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level)
     overrides: dict[str, dict[str, Any]] = {}
     if args.interval is not None:
         overrides.setdefault("agent", {})["interval_s"] = args.interval

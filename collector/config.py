@@ -23,7 +23,9 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from collector.enrolment import AgentEndpoint, agent_endpoint, is_wildcard
 from collector.incidents.config import EmergencyConfig
+from collector.secret_files import resolve_secret_files
 from collector.store.retention import RetentionPolicy
 from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, read_config_file, show_value
 
@@ -104,8 +106,37 @@ class GrpcConfig(_Model):
     """How far ahead of the collector's clock an agent's timestamps may run; beyond it the
     entry is stored at its arrival time and the agent's clock skew is a health problem."""
     heartbeat_interval_s: int = Field(default=30, ge=1, le=3600)
+    public_address: str | None = None
+    """host:port agents connect to, handed out at enrolment (default: the listen address,
+    which must then not be a wildcard such as 0.0.0.0)."""
+    public_server_name: str | None = None
+    """With TLS: the name agents verify in the collector's certificate, when it differs
+    from public_address's host."""
 
     _v_listen = field_validator("listen")(_listen)
+
+    @field_validator("public_address")
+    @classmethod
+    def _reachable(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        host, port = parse_listen(value)
+        if is_wildcard(host) or port == 0:
+            raise ValueError(
+                "expected the host:port agents connect to (e.g. collector.example.com:50051), "
+                "not a wildcard address or port 0"
+            )
+        return value
+
+    def agent_endpoint(self, bound_port: int | None = None) -> AgentEndpoint:
+        """What enrolment tells agents (see :mod:`collector.enrolment`)."""
+        return agent_endpoint(
+            self.listen,
+            self.public_address,
+            tls=self.tls is not None,
+            server_name=self.public_server_name,
+            bound_port=bound_port,
+        )
 
 
 class HttpConfig(_Model):
@@ -233,6 +264,7 @@ def load_text(
         raise ConfigError(
             source, [ConfigIssue("", "expected a mapping of sections at the top level", show_value(raw))]
         )
+    raw = resolve_secret_files(raw, source)  # store.url_file: ... and the other *_file secrets
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue

@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from collector.http import problems
 from collector.http.body_limits import BodyLimits
+from collector.enrolment import AgentEndpoint, EnrolmentError, agent_config_text
 from collector.http.cases import router as cases_router
 from collector.http.deps import Principal, require_write, scope_for, store_errors
 from collector.http.inspections import router as inspections_router
@@ -91,8 +92,10 @@ def create_app(
     *,
     grpc_address: str = "127.0.0.1:50051",
     grpc_service: Any = None,
+    agent_endpoint: AgentEndpoint | None = None,
 ) -> FastAPI:
-    """The FastAPI app; ``grpc_address`` is what enrollment tells agents to connect to.
+    """The FastAPI app; ``agent_endpoint`` is what enrolment tells agents (default:
+    ``grpc_address`` without TLS).
 
     ``grpc_service``: the serving process's AgentStreamService, for endpoints that talk to
     connected agents (None in an app without gRPC).
@@ -108,6 +111,7 @@ def create_app(
     problems.install(app)
     app.add_middleware(BodyLimits, store=store)
     store_registry = CollectorRegistry(auto_describe=True)
+    endpoint = agent_endpoint or AgentEndpoint(grpc_address, tls=False, server_name=None)
     store_registry.register(StoreGauges(store))
 
     app.state.store = store
@@ -191,17 +195,22 @@ def create_app(
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"this token may not enroll for customer {body.customer!r}"
             )
+        try:  # before the token exists: a refusal leaves no enrolled agent behind
+            address = endpoint.require()
+        except EnrolmentError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         with store_errors():
             identity, token = store.enroll_agent(body.customer, body.host, body.agent_id)
-        config = (
-            "agent:\n"
-            f"  id: {identity.agent_id}\n"
-            f"  customer: {identity.customer}\n"
-            "collector:\n"
-            f"  address: {grpc_address}\n"
-            f"  token: {token}\n"
+        config = agent_config_text(
+            identity.agent_id,
+            identity.customer,
+            address,
+            token,
+            tls=endpoint.tls,
+            server_name=endpoint.server_name,
         )
-        command = f"diag-agent run --config CONFIG --collector {grpc_address} --token {token}"
+        # The token travels in the config file only, never on a command line (ps, shell history).
+        command = "diag-agent run --config /etc/diag-agent/agent.yaml"
         return EnrollResponse(
             agent_id=identity.agent_id,
             customer=identity.customer,

@@ -12,6 +12,15 @@ the event loop, and a request waits at most a time limit (then 503 with Retry-Af
 see :mod:`collector.reports.on_demand`.
 - ``GET /reports/{id}``                  one record's metadata
 - ``GET /reports/{id}/content``          its bytes, with the format's content type
+- ``POST /reports/{id}/render``          render it again from its run or case as a new record
+  (e.g. once a CJK font is installed); the newest record is the one served from then on
+
+Threat model for ``render``: it writes (a new record), so viewer tokens get 403; a
+customer admin may render its own customer's reports only, another customer's report
+is 404 exactly like a report that does not exist (no probing of ids); the render runs
+only our templates over stored data, so the caller controls nothing but the id; a
+render failure (missing fonts, bad logo) is 409 with our own message, never an
+exception's text.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from collector.http.deps import GrpcDep, Principal, StoreDep, scope_for, store_errors
+from collector.http.deps import GrpcDep, Principal, StoreDep, require_write, scope_for, store_errors
 from collector.http.models_inspections import InspectionReportQuery, ReportOut, ReportQuery, ReportsQuery
 from collector.inspections.runner import render_run_report
 from collector.inspections.service import service_for
@@ -151,3 +160,17 @@ def report_content(report_id: int, store: StoreDep, grpc: GrpcDep, who: Principa
     with store_errors():
         record, content = service_for(store, grpc).repo.report_content(who.scope, report_id)
     return _download(record, content)
+
+
+@router.post("/reports/{report_id}/render", response_model=ReportOut, status_code=status.HTTP_201_CREATED)
+def render_report_again(report_id: int, store: StoreDep, grpc: GrpcDep, who: Principal) -> ReportOut:
+    """Render a stored report again from its run or case; the result is a new record."""
+    from collector.inspections.rerender import render_again
+
+    require_write(who)
+    with store_errors():
+        try:
+            record = render_again(service_for(store, grpc).runner, who.scope, report_id)
+        except ReportError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return ReportOut.of(record)

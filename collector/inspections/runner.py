@@ -264,9 +264,11 @@ def render_run_report(
     *,
     result: InspectionResult | None = None,
     facts: list[HostFacts] | None = None,
+    again: bool = False,
 ) -> ReportRecord:
     """The stored report of a finished run in ``lang``/``fmt``: the existing record, else
-    rendered now (from the stored result and the run's metric history) and stored."""
+    rendered now (from the stored result and the run's metric history) and stored.
+    ``again``: render and store a new record even if one exists (after fonts were installed)."""
     repo = runner.repo
     profile = repo.profile(Scope.everything(), run.customer)
     # A finished run never changes; what else shows is the customer's profile.
@@ -282,15 +284,17 @@ def render_run_report(
         return found[0] if found else None
 
     def produce() -> ReportRecord:
-        # Stored by a render that finished just before this one started: not rendered twice.
-        return existing() or _render_run_report(runner, run, lang, fmt, version, result, facts)
+        # Stored by a render that finished just before this one started: not rendered twice
+        # (``again``: rendered anew in any case, e.g. once fonts are installed).
+        found = None if again else existing()
+        return found or _render_run_report(runner, run, lang, fmt, version, result, facts)
 
-    found = existing()
+    found = None if again else existing()
     if found is not None:
         return found
     if result is None and run.state != "done":
         raise ReportError(f"inspection run {run.id} is {run.state}: its report exists once it is done")
-    return renders.run(("inspection", run.id, lang, fmt, version), produce)
+    return renders.run(("inspection", run.id, lang, fmt, version, again), produce)
 
 
 def _render_run_report(

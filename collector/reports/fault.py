@@ -530,11 +530,12 @@ def fault_report_version(report: FaultAnalysisReport) -> str:
 
 
 def stored_fault_report(
-    runner: Runner, scope: Scope, case_id: str, lang: Lang, fmt: Format
+    runner: Runner, scope: Scope, case_id: str, lang: Lang, fmt: Format, *, again: bool = False
 ) -> tuple[ReportRecord, bytes]:
     """The case's stored report in ``lang``/``fmt`` if one of the current version exists,
     else a new one, rendered now (once, however many ask at the same time: see
-    :mod:`collector.reports.on_demand`) and stored. NotFound outside the scope."""
+    :mod:`collector.reports.on_demand`) and stored (``again``: a new one in any case, e.g.
+    once fonts are installed). NotFound outside the scope."""
     store = runner.store
     case = CaseRepo(store).get(scope, case_id)
     repo: InspectionRepo = runner.repo
@@ -557,7 +558,7 @@ def stored_fault_report(
         return found[0] if found else None
 
     def produce() -> ReportRecord:
-        record = existing()  # stored by a render that finished just before this one started
+        record = None if again else existing()  # stored by a render that finished just before
         if record is not None:
             return record
         content = render_fault_analysis(report, fmt, lang)
@@ -569,5 +570,7 @@ def stored_fault_report(
             case.customer, "fault", case.id, lang, fmt, content, path=path, version=version
         )
 
-    record = existing() or renders.run(("fault", case.id, lang, fmt, version), produce)
+    record = (None if again else existing()) or renders.run(
+        ("fault", case.id, lang, fmt, version, again), produce
+    )
     return repo.report_content(owner, record.id)

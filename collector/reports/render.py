@@ -3,7 +3,9 @@
 HTML: one file, inline CSS, charts as inline SVG, the logo as a ``data:`` URI; no
 script and no external reference. PDF: the same HTML laid out by WeasyPrint on A4 with
 a running header (customer name, report title) and page numbers; Chinese renders with
-Noto Sans CJK SC found through fontconfig. JSON: the model's facts, prose resolved to
+Noto Sans CJK SC found through fontconfig; a PDF in which any character would come out
+as an empty box (no installed font has it) is refused with what to install
+(:mod:`collector.reports.glyphs`). JSON: the model's facts, prose resolved to
 the requested language, with stable keys and enum values beside the labels.
 
 WeasyPrint is imported only when a PDF is asked for (it is heavy).
@@ -27,6 +29,7 @@ from markupsafe import Markup
 
 from checks.api import Layer, Severity, Unit
 from collector.reports import charts
+from collector.reports.glyphs import MissingGlyphsError, missing_code_points
 from collector.reports.i18n import LANGS, Formatter
 from collector.reports.model import (
     SEVERITY_ORDER,
@@ -233,9 +236,16 @@ def _pdf(html: str) -> bytes:
         raise ReportError(f"PDF reports need WeasyPrint >= 62 and Pango: {exc}") from exc
     from collector.reports.url_fetcher import data_only_fetcher
 
-    pdf = HTML(string=html, url_fetcher=data_only_fetcher()).write_pdf()
+    document = HTML(string=html, url_fetcher=data_only_fetcher()).render()
+    pdf = document.write_pdf()
     if not isinstance(pdf, bytes):
         raise ReportError("WeasyPrint returned no PDF")
+    try:
+        missing = missing_code_points(document)
+    except TypeError as exc:
+        raise ReportError(str(exc)) from None
+    if missing:  # boxes instead of text: never hand out (or store) such a record
+        raise ReportError(str(MissingGlyphsError(missing)))
     return pdf
 
 

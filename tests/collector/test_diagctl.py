@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from agent.config import load_text as agent_load_text
 from collector.diagctl import main, parse_since
 from collector.http.app import create_app
-from collector.store import HostFactsRow, IngestBatch, ResultRow, Store
+from collector.store import HostFactsRow, IngestBatch, ResultRow, Scope, Store
 from collector.store.store import ColumnarBatch
 from tests.collector.http_server import free_port, serving
 
@@ -158,15 +159,40 @@ def test_enroll_list_revoke(server: tuple[str, Store], engineer: str) -> None:
         [*base, "agents", "enroll", "--customer", "globex", "--host", "app1", "--agent-id", "gx-1"]
     )
     assert code == 0
-    token = next(line.split()[1] for line in text.splitlines() if line.startswith("token: "))
+    # stdout is the agent's config file itself: it loads with the agent's own loader.
+    loaded = agent_load_text(text, "enrolled.yaml")
+    assert (loaded.config.agent.id, loaded.config.agent.customer) == ("gx-1", "globex")
+    assert loaded.config.collector.address == "127.0.0.1:50051"
+    assert loaded.config.collector.token is not None
+    token = loaded.config.collector.token.get_secret_value()
     assert store.authenticate_agent(token) is not None
-    assert "agent:\n  id: gx-1\n  customer: globex\ncollector:\n  address: 127.0.0.1:50051\n" in text
+    assert "--token" not in text and "diag-agent run" not in text
     code, text = run([*base, "agents", "list", "--format", "json"])
     assert {a["agent_id"] for a in json.loads(text)} >= {"gx-1", "acme-web1"}
     code, text = run([*base, "agents", "revoke", "gx-1"])
     assert (code, text.strip()) == (0, "agent gx-1 revoked")
     code, text = run([*base, "agents", "list"])
     assert any(line.startswith("gx-1") and "revoked" in line for line in text.splitlines())
+
+
+def test_enroll_writes_a_private_config_file_and_never_overwrites(
+    server: tuple[str, Store], engineer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, store = server
+    base = ["--server", url, "--token", engineer, "agents", "enroll", "--customer", "globex"]
+    target = tmp_path / "agent.yaml"
+    code, text = run([*base, "--host", "app2", "--agent-id", "gx-2", "-o", str(target)])
+    assert (code, text) == (0, "")
+    assert f"wrote its config to {target}" in capsys.readouterr().err
+    assert target.stat().st_mode & 0o777 == 0o600
+    loaded = agent_load_text(target.read_text(), str(target))
+    assert loaded.config.collector.token is not None
+    assert store.authenticate_agent(loaded.config.collector.token.get_secret_value()) is not None
+    before = target.read_text()
+    code, _ = run([*base, "--host", "app3", "-o", str(target)])
+    assert code == 2 and f"{target} exists" in capsys.readouterr().err
+    assert target.read_text() == before
+    assert "app3" not in {a.host for a in store.agents(Scope.everything())}  # nothing enrolled
 
 
 def test_errors_say_what_to_do(

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter
 
@@ -196,9 +197,10 @@ def test_enroll_roles(client: TestClient, store: Store, tokens: dict[str, str]) 
     assert created.status_code == 201
     body = created.json()
     assert body["customer"] == "acme" and body["host"] == "web9"
-    assert f"token: {body['token']}" in body["config"]
-    assert "address: collector.example:50051" in body["config"]
-    assert f"id: {body['agent_id']}" in body["config"]
+    config = yaml.safe_load(body["config"])
+    assert config["collector"] == {"address": "collector.example:50051", "token": body["token"]}
+    assert config["agent"] == {"id": body["agent_id"], "customer": "acme"}
+    assert body["token"] not in body["command"]  # the token travels in the file only
     assert created.headers["cache-control"] == "no-store"
     assert store.authenticate_agent(body["token"]) is not None
     other = client.post("/api/v1/agents", json={"customer": "globex"}, headers=auth(tokens["admin"]))
