@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from agent_rss import Collector, installed_copy, unit_environment  # noqa: E402
+from agent_rss import Collector, installed_copy, unit_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -117,7 +117,9 @@ class NodeExporter:
 
     def __init__(self, tmp: Path) -> None:
         if NODE_EXPORTER is None:
-            raise SystemExit("prometheus-node-exporter is not installed (apt-get install prometheus-node-exporter)")
+            raise SystemExit(
+                "prometheus-node-exporter is not installed (apt-get install prometheus-node-exporter)"
+            )
         self.url = f"http://127.0.0.1:{_free_port()}/metrics"
         self.log = (tmp / "node_exporter.log").open("wb")
         self.proc = subprocess.Popen(
@@ -255,7 +257,9 @@ def measure_mode(mode: str, args: argparse.Namespace, roots: dict[str, Path], tm
         time.sleep(args.warmup)
         for agent in agents:
             if not agent.alive():
-                raise RuntimeError(f"agent {agent.name} exited: {(agent.tmp / 'agent.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"agent {agent.name} exited: {(agent.tmp / 'agent.log').read_text()[-2000:]}"
+                )
         wall0, mono0 = time.time(), time.monotonic()
         cpu0 = {a.name: proc_cpu_seconds(a.proc.pid) for a in agents if a.proc}
         node_cpu0, scrapes0 = proc_cpu_seconds(node.proc.pid), node.scrapes
@@ -324,7 +328,17 @@ def skipped_here(root: Path) -> set[str]:
     """Default checks that do not apply on this host (``SkipCheck``: no systemd, nothing
     configured): they run every cycle, and their cost is counted, but yield no result."""
     out = subprocess.run(
-        [sys.executable, "-m", "agent", "checks", "--format", "json", "--show-skipped", "--sample-interval", "0"],
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "checks",
+            "--format",
+            "json",
+            "--show-skipped",
+            "--sample-interval",
+            "0",
+        ],
         cwd=root,
         capture_output=True,
         text=True,
@@ -357,8 +371,12 @@ def main() -> int:
     parser.add_argument(
         "--baseline", type=Path, help="another checkout whose agent runs side by side (e.g. main)"
     )
-    parser.add_argument("--source-tree", action="store_true", help="run the agents from the checkouts as they are")
-    parser.add_argument("--in-process", type=int, default=0, metavar="CYCLES", help="also time run_all in-process")
+    parser.add_argument(
+        "--source-tree", action="store_true", help="run the agents from the checkouts as they are"
+    )
+    parser.add_argument(
+        "--in-process", type=int, default=0, metavar="CYCLES", help="also time run_all in-process"
+    )
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if set(modes) - set(MODES):
@@ -381,8 +399,10 @@ def main() -> int:
     ratios = [m["agent"]["ratio"] for m in report["modes"].values()]
     rss = [m["agent"]["rss_mb"] for m in report["modes"].values()]
     report["targets"] = {"ratio_max": 1.0, "rss_mb_max": 45.0}
-    report["meets_targets"] = all(r <= 1.0 for r in ratios) and all(r <= 45.0 for r in rss) and all(
-        m["agent"]["every_check_every_cycle"] for m in report["modes"].values()
+    report["meets_targets"] = (
+        all(r <= 1.0 for r in ratios)
+        and all(r <= 45.0 for r in rss)
+        and all(m["agent"]["every_check_every_cycle"] for m in report["modes"].values())
     )
     print(json.dumps(report, indent=2))
     return 0
