@@ -113,9 +113,10 @@ def encode_record(record: CheckRecord) -> bytes:
 
 _METRIC_PARTS: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[str, str]] = {}
 """(name, unit, labels) → the JSON of such a metric before and after its value."""
-MAX_CACHED_METRICS = 8192
-"""Distinct metrics whose JSON parts are kept; past this the cache starts afresh (a check
-whose labels change every run, such as per-process ones, cannot make it grow forever)."""
+MAX_CACHED_METRICS = 1024
+"""Distinct metrics whose JSON parts are kept (a default cycle has about 220); past this
+the cache starts afresh, so metrics whose labels change every run (``host.top_consumers``
+names processes and pids) cost a few hundred KB at most, never a growing heap."""
 _float_repr = float.__repr__
 
 

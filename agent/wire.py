@@ -154,9 +154,9 @@ def _metric_key(m: Mapping[str, Any]) -> bytes:
 _METRIC_KEYS_CACHE: dict[tuple[Any, ...], bytes] = {}
 """Encoded ``metric_keys`` field of a record, by its metrics' (name, unit, labels): a
 check emits the same metrics every run, so the daemon encodes each key set once."""
-MAX_CACHED_KEY_SETS: Final = 1024
-"""Key sets kept (a few per check); past this the cache starts afresh, so a check whose
-labels change every run (new processes, say) cannot make it grow without bound."""
+MAX_CACHED_KEY_SETS: Final = 256
+"""Key sets kept (one or a few per check); past this the cache starts afresh, so a check
+whose labels change every run (``host.top_consumers``) costs a few hundred KB at most."""
 
 
 def _metric_keys_field(metrics: Iterable[Mapping[str, Any]]) -> bytes:
