@@ -59,6 +59,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _sample_interval(text: str) -> float:
+    from agent.sampling import MAX_SAMPLE_INTERVAL_S
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value <= MAX_SAMPLE_INTERVAL_S:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds between 0 and {MAX_SAMPLE_INTERVAL_S:g} (0 turns sampling off), got {text}"
+        )
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``diag-agent`` (all subcommands)."""
     parser = argparse.ArgumentParser(
@@ -81,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     checks.add_argument("--show-skipped", action="store_true", help="include skipped checks in JSON output")
     checks.add_argument(
         "--state-dir", type=Path, help="keep the checks' state (for rates) here; default: in memory only"
+    )
+    checks.add_argument(
+        "--sample-interval",
+        type=_sample_interval,
+        default=None,
+        metavar="SECONDS",
+        help="without a previous reading, sample rate checks twice this far apart "
+        "(default 1; 0: once, rates from the next run)",
     )
 
     inventory = sub.add_parser("inventory", help="print the host inventory")
@@ -174,7 +196,8 @@ def _load(path: Path | None, overrides: Mapping[str, Mapping[str, Any]] | None =
 
 
 def _cmd_checks(args: argparse.Namespace) -> int:
-    from agent.runner import AgentProbe, run_all
+    from agent.runner import AgentProbe
+    from agent.sampling import DEFAULT_SAMPLE_INTERVAL_S, run_sampled
     from agent.state import StateStore
 
     loaded = _load(args.config)
@@ -194,7 +217,10 @@ def _cmd_checks(args: argparse.Namespace) -> int:
     if args.layer:
         plans = [p for p in plans if p.check.layer.value in args.layer]
     state = StateStore(args.state_dir)
-    report = run_all(plans, AgentProbe(), state, loaded.config.agent.max_workers, loaded.secrets())
+    interval = DEFAULT_SAMPLE_INTERVAL_S if args.sample_interval is None else args.sample_interval
+    report = run_sampled(
+        plans, AgentProbe(), state, loaded.config.agent.max_workers, loaded.secrets(), interval_s=interval
+    )
     if args.state_dir is not None:
         try:
             state.save()
