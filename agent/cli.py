@@ -19,10 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from agent import __version__
+from diagconfig.logs import configure as configure_logging
+from diagconfig.logs import log_level
 
 if TYPE_CHECKING:
     from agent.config import LoadedConfig
     from agent.runner import RunReport
+
+from diagconfig.completion import add_completion_option
 
 __all__ = ["build_parser", "main"]
 
@@ -55,6 +59,20 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _sample_interval(text: str) -> float:
+    from agent.sampling import MAX_SAMPLE_INTERVAL_S
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 <= value <= MAX_SAMPLE_INTERVAL_S:
+        raise argparse.ArgumentTypeError(
+            f"expected seconds between 0 and {MAX_SAMPLE_INTERVAL_S:g} (0 turns sampling off), got {text}"
+        )
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``diag-agent`` (all subcommands)."""
     parser = argparse.ArgumentParser(
@@ -62,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Runs remote-diag's inspection checks on this host and spools the results.",
     )
     parser.add_argument("--version", action="version", version=f"diag-agent {__version__}")
+    add_completion_option(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     checks = sub.add_parser("checks", help="run the checks once and print the results")
@@ -76,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     checks.add_argument("--show-skipped", action="store_true", help="include skipped checks in JSON output")
     checks.add_argument(
         "--state-dir", type=Path, help="keep the checks' state (for rates) here; default: in memory only"
+    )
+    checks.add_argument(
+        "--sample-interval",
+        type=_sample_interval,
+        default=None,
+        metavar="SECONDS",
+        help="without a previous reading, sample rate checks twice this far apart "
+        "(default 1; 0: once, rates from the next run)",
     )
 
     inventory = sub.add_parser("inventory", help="print the host inventory")
@@ -99,7 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--once", action="store_true", help="run every enabled check once, spool, and exit")
     run.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="info", help="stderr log level"
+        "--log-level",
+        type=log_level,
+        default="info",
+        metavar="{debug,info,warning,error}",
+        help="stderr log level (default info; other libraries' lines only at debug)",
     )
     return parser
 
@@ -165,7 +196,8 @@ def _load(path: Path | None, overrides: Mapping[str, Mapping[str, Any]] | None =
 
 
 def _cmd_checks(args: argparse.Namespace) -> int:
-    from agent.runner import AgentProbe, run_all
+    from agent.runner import AgentProbe
+    from agent.sampling import DEFAULT_SAMPLE_INTERVAL_S, run_sampled
     from agent.state import StateStore
 
     loaded = _load(args.config)
@@ -185,7 +217,10 @@ def _cmd_checks(args: argparse.Namespace) -> int:
     if args.layer:
         plans = [p for p in plans if p.check.layer.value in args.layer]
     state = StateStore(args.state_dir)
-    report = run_all(plans, AgentProbe(), state, loaded.config.agent.max_workers, loaded.secrets())
+    interval = DEFAULT_SAMPLE_INTERVAL_S if args.sample_interval is None else args.sample_interval
+    report = run_sampled(
+        plans, AgentProbe(), state, loaded.config.agent.max_workers, loaded.secrets(), interval_s=interval
+    )
     if args.state_dir is not None:
         try:
             state.save()
@@ -307,11 +342,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.log_level)
     overrides: dict[str, dict[str, Any]] = {}
     if args.interval is not None:
         overrides.setdefault("agent", {})["interval_s"] = args.interval

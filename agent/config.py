@@ -14,7 +14,7 @@ error message.
 ...     load_text("agent: {intervall_s: 30}\\n", "inline.yaml")
 ... except ConfigError as err:
 ...     print(err)
-inline.yaml: agent.intervall_s: unknown key; did you mean 'interval_s'? (got 30)
+inline.yaml: agent.intervall_s: unknown key; did you mean 'interval_s'?
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from pydantic import (
 )
 
 from checks.api import Check, CheckParams
-from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, show_value
+from checks.application.version import ProductSpec
+from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, read_config_file, show_value
 
 __all__ = [
     "DEFAULT_STATE_DIR",
@@ -172,36 +173,28 @@ class CheckConfig(_Model):
     """Validated by the check's own params model (see :func:`resolve_checks`)."""
 
 
-class ProductSpec(_Model):
-    """One installed product whose version the inventory reports.
-
-    Exactly one of ``command`` (argv, no shell) or ``file`` is read, and ``regex``
-    extracts the version (its first group, or the whole match).
-    """
-
-    name: str = Field(min_length=1)
-    command: list[str] | None = Field(default=None, min_length=1)
-    file: Path | None = None
-    regex: str = r"(\d+(?:\.\d+)+)"
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _one_source(self) -> ProductSpec:
-        if (self.command is None) == (self.file is None):
-            raise ValueError("give exactly one of 'command' (argv list) or 'file'")
-        return self
+MAX_PRODUCTS = 100
+"""Products one inventory reports; each may run a command, so the list is bounded."""
 
 
 class InventoryConfig(_Model):
-    products: list[ProductSpec] = Field(default_factory=list)
+    """What the inventory reports besides hardware and OS facts."""
+
+    products: list[ProductSpec] = Field(default_factory=list, max_length=MAX_PRODUCTS)
+    """Installed products whose version is reported. The model is the one
+    ``application.version`` uses for its ``products`` param, so an entry copied between
+    the two sections means the same thing."""
+
+    @field_validator("products")
+    @classmethod
+    def _unique_names(cls, value: list[ProductSpec]) -> list[ProductSpec]:
+        # The collector keys versions (and upgrade records) on the product name.
+        seen: set[str] = set()
+        for product in value:
+            if product.name in seen:
+                raise ValueError(f"product name {product.name!r} is listed twice; names must be unique")
+            seen.add(product.name)
+        return value
 
 
 class AgentConfig(_Model):
@@ -287,13 +280,7 @@ def load_config(
     ``run`` command's flags do. ``registry`` defaults to :func:`checks.registry.all_checks`.
     Raises :class:`ConfigError`.
     """
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigError(source, [ConfigIssue("", f"cannot read the config file: {reason}")]) from None
-    return load_text(text, source, overrides, registry)
+    return load_text(read_config_file(path), str(path), overrides, registry)
 
 
 def load_text(
@@ -318,7 +305,8 @@ def load_text(
     try:
         config = AgentConfig.model_validate(raw)
     except ValidationError as exc:
-        issues = issues_from(exc, AgentConfig, (), secret=_SECRET_PART)
+        # No value under an unknown key: a misspelt ``tokn:`` holds the token.
+        issues = issues_from(exc, AgentConfig, (), secret=_SECRET_PART, show_unknown_value=False)
         if not any(issue.path.startswith("checks") for issue in issues):
             # Report check names and params in the same pass when that section is sound.
             try:
@@ -366,7 +354,9 @@ def resolve_checks(
             else:
                 params = check.params.defaults()
         except ValidationError as exc:
-            issues.extend(issues_from(exc, check.params, ("checks", name, "params"), secret=_SECRET_PART))
+            where = ("checks", name, "params")
+            found = issues_from(exc, check.params, where, secret=_SECRET_PART, show_unknown_value=False)
+            issues.extend(found)
             continue
         interval = entry.interval_s if entry and entry.interval_s else check.interval_s * scale
         timeout = entry.timeout_s if entry and entry.timeout_s else check.timeout_s

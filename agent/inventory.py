@@ -14,7 +14,7 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from agent.config import ProductSpec
+from checks.application.version import ProductSpec
 from checks.probe import Probe
 
 __all__ = ["basic_facts", "collect"]

@@ -114,6 +114,19 @@ class CheckRecord:
             inspection_id,
         )
 
+    def to_dict_without_metrics(self) -> dict[str, Any]:
+        """:meth:`to_dict` up to and including ``results`` (the spool encodes metrics apart)."""
+        return {
+            "check": self.check,
+            "layer": self.layer,
+            "ts": self.ts,
+            "severity": self.severity,
+            "key": self.key,
+            "summary": self.summary,
+            "duration_ms": self.duration_ms,
+            "results": [r.to_dict() for r in self.results],
+        }
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "check": self.check,

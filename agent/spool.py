@@ -40,10 +40,11 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from pathlib import Path
 from typing import Any
 
-from agent.records import CheckRecord
+from agent.records import CheckRecord, MetricRecord
 
 __all__ = [
     "KIND_HEALTH",
@@ -96,8 +97,48 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan
 
 
 def encode_record(record: CheckRecord) -> bytes:
-    """Payload bytes of one check record."""
-    return _ENCODER.encode(record.to_dict()).encode()
+    """Payload bytes of one check record: the compact JSON of :meth:`CheckRecord.to_dict`.
+
+    Built from parts, byte for byte what ``_ENCODER.encode(record.to_dict())`` gives: a
+    check emits the same metrics every run, so each metric's JSON around its value is
+    encoded once per (name, unit, labels) and only the value is formatted per run.
+    """
+    head = record.to_dict_without_metrics()
+    text = _ENCODER.encode(head)
+    metrics = ",".join([_metric_json(m) for m in record.metrics])
+    # ``to_dict`` order: ..., "results", "metrics", then "inspection_id" when set.
+    tail = "" if record.inspection_id is None else ',"inspection_id":' + _ENCODER.encode(record.inspection_id)
+    return (text[:-1] + ',"metrics":[' + metrics + "]" + tail + "}").encode()
+
+
+_METRIC_PARTS: dict[tuple[str, str, tuple[tuple[str, str], ...]], tuple[str, str]] = {}
+"""(name, unit, labels) → the JSON of such a metric before and after its value."""
+MAX_CACHED_METRICS = 1024
+"""Distinct metrics whose JSON parts are kept (a default cycle has about 220); past this
+the cache starts afresh, so metrics whose labels change every run (``host.top_consumers``
+names processes and pids) cost a few hundred KB at most, never a growing heap."""
+_float_repr = float.__repr__
+
+
+def _metric_json(metric: MetricRecord) -> str:
+    """``_ENCODER.encode(metric.to_dict())``, from cached parts when the value is a finite float."""
+    name, value, unit, labels = metric
+    if type(value) is not float or not isfinite(value):
+        return _ENCODER.encode(metric.to_dict())  # the encoder's own rules (and errors)
+    key = (name, unit, labels)
+    try:
+        parts = _METRIC_PARTS.get(key)
+    except TypeError:  # an unhashable label: nothing to cache
+        return _ENCODER.encode(metric.to_dict())
+    if parts is None:
+        before = '{"name":' + _ENCODER.encode(name) + ',"value":'
+        after = ',"unit":' + _ENCODER.encode(unit) + ',"labels":' + _ENCODER.encode(dict(labels)) + "}"
+        parts = (before, after)
+        if len(_METRIC_PARTS) >= MAX_CACHED_METRICS:
+            _METRIC_PARTS.clear()
+        _METRIC_PARTS[key] = parts
+    # The C encoder writes a finite float with float.__repr__, exactly as here.
+    return parts[0] + _float_repr(value) + parts[1]
 
 
 def decode_record(payload: bytes) -> CheckRecord:

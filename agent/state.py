@@ -81,6 +81,18 @@ class StateStore:
         encoded = self._encoded.get(check)
         return json.loads(encoded) if encoded else {}
 
+    def has_reading(self, check: str) -> bool:
+        """True when ``check`` committed a non-empty store (a previous reading to compare with).
+
+        >>> store = StateStore(None)
+        >>> store.has_reading("host.cpu"), store.commit("host.cpu", {"cpu": [1]})
+        (False, True)
+        >>> store.has_reading("host.cpu")
+        True
+        """
+        encoded = self._encoded.get(check)
+        return bool(encoded) and encoded != "{}"
+
     def snapshot(self, check: str) -> MutableMapping[str, Any]:
         """A private copy of ``check``'s committed store for a run whose state is not kept
         (an inspection's extra run): the live object stays for the scheduled run."""

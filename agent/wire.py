@@ -73,7 +73,13 @@ class WireError(ValueError):
 # --- encoding -----------------------------------------------------------------------------------
 
 
+_ONE_BYTE: Final = tuple(bytes((i,)) for i in range(128))
+"""Every varint below 128 (tags, lengths, enums): built once, not per field."""
+
+
 def _varint(n: int) -> bytes:
+    if 0 <= n < 128:
+        return _ONE_BYTE[n]  # most tags, lengths and enums: no loop, no allocation
     n &= _U64  # int64 negatives: ten bytes of two's complement, as protobuf does
     out = bytearray()
     while n > 0x7F:
@@ -89,16 +95,19 @@ def _tag(number: int, wire_type: int) -> bytes:
 
 def _int(number: int, value: int) -> bytes:
     """A varint scalar (uint32, uint64, int64, enum); omitted at 0."""
-    return _tag(number, _VARINT) + _varint(value) if value else b""
+    return _varint(number << 3 | _VARINT) + _varint(value) if value else b""
 
 
 def _len(number: int, payload: bytes) -> bytes:
     """A length-delimited field, always written (messages, oneof members, repeated items)."""
-    return _tag(number, _LEN) + _varint(len(payload)) + payload
+    return _varint(number << 3 | _LEN) + _varint(len(payload)) + payload
 
 
 def _str(number: int, value: str) -> bytes:
-    return _len(number, value.encode()) if value else b""
+    if not value:
+        return b""
+    data = value.encode()
+    return _varint(number << 3 | _LEN) + _varint(len(data)) + data
 
 
 def _is_default(value: float) -> bool:
@@ -142,6 +151,38 @@ def _metric_key(m: Mapping[str, Any]) -> bytes:
     )
 
 
+_METRIC_KEYS_CACHE: dict[tuple[Any, ...], bytes] = {}
+"""Encoded ``metric_keys`` field of a record, by its metrics' (name, unit, labels): a
+check emits the same metrics every run, so the daemon encodes each key set once."""
+MAX_CACHED_KEY_SETS: Final = 256
+"""Key sets kept (one or a few per check); past this the cache starts afresh, so a check
+whose labels change every run (``host.top_consumers``) costs a few hundred KB at most."""
+
+
+def _metric_keys_field(metrics: Iterable[Mapping[str, Any]]) -> bytes:
+    """Field 10 of ``CheckResult``: the serialized ``MetricKeys`` of ``metrics``."""
+    identity: list[Any] = []
+    for m in metrics:
+        labels = m.get("labels")
+        if labels:
+            items = tuple(labels.items())
+            for _, value in items:
+                if type(value) is not str:
+                    # 1, 1.0 and True are equal keys but print differently: not cached.
+                    return _len(10, b"".join(_len(1, _metric_key(m)) for m in metrics))
+            identity.append((m["name"], m["unit"], items))
+        else:
+            identity.append((m["name"], m["unit"], None))
+    cache_key = tuple(identity)
+    cached = _METRIC_KEYS_CACHE.get(cache_key)
+    if cached is None:
+        cached = _len(10, b"".join(_len(1, _metric_key(m)) for m in metrics))
+        if len(_METRIC_KEYS_CACHE) >= MAX_CACHED_KEY_SETS:
+            _METRIC_KEYS_CACHE.clear()
+        _METRIC_KEYS_CACHE[cache_key] = cached
+    return cached
+
+
 def check_result(doc: Mapping[str, Any], *, metric_keys: bool = False) -> bytes:
     """A ``CheckResult`` from a spooled result record (see :mod:`agent.records`).
 
@@ -180,7 +221,7 @@ def check_result(doc: Mapping[str, Any], *, metric_keys: bool = False) -> bytes:
     if doc.get("inspection_id"):
         parts.append(_str(9, doc["inspection_id"]))
     if metric_keys and metrics:
-        parts.append(_len(10, b"".join(_len(1, _metric_key(m)) for m in metrics)))
+        parts.append(_metric_keys_field(metrics))
         values = [float(m["value"]) for m in metrics]
         parts.append(_len(11, struct.pack(f"<{len(values)}d", *values)))
     return b"".join(parts)

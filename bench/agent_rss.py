@@ -67,7 +67,7 @@ def _env(site_paths: bool = False, root: Path = ROOT) -> dict[str, str]:
 AGENT_PACKAGES = ("agent", "checks", "protos", "diagconfig")
 
 
-def installed_copy(dest: Path) -> Path:
+def installed_copy(dest: Path, root: Path = ROOT) -> Path:
     """The agent's packages copied to ``dest`` and byte-compiled, as a package install has them.
 
     Run from the source tree with ``PYTHONDONTWRITEBYTECODE`` set (as in CI), every start
@@ -75,7 +75,7 @@ def installed_copy(dest: Path) -> Path:
     ever has (about 0.6 MB of RSS).
     """
     for name in AGENT_PACKAGES:
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(root / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     if not compileall.compile_dir(str(dest), quiet=1):
         raise RuntimeError(f"could not byte-compile the agent's packages in {dest}")
     return dest

@@ -36,6 +36,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,47 +46,227 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from checks.api import Direction  # noqa: E402
+from collector.detect.baseline import DetectorConfig  # noqa: E402
 from collector.detect.detector import Anomaly, SeriesDetector, ceiling_for  # noqa: E402
-from collector.detect.nab_score import PROFILES, ScoredFile, load_corpus, nab_result  # noqa: E402
+from collector.detect.nab_score import (  # noqa: E402
+    PROFILES,
+    STANDARD,
+    NabFile,
+    NabResult,
+    ScoredFile,
+    by_category,
+    category_of,
+    leave_one_category_out,
+    load_corpus,
+    nab_result,
+)
 
 INTERVAL_S = 60.0
 DAY = 86_400.0
 START_TS = 1_800_000_000.0  # a fixed epoch so every run is identical
 
 
-def run_nab(nab_dir: Path) -> dict[str, Any]:
-    corpus = load_corpus(nab_dir)
+REFERENCE = Path(__file__).resolve().parent / "nab_reference.json"
+"""Published detectors scored by our scorer (regenerate with ``bench/nab_reference.py``)."""
+HTM = "Numenta HTM"
+
+
+def _row(r: NabResult) -> dict[str, Any]:
+    return {
+        "score": round(r.score, 2) if r.raw_perfect != r.raw_null else None,
+        "threshold": round(r.threshold, 4),
+        "windows_hit": r.tp,
+        "windows": r.tp + r.fn,
+        "fp_rows": r.fp,
+    }
+
+
+def score_detector(
+    make: Callable[[str], SeriesDetector], corpus: list[NabFile]
+) -> tuple[list[ScoredFile], list[ScoredFile]]:
+    """Every file through a fresh detector: per-row alarm scores, and own alarms (1 where an
+    Anomaly opened or a Spike was reported)."""
     swept_files: list[ScoredFile] = []
     alarm_files: list[ScoredFile] = []
     for f in corpus:
-        detector = SeriesDetector(f.name, Direction.BOTH_BAD)
+        detector = make(f.name)
         scores: list[float] = []
         alarms: list[float] = []
         for stamp, value in zip(f.timestamps, f.values, strict=True):
             ts = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
             event = detector.update(ts, value)
-            scores.append(detector.score)
-            alarms.append(1.0 if isinstance(event, Anomaly) else 0.0)
+            scores.append(detector.alarm_score)
+            alarms.append(1.0 if isinstance(event, Anomaly) or detector.spike is not None else 0.0)
         swept_files.append(ScoredFile(f.name, len(f.values), f.windows, scores))
         alarm_files.append(ScoredFile(f.name, len(f.values), f.windows, alarms))
+    return swept_files, alarm_files
+
+
+def nab_tables(swept_files: list[ScoredFile], alarm_files: list[ScoredFile]) -> dict[str, Any]:
+    """Pooled (three profiles), per category and leave-one-category-out, both modes.
+
+    *swept*: per-row scores, θ swept as NAB does (pooled: on all files; per category: on
+    that category; leave-one-category-out: on the other categories only). *own_alarms*:
+    the detector's Anomaly events at θ = 0.5, nothing tuned on the labels, so its
+    leave-one-category-out score is its per-category score.
+    """
+    out: dict[str, Any] = {"pooled": {}}
+    for profile in PROFILES:
+        out["pooled"][profile.name] = {
+            "swept": _row(nab_result(swept_files, profile)),
+            "own_alarms": _row(nab_result(alarm_files, profile, threshold=0.5)),
+        }
+    per_swept = by_category(swept_files, STANDARD)
+    per_alarms = by_category(alarm_files, STANDARD, threshold=0.5)
+    loco = leave_one_category_out(swept_files, STANDARD)
+    out["by_category"] = {
+        c: {"swept": _row(per_swept[c]), "own_alarms": _row(per_alarms[c])} for c in per_swept
+    }
+    out["leave_one_category_out"] = {
+        c: {"swept": _row(loco[c]), "own_alarms": _row(per_alarms[c])} for c in loco
+    }
+    return out
+
+
+def reference_tables() -> dict[str, Any]:
+    """The published detectors' scores (standard profile) from ``bench/nab_reference.json``."""
+    ref = json.loads(REFERENCE.read_text(encoding="utf-8"))
+    return {
+        "source": ref["source"],
+        "licence": ref["licence"],
+        "pooled": {d: t["pooled"]["standard"]["score"] for d, t in ref["detectors"].items()},
+        "by_category": {
+            d: {c: v["score"] for c, v in t["by_category"].items()} for d, t in ref["detectors"].items()
+        },
+        "leave_one_category_out": {
+            d: {c: v["score"] for c, v in t["leave_one_category_out"].items()}
+            for d, t in ref["detectors"].items()
+        },
+    }
+
+
+GRID: tuple[dict[str, float], ...] = tuple(
+    {"spike_z": z, "spike_rest": r, "score_memory": m}
+    for z in (4.0, 5.0, 6.0)
+    for r in (50, 200)
+    for m in (100, 500)
+)
+"""The detector settings leave-one-category-out chooses from (the default is one of them)."""
+
+
+def _setting(cfg: dict[str, float]) -> str:
+    return ",".join(f"{k}={v:g}" for k, v in cfg.items())
+
+
+def loco_select(
+    runs: dict[str, tuple[list[ScoredFile], list[ScoredFile]]],
+) -> dict[str, dict[str, Any]]:
+    """Leave one category out over settings too: for each category, the setting (and for
+    *swept* the threshold) that scores best on the *other* categories, scored on it."""
+    categories = sorted({category_of(f.name) for files, _ in runs.values() for f in files})
+    out: dict[str, dict[str, Any]] = {}
+    for c in categories:
+        row: dict[str, Any] = {}
+        for mode, index, threshold in (("swept", 0, None), ("own_alarms", 1, 0.5)):
+            best: tuple[float, str] | None = None
+            for name, pair in runs.items():
+                rest = [f for f in pair[index] if category_of(f.name) != c]
+                score = nab_result(rest, STANDARD, threshold).score
+                if best is None or score > best[0]:
+                    best = (score, name)
+            assert best is not None
+            chosen = runs[best[1]][index]
+            held = leave_one_category_out(chosen, STANDARD, threshold)[c]
+            row[mode] = {**_row(held), "setting": best[1]}
+        out[c] = row
+    return out
+
+
+def run_nab(nab_dir: Path, grid: tuple[dict[str, float], ...] = GRID) -> dict[str, Any]:
+    corpus = load_corpus(nab_dir)
+    default = DetectorConfig()
+    swept_files, alarm_files = score_detector(lambda name: SeriesDetector(name, Direction.BOTH_BAD), corpus)
     out: dict[str, Any] = {
         "files": len(corpus),
         "windows": sum(len(f.windows) for f in corpus),
         "rows": sum(len(f.values) for f in corpus),
+        "setting": _setting({k: getattr(default, k) for k in grid[0]}),
+        **nab_tables(swept_files, alarm_files),
     }
-    for profile in PROFILES:
-        swept = nab_result(swept_files, profile)
-        fixed = nab_result(alarm_files, profile, threshold=0.5)
-        out[profile.name] = {
-            "swept": {
-                "score": round(swept.score, 2),
-                "threshold": round(swept.threshold, 4),
-                "windows_hit": swept.tp,
-                "fp_rows": swept.fp,
-            },
-            "fixed": {"score": round(fixed.score, 2), "windows_hit": fixed.tp, "fp_rows": fixed.fp},
+    runs = {out["setting"]: (swept_files, alarm_files)}
+    for overrides in grid:
+        name = _setting(overrides)
+        if name not in runs:
+            cfg = DetectorConfig.from_dict({**default.to_dict(), **overrides})
+
+            def make(series: str, cfg: DetectorConfig = cfg) -> SeriesDetector:
+                return SeriesDetector(series, Direction.BOTH_BAD, cfg)
+
+            runs[name] = score_detector(make, corpus)
+    out["leave_one_category_out"] = loco_select(runs)
+    ref = reference_tables()
+    out["published"] = ref
+    htm = ref["leave_one_category_out"][HTM]
+    out["loco_gap_to_htm"] = {
+        c: {
+            mode: None
+            if htm.get(c) is None or v[mode]["score"] is None
+            else round(v[mode]["score"] - htm[c], 2)
+            for mode in ("swept", "own_alarms")
         }
+        for c, v in out["leave_one_category_out"].items()
+    }
     return out
+
+
+def nab_table_text(nab: dict[str, Any]) -> str:
+    """The NAB part as a readable table (standard profile): ours beside the published detectors."""
+    ref = nab["published"]
+    cats = list(nab["by_category"])
+    short = {c: c.replace("artificial", "art").replace("real", "") for c in cats}
+    head = f"{'detector':<28}{'pooled':>8}" + "".join(f"{short[c]:>16}" for c in cats)
+
+    def cell(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f}"
+
+    def line(name: str, pooled: float | None, values: dict[str, float | None]) -> str:
+        return f"{name:<28}{cell(pooled):>8}" + "".join(f"{cell(values.get(c)):>16}" for c in cats)
+
+    rows = ["NAB standard profile, per category (θ swept on the category):", head]
+    ours = nab["by_category"]
+    rows.append(
+        line(
+            "ours, swept",
+            nab["pooled"]["standard"]["swept"]["score"],
+            {c: ours[c]["swept"]["score"] for c in cats},
+        )
+    )
+    rows.append(
+        line(
+            "ours, own alarms",
+            nab["pooled"]["standard"]["own_alarms"]["score"],
+            {c: ours[c]["own_alarms"]["score"] for c in cats},
+        )
+    )
+    for d, per in ref["by_category"].items():
+        rows.append(line(d, ref["pooled"][d], per))
+    rows += [
+        "",
+        "Leave one category out (detector setting, and θ for swept, chosen on the other categories):",
+        head,
+    ]
+    loco = nab["leave_one_category_out"]
+    rows.append(line("ours, swept", None, {c: loco[c]["swept"]["score"] for c in cats}))
+    rows.append(line("ours, own alarms", None, {c: loco[c]["own_alarms"]["score"] for c in cats}))
+    for d, per in ref["leave_one_category_out"].items():
+        rows.append(line(d, None, per))
+    fp = {c: loco[c]["own_alarms"]["fp_rows"] for c in cats}
+    rows.append("own alarms outside windows (rows): " + ", ".join(f"{short[c]} {fp[c]}" for c in cats))
+    rows.append(f"shipped setting: {nab['setting']}; chosen without each category:")
+    for c in cats:
+        swept, own = loco[c]["swept"]["setting"], loco[c]["own_alarms"]["setting"]
+        rows.append(f"  {short[c]}: swept {swept}; own alarms {own}")
+    return "\n".join(rows)
 
 
 # --- synthetic server series ---------------------------------------------------------
@@ -381,25 +562,37 @@ def run_live(seeds: int, quiet_days: int) -> dict[str, Any]:
     return out
 
 
+def _default_nab_dir() -> Path:
+    """``../shared/data/nab-dev`` from the checkout (or from its parent, for a worktree)."""
+    for base in (REPO.parent, REPO.parent.parent):
+        if (base / "shared" / "data" / "nab-dev").is_dir():
+            return base / "shared" / "data" / "nab-dev"
+    return REPO.parent / "shared" / "data" / "nab-dev"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--nab-dir", type=Path, default=REPO.parent / "shared" / "data" / "nab-dev")
+    parser.add_argument("--nab-dir", type=Path, default=_default_nab_dir())
     parser.add_argument("--seeds", type=int, default=20, help="runs per synthetic step scenario")
     parser.add_argument("--quiet-days", type=int, default=14, help="length of the no-anomaly series")
     parser.add_argument("--cost-samples", type=int, default=200_000)
     parser.add_argument(
         "--live-seeds", type=int, default=5, help="runs per step scenario through the live path"
     )
+    parser.add_argument(
+        "--only-nab", action="store_true", help="the NAB tables only (no synthetic, cost, live)"
+    )
     args = parser.parse_args(argv)
     if args.cost_samples < 200_000:
         parser.error("--cost-samples must be at least 200000")
-    result = {
-        "nab": run_nab(args.nab_dir),
-        "synthetic_steps": run_steps(args.seeds),
-        "synthetic_no_anomaly": run_quiet(max(1, args.seeds // 4), args.quiet_days),
-        "cost": run_cost(args.cost_samples),
-        "live": run_live(args.live_seeds, min(args.quiet_days, 7)),
-    }
+    nab = run_nab(args.nab_dir)
+    print(nab_table_text(nab), file=sys.stderr)  # for people; stdout stays one JSON document
+    result: dict[str, Any] = {"nab": nab}
+    if not args.only_nab:
+        result["synthetic_steps"] = run_steps(args.seeds)
+        result["synthetic_no_anomaly"] = run_quiet(max(1, args.seeds // 4), args.quiet_days)
+        result["cost"] = run_cost(args.cost_samples)
+        result["live"] = run_live(args.live_seeds, min(args.quiet_days, 7))
     print(json.dumps(result, indent=2))
     return 0
 

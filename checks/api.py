@@ -295,6 +295,12 @@ class Check(Generic[P, S]):
     """True when the check waits on something outside the kernel (network peers,
     subprocesses). The agent runs such checks on their own threads; the rest run one
     after another on one thread, which costs far less CPU than contending for the GIL."""
+    rates: bool = False
+    """True when the check's main figures are rates or utilisation between two readings
+    (kept in its store), so its first run has none. ``diag-agent checks`` samples such a
+    check twice, a short interval apart, when it has no previous reading (as ``vmstat 1
+    2`` does). Counts of events "since the last run" are not rates: their first run
+    reports the figure since boot, more useful than a one-second delta."""
     metric_names: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:

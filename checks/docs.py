@@ -28,7 +28,12 @@ def _check_section(check: Check[Any, Any]) -> list[str]:
         f"### `{check.name}`",
         "",
         f"{check.summary}. Interval {check.interval_s:g} s, timeout {check.timeout_s:g} s, "
-        f"enabled by default: {enabled}.",
+        f"enabled by default: {enabled}."
+        + (
+            " Rates between two readings: a first `diag-agent checks` run samples it twice."
+            if check.rates
+            else ""
+        ),
         "",
     ]
     fields = check.params.model_fields

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,15 +35,27 @@ __all__ = ["collect_inventory", "parse_os_release"]
 
 SKIPPED_BLOCK_PREFIXES = ("loop", "ram", "zram")
 """Block devices that are not disks."""
+PRODUCTS_BUDGET_S = 60.0
+"""Time all product version commands get together; the agent's inventory task is
+abandoned after 120 s, which would lose the hardware and OS facts too."""
 
 AddressSource = Callable[[], Mapping[str, Sequence[str]]]
 
 
 def collect_inventory(
-    probe: Probe, products: Sequence[ProductSpec], *, addresses: AddressSource | None = None
+    probe: Probe,
+    products: Sequence[ProductSpec],
+    *,
+    addresses: AddressSource | None = None,
+    products_budget_s: float = PRODUCTS_BUDGET_S,
 ) -> dict[str, Any]:
     """The host's inventory. ``addresses`` maps interface names to IP addresses; by
-    default psutil's ``net_if_addrs`` on the live host, none under a fixture root."""
+    default psutil's ``net_if_addrs`` on the live host, none under a fixture root.
+
+    A product whose version cannot be read costs only its own entry (``version``
+    None, ``error`` saying why); ``products_budget_s`` bounds the time all products'
+    commands take together, so slow ones cannot time the whole inventory out.
+    """
     if addresses is None:
         addresses = _live_addresses if probe.root == Path("/") else dict
     inventory = {
@@ -53,7 +66,7 @@ def collect_inventory(
             "nics": _nics(probe, addresses()),
         },
         "os": _os(probe),
-        "products": [_product(probe, p) for p in sorted(products, key=lambda p: p.name)],
+        "products": _products(probe, products, products_budget_s),
     }
     ordered: dict[str, Any] = _sorted_keys(inventory)
     return ordered
@@ -235,8 +248,24 @@ def _boot_time(probe: Probe) -> int:
 # --- products -----------------------------------------------------------------------------
 
 
-def _product(probe: Probe, product: ProductSpec) -> dict[str, Any]:
+def _products(probe: Probe, products: Sequence[ProductSpec], budget_s: float) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + budget_s
+    found = []
+    for product in sorted(products, key=lambda p: p.name):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            error = f"not read: earlier products used the inventory's {budget_s:g} s"
+            found.append({"name": product.name, "version": None, "error": error})
+        else:
+            found.append(_product(probe, product, left))
+    return found
+
+
+def _product(probe: Probe, product: ProductSpec, timeout_s: float) -> dict[str, Any]:
     try:
-        return {"name": product.name, "version": discover_version(probe, product), "error": None}
+        return {"name": product.name, "version": discover_version(probe, product, timeout_s), "error": None}
     except VersionUnknown as exc:
         return {"name": product.name, "version": None, "error": exc.reason}
+    except Exception as exc:  # noqa: BLE001 - one product's failure costs only its own entry
+        # The type only: an exception's text may quote the command line or the file.
+        return {"name": product.name, "version": None, "error": f"failed: {type(exc).__name__}"}

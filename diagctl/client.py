@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import httpx
-import yaml
 
 __all__ = [
     "Api",
@@ -78,12 +77,14 @@ def _config_path() -> Path:
 
 
 def _file_settings(path: Path) -> dict[str, str]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    from diagconfig import ConfigError, load_yaml_file
+
+    if not path.exists():
         return {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path}: cannot read diagctl config: {type(exc).__name__}") from None
+    try:
+        raw = load_yaml_file(path, "diagctl config")
+    except ConfigError as exc:  # never quotes the file's lines: the token is in there
+        raise UsageError(str(exc)) from None
     if raw is None:
         return {}
     if not isinstance(raw, dict) or not all(isinstance(raw.get(k, ""), str) for k in ("server", "token")):

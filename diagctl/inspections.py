@@ -5,6 +5,7 @@
     diagctl inspections list | show PLAN|RUN | runs | run PLAN [--wait] | errors
     diagctl reports list [--kind inspection|fault]
     diagctl reports get ID [-o FILE]
+    diagctl reports render ID        # render a stored report again (e.g. after installing fonts)
     diagctl reports inspection PLAN|RUN [--format html|pdf|json] [--lang en|zh-CN] [-o FILE]
     diagctl reports fault CASE [--format html|pdf|json] [--lang en|zh-CN] [-o FILE]
     diagctl customers profile CUSTOMER [--name N] [--timezone TZ] [--logo FILE | --clear-logo]
@@ -161,7 +162,7 @@ def cmd_show(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         data = api.request("GET", f"/api/v1/inspections/runs/{args.name}")
 
     def render(d: dict[str, Any], out: TextIO) -> None:
-        if "plan" not in d:
+        if not isinstance(d.get("plan"), dict):  # a run (its "plan" is the plan's name)
             _print_run(d, out)
             return
         p = d["plan"]
@@ -263,6 +264,20 @@ def cmd_reports_get(api: Api, args: argparse.Namespace, out: TextIO) -> None:
     _save(content, name, args.output, out)
 
 
+def cmd_reports_render(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    data = api.request("POST", f"/api/v1/reports/{args.id}/render")
+
+    def render(r: dict[str, Any], out: TextIO) -> None:
+        print(
+            f"report {args.id} rendered again as report {r['id']} ({r['kind']} {r['subject']}, "
+            f"{r['lang']}, {r['format']}, {r['size']:,} bytes); "
+            f"download it with: diagctl reports get {r['id']}",
+            file=out,
+        )
+
+    emit(args, data, render, out)
+
+
 def cmd_reports_inspection(api: Api, args: argparse.Namespace, out: TextIO) -> None:
     params = {"customer": args.customer, "format": args.report_format, "lang": args.lang}
     try:
@@ -354,6 +369,8 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p.add_argument("--subject", help="run id or case id")
     p.add_argument("--limit", type=positive, default=50)
     p = _document_parser(rsub, "get", cmd_reports_get, "download a stored report")
+    p.add_argument("id", type=int)
+    p = add("render", cmd_reports_render, "render a stored report again as a new record", rsub)
     p.add_argument("id", type=int)
     p = _document_parser(rsub, "inspection", cmd_reports_inspection, "the inspection report of a plan or run")
     p.add_argument("target", metavar="PLAN|RUN")

@@ -20,6 +20,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from collector import diagctl_tokens as tokens
+from diagconfig.completion import add_completion_option
 from diagctl import cases, inspections
 from diagctl.client import (
     Api,
@@ -50,12 +52,21 @@ def cmd_hosts(api: Api, args: argparse.Namespace, out: TextIO) -> None:
                 h["worst_severity"],
                 " ".join(f"{k}={v}" for k, v in h["severity_counts"].items()),
                 when(h["last_seen"]),
+                _problems(h),
             )
             for h in hosts
         ]
-        table(rows, ("CUSTOMER", "HOST", "WORST", "CHECKS", "LAST SEEN"), out)
+        table(rows, ("CUSTOMER", "HOST", "WORST", "CHECKS", "LAST SEEN", "AGENT PROBLEMS"), out)
 
     emit(args, data, render, out)
+
+
+def _problems(host: dict[str, Any]) -> str:
+    """The agent's health problems, for a table cell ("-" when none)."""
+    skew = host.get("clock_skew_s")
+    if skew is None:
+        return "-"
+    return f"clock {skew:,.0f} s ahead (fix the host's time sync)"
 
 
 def cmd_host(api: Api, args: argparse.Namespace, out: TextIO) -> None:
@@ -131,18 +142,40 @@ def cmd_agents_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_agents_enroll(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    if args.output and os.path.lexists(args.output):  # before enrolling: a token nobody can read is waste
+        raise UsageError(f"{args.output} exists; name a new file for the agent's config")
     body = {"customer": args.customer, "host": args.host, "agent_id": args.agent_id}
     data = api.request("POST", "/api/v1/agents", body=body)
 
+    if args.output:
+        _write_secret_file(args.output, data["config"])
+        print(
+            f"diagctl: enrolled agent {data['agent_id']} (host {data['host']}, customer {data['customer']}); "
+            f"wrote its config to {args.output}: copy it to /etc/diag-agent/agent.yaml on that host",
+            file=sys.stderr,
+        )
+        return
+
     def render(d: dict[str, Any], out: TextIO) -> None:
-        print(f"Enrolled agent {d['agent_id']} for host {d['host']} of customer {d['customer']}.", file=out)
-        print("The token is shown only now; it is stored hashed.\n", file=out)
-        print(f"token: {d['token']}\n", file=out)
-        print("Agent config (config.yaml):\n", file=out)
-        print(d["config"], file=out)
-        print(f"Or on the command line:\n  {d['command']}", file=out)
+        # stdout is the config file itself (diagctl agents enroll ... > agent.yaml); the note goes to stderr.
+        print(
+            f"diagctl: enrolled agent {d['agent_id']} (host {d['host']}, customer {d['customer']}); "
+            "its config follows (the token is shown only now)",
+            file=sys.stderr,
+        )
+        out.write(d["config"])
 
     emit(args, data, render, out)
+
+
+def _write_secret_file(path: str, text: str) -> None:
+    """A new file only the user can read (it holds a token); never overwrites one."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
 
 
 def cmd_agents_revoke(api: Api, args: argparse.Namespace, out: TextIO) -> None:
@@ -236,7 +269,11 @@ def _global_options(parser: argparse.ArgumentParser, default: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agent import __version__  # one version for the distribution; agent/__init__ imports nothing
+
     parser = Parser(prog="diagctl", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"diagctl {__version__}")
+    add_completion_option(parser)
     _global_options(parser, argparse.SUPPRESS)
     parser.set_defaults(server=None, token=None, format="table")
     # The same options after the command; SUPPRESS keeps a subcommand's unset option from
@@ -275,16 +312,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=positive, default=100)
     agents = sub.add_parser("agents", help="enroll, list and revoke agents", parents=[common])
     agents_sub = agents.add_subparsers(dest="agents_command", required=True, parser_class=Parser)
-    p = add("enroll", cmd_agents_enroll, "create an agent token and print its config", agents_sub)
+    p = add("enroll", cmd_agents_enroll, "create an agent token and print its config file", agents_sub)
     p.add_argument("--customer", required=True)
     p.add_argument("--host")
     p.add_argument("--agent-id")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the config file here (new file, mode 0600)")
     p = add("list", cmd_agents_list, "list agents", agents_sub)
     p.add_argument("--customer")
     p = add("revoke", cmd_agents_revoke, "revoke an agent's token", agents_sub)
     p.add_argument("agent_id")
     cases.register(add, sub, common)
     inspections.register(add, sub, common)
+    tokens.register(add, sub, common)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 import agent.config
 import collector.cli.config
-from diagconfig import ConfigError, ConfigIssue, issues_from, model_at, parse_yaml, show_value
+from diagconfig import (
+    ConfigError,
+    ConfigIssue,
+    YamlLimits,
+    issues_from,
+    load_yaml_file,
+    model_at,
+    parse_yaml,
+    read_config_file,
+    show_value,
+)
 
 SECRET = re.compile(r"(token|password)", re.IGNORECASE)
 
@@ -93,7 +104,7 @@ def test_agent_and_collector_share_the_same_classes():
     [
         pytest.param(
             "a: [1, 2\nb: 3\n",
-            "s.yaml: YAML syntax error at line 2, column 2: expected ',' or ']'",
+            "s.yaml: YAML syntax error at line 2, column 2: did not find expected ',' or ']'",
             id="flow",
         ),
         pytest.param("a: 1\n a: 2\nb: x: y\n", "s.yaml: YAML syntax error at line 2, column 3:", id="indent"),
@@ -218,3 +229,79 @@ def test_long_values_are_cut():
 )
 def test_model_at(loc: tuple[str | int, ...], expected: type[BaseModel] | None) -> None:
     assert model_at(Root, loc) is expected
+
+
+# --- limits on hostile documents ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "limits", "expected"),
+    [
+        pytest.param(
+            "a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b, *b]\n",
+            YamlLimits(max_values=15),
+            "refused: aliases (*name) expand the document to more than 15 values (at line 3, column 5)",
+            id="alias expansion",
+        ),
+        pytest.param(
+            "a: [1, 2, 3, 4]\n", YamlLimits(max_values=4), "refused: the document holds more than 4 values",
+            id="values without aliases",
+        ),
+        pytest.param(
+            "a: {b: {c: {d: 1}}}\n", YamlLimits(max_depth=3), "refused: nested more than 3 levels deep",
+            id="depth",
+        ),
+        pytest.param("a: &a [1, *a]\n", YamlLimits(), "refused: an alias repeats a value that contains it",
+                     id="recursive alias"),
+        pytest.param("a: 12345\n", YamlLimits(max_bytes=8), "refused: the document is larger than 8 bytes",
+                     id="size"),
+    ],
+)  # fmt: skip
+def test_documents_beyond_the_limits_are_refused(text: str, limits: YamlLimits, expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_yaml(text, "s.yaml", limits=limits)
+    assert str(info.value).startswith(f"s.yaml: {expected}")
+
+
+def test_anchors_and_merge_keys_within_the_limits_still_work() -> None:
+    text = "base: &base {port: 1, host: h}\none: {<<: *base, tls: 2}\ntwo: *base\n"
+    assert parse_yaml(text, "s.yaml", limits=YamlLimits(max_values=30)) == {
+        "base": {"port": 1, "host": "h"},
+        "one": {"port": 1, "host": "h", "tls": 2},
+        "two": {"port": 1, "host": "h"},
+    }
+
+
+def test_read_config_file_is_bounded_and_names_the_problem(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"#" * 2000)
+    with pytest.raises(ConfigError) as info:
+        read_config_file(big, "plan file", YamlLimits(max_bytes=1000))
+    assert str(info.value) == f"{big}: cannot read the plan file: the file is larger than 1,000 bytes"
+    with pytest.raises(ConfigError, match="cannot read the config file: the file is larger than"):
+        read_config_file("/dev/zero")  # endless: read up to the bound only
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(
+        ConfigError, match=r"latin.yaml: cannot read the config file: not UTF-8 text \(byte 9\)"
+    ):
+        read_config_file(latin)
+    assert load_yaml_file(_write(tmp_path, "a: [1]\n")) == {"a": [1]}
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ok.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_an_error_lists_twenty_problems_and_counts_the_rest() -> None:
+    err = ConfigError("c.yaml", [ConfigIssue(f"k{i}", "unknown key") for i in range(400_000)])
+    lines = str(err).splitlines()
+    assert len(lines) == 21 and len(err.issues) == 400_000
+    assert lines[0] == "c.yaml: k0: unknown key" and lines[19] == "c.yaml: k19: unknown key"
+    assert lines[20] == "c.yaml: ... and 399980 more problems"
+    assert (
+        str(ConfigError("c.yaml", [ConfigIssue("k", "m")] * 21)).splitlines()[-1]
+        == "c.yaml: ... and 1 more problem"
+    )

@@ -52,6 +52,10 @@ MAX_FILE_BYTES = 64 * 1024
 """Bytes of a version file searched; version files are small."""
 MAX_VERSION_CHARS = 64
 """A "version" longer than this is a regex matching too much; it is cut."""
+DEFAULT_REGEX = r"(\d+(?:\.\d+)+)"
+"""The version regex of a product that names none: the first dotted number."""
+MAX_TIMEOUT_S = 60.0
+"""Longest a version command may run; the inventory reads every product in one task."""
 
 
 class VersionUnknown(Exception):
@@ -77,9 +81,10 @@ class ProductSpec(BaseModel):
     """argv to run without a shell; stdout and stderr are searched."""
     file: str | None = None
     """Absolute path of a file holding the version."""
-    regex: str
-    """Regular expression with exactly one group: the version."""
-    timeout_s: float = Field(default=5.0, gt=0)
+    regex: str = DEFAULT_REGEX
+    """Regular expression with exactly one group: the version (default: the first
+    dotted number, such as ``7.4.2``)."""
+    timeout_s: float = Field(default=5.0, gt=0, le=MAX_TIMEOUT_S)
     """The command is killed after this many seconds."""
 
     @field_validator("regex")
@@ -124,8 +129,11 @@ class VersionSection:
     found: tuple[ProductVersion, ...]
 
 
-def discover_version(probe: Probe, product: ProductSpec) -> str:
+def discover_version(probe: Probe, product: ProductSpec, timeout_s: float | None = None) -> str:
     """The product's version, or :class:`VersionUnknown` with a reason.
+
+    ``timeout_s`` (default: the product's own) bounds a version command, so a caller
+    with a budget for several products can give the last ones what is left.
 
     >>> import tempfile, pathlib
     >>> root = pathlib.Path(tempfile.mkdtemp())
@@ -143,17 +151,25 @@ def discover_version(probe: Probe, product: ProductSpec) -> str:
             raise VersionUnknown(f"{product.file} is not readable (permission denied)") from None
         except IsADirectoryError:
             raise VersionUnknown(f"{product.file} is a directory") from None
+        except OSError as exc:  # ELOOP, EIO, ENAMETOOLONG...: the file is there but unusable
+            reason = exc.strerror or type(exc).__name__
+            raise VersionUnknown(f"cannot read {product.file}: {reason}") from None
+        except ValueError:  # a NUL byte in the path
+            raise VersionUnknown("the file path is not usable (it holds a NUL byte)") from None
         source = product.file
     elif product.command is not None:
+        limit = product.timeout_s if timeout_s is None else min(timeout_s, product.timeout_s)
         try:
-            done = probe.run(product.command, timeout_s=product.timeout_s)
+            done = probe.run(product.command, timeout_s=limit)
         except CommandTimeout:
-            raise VersionUnknown(
-                f"{product.command[0]} did not finish within {product.timeout_s:g} s"
-            ) from None
+            raise VersionUnknown(f"{product.command[0]} did not finish within {limit:.3g} s") from None
         except OSError as exc:
             # Missing, not executable, exec format error: all say "cannot run it here".
-            raise VersionUnknown(f"cannot run {product.command[0]}: {exc.strerror or exc}") from None
+            raise VersionUnknown(
+                f"cannot run {product.command[0]}: {exc.strerror or type(exc).__name__}"
+            ) from None
+        except ValueError:  # a NUL byte in an argument: nothing to run
+            raise VersionUnknown(f"cannot run {product.command[0]!r}: an argument holds a NUL byte") from None
         text = done.stdout + "\n" + done.stderr
         source = f"the output of {product.command[0]}"
         if done.returncode != 0:

@@ -141,5 +141,6 @@ CPU = Check(
         MetricSpec("host_interrupts_per_second", Unit.PER_SECOND, "Interrupts serviced per second"),
     ),
     interval_s=60,
+    rates=True,
     timeout_s=5,
 )

@@ -137,5 +137,6 @@ CPU_CORES = Check(
         ),
     ),
     interval_s=60,
+    rates=True,
     timeout_s=5,
 )

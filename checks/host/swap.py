@@ -129,5 +129,6 @@ SWAP = Check(
         ),
     ),
     interval_s=60,
+    rates=True,
     timeout_s=5,
 )

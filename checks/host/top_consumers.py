@@ -177,5 +177,6 @@ TOP_CONSUMERS = Check(
         ),
     ),
     interval_s=60,
+    rates=True,
     timeout_s=10,
 )

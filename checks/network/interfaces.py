@@ -351,5 +351,6 @@ INTERFACES = Check(
         ),
     ),
     interval_s=60,
+    rates=True,
     timeout_s=5,
 )

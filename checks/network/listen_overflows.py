@@ -138,5 +138,6 @@ LISTEN_OVERFLOWS = Check(
         ),
     ),
     interval_s=60,
+    rates=True,
     timeout_s=5,
 )

@@ -170,5 +170,6 @@ TCP_RETRANSMITS = Check(
         MetricSpec("net_tcp_out_resets_per_second", Unit.PER_SECOND, "TCP resets sent", Direction.UP_IS_BAD),
     ),
     interval_s=60,
+    rates=True,
     timeout_s=5,
 )

@@ -155,5 +155,6 @@ UDP = Check(
         ),
     ),
     interval_s=60,
+    rates=True,
     timeout_s=5,
 )

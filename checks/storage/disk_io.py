@@ -274,5 +274,6 @@ DISK_IO = Check(
         ),
     ),
     interval_s=60,
+    rates=True,
     timeout_s=5,
 )

@@ -24,8 +24,10 @@ from typing import Any, Literal, NoReturn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.emergency.config import EmergencyConfig
+from collector.enrolment import AgentEndpoint, agent_endpoint, is_wildcard
+from collector.secret_files import resolve_secret_files
 from collector.store.retention import RetentionPolicy
-from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, show_value
+from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, read_config_file, show_value
 
 __all__ = [
     "CollectorConfig",
@@ -96,9 +98,45 @@ class GrpcConfig(_Model):
     """Sustained entries per second per agent."""
     rate_limit_burst: int = Field(default=20_000, ge=1)
     """Entries an agent may send at once above the sustained rate (e.g. a backlog)."""
+    rate_limit_bytes_per_s: int = Field(default=2 * MIB, ge=64 * 1024)
+    """Sustained message bytes per second per agent (batches, gap reports, everything)."""
+    rate_limit_bytes_burst: int = Field(default=16 * MIB, ge=64 * 1024)
+    """Bytes an agent may send at once above the sustained rate (at least one largest message)."""
+    max_clock_skew_s: float = Field(default=300.0, ge=1.0, le=7 * 86400.0)
+    """How far ahead of the collector's clock an agent's timestamps may run; beyond it the
+    entry is stored at its arrival time and the agent's clock skew is a health problem."""
     heartbeat_interval_s: int = Field(default=30, ge=1, le=3600)
+    public_address: str | None = None
+    """host:port agents connect to, handed out at enrolment (default: the listen address,
+    which must then not be a wildcard such as 0.0.0.0)."""
+    public_server_name: str | None = None
+    """With TLS: the name agents verify in the collector's certificate, when it differs
+    from public_address's host."""
 
     _v_listen = field_validator("listen")(_listen)
+
+    @field_validator("public_address")
+    @classmethod
+    def _reachable(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        host, port = parse_listen(value)
+        if is_wildcard(host) or port == 0:
+            raise ValueError(
+                "expected the host:port agents connect to (e.g. collector.example.com:50051), "
+                "not a wildcard address or port 0"
+            )
+        return value
+
+    def agent_endpoint(self, bound_port: int | None = None) -> AgentEndpoint:
+        """What enrolment tells agents (see :mod:`collector.enrolment`)."""
+        return agent_endpoint(
+            self.listen,
+            self.public_address,
+            tls=self.tls is not None,
+            server_name=self.public_server_name,
+            bound_port=bound_port,
+        )
 
 
 class HttpConfig(_Model):
@@ -211,13 +249,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
     """
     if path is None:
         return load_text("", "<defaults>", overrides)
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigError(source, [ConfigIssue("", f"cannot read the config file: {reason}")]) from None
-    return load_text(text, source, overrides)
+    return load_text(read_config_file(path), str(path), overrides)
 
 
 def load_text(
@@ -232,6 +264,7 @@ def load_text(
         raise ConfigError(
             source, [ConfigIssue("", "expected a mapping of sections at the top level", show_value(raw))]
         )
+    raw = resolve_secret_files(raw, source)  # store.url_file: ... and the other *_file secrets
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue

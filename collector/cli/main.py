@@ -1,4 +1,4 @@
-"""``diag-collector``: serve, migrate, create API tokens, enroll agents.
+"""``diag-collector``: serve, migrate, create, list and revoke API tokens, enroll agents.
 
 ``serve`` runs the gRPC side (grpc.aio) and the HTTP API (uvicorn) in one asyncio loop
 and one process, prints where each listens, and stops cleanly on SIGINT or SIGTERM:
@@ -14,16 +14,24 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import resource
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable, Generator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from collector.cli.config import CollectorConfig, ConfigError, load_config
+from collector.token_cli import parse_expiry
+from diagconfig.completion import add_completion_option
+from diagconfig.logs import configure as configure_logging
+from diagconfig.logs import log_level
 
 __all__ = ["main", "raise_fd_limit"]
 
@@ -77,6 +85,30 @@ def _open_store(config: CollectorConfig, *, migrate: bool = True) -> Any:
     )
 
 
+def bind_listener(listen: str, what: str) -> socket.socket:
+    """A listening socket on ``listen``, bound here so that a port in use is a one-line error.
+
+    For HTTP it is the server's socket: uvicorn would otherwise find out inside its own
+    startup and exit the process with a traceback and status 3. For gRPC it is a probe,
+    closed at once, because gRPC's core logs its own multi-line complaint before ours.
+    SO_REUSEADDR as both servers set it: a port held only by TIME_WAIT connections of a
+    previous run is free.
+    """
+    host, port = _split(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "the port is in use (another collector?)" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise OSError(f"cannot listen for {what} on {listen}: {reason}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
 def _split(listen: str) -> tuple[str, int]:
     host, _, port = listen.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
@@ -96,6 +128,9 @@ def _grpc_settings(config: CollectorConfig) -> Any:
         max_batch_entries=g.max_batch_entries,
         rate_limit_entries_per_s=float(g.rate_limit_entries_per_s),
         rate_limit_burst=float(g.rate_limit_burst),
+        rate_limit_bytes_per_s=float(g.rate_limit_bytes_per_s),
+        rate_limit_bytes_burst=float(g.rate_limit_bytes_burst),
+        max_clock_skew_s=float(g.max_clock_skew_s),
         heartbeat_interval_s=int(g.heartbeat_interval_s),
         tls_cert_file=tls.cert_file if tls else None,
         tls_key_file=tls.key_file if tls else None,
@@ -160,6 +195,18 @@ async def _serve(
 
     fds = raise_fd_limit()
     url = config.store_url
+    try:  # first: a port in use is one clear line before anything has started
+        http_socket = bind_listener(config.http.listen, "HTTP")
+    except OSError as exc:
+        print(f"diag-collector: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if _split(config.grpc.listen)[1] != 0:
+            bind_listener(config.grpc.listen, "gRPC").close()
+    except OSError as exc:
+        http_socket.close()
+        print(f"diag-collector: {exc}", file=sys.stderr)
+        return 1
     store = await asyncio.to_thread(_open_store, config)
     metrics = CollectorMetrics()
     settings = _grpc_settings(config)
@@ -175,7 +222,9 @@ async def _serve(
                 "retention": config.store.retention.policy(),
                 "config": config,  # pickled whole: a JSON dump would mask its secrets
             },
-            IngestLimits(max_batch_entries=settings.max_batch_entries),
+            IngestLimits(
+                max_batch_entries=settings.max_batch_entries, max_clock_skew_s=settings.max_clock_skew_s
+            ),
             log_settings=LogSettings(shard_count=ingest_processes, shard_index=i, **(log_settings or {})),
         )
         for i in range(ingest_processes)
@@ -196,14 +245,17 @@ async def _serve(
         for worker in workers:
             worker.close()
         store.close()
+        http_socket.close()
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 1
     http_host, http_port = _split(config.http.listen)
+    endpoint = config.grpc.agent_endpoint(bound_port=grpc_port)
     app = create_app(
         store,
         metrics.registry,
         grpc_address=f"{_split(settings.listen)[0]}:{grpc_port}",
         grpc_service=service,
+        agent_endpoint=endpoint,
     )
     web = _Server(
         uvicorn.Config(
@@ -214,7 +266,7 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    web_task = asyncio.create_task(web.serve())
+    web_task = asyncio.create_task(web.serve(sockets=[http_socket]))
     retention_task = asyncio.create_task(_retention_loop(store, config.store.retention.interval_s))
     from collector.cli.serve_context import ServeContext
     from collector.emergency import service as incidents_service
@@ -244,6 +296,8 @@ async def _serve(
             f"diag-collector: store {_redact(url)}; open-files limit {fds}; Ctrl-C stops",
             flush=True,
         )
+        if endpoint.error:  # serving works; enrolling agents will not until it is set
+            print(f"diag-collector: enrolment refused until fixed: {endpoint.error}", file=sys.stderr)
         stop_wait = asyncio.create_task(stop.wait())
         await asyncio.wait({stop_wait, web_task}, return_when=asyncio.FIRST_COMPLETED)
         stop_wait.cancel()
@@ -294,23 +348,48 @@ def _cmd_token_create(args: argparse.Namespace) -> int:
 
     config = _load(args)
     store = _open_store(config)
+    expires_at = None if args.expires is None else time.time() + args.expires
     try:
-        token = store.create_api_token(args.name, args.role, args.customer)
+        token = store.create_api_token(args.name, args.role, args.customer, expires_at=expires_at)
     except StoreError as exc:
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 2
     finally:
         store.close()
     scope = f"customer {args.customer}" if args.customer else "all customers"
-    print(f"# API token {args.name!r} ({args.role}, {scope}); shown once, store it now:")
+    if expires_at is not None:
+        scope += ", expires " + datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%d %H:%MZ")
+    # Only the token on stdout, so TOKEN=$(diag-collector token create ...) captures just it.
+    print(f"diag-collector: API token {args.name!r} ({args.role}, {scope}); shown once:", file=sys.stderr)
     print(token)
     return 0
 
 
+def _cmd_token_other(args: argparse.Namespace) -> int:
+    from collector import token_cli
+
+    store = _open_store(_load(args))
+    try:
+        command = token_cli.token_list if args.token_command == "list" else token_cli.token_revoke
+        return command(store, args)
+    finally:
+        store.close()
+
+
 def _cmd_enroll(args: argparse.Namespace) -> int:
+    from collector.enrolment import EnrolmentError, agent_config_text
     from collector.store import StoreError
 
     config = _load(args)
+    endpoint = config.grpc.agent_endpoint()
+    try:
+        address = endpoint.require()
+    except EnrolmentError as exc:
+        print(f"diag-collector: {exc}", file=sys.stderr)
+        return 2
+    if args.output not in (None, "-") and os.path.lexists(args.output):
+        print(f"diag-collector: {args.output} exists; name a new file", file=sys.stderr)
+        return 2
     store = _open_store(config)
     try:
         identity, token = store.enroll_agent(args.customer, args.host, args.agent_id)
@@ -319,15 +398,32 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         return 2
     finally:
         store.close()
-    print(f"# agent {identity.agent_id} enrolled for customer {identity.customer}, host {identity.host}")
-    print("# agent config lines (the token is shown once):")
-    print("agent:")
-    print(f"  id: {identity.agent_id}")
-    print(f"  customer: {identity.customer}")
-    print("collector:")
-    print(f"  address: {config.grpc.listen}")
-    print(f"  token: {token}")
+    text = agent_config_text(
+        identity.agent_id,
+        identity.customer,
+        address,
+        token,
+        tls=endpoint.tls,
+        server_name=endpoint.server_name,
+    )
+    _write_or_print(text, args.output, f"agent {identity.agent_id} (customer {identity.customer})")
     return 0
+
+
+def _write_or_print(text: str, output: str | None, what: str) -> None:
+    """A secret-bearing file: to ``output`` (mode 0600, refusing to overwrite) or stdout."""
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:  # enrolled already: hand the config out rather than lose the token
+        print(f"diag-collector: cannot write {output}: {exc.strerror}; the config follows", file=sys.stderr)
+        sys.stdout.write(text)
+        return
+    print(f"diag-collector: wrote the config of {what} to {output}", file=sys.stderr)
 
 
 # --- entry point ----------------------------------------------------------------------------------
@@ -349,8 +445,18 @@ def _count(minimum: int) -> Callable[[str], int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from agent import __version__  # one version for the distribution; agent/__init__ imports nothing
+
     parser = argparse.ArgumentParser(prog="diag-collector", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--version", action="version", version=f"diag-collector {__version__}")
+    add_completion_option(parser)
+    parser.add_argument(
+        "--log-level",
+        type=log_level,
+        default="info",
+        metavar="{debug,info,warning,error}",
+        help="stderr log level (default info; other libraries' lines only at debug)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -399,13 +505,35 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--role", default="engineer", choices=["engineer", "customer_admin", "viewer"])
     create.add_argument("--customer", help="required for customer_admin and viewer")
+    create.add_argument(
+        "--expires",
+        metavar="DURATION",
+        type=parse_expiry,
+        help="refused after 12h, 90d, 2w... (default: never)",
+    )
     create.set_defaults(func=_cmd_token_create)
+    listing = token_sub.add_parser("list", help="list API tokens (never the token itself)")
+    common(listing)
+    listing.add_argument("--customer")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.set_defaults(func=_cmd_token_other)
+    revoke = token_sub.add_parser("revoke", help="revoke an API token by its id (from token list)")
+    common(revoke)
+    revoke.add_argument("id", type=int)
+    revoke.set_defaults(func=_cmd_token_other)
 
     enroll = sub.add_parser("enroll", help="enroll an agent directly in the store (bootstrap)")
     common(enroll)
     enroll.add_argument("--customer", required=True)
     enroll.add_argument("--host")
     enroll.add_argument("--agent-id")
+    enroll.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write the agent's config file here (mode 0600) instead of stdout",
+    )
     enroll.set_defaults(func=_cmd_enroll)
 
     # These own their arguments (see `diag-collector quickstart --help`); they are
@@ -437,9 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return replay.main(args_list[1:])
     args = build_parser().parse_args(args_list)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     try:
         rc: int = args.func(args)
     except ConfigError as exc:

@@ -4,7 +4,8 @@ Input: CSV files with a ``timestamp`` column (ISO 8601, ``YYYY-MM-DD HH:MM:SS`` 
 seconds; a time without a zone is UTC) and one or more value columns, each a series.
 Rows are streamed: a file is read once, row by row.
 
-Output: one JSON line per event on stdout (``event`` = ``anomaly`` or ``recovery``),
+Output: one JSON line per event on stdout (``event`` = ``anomaly``, ``recovery``, or
+``spike``: a single sample far off its band, reported but never an anomaly by itself),
 with ``timestamp`` (the row at which it fired), ``series`` (``<file stem>.<column>``),
 ``score`` (0..1), ``key``, ``onset`` and ``baseline``. With ``--scores``, a CSV per input
 column, ``timestamp,value,anomaly_score`` for every row, in ``--out-dir`` (default: next
@@ -162,6 +163,8 @@ def replay_file(
                         if isinstance(event, Anomaly):
                             anomalies += 1
                         out.write(json.dumps(event.to_dict()) + "\n")
+                    elif detector.spike is not None:
+                        out.write(json.dumps(detector.spike.to_dict()) + "\n")
                     if scores:
                         writers[k].write(f"{row[ts_col].strip()},{text},{detector.score:.6f}\n")
         except csv.Error as exc:

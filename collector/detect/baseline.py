@@ -101,7 +101,19 @@ class DetectorConfig:
     shift_spread: float = 0.5
     """LEVEL_SHIFT when the deviating values spread less than this fraction of their offset."""
 
+    spike_z: float = 4.0
+    """SPIKE: a single sample at least this many scales off in the bad direction, with no
+    anomaly open and past cold start, is reported (:attr:`SeriesDetector.spike`) but is not
+    an anomaly: it counts for an engineer, a case still needs sustained evidence."""
+    spike_rest: int = 50
+    """No spike is reported within this many samples of the previous spike or anomaly."""
+    score_memory: int = 500
+    """``alarm_score``: a sample's score counts only when it beats the recent peak score,
+    which decays by 1/``score_memory`` per sample (one episode scores once)."""
+
     def __post_init__(self) -> None:
+        if self.spike_z <= 0 or self.spike_rest < 0 or self.score_memory < 1:
+            raise ValueError("need spike_z > 0, spike_rest >= 0 and score_memory >= 1")
         if not 0 < self.alpha <= 1 or not 0 < self.alpha_dev <= 1:
             raise ValueError("alpha and alpha_dev must be in (0, 1]")
         if not 1 <= self.enter_k <= self.enter_n <= 30:

@@ -42,6 +42,7 @@ __all__ = [
     "Event",
     "Recovery",
     "SeriesDetector",
+    "Spike",
     "iso",
 ]
 
@@ -145,6 +146,39 @@ class Recovery:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Spike:
+    """One sample far off its baseline while no anomaly is open: worth a look, not a case.
+
+    A spike alone never opens an anomaly (that needs ``enter_k`` of ``enter_n`` deviating
+    samples); it is reported so an engineer (and the NAB score) sees a single large
+    excursion, with the same explanation as an anomaly: baseline, band and time.
+    """
+
+    series: str
+    ts: float
+    direction: str
+    observed: float
+    expected: float
+    band_low: float
+    band_high: float
+    score: float
+    key: str = "SPIKE"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event": "spike",
+            "timestamp": iso(self.ts),
+            "series": self.series,
+            "key": self.key,
+            "direction": self.direction,
+            "score": round(self.score, 4),
+            "onset": iso(self.ts),
+            "observed": self.observed,
+            "baseline": {"expected": self.expected, "low": self.band_low, "high": self.band_high},
+        }
+
+
 Event = Anomaly | Recovery
 
 
@@ -154,10 +188,14 @@ class SeriesDetector:
     __slots__ = (
         "_bits",
         "_cfg",
+        "_decay",
         "_dir",
         "_enter",
         "_mask",
+        "_peak",
+        "_quiet",
         "_recent",
+        "alarm_score",
         "baseline",
         "ceiling",
         "direction",
@@ -173,6 +211,7 @@ class SeriesDetector:
         "open_run",
         "score",
         "series",
+        "spike",
     )
 
     def __init__(
@@ -194,6 +233,11 @@ class SeriesDetector:
         self.baseline = Baseline(config)
         self._enter = self._band_for(0)
         self.score = 0.0
+        self.alarm_score = 0.0
+        self.spike: Spike | None = None
+        self._peak = 0.0
+        self._decay = 1.0 - 1.0 / config.score_memory
+        self._quiet = 0
         self.open_key: str | None = None
         self.open_onset = 0.0
         self.open_peak = 0.0
@@ -221,7 +265,10 @@ class SeriesDetector:
     def update(self, ts: float, value: float) -> Event | None:
         """Feed one sample (Unix seconds, value); return an event when the state changes.
 
-        ``self.score`` holds the sample's score (0..1). Non-finite values are ignored.
+        ``self.score`` holds the sample's score (0..1); ``self.alarm_score`` the same score
+        when it beats the recent peak (else 0: the rest of an episode is not news);
+        ``self.spike`` a :class:`Spike` when this sample is one (else None). Non-finite
+        values are ignored.
         """
         if not -1e300 < value < 1e300:  # NaN or infinite: treat as a missing sample
             return None
@@ -250,6 +297,19 @@ class SeriesDetector:
             event = self._while_open(ts, value, bad, score)
 
         self.score = score
+        peak = self._peak
+        self.alarm_score = score if score > peak else 0.0
+        peak *= self._decay
+        self._peak = score if score > peak else peak
+        self._quiet += 1
+        if event is not None:
+            self._quiet = 0
+            self.spike = None
+        elif bad >= self._cfg.spike_z and self.open_key is None and n >= self._cfg.cold_samples:
+            self.spike = self._spike(ts, value, z, score) if self._quiet > self._cfg.spike_rest else None
+            self._quiet = 0
+        else:
+            self.spike = None
         if code == 2:
             if value == self.last_value:
                 self.flat_run += 1
@@ -287,6 +347,20 @@ class SeriesDetector:
         else:
             key = "SPIKE_SUSTAINED"
         return self._open(key, "up" if up else "down", recent[0][1], ts, value, score)
+
+    def _spike(self, ts: float, value: float, z: float, score: float) -> Spike:
+        baseline = self.baseline
+        band = self._enter * baseline.scale
+        return Spike(
+            series=self.series,
+            ts=ts,
+            direction="up" if z > 0 else "down",
+            observed=value,
+            expected=baseline.expected,
+            band_low=baseline.expected - band,
+            band_high=baseline.expected + band,
+            score=score,
+        )
 
     def _flat(self, ts: float, value: float) -> Event | None:
         cfg = self._cfg
@@ -374,6 +448,8 @@ class SeriesDetector:
             "bits": self._bits,
             "recent": [list(r) for r in self._recent],
             "score": self.score,
+            "peak": self._peak,
+            "quiet": self._quiet,
             "open": None
             if self.open_key is None
             else {
@@ -406,6 +482,8 @@ class SeriesDetector:
         d._bits = int(state["bits"]) & d._mask
         d._recent = [(int(i), float(t), float(v)) for i, t, v in state["recent"]]
         d.score = float(state["score"])
+        d._peak = float(state.get("peak", 0.0))  # absent in states saved before alarm scores
+        d._quiet = int(state.get("quiet", 0))
         opened = state["open"]
         if opened is not None:
             d.open_key = str(opened["key"])

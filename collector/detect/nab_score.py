@@ -34,12 +34,16 @@ __all__ = [
     "NabResult",
     "Profile",
     "ScoredFile",
+    "by_category",
+    "category_of",
+    "leave_one_category_out",
     "load_corpus",
     "nab_result",
     "probation_rows",
     "raw_score",
     "row_values",
     "scaled_sigmoid",
+    "sweep_threshold",
 ]
 
 
@@ -249,6 +253,59 @@ def nab_result(files: Sequence[ScoredFile], profile: Profile, threshold: float |
         fn=n_windows - tp,
         fp=fp,
     )
+
+
+def sweep_threshold(files: Sequence[ScoredFile], profile: Profile) -> float:
+    """The threshold NAB's sweep chooses on ``files`` (1.1 when no alarm beats none)."""
+    return _sweep(files, profile)
+
+
+def category_of(name: str) -> str:
+    """The category of a corpus file: the folder of ``<category>/<file>.csv``.
+
+    >>> category_of("realTweets/Twitter_volume_FB.csv")
+    'realTweets'
+    """
+    return name.split("/", 1)[0]
+
+
+def _categories(files: Sequence[ScoredFile]) -> dict[str, list[ScoredFile]]:
+    grouped: dict[str, list[ScoredFile]] = {}
+    for f in files:
+        grouped.setdefault(category_of(f.name), []).append(f)
+    return grouped
+
+
+def by_category(
+    files: Sequence[ScoredFile], profile: Profile, threshold: float | None = None
+) -> dict[str, NabResult]:
+    """Each category scored on its own: null and perfect from its windows, θ swept on it
+    (or ``threshold``). A category without windows scores 0 (null = perfect): read its
+    ``fp`` and ``raw``."""
+    return {c: nab_result(fs, profile, threshold) for c, fs in sorted(_categories(files).items())}
+
+
+def leave_one_category_out(
+    files: Sequence[ScoredFile], profile: Profile, threshold: float | None = None
+) -> dict[str, NabResult]:
+    """Each category scored with θ swept on the *other* categories only (or ``threshold``,
+    when nothing is tuned): how the detector does on data its threshold never saw.
+
+    >>> a = ScoredFile("a/1.csv", 100, ((50, 59),), [0.0] * 100)
+    >>> b = ScoredFile("b/1.csv", 100, ((50, 59),), [0.0] * 100)
+    >>> a.scores[50] = 0.9; b.scores[50] = 0.4; b.scores[20] = 0.9
+    >>> {c: (r.threshold, round(r.score, 1)) for c, r in leave_one_category_out([a, b], STANDARD).items()}
+    {'a': (0.4, 100.0), 'b': (0.9, -5.5)}
+    """
+    grouped = _categories(files)
+    out: dict[str, NabResult] = {}
+    for c, held_out in sorted(grouped.items()):
+        theta = threshold
+        if theta is None:
+            rest = [f for other, fs in grouped.items() if other != c for f in fs]
+            theta = _sweep(rest, profile)
+        out[c] = nab_result(held_out, profile, theta)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

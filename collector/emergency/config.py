@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from collector.detect.baseline import DetectorConfig
 from collector.incidents.cases import CasePolicy
+from collector.incidents.confirm import ConfirmConfig
 from collector.incidents.engine import EngineConfig
 from collector.notify.config import NotifyConfig
 from collector.schedule.windows import MaintenanceCalendar, Window
@@ -45,6 +46,8 @@ class DetectionConfig(_Model):
     """Run the detector, the incident engine and case opening on every stored batch."""
     detector: dict[str, float | int] = Field(default_factory=dict)
     """Overrides of the detector's tuning (``collector.detect.baseline.DetectorConfig`` fields)."""
+    confirm: ConfirmConfig = Field(default_factory=ConfirmConfig)
+    """When a CRIT check result is confirmed (soft → hard: ``collector.incidents.confirm``)."""
     crit_score: float = Field(default=0.8, gt=0, le=1)
     """An anomaly scoring at least this is CRIT ..."""
     crit_change: float = Field(default=0.5, gt=0)

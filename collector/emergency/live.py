@@ -13,7 +13,9 @@ is touched only when an incident changes or a host is seen for the first time):
   (direction from the metric catalogue); an anomaly or recovery → a signal;
 - an anomaly is CRIT when it scores ``crit_score`` or moved ``crit_change`` of its baseline or
   saturated, else WARN;
-- a CRIT result → ``CHECK_CRIT`` per CRIT finding item, and its end → a recovery;
+- a CRIT result → ``CHECK_CRIT`` per CRIT finding item once confirmed (soft → hard, see
+  :mod:`collector.incidents.confirm`: several consecutive CRIT results, or one conclusive
+  result such as an OOM kill), and its end → a recovery;
 - a product version change in the inventory → a ``PRODUCT_VERSION`` change, another
   changed inventory section → an ``INVENTORY`` change; a ``UNIT_RESTARTED`` finding or a
   drop of ``platform_unit_uptime_seconds`` → a ``SERVICE_RESTARTED`` change;
@@ -62,6 +64,7 @@ from collector.incidents import (
     decide,
     layer_of,
 )
+from collector.incidents.confirm import CheckConfirmer
 from collector.schedule.windows import MaintenanceCalendar, load_windows
 from collector.store.cases import CaseRepo
 from collector.store.errors import DatabaseError
@@ -168,7 +171,9 @@ class LiveDetection:
         self._last_seen: dict[tuple[str, str], float] = {}
         self._silent: set[tuple[str, str]] = set()
         self._crit: dict[tuple[str, str], dict[str, dict[str, float]]] = {}
-        """(customer, host) → check → CRIT series → onset."""
+        """(customer, host) → check → confirmed (hard) CRIT series → onset."""
+        self._confirm = CheckConfirmer(det.confirm)
+        """Soft CRIT series: CRIT results not yet confirmed."""
         self._products: dict[tuple[str, str], dict[str, str]] = {}
         self._inv_sections: dict[tuple[str, str], dict[str, str]] = {}
         self._labels: dict[tuple[str, str], dict[str, str]] = {}
@@ -327,7 +332,7 @@ class LiveDetection:
     def _result(self, customer: str, host: str, r: Any, signals: list[Signal]) -> None:
         hk = (customer, host)
         open_for_check = self._crit.get(hk, {}).get(r.check)
-        if r.severity == "OK" and not open_for_check:
+        if r.severity == "OK" and not open_for_check and not self._confirm.pending(hk, r.check):
             return  # the common case: nothing to parse
         findings: list[dict[str, Any]] = []
         if r.findings_json not in ("", "[]"):
@@ -356,10 +361,12 @@ class LiveDetection:
             else:
                 crit_now[check_series(r.check)] = (None, r.key, r.summary)
         known = self._crit.setdefault(hk, {}).setdefault(r.check, {})
-        for series, (item, key, summary) in crit_now.items():
-            if series in known:
-                continue
-            known[series] = r.ts
+        # a CRIT series is soft until confirmed over several results (or conclusive at once)
+        soft = {series: key for series, (_item, key, _summary) in crit_now.items() if series not in known}
+        for confirmed in self._confirm.update(hk, r.check, soft, ts=r.ts):
+            series = confirmed.series
+            item, key, summary = crit_now[series]
+            known[series] = confirmed.onset_ts
             signals.append(
                 Signal.check_crit(
                     customer,
@@ -367,9 +374,15 @@ class LiveDetection:
                     r.check,
                     key,
                     ts=r.ts,
+                    onset_ts=confirmed.onset_ts,
                     item=item,
                     summary=f"{r.check} CRIT: {summary or key}",
-                    evidence={"key": key, "summary": summary or r.summary, "layer": r.layer},
+                    evidence={
+                        "key": key,
+                        "summary": summary or r.summary,
+                        "layer": r.layer,
+                        "confirmed": confirmed.reason,
+                    },
                     layer=_LAYERS.get(r.layer) or layer_of(r.check) or Layer.APPLICATION,
                 )
             )
@@ -589,6 +602,7 @@ class LiveDetection:
                 for (c, h), checks in self._crit.items()
                 for check, series in checks.items()
             ],
+            "soft": self._confirm.to_state(),
             "products": [[c, h, p] for (c, h), p in self._products.items()],
             "sections": [[c, h, s] for (c, h), s in self._inv_sections.items()],
         }
@@ -638,6 +652,7 @@ class LiveDetection:
             self._crit = {}
             for c, h, check, series in state["crit"]:
                 self._crit.setdefault((c, h), {})[check] = {str(k): float(v) for k, v in series.items()}
+            self._confirm.load_state(state.get("soft", ()))  # absent in states saved before soft states
             self._products = {(c, h): dict(p) for c, h, p in state["products"]}
             self._inv_sections = {(c, h): dict(s) for c, h, s in state["sections"]}
         except (ValueError, KeyError, TypeError, zlib.error) as exc:
@@ -651,18 +666,11 @@ def maintenance_calendar(config: EmergencyConfig) -> MaintenanceCalendar:
     """The configured windows plus those of ``windows_file`` (a ConfigError names the file)."""
     windows = list(config.windows)
     if config.windows_file is not None:
-        from diagconfig import parse_yaml
+        from diagconfig import load_yaml_file
 
-        path = Path(config.windows_file)
-        source = str(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            from diagconfig import ConfigError, ConfigIssue
-
-            issue = ConfigIssue("", f"cannot read the maintenance windows file: {exc.strerror}")
-            raise ConfigError(source, [issue]) from None
-        windows.extend(load_windows(parse_yaml(text, source), source).windows)
+        source = str(config.windows_file)
+        raw = load_yaml_file(config.windows_file, "maintenance windows file")
+        windows.extend(load_windows(raw, source).windows)
     return MaintenanceCalendar(windows)
 
 

@@ -24,6 +24,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from collector.enrolment import AgentEndpoint, EnrolmentError, agent_config_text
+from collector.http import problems
+from collector.http.body_limits import BodyLimits
 from collector.http.cases import router as cases_router
 from collector.http.deps import Principal, require_write, scope_for, store_errors
 from collector.http.inspections import router as inspections_router
@@ -44,6 +47,7 @@ from collector.http.models import (
     RevokeResponse,
     UpgradeOut,
 )
+from collector.http.tokens import router as tokens_router
 from collector.store import Store
 from collector.store.errors import DatabaseError
 from collector.store.fleet import FleetRepo
@@ -75,7 +79,12 @@ class StoreGauges(Collector):
         agents = GaugeMetricFamily("diag_store_agents", "Enrolled agents by state", labels=["state"])
         agents.add_metric(["active"], stats["agents_active"])
         agents.add_metric(["revoked"], stats["agents_revoked"])
-        yield from (up, customers, hosts, agents)
+        skewed = GaugeMetricFamily(
+            "diag_hosts_clock_skewed",
+            "Hosts whose agent's latest batch was stamped too far ahead of the collector's clock",
+        )
+        skewed.add_metric([], stats["hosts_clock_skewed"])
+        yield from (up, customers, hosts, agents, skewed)
 
 
 def create_app(
@@ -84,8 +93,10 @@ def create_app(
     *,
     grpc_address: str = "127.0.0.1:50051",
     grpc_service: Any = None,
+    agent_endpoint: AgentEndpoint | None = None,
 ) -> FastAPI:
-    """The FastAPI app; ``grpc_address`` is what enrollment tells agents to connect to.
+    """The FastAPI app; ``agent_endpoint`` is what enrolment tells agents (default:
+    ``grpc_address`` without TLS).
 
     ``grpc_service``: the serving process's AgentStreamService, for endpoints that talk to
     connected agents (None in an app without gRPC).
@@ -99,13 +110,17 @@ def create_app(
         docs_url="/api/v1/docs",
         redoc_url=None,
     )
+    problems.install(app)
+    app.add_middleware(BodyLimits, store=store)
     store_registry = CollectorRegistry(auto_describe=True)
+    endpoint = agent_endpoint or AgentEndpoint(grpc_address, tls=False, server_name=None)
     store_registry.register(StoreGauges(store))
 
     app.state.store = store
     app.state.grpc = grpc_service
     app.include_router(cases_router)
     app.include_router(inspections_router)
+    app.include_router(tokens_router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz(response: Response) -> dict[str, Any]:
@@ -121,10 +136,14 @@ def create_app(
             return {"status": "store unreachable"}
         try:
             backlog = store.log_stats()
+            skewed = fleet.stats()["hosts_clock_skewed"]
         except DatabaseError:  # answered the ping, failed this: say so, stay "ok"
             return {"status": "ok", "ingest_log": None}
         return {
             "status": "ok",
+            # Agents whose clocks run ahead (see GET /api/v1/hosts, clock_skew_s): a health
+            # problem of theirs, not of the collector.
+            "hosts_clock_skewed": skewed,
             "ingest_log": {
                 "pending_batches": backlog.pending_batches,
                 "pending_points": backlog.pending_points,
@@ -178,17 +197,22 @@ def create_app(
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN, f"this token may not enroll for customer {body.customer!r}"
             )
+        try:  # before the token exists: a refusal leaves no enrolled agent behind
+            address = endpoint.require()
+        except EnrolmentError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         with store_errors():
             identity, token = store.enroll_agent(body.customer, body.host, body.agent_id)
-        config = (
-            "agent:\n"
-            f"  id: {identity.agent_id}\n"
-            f"  customer: {identity.customer}\n"
-            "collector:\n"
-            f"  address: {grpc_address}\n"
-            f"  token: {token}\n"
+        config = agent_config_text(
+            identity.agent_id,
+            identity.customer,
+            address,
+            token,
+            tls=endpoint.tls,
+            server_name=endpoint.server_name,
         )
-        command = f"diag-agent run --config CONFIG --collector {grpc_address} --token {token}"
+        # The token travels in the config file only, never on a command line (ps, shell history).
+        command = "diag-agent run --config /etc/diag-agent/agent.yaml"
         return EnrollResponse(
             agent_id=identity.agent_id,
             customer=identity.customer,

@@ -49,7 +49,7 @@ def principal(
     if found is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "invalid or revoked API token",
+            "invalid or revoked API token (or expired: list tokens with diag-collector token list)",
             headers={"WWW-Authenticate": "Bearer"},
         )
     return found

@@ -32,7 +32,7 @@ from collector.http.models_inspections import (
 from collector.http.reports import router as reports_router
 from collector.inspections.plan import InspectionPlan
 from collector.inspections.service import InspectionService, service_for
-from collector.reports import ReportError, load_logo
+from collector.reports import ReportError, clean_logo
 from collector.store import ApiPrincipal, NotFound
 from collector.store.reports import ReportRepo
 
@@ -78,7 +78,9 @@ def show_plan(
     service = service_for(store, grpc)
     plan = _plan(service, who, name, q.customer)
     runs = service.repo.runs(scope_for(who, plan.customer), customer=plan.customer, plan=plan.name, limit=10)
-    return PlanDetailOut(plan=PlanOut.of(plan, time.time()), runs=[RunOut.of(r) for r in runs])
+    return PlanDetailOut(
+        plan=PlanOut.of(plan, time.time()), runs=[RunOut.of(r, engineer=who.role == "engineer") for r in runs]
+    )
 
 
 @router.post("/inspections/plans/{name}/runs", response_model=RunOut, status_code=status.HTTP_202_ACCEPTED)
@@ -91,7 +93,7 @@ async def run_now(
     plan = _plan(service, who, name, q.customer)
     with store_errors():
         record = await service.launch(plan, "manual", requested_by=who.name)
-    return RunOut.of(record)
+    return RunOut.of(record, engineer=who.role == "engineer")
 
 
 @router.get("/inspections/runs", response_model=list[RunOut])
@@ -103,7 +105,7 @@ def list_runs(
     rows = repo.runs(
         scope_for(who, q.customer), customer=q.customer, plan=q.plan, state=q.state, limit=q.limit
     )
-    return [RunOut.of(r) for r in rows]
+    return [RunOut.of(r, engineer=who.role == "engineer") for r in rows]
 
 
 @router.get("/inspections/runs/{run_id}", response_model=RunOut)
@@ -114,7 +116,9 @@ def show_run(
     with store_errors():
         repo = service_for(store, grpc).repo
         run = repo.run(who.scope, run_id, with_result=q.result)
-        return RunOut.of(run, ReportRepo(store).deliveries(who.scope, run_id))
+        return RunOut.of(
+            run, ReportRepo(store).deliveries(who.scope, run_id), engineer=who.role == "engineer"
+        )
 
 
 @router.get("/customers/{customer}/profile", response_model=CustomerProfileOut)
@@ -135,8 +139,8 @@ async def set_profile(
     scope = scope_for(who, customer)
     logo = body.logo()
     if logo is not None:
-        try:
-            load_logo(logo)
+        try:  # stored as checked: an SVG cut down to its safe subset (collector.reports.svg_logo)
+            logo = await asyncio.to_thread(clean_logo, logo)
         except ReportError as exc:
             raise HTTPException(422, f"logo: {exc}") from None
     repo = service_for(store, grpc).repo

@@ -79,6 +79,12 @@ class HostOut(_Out):
     last_seen: datetime | None
     worst_severity: str | None = Field(description="Worst severity among the latest result of every check.")
     severity_counts: dict[str, int]
+    clock_skew_s: float | None = Field(
+        default=None,
+        description="Seconds the agent's latest batch was stamped ahead of the collector's clock, "
+        "when beyond the allowed skew (its timestamps were replaced by their arrival); "
+        "null while its clock is fine.",
+    )
 
     @classmethod
     def of(cls, h: HostSummary) -> HostOut:
@@ -90,6 +96,7 @@ class HostOut(_Out):
             last_seen=_time(h.last_seen),
             worst_severity=h.worst_severity,
             severity_counts=h.severity_counts,
+            clock_skew_s=h.clock_skew_s,
         )
 
 

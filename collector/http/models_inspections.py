@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collector.http.models import MAX_LIMIT, _Out, _Query, _time
+from collector.inspections.failure import shown_error
 from collector.inspections.plan import InspectionPlan
 from collector.store.inspections import CustomerProfile, RunRecord
 from collector.store.reports import DeliveryRecord, ReportRecord
@@ -150,7 +151,9 @@ class RunOut(_Out):
     deliveries: list[DeliveryOut] = []
 
     @classmethod
-    def of(cls, r: RunRecord, deliveries: Sequence[DeliveryRecord] = ()) -> RunOut:
+    def of(cls, r: RunRecord, deliveries: Sequence[DeliveryRecord] = (), *, engineer: bool = False) -> RunOut:
+        """The run as ``engineer`` (or, by default, a customer role) may see it: an internal
+        failure's reference is for engineers only (:mod:`collector.inspections.failure`)."""
         coverage = None
         if r.hosts_selected:
             coverage = round(100.0 * (r.hosts_answered or 0) / r.hosts_selected, 1)
@@ -175,7 +178,7 @@ class RunOut(_Out):
             overall_score=r.overall_score,
             scores=r.scores,
             counts=r.counts,
-            error=r.error,
+            error=shown_error(r.error, engineer=engineer),
             result=r.result,
             deliveries=[DeliveryOut.of(d) for d in deliveries],
         )

@@ -5,9 +5,22 @@
   run) or ``run=``; ``format=html|pdf|json``, ``lang=en|zh-CN``. Rendered on first request,
   then served from the store.
 - ``GET /reports/fault/{case_id}``       the fault-analysis report of an emergency case
-  (rendered from the case as it is now; a new record when the case changed since the last)
+  (rendered from the case as it is now; a new record when what the report shows changed)
+
+Renders run once per (kind, subject, language, format, version), on a bounded pool off
+the event loop, and a request waits at most a time limit (then 503 with Retry-After):
+see :mod:`collector.reports.on_demand`.
 - ``GET /reports/{id}``                  one record's metadata
 - ``GET /reports/{id}/content``          its bytes, with the format's content type
+- ``POST /reports/{id}/render``          render it again from its run or case as a new record
+  (e.g. once a CJK font is installed); the newest record is the one served from then on
+
+Threat model for ``render``: it writes (a new record), so viewer tokens get 403; a
+customer admin may render its own customer's reports only, another customer's report
+is 404 exactly like a report that does not exist (no probing of ids); the render runs
+only our templates over stored data, so the caller controls nothing but the id; a
+render failure (missing fonts, bad logo) is 409 with our own message, never an
+exception's text.
 """
 
 from __future__ import annotations
@@ -16,11 +29,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 
-from collector.http.deps import GrpcDep, Principal, StoreDep, scope_for, store_errors
+from collector.http.deps import GrpcDep, Principal, StoreDep, require_write, scope_for, store_errors
 from collector.http.models_inspections import InspectionReportQuery, ReportOut, ReportQuery, ReportsQuery
 from collector.inspections.runner import render_run_report
 from collector.inspections.service import service_for
 from collector.reports import ReportError
+from collector.reports.on_demand import RenderBusy
 from collector.store import NotFound
 from collector.store.reports import ReportRecord, ReportRepo
 
@@ -33,6 +47,12 @@ CONTENT_TYPES = {
     "pdf": "application/pdf",
     "json": "application/json",
 }
+
+
+def _busy(exc: RenderBusy) -> HTTPException:
+    return HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+    )
 
 
 def _download(record: ReportRecord, content: bytes) -> Response:
@@ -95,6 +115,8 @@ def inspection_report(
             record = render_run_report(service.runner, run, q.lang, q.format)
         except ReportError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        except RenderBusy as exc:
+            raise _busy(exc) from None
         _, content = ReportRepo(store).report_content(scope, record.id)
     return _download(record, content)
 
@@ -116,6 +138,8 @@ def fault_report(
             record, content = stored_fault_report(service.runner, who.scope, case_id, q.lang, q.format)
         except ReportError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        except RenderBusy as exc:
+            raise _busy(exc) from None
     return _download(record, content)
 
 
@@ -135,3 +159,17 @@ def report_content(report_id: int, store: StoreDep, grpc: GrpcDep, who: Principa
     with store_errors():
         record, content = ReportRepo(store).report_content(who.scope, report_id)
     return _download(record, content)
+
+
+@router.post("/reports/{report_id}/render", response_model=ReportOut, status_code=status.HTTP_201_CREATED)
+def render_report_again(report_id: int, store: StoreDep, grpc: GrpcDep, who: Principal) -> ReportOut:
+    """Render a stored report again from its run or case; the result is a new record."""
+    from collector.inspections.rerender import render_again
+
+    require_write(who)
+    with store_errors():
+        try:
+            record = render_again(service_for(store, grpc).runner, who.scope, report_id)
+        except ReportError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return ReportOut.of(record)

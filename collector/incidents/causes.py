@@ -46,7 +46,7 @@ from checks.api import Layer
 from collector.detect.detector import iso
 from collector.incidents.signals import ChangeKind, Signal, SignalKind
 
-__all__ = ["Cause", "CauseKind", "OutageFacts", "rank_causes"]
+__all__ = ["Cause", "CauseKind", "OutageFacts", "chained", "rank_causes"]
 
 _TIER = {
     Layer.HOST: 0,
@@ -62,6 +62,18 @@ _CHANGE_WEIGHT = {
     ChangeKind.SERVICE_RESTARTED: 0.9,
     ChangeKind.INVENTORY: 0.8,
 }
+
+
+def chained(a: Layer | None, b: Layer | None) -> bool:
+    """Whether a fault in one layer can explain (or be explained by) one in the other: the
+    same layer, or two different tiers (host, network and storage are side by side).
+
+    >>> chained(Layer.STORAGE, Layer.APPLICATION), chained(Layer.HOST, Layer.NETWORK)
+    (True, False)
+    """
+    if a is None or b is None:
+        return False
+    return a is b or _TIER[a] != _TIER[b]
 
 
 class CauseKind(enum.Enum):

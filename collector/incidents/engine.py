@@ -14,6 +14,13 @@ its host (new signals of a host join its open incident); an incident whose onset
 within ``window_s`` of the signal's onset (the nearest). Otherwise it opens a new
 incident. Incidents are never merged, so a case never loses its incident.
 
+An incident whose signals have all recovered (``RECOVERING``) takes a new series only
+when it is related: on a host of the incident in a layer chained to that host's members
+(the same layer, or one above the other: a platform symptom of a storage fault; never
+network beside host), or beginning within ``related_onset_s`` of the incident's last
+onset. An unrelated signal starts a new incident, so a case about CPU does not quietly
+become a case about TCP sockets minutes later.
+
 *Recovery.* A RECOVERY ends its series' membership (a detector ``new_level`` recovery
 too: the baseline accepted the new level, noted on the timeline). When every member has
 recovered the incident is ``RECOVERING``; ``quiet_s`` later (on a ``feed`` or ``tick``)
@@ -58,7 +65,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from checks.api import Severity
-from collector.incidents.causes import Cause, OutageFacts, rank_causes
+from collector.incidents.causes import Cause, OutageFacts, chained, rank_causes
 from collector.incidents.model import (
     CaseAction,
     CaseDecision,
@@ -83,6 +90,12 @@ class EngineConfig(BaseModel):
     window_s: float = Field(600.0, gt=0, description="Signals whose onsets are this close form one incident.")
     quiet_s: float = Field(
         900.0, ge=0, description="After every signal recovered, the incident resolves this much later."
+    )
+    related_onset_s: float = Field(
+        120.0,
+        ge=0,
+        description="A signal beginning this close to the last onset of an incident whose signals all "
+        "recovered joins it (else only a same-host signal in a chained layer does).",
     )
     change_lookback_s: float = Field(
         1800.0, gt=0, description="A change at most this long before the onset is a candidate cause."
@@ -301,6 +314,8 @@ class IncidentEngine:
         for inc in candidates:
             if key in inc.members:
                 return inc
+        # an incident whose signals all recovered takes only a related newcomer
+        candidates = [i for i in candidates if i.status is IncidentStatus.OPEN or self._related(i, signal)]
         same_host = [i for i in candidates if signal.host in i.hosts]
         if same_host:
             return max(same_host, key=lambda i: (i.last_onset_ts, i.opened_ts))
@@ -313,6 +328,16 @@ class IncidentEngine:
                 if best is None or (distance, -inc.opened_ts) < best[:2]:
                     best = (distance, -inc.opened_ts, inc)
         return None if best is None else best[2]
+
+    def _related(self, inc: Incident, signal: Signal) -> bool:
+        """Whether ``signal`` belongs to ``inc`` although all its signals recovered: it began
+        within ``related_onset_s`` of the incident's last onset, or it is on a host of the
+        incident in a layer chained to one of that host's members (same layer, or one above
+        the other: storage → platform → application, never host beside network)."""
+        if abs(signal.onset_ts - inc.last_onset_ts) <= self.config.related_onset_s:
+            return True
+        layer = signal.layer
+        return any(h == signal.host and chained(m.signal.layer, layer) for (h, _), m in inc.members.items())
 
     def _on_problem(self, signal: Signal, now: float) -> Incident:
         inc = self._target(signal)

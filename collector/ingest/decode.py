@@ -27,6 +27,7 @@ collector.ingest.decode.IngestError: entry 0: seq 7 is not above the previous se
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -35,6 +36,7 @@ from typing import Any, Final
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
 
+from collector.store.inventory import PRODUCT_TEXT_MAX, extract_products
 from collector.store.store import ColumnarBatch, SeriesRef
 from collector.store.types import (
     GapRow,
@@ -74,6 +76,11 @@ class IngestLimits:
     max_details_len: int = 65_536
     max_document_len: int = 2 * 1024 * 1024
     max_check_durations: int = 2000
+    max_result_chars: int = 256 * 1024
+    max_clock_skew_s: float = 300.0
+    """Entries stamped further than this ahead of the collector's clock are stored at their arrival."""
+    """A result's summary and findings (details included) together: what a person can read;
+    a bigger result is refused, so no agent can grow the store by megabytes per result."""
 
 
 SEQ_MAX: Final = 2**63 - 1  # stored in signed 64-bit columns
@@ -273,18 +280,80 @@ def _finding_json(where: str, f: Any, limits: IngestLimits) -> str:
     return _JSON.encode(doc)
 
 
+JSON_MAX_DEPTH: Final = 64
+"""Nesting deeper than this in an agent's JSON document is refused (no inventory needs it)."""
+
+
+class _JsonRefused(ValueError):
+    """A JSON value strict JSON (RFC 8259) or the store cannot hold; the message says which."""
+
+
+def _no_constant(name: str) -> Any:
+    # json.loads accepts NaN, Infinity and -Infinity by default: not JSON, and PostgreSQL's
+    # jsonb refuses them (the whole group commit failed on them once).
+    raise _JsonRefused(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 parses to inf
+        raise _JsonRefused(f"number {text[:32]} is out of range")
+    return value
+
+
 def _json_object(where: str, text: str, max_len: int) -> dict[str, Any]:
+    """Parse an agent's JSON document strictly: an object, finite numbers, no NUL, bounded depth.
+
+    >>> _json_object("inventory", '{"os": {"name": "Debian"}}', 1000)
+    {'os': {'name': 'Debian'}}
+    >>> _json_object("inventory", '{"load": NaN}', 1000)
+    Traceback (most recent call last):
+    ...
+    collector.ingest.decode.IngestError: inventory: NaN is not a JSON number
+    >>> _json_object("inventory", '{"disk": 1e999}', 1000)
+    Traceback (most recent call last):
+    ...
+    collector.ingest.decode.IngestError: inventory: number 1e999 is out of range
+    """
     _text(where, text, max_len)
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except _JsonRefused as exc:
+        raise IngestError(f"{where}: {exc}") from None
     except (ValueError, RecursionError) as exc:  # malformed or absurdly nested JSON
         raise IngestError(f"{where}: not valid JSON ({type(exc).__name__})") from None
     if not isinstance(doc, dict):
         raise IngestError(f"{where}: not a JSON object")
+    problem = _json_problem(doc)
+    if problem is not None:
+        raise IngestError(f"{where}: {problem}")
     return doc
 
 
-def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int) -> ColumnarBatch:
+def _json_problem(doc: dict[str, Any]) -> str | None:
+    """What in a parsed document the store cannot hold: a NUL in a string or key (PostgreSQL
+    text and jsonb cannot), or nesting deeper than :data:`JSON_MAX_DEPTH`. None when fine."""
+    stack: list[tuple[Any, str, int]] = [(doc, "", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > JSON_MAX_DEPTH:
+            return f"nesting deeper than {JSON_MAX_DEPTH} at {path[:200]}"
+        if isinstance(value, str):
+            if "\x00" in value:
+                return f"the string at {path[:200] or '(top)'} contains a NUL character (\\u0000)"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    return f"a key under {path[:200] or '(top)'} contains a NUL character (\\u0000)"
+                stack.append((item, f"{path}.{key}" if path else key, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+    return None
+
+
+def decode(
+    batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int, now: float | None = None
+) -> ColumnarBatch:
     """Validate ``batch`` and convert it; ``after_seq`` is the highest seq already seen on this stream.
 
     Points come out as columns (:class:`~collector.store.store.ColumnarBatch`): one
@@ -295,6 +364,11 @@ def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int)
     stream's batches. Entries of a kind this collector does not know (a newer agent)
     are skipped but still advance the sequence, as the contract's compatibility rules
     say.
+
+    ``now`` is when the batch arrived (the collector's clock). An entry stamped more than
+    ``limits.max_clock_skew_s`` after it is not refused (it would be lost) but stored at
+    ``now``: a clock running ahead, or a result stamped 2099, must not pin a host's latest
+    result. The batch's ``clock_skew_s`` says how far ahead the furthest one was.
     """
     entries = batch.entries
     n = len(entries)
@@ -311,6 +385,9 @@ def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int)
     prev = after_seq
     first_seq = 0
     findings_cache = _finding_cache(limits)
+    now_ms = TS_MAX_MS if now is None else int(now * 1000)
+    latest_ms = TS_MAX_MS if now is None else now_ms + int(limits.max_clock_skew_s * 1000)
+    ahead_ms = 0
     for i, entry in enumerate(entries):
         seq = entry.seq
         if seq <= prev:
@@ -323,6 +400,9 @@ def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int)
         ts_ms = entry.ts_unix_ms
         if not TS_MIN_MS <= ts_ms < TS_MAX_MS:
             raise IngestError(f"entry {i} (seq {seq}): timestamp {ts_ms} ms is not between 2000 and 2100")
+        if ts_ms > latest_ms:  # implausibly far ahead: stored at its arrival
+            ahead_ms = max(ahead_ms, ts_ms - now_ms)
+            ts_ms = now_ms
         ts = ts_ms / 1000.0
         kind = entry.WhichOneof("kind")
         if kind == "result":
@@ -344,6 +424,7 @@ def decode(batch: agent_pb2.EntryBatch, *, limits: IngestLimits, after_seq: int)
         point_refs=refs,
         point_values=values,
         point_spans=spans,
+        clock_skew_s=ahead_ms / 1000.0,
     )
 
 
@@ -386,6 +467,12 @@ def _decode_result(
     n_metrics = len(metrics)
     if keys_blob and n_metrics:
         raise IngestError(f"{_At(i, seq)}: carries both metrics and metric_keys; an agent sends one form")
+    findings_json = _findings_json(i, seq, findings, limits, findings_cache) if findings else "[]"
+    if len(findings_json) + len(summary) > limits.max_result_chars:
+        raise IngestError(
+            f"{_At(i, seq)}: summary and findings are {len(findings_json) + len(summary)} characters, "
+            f"more than {limits.max_result_chars}"
+        )
     results.append(
         ResultRow(
             seq,
@@ -396,7 +483,7 @@ def _decode_result(
             key,
             summary,
             duration_ms,
-            _findings_json(i, seq, findings, limits, findings_cache) if findings else "[]",
+            findings_json,
             inspection_id or None,
         )
     )
@@ -514,6 +601,13 @@ def _decode_inventory(
 ) -> InventoryRow:
     text = inv.document_json
     document = _json_object(f"{where} inventory", text, limits.max_document_len)
+    for product, version in extract_products(document).items():
+        # The upgrade records keep at most PRODUCT_TEXT_MAX characters (PostgreSQL refused longer).
+        if len(product) > PRODUCT_TEXT_MAX or len(version) > PRODUCT_TEXT_MAX:
+            raise IngestError(
+                f"{where} inventory products: product {product[:64]!r} or its version is longer "
+                f"than {PRODUCT_TEXT_MAX} characters"
+            )
     digest = hashlib.sha256(text.encode()).hexdigest()
     if inv.sha256 and inv.sha256 != digest:
         if not _HEX64_RE.fullmatch(inv.sha256):
@@ -548,33 +642,68 @@ def _decode_health(
     return HealthRow(seq=seq, ts=ts, document=document)
 
 
-def decode_gaps(report: agent_pb2.GapReport, *, max_gaps: int = 1000) -> list[GapRow]:
-    """Validate a gap report: ordered ranges, counts that fit them, a short reason.
+GAP_COUNT_MAX: Final = 2**40
+"""The most entries one gap may say were lost (a thousand a second for 35 years); more is not
+plausible, and counts near 2**63 once overflowed the sums over them."""
+
+
+def decode_gaps(
+    report: agent_pb2.GapReport,
+    max_gaps: int = 1000,
+    now_ms: int | None = None,
+    max_skew_ms: int = 300_000,
+) -> list[GapRow]:
+    """Validate a gap report: plausible ranges, counts and times; no two ranges overlapping.
+
+    ``now_ms`` is the collector's clock: a ``dropped_at`` more than ``max_skew_ms`` after it
+    is refused (none when None). Ranges come back sorted by ``first_seq``.
 
     >>> from protos.diag.v1 import agent_pb2 as pb
     >>> decode_gaps(pb.GapReport(gaps=[pb.Gap(first_seq=3, last_seq=5, count=3, reason="spool_full",
     ...     dropped_at_unix_ms=1_700_000_000_000)]))
     [GapRow(first_seq=3, last_seq=5, count=3, reason='spool_full', dropped_at=1700000000.0)]
+    >>> at = 1_700_000_000_000
+    >>> decode_gaps(pb.GapReport(gaps=[pb.Gap(first_seq=3, last_seq=5, count=1, dropped_at_unix_ms=at),
+    ...     pb.Gap(first_seq=5, last_seq=9, count=1, dropped_at_unix_ms=at)]))
+    Traceback (most recent call last):
+    ...
+    collector.ingest.decode.IngestError: gap 1: range 5..9 overlaps gap 0's range 3..5
     """
     n = len(report.gaps)
     if n == 0:
         raise IngestError("empty gap report")
     if n > max_gaps:
         raise IngestError(f"gap report of {n} gaps, more than {max_gaps}")
-    rows: list[GapRow] = []
+    latest_ms = TS_MAX_MS if now_ms is None else min(TS_MAX_MS, now_ms + max_skew_ms)
+    rows: list[tuple[int, GapRow]] = []
     for i, g in enumerate(report.gaps):
         where = f"gap {i}"
         if not 1 <= g.first_seq <= g.last_seq <= SEQ_MAX:
             raise IngestError(f"{where}: range {g.first_seq}..{g.last_seq} is not a valid seq range")
         if not 1 <= g.count <= g.last_seq - g.first_seq + 1:
             raise IngestError(f"{where}: count {g.count} does not fit range {g.first_seq}..{g.last_seq}")
+        if g.count > GAP_COUNT_MAX:
+            raise IngestError(f"{where}: count {g.count} is not plausible (at most {GAP_COUNT_MAX})")
         reason = g.reason or "unspecified"
         if len(reason) > 64 or not _SNAKE_RE.fullmatch(reason):
             raise IngestError(f"{where}: reason {reason[:64]!r} is not snake_case of at most 64")
         if not TS_MIN_MS <= g.dropped_at_unix_ms < TS_MAX_MS:
             raise IngestError(f"{where}: dropped_at {g.dropped_at_unix_ms} ms is not between 2000 and 2100")
-        rows.append(GapRow(g.first_seq, g.last_seq, g.count, reason, g.dropped_at_unix_ms / 1000.0))
-    return rows
+        if g.dropped_at_unix_ms > latest_ms:
+            raise IngestError(
+                f"{where}: dropped_at {g.dropped_at_unix_ms} ms is more than {max_skew_ms // 1000} s "
+                "ahead of the collector's clock"
+            )
+        rows.append((i, GapRow(g.first_seq, g.last_seq, g.count, reason, g.dropped_at_unix_ms / 1000.0)))
+    rows.sort(key=lambda r: r[1].first_seq)
+    for (i, before), (j, after) in itertools.pairwise(rows):
+        if after.first_seq <= before.last_seq:
+            first, second = sorted(((i, before), (j, after)))
+            raise IngestError(
+                f"gap {second[0]}: range {second[1].first_seq}..{second[1].last_seq} overlaps "
+                f"gap {first[0]}'s range {first[1].first_seq}..{first[1].last_seq}"
+            )
+    return [row for _, row in rows]
 
 
 def decode_hello(hello: agent_pb2.Hello) -> HostFactsRow:
@@ -623,6 +752,7 @@ LOGGED_LIMITS: Final = IngestLimits(
     max_details_len=1 << 30,
     max_document_len=1 << 30,
     max_check_durations=1_000_000,
+    max_result_chars=1 << 30,
 )
 """A logged batch passed the limits in force when it arrived; a later, tighter config must
 not turn it into a quarantined row. Every other check (names, finite numbers, JSON) still runs."""
@@ -637,7 +767,7 @@ def parse_batch(payload: bytes) -> agent_pb2.EntryBatch:
     return batch
 
 
-def decode_logged(payload: bytes) -> ColumnarBatch:
+def decode_logged(payload: bytes, received_at: float | None = None) -> ColumnarBatch:
     """Decode an ingest-log payload (EntryBatch bytes, validated when appended) for the materialiser.
 
     Entries at or below the row's ``after_seq`` are replays; the store skips them, so
@@ -647,4 +777,4 @@ def decode_logged(payload: bytes) -> ColumnarBatch:
         batch = agent_pb2.EntryBatch.FromString(payload)
     except DecodeError as exc:
         raise IngestError(f"logged payload does not parse as an EntryBatch ({type(exc).__name__})") from None
-    return decode(batch, limits=LOGGED_LIMITS, after_seq=0)
+    return decode(batch, limits=LOGGED_LIMITS, after_seq=0, now=received_at)

@@ -71,7 +71,7 @@ class IngestStore(Protocol):
 
     def hello(self, agent: AgentIdentity, facts: HostFactsRow) -> int: ...
 
-    def ingest(self, agent: AgentIdentity, batch: IngestBatch) -> int: ...
+    def ingest(self, agent: AgentIdentity, batch: IngestBatch, *, payload: bytes | None = None) -> int: ...
 
     def record_gaps(self, agent: AgentIdentity, gaps: Sequence[GapRow]) -> list[int]: ...
 
@@ -86,6 +86,12 @@ class GrpcSettings:
     rate_limit_entries_per_s: float = 5000.0
     rate_limit_burst: float | None = None
     """Bucket size; default: twice the rate, and at least one full batch."""
+    rate_limit_bytes_per_s: float = 2.0 * 1024 * 1024
+    """Sustained message bytes per second per agent: every message counts, whatever it holds."""
+    rate_limit_bytes_burst: float = 16.0 * 1024 * 1024
+    """Byte bucket size (raised to one largest message if smaller)."""
+    max_clock_skew_s: float = 300.0
+    """How far ahead of the collector's clock agent timestamps may run (see collector.clock_skew)."""
     heartbeat_interval_s: int = 30
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -93,6 +99,10 @@ class GrpcSettings:
     """When set, clients must present a certificate signed by this CA (mTLS)."""
     store_threads: int = 16
     max_streams: int = 20_000
+
+    @property
+    def bytes_burst(self) -> float:
+        return max(self.rate_limit_bytes_burst, float(self.max_message_bytes))
 
     @property
     def burst(self) -> float:
@@ -198,6 +208,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
         executor: ThreadPoolExecutor | None = None,
         clock: Callable[[], float] = time.monotonic,
         ingest_processes: Sequence[IngestProcess] = (),
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._settings = settings
@@ -206,10 +217,14 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             max_workers=settings.store_threads, thread_name_prefix="store"
         )
         self._clock = clock
-        self._limits = IngestLimits(max_batch_entries=settings.max_batch_entries)
+        self._limits = IngestLimits(
+            max_batch_entries=settings.max_batch_entries, max_clock_skew_s=settings.max_clock_skew_s
+        )
         self._ingest_processes = tuple(ingest_processes)
         self._streams: dict[str, _Stream] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        self._byte_buckets: dict[str, TokenBucket] = {}
+        self._wall_clock = wall_clock
         self._open = 0
 
     @property
@@ -337,7 +352,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
 
     def _decode(self, batch: agent_pb2.EntryBatch, after_seq: int) -> IngestBatch:
         try:
-            return decode(batch, limits=self._limits, after_seq=after_seq)
+            return decode(batch, limits=self._limits, after_seq=after_seq, now=self._wall_clock())
         except IngestError as exc:
             raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "invalid_argument", str(exc)) from None
 
@@ -347,8 +362,12 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
         if bucket is None:
             bucket = TokenBucket(s.rate_limit_entries_per_s, s.burst, self._clock())
             self._buckets[identity.agent_id] = bucket
+        byte_bucket = self._byte_buckets.get(identity.agent_id)
+        if byte_bucket is None:
+            byte_bucket = TokenBucket(s.rate_limit_bytes_per_s, s.bytes_burst, self._clock())
+            self._byte_buckets[identity.agent_id] = byte_bucket
         if self._ingest_processes:
-            await self._serve_pipelined(stream, identity, resume, bucket)
+            await self._serve_pipelined(stream, identity, resume, bucket, byte_bucket)
             return
         # Seqs must rise strictly within a stream. Entries at or below the resume point
         # are a harmless replay (the store skips them), so they are not an error.
@@ -360,9 +379,10 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             if data is grpc.aio.EOF:
                 return
             received = time.perf_counter()
+            self._take_bytes(byte_bucket, len(data))
             payload = _split(data)
             if not isinstance(payload, bytes):
-                await self._other(stream, identity, payload, durable)
+                await self._other(stream, identity, payload, durable, bucket)
                 continue
             try:
                 batch = parse_batch(payload)
@@ -381,13 +401,18 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             # worker thread costs more in GIL handoffs than it saves. The store call
             # blocks, so it gets a thread.
             decoded = self._decode(batch, last_seq)
-            durable = await self._store_call(self._store.ingest, identity, decoded)
+            durable = await self._store_call(self._ingest, identity, decoded, payload)
             last_seq, points = decoded.max_seq, point_count(decoded)
             await self._write(stream, _ack(durable))
             self._metrics.batches_ingested(entries=n, points=points, received=(received,))
 
     async def _serve_pipelined(
-        self, stream: _Stream, identity: AgentIdentity, resume: int, bucket: TokenBucket
+        self,
+        stream: _Stream,
+        identity: AgentIdentity,
+        resume: int,
+        bucket: TokenBucket,
+        byte_bucket: TokenBucket,
     ) -> None:
         """Ingest in a worker process, reading ahead while a request is there.
 
@@ -398,7 +423,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
         per batch that joins another, and it keeps the worker fed while Acks travel.
         """
         ahead = _ReadAhead()
-        reader = asyncio.ensure_future(self._read_ahead(stream, ahead))
+        reader = asyncio.ensure_future(self._read_ahead(stream, ahead, byte_bucket))
         last_seq = 0
         durable = resume
         try:
@@ -416,7 +441,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
                 while i < len(items):  # in order: each run of batches is one request
                     first = items[i][0]
                     if not isinstance(first, bytes):
-                        await self._other(stream, identity, first, durable)
+                        await self._other(stream, identity, first, durable, bucket)
                         i += 1
                         continue
                     j = i
@@ -462,11 +487,13 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
         self._metrics.batches_ingested(entries=n, points=points, received=[received for _, received in run])
         return durable, last_seq
 
-    async def _read_ahead(self, stream: _Stream, ahead: _ReadAhead) -> None:
+    async def _read_ahead(self, stream: _Stream, ahead: _ReadAhead, byte_bucket: TokenBucket) -> None:
         """Read the stream for :meth:`_serve_pipelined`, which handles what it reads in order.
 
         At most :data:`READ_AHEAD_BYTES` wait (plus the message that crossed the line);
         past that the stream is not read, so HTTP/2 flow control holds the agent back.
+        A message over the agent's byte budget ends the reader with ``RESOURCE_EXHAUSTED``
+        once what was read before it is handled (and acknowledged).
         """
         context = stream.context
         try:
@@ -479,6 +506,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
                 if data is grpc.aio.EOF:
                     return
                 received = time.perf_counter()
+                self._take_bytes(byte_bucket, len(data))
                 ahead.items.append((_split(data), received))
                 ahead.size += len(data)
                 ahead.ready.set()
@@ -486,12 +514,29 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             ahead.ready.set()
 
     async def _other(
-        self, stream: _Stream, identity: AgentIdentity, msg: agent_pb2.AgentMessage, durable: int
+        self,
+        stream: _Stream,
+        identity: AgentIdentity,
+        msg: agent_pb2.AgentMessage,
+        durable: int,
+        bucket: TokenBucket,
     ) -> None:
-        """Any message but a batch: gaps are recorded and acknowledged, heartbeats prove the stream alive."""
+        """Any message but a batch: gaps are recorded and acknowledged, heartbeats prove the stream alive.
+
+        A gap report is validated (:func:`collector.ingest.decode.decode_gaps`) and each gap in it
+        costs one entry of the agent's rate limit, like a batch's entries.
+        """
         body = msg.WhichOneof("body")
         if body == "gaps":
-            rows = await self._store_call(decode_gaps, msg.gaps)
+            rows = await self._store_call(
+                decode_gaps,
+                msg.gaps,
+                1000,
+                int(self._wall_clock() * 1000),
+                int(self._settings.max_clock_skew_s * 1000),
+            )
+            if not bucket.take(len(rows), self._clock()):
+                raise self._rate_limited()
             recorded = await self._store_call(self._store.record_gaps, identity, rows)
             self._metrics.gaps.inc(len(rows))
             log.warning("agent %s reported %d dropped entries", identity.agent_id, sum(r.count for r in rows))
@@ -505,6 +550,14 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "protocol", "Hello sent twice")
         # heartbeat: nothing to do, reading it proved the stream alive; an unknown body
         # comes from a newer agent and is ignored per the contract.
+
+    def _take_bytes(self, byte_bucket: TokenBucket, n: int) -> None:
+        if not byte_bucket.take(n, self._clock()):
+            raise _Rejected(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "rate_limited",
+                f"more than {self._settings.rate_limit_bytes_per_s:g} bytes/s; slow down and retry",
+            )
 
     def _rate_limited(self) -> _Rejected:
         return _Rejected(
@@ -525,6 +578,9 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             return _Rejected(grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", exc.message)
         log.error("store error in the ingest worker, closing stream: %s", exc.message)
         return _Rejected(grpc.StatusCode.UNAVAILABLE, "store_error", "store unavailable, retry later")
+
+    def _ingest(self, identity: AgentIdentity, batch: IngestBatch, payload: bytes) -> int:
+        return self._store.ingest(identity, batch, payload=payload)
 
     async def _store_call(self, fn: Callable[..., T], *args: Any) -> T:
         try:

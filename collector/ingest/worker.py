@@ -6,6 +6,7 @@ it opens its own :class:`~collector.store.Store` on the collector's store URL.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -364,6 +365,7 @@ class _LogWorker:
         work: list[tuple[int, Any, bytes, ColumnarBatch, int]] = []
         failed: dict[int, tuple[str, str]] = {}
         limit = self.limits.max_batch_entries
+        now = time.time()  # the batches' arrival, for timestamps too far ahead of it
         for req_id, identity, data, after_seq, max_entries in msgs:
             budget = max_entries
             for payload in data if isinstance(data, list) else (data,):
@@ -378,7 +380,7 @@ class _LogWorker:
                             failed[req_id] = ("rate_limited", f"{n} entries, over the agent's rate limit")
                             break
                         budget -= n
-                    decoded = decode(parsed, limits=self.limits, after_seq=after_seq)
+                    decoded = decode(parsed, limits=self.limits, after_seq=after_seq, now=now)
                 except IngestError as exc:
                     failed[req_id] = failure(exc)
                     break
@@ -438,7 +440,10 @@ class _LogWorker:
             outcomes: list[Any] = []
             try:
                 if work and direct:
-                    stored = self.store.ingest_many([(identity, done) for _, identity, _, done, _ in work])
+                    stored = self.store.ingest_many(
+                        [(identity, done) for _, identity, _, done, _ in work],
+                        payloads=[data for _, _, data, _, _ in work],
+                    )
                     outcomes = [o if isinstance(o, Exception) else (o, None) for o in stored]
                 elif work:
                     outcomes = self.store.append_log(

@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from checks.api import Check, CheckParams, Layer
 from collector.schedule.cron import CronSchedule, load_zone
 from collector.schedule.windows import parse_duration
-from diagconfig import ConfigError, ConfigIssue, parse_yaml, show_value
+from diagconfig import ConfigError, ConfigIssue, load_yaml_file, show_value
 
 __all__ = [
     "HostLike",
@@ -256,14 +256,8 @@ def load_plan(
     ``timezones`` (customer slug -> IANA zone, from the customers' settings) fills a
     plan without ``timezone``. Each problem is one line: ``<file>: <path>: <message>``.
     """
-    source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ConfigError(source, [ConfigIssue("", f"cannot read the plan file: {reason}")]) from None
-    raw = parse_yaml(text, source, allow_duplicate_keys=True)
-    return parse_plan(raw, source, timezones, registry)
+    raw = load_yaml_file(path, "plan file", allow_duplicate_keys=True)
+    return parse_plan(raw, str(path), timezones, registry)
 
 
 def parse_plan(

@@ -30,11 +30,13 @@ from typing import Any, Protocol
 from checks.api import Severity
 from collector.inspections.engine import run_inspection
 from collector.inspections.facts import DAY_S, HostFacts
+from collector.inspections.failure import internal_failure, new_reference
 from collector.inspections.model import InspectionResult
 from collector.inspections.plan import InspectionPlan, SelectorError, parse_plan, select_hosts
 from collector.inspections.report import build_trends, to_report
 from collector.reports import Customer, Lang, ReportError, SignOff, render_inspection
 from collector.reports.files import write_report_file
+from collector.reports.on_demand import digest, renders
 from collector.reports.render import Format
 from collector.store.inspections import InspectionRepo, RunRecord
 from collector.store.queries import Scope
@@ -147,9 +149,11 @@ class Runner:
             raise
         except SelectorError as exc:
             error = str(exc)
-        except Exception as exc:
-            log.exception("inspection run %s failed", run_id)
-            error = f"internal error: {type(exc).__name__}: {exc}"[:2000]
+        except Exception:
+            # The exception's text (SQL, values) goes to the log only, never into the run.
+            reference = new_reference()
+            log.exception("inspection run %s failed (log reference %s)", run_id, reference)
+            error = internal_failure(reference)
         await asyncio.to_thread(
             self.repo.update_run, run_id, state="failed", finished_at=self.clock(), error=error
         )
@@ -267,15 +271,49 @@ def render_run_report(
     *,
     result: InspectionResult | None = None,
     facts: list[HostFacts] | None = None,
+    again: bool = False,
 ) -> ReportRecord:
     """The stored report of a finished run in ``lang``/``fmt``: the existing record, else
-    rendered now (from the stored result and the run's metric history) and stored."""
+    rendered now (from the stored result and the run's metric history) and stored.
+    ``again``: render and store a new record even if one exists (after fonts were installed)."""
     repo = runner.repo
-    existing = runner.reports.reports(
-        Scope.of(run.customer), kind="inspection", subject=run.id, lang=lang, fmt=fmt, limit=1
+    profile = repo.profile(Scope.everything(), run.customer)
+    # A finished run never changes; what else shows is the customer's profile.
+    version = digest(
+        "inspection", run.id, str(run.finished_at), profile.name, profile.timezone, profile.logo or b""
     )
-    if existing:
-        return existing[0]
+    owner = Scope.of(run.customer)
+
+    def existing() -> ReportRecord | None:
+        found = runner.reports.reports(
+            owner, kind="inspection", subject=run.id, lang=lang, fmt=fmt, version=version, limit=1
+        )
+        return found[0] if found else None
+
+    def produce() -> ReportRecord:
+        # Stored by a render that finished just before this one started: not rendered twice
+        # (``again``: rendered anew in any case, e.g. once fonts are installed).
+        found = None if again else existing()
+        return found or _render_run_report(runner, run, lang, fmt, version, result, facts)
+
+    found = None if again else existing()
+    if found is not None:
+        return found
+    if result is None and run.state != "done":
+        raise ReportError(f"inspection run {run.id} is {run.state}: its report exists once it is done")
+    return renders.run(("inspection", run.id, lang, fmt, version, again), produce)
+
+
+def _render_run_report(
+    runner: Runner,
+    run: RunRecord,
+    lang: Lang,
+    fmt: Format,
+    version: str,
+    result: InspectionResult | None,
+    facts: list[HostFacts] | None,
+) -> ReportRecord:
+    repo = runner.repo
     if result is None and run.state != "done":
         raise ReportError(f"inspection run {run.id} is {run.state}: its report exists once it is done")
     if result is None:
@@ -307,4 +345,6 @@ def render_run_report(
     )
     content = render_inspection(report, fmt, lang)
     path = write_report_file(settings.reports_dir, run.customer, f"inspection-{run.id}.{lang}.{fmt}", content)
-    return runner.reports.add_report(run.customer, "inspection", run.id, lang, fmt, content, path=path)
+    return runner.reports.add_report(
+        run.customer, "inspection", run.id, lang, fmt, content, path=path, version=version
+    )

@@ -39,7 +39,14 @@ from collector.reports.model import (
     TimelineKind,
     Trend,
 )
-from collector.reports.render import Format, ReportError, load_logo, render_fault_analysis, render_inspection
+from collector.reports.render import (
+    Format,
+    ReportError,
+    clean_logo,
+    load_logo,
+    render_fault_analysis,
+    render_inspection,
+)
 
 __all__ = [
     "CapacityTrend",
@@ -70,6 +77,7 @@ __all__ = [
     "TimelineEvent",
     "TimelineKind",
     "Trend",
+    "clean_logo",
     "load_logo",
     "render_fault_analysis",
     "render_inspection",

@@ -14,9 +14,10 @@ case has not changed since it was rendered, else renders, stores and serves a ne
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from checks.api import Layer, Severity, Unit
@@ -37,6 +38,7 @@ from collector.reports.model import (
     TimelineEvent,
     TimelineKind,
 )
+from collector.reports.on_demand import digest, renders
 from collector.reports.render import Format, render_fault_analysis
 from collector.schedule.cron import load_zone
 from collector.store.cases import CaseRecord, CaseRepo
@@ -481,19 +483,29 @@ def _recommendations(causes: Sequence[Mapping[str, Any]]) -> tuple[Recommendatio
     return tuple(out)
 
 
+def fault_report_version(report: FaultAnalysisReport) -> str:
+    """The version of a fault report: its whole model except when it was generated."""
+    logo = report.customer.logo
+    logo_bytes = logo if isinstance(logo, bytes) else str(logo).encode()
+    unstamped = dataclasses.replace(
+        report,
+        generated_at=datetime.fromtimestamp(0, UTC),
+        customer=dataclasses.replace(report.customer, logo=None),
+    )
+    return digest("fault", repr(unstamped), logo_bytes)
+
+
 def stored_fault_report(
-    runner: Runner, scope: Scope, case_id: str, lang: Lang, fmt: Format
+    runner: Runner, scope: Scope, case_id: str, lang: Lang, fmt: Format, *, again: bool = False
 ) -> tuple[ReportRecord, bytes]:
-    """The case's stored report in ``lang``/``fmt`` if rendered after the case last changed,
-    else a new one, rendered now and stored. NotFound outside the scope."""
+    """The case's stored report in ``lang``/``fmt`` if one of the current version exists,
+    else a new one, rendered now (once, however many ask at the same time: see
+    :mod:`collector.reports.on_demand`) and stored (``again``: a new one in any case, e.g.
+    once fonts are installed). NotFound outside the scope."""
     store = runner.store
     case = CaseRepo(store).get(scope, case_id)
     repo: InspectionRepo = runner.repo
-    existing = runner.reports.reports(
-        Scope.of(case.customer), kind="fault", subject=case.id, lang=lang, fmt=fmt, limit=1
-    )
-    if existing and existing[0].created_at >= case.updated_at:
-        return runner.reports.report_content(Scope.of(case.customer), existing[0].id)
+    reports = runner.reports
     profile = repo.profile(Scope.everything(), case.customer)
     settings = runner.settings
     report = build_fault_report(
@@ -503,7 +515,27 @@ def stored_fault_report(
         SignOff(case.owner or settings.prepared_by, organisation=settings.organisation),
         time.time(),
     )
-    content = render_fault_analysis(report, fmt, lang)
-    path = write_report_file(settings.reports_dir, case.customer, f"fault-{case.id}.{lang}.{fmt}", content)
-    record = runner.reports.add_report(case.customer, "fault", case.id, lang, fmt, content, path=path)
-    return record, content
+    version = fault_report_version(report)
+    owner = Scope.of(case.customer)
+
+    def existing() -> ReportRecord | None:
+        found = reports.reports(
+            owner, kind="fault", subject=case.id, lang=lang, fmt=fmt, version=version, limit=1
+        )
+        return found[0] if found else None
+
+    def produce() -> ReportRecord:
+        record = None if again else existing()  # stored by a render that finished just before
+        if record is not None:
+            return record
+        content = render_fault_analysis(report, fmt, lang)
+        name = f"fault-{case.id}.{lang}.{fmt}"
+        path = write_report_file(settings.reports_dir, case.customer, name, content)
+        return reports.add_report(
+            case.customer, "fault", case.id, lang, fmt, content, path=path, version=version
+        )
+
+    record = (None if again else existing()) or renders.run(
+        ("fault", case.id, lang, fmt, version, again), produce
+    )
+    return reports.report_content(owner, record.id)

@@ -3,7 +3,9 @@
 HTML: one file, inline CSS, charts as inline SVG, the logo as a ``data:`` URI; no
 script and no external reference. PDF: the same HTML laid out by WeasyPrint on A4 with
 a running header (customer name, report title) and page numbers; Chinese renders with
-Noto Sans CJK SC found through fontconfig. JSON: the model's facts, prose resolved to
+Noto Sans CJK SC found through fontconfig; a PDF in which any character would come out
+as an empty box (no installed font has it) is refused with what to install
+(:mod:`collector.reports.glyphs`). JSON: the model's facts, prose resolved to
 the requested language, with stable keys and enum values beside the labels.
 
 WeasyPrint is imported only when a PDF is asked for (it is heavy).
@@ -27,6 +29,7 @@ from markupsafe import Markup
 
 from checks.api import Layer, Severity, Unit
 from collector.reports import charts
+from collector.reports.glyphs import MissingGlyphsError, missing_code_points
 from collector.reports.i18n import LANGS, Formatter
 from collector.reports.model import (
     SEVERITY_ORDER,
@@ -38,8 +41,9 @@ from collector.reports.model import (
     LocalText,
     Trend,
 )
+from collector.reports.svg_logo import SvgLogoError, sanitize_svg
 
-__all__ = ["Format", "ReportError", "load_logo", "render_fault_analysis", "render_inspection"]
+__all__ = ["Format", "ReportError", "clean_logo", "load_logo", "render_fault_analysis", "render_inspection"]
 
 Format = Literal["html", "pdf", "json"]
 _FORMATS = ("html", "pdf", "json")
@@ -71,9 +75,24 @@ def _sniff_mime(data: bytes) -> str | None:
 
 
 def load_logo(logo: Path | bytes | None) -> str | None:
-    """The logo as a ``data:`` URI (None without a logo); a clear ReportError when unusable."""
+    """The logo as a ``data:`` URI (None without a logo); a clear ReportError when unusable.
+
+    An SVG is checked and cut down to a safe subset on every load (:func:`clean_logo`), so a
+    logo stored or configured before that check cannot reach outside the report either.
+    """
     if logo is None:
         return None
+    data, mime = _checked_logo(logo)
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def clean_logo(logo: bytes) -> bytes:
+    """The logo as it should be stored: an SVG re-serialised from its checked subset,
+    a raster image unchanged; ReportError saying what is wrong (see :mod:`.svg_logo`)."""
+    return _checked_logo(logo)[0]
+
+
+def _checked_logo(logo: Path | bytes) -> tuple[bytes, str]:
     source = "logo bytes"
     if isinstance(logo, Path):
         source = f"logo file {str(logo)!r}"
@@ -94,9 +113,14 @@ def load_logo(logo: Path | bytes | None) -> str | None:
     mime = _sniff_mime(data)
     if mime is None:
         raise ReportError(f"{source} is not a PNG, JPEG, GIF, WebP or SVG image")
-    if mime == "image/svg+xml" and (b"<script" in data.lower() or b'href="http' in data.lower()):
-        raise ReportError(f"{source}: an SVG logo must not contain scripts or external references")
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    if mime == "image/svg+xml":
+        if b"<script" in data.lower():
+            raise ReportError(f"{source}: an SVG logo must not contain scripts")
+        try:
+            data = sanitize_svg(data)
+        except SvgLogoError as exc:
+            raise ReportError(f"{source}: {exc}") from None
+    return data, mime
 
 
 # --------------------------------------------------------------------------- charts
@@ -210,9 +234,18 @@ def _pdf(html: str) -> bytes:
         from weasyprint import HTML  # type: ignore[import-untyped]
     except ImportError as exc:  # the Python package or its Pango library is missing
         raise ReportError(f"PDF reports need WeasyPrint >= 62 and Pango: {exc}") from exc
-    pdf = HTML(string=html).write_pdf()
+    from collector.reports.url_fetcher import data_only_fetcher
+
+    document = HTML(string=html, url_fetcher=data_only_fetcher()).render()
+    pdf = document.write_pdf()
     if not isinstance(pdf, bytes):
         raise ReportError("WeasyPrint returned no PDF")
+    try:
+        missing = missing_code_points(document)
+    except TypeError as exc:
+        raise ReportError(str(exc)) from None
+    if missing:  # boxes instead of text: never hand out (or store) such a record
+        raise ReportError(str(MissingGlyphsError(missing)))
     return pdf
 
 

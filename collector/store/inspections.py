@@ -164,6 +164,10 @@ def customer_id(conn: sa.Connection, scope: Scope, slug: str) -> int:
     return int(found)
 
 
+_LOST_MAX = float(2**53)
+"""Lost-entry counts are reported up to this (exact in a float; far above any real count)."""
+
+
 class InspectionRepo:
     """See the module docstring."""
 
@@ -549,10 +553,12 @@ class InspectionRepo:
 
     def _lost(self, conn: sa.Connection, customer: str, start: float, end: float) -> dict[str, int]:
         rows = conn.execute(
-            sa.select(agents.c.host, sa.func.sum(gaps.c.count).label("n"))
+            # Summed as floating point: an integer sum of hostile counts overflowed SQLite's
+            # 64-bit integers and failed every inspection of the customer.
+            sa.select(agents.c.host, sa.func.sum(gaps.c.count * 1.0).label("n"))
             .join(agents, agents.c.agent_id == gaps.c.agent_id)
             .join(customers, customers.c.id == agents.c.customer_id)
             .where(customers.c.slug == customer, gaps.c.dropped_at >= start, gaps.c.dropped_at <= end)
             .group_by(agents.c.host)
         )
-        return {r.host: int(r.n or 0) for r in rows}
+        return {r.host: int(min(float(r.n or 0), _LOST_MAX)) for r in rows}

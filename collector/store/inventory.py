@@ -18,7 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["extract_products", "product_changes"]
+__all__ = ["PRODUCT_TEXT_MAX", "extract_products", "product_changes"]
+
+PRODUCT_TEXT_MAX = 200
+"""The longest product name or version an upgrade record holds (its columns' length)."""
 
 ProductChange = tuple[str, str | None, str | None]
 

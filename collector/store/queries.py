@@ -102,6 +102,9 @@ class HostSummary:
     worst_severity: str | None
     """Worst severity among the latest result of every check (None: no results yet)."""
     severity_counts: dict[str, int]
+    clock_skew_s: float | None = None
+    """How far ahead of the collector's clock the agent's latest batch was stamped, when
+    beyond the allowed skew (a health problem: its timestamps were replaced by arrival)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +229,7 @@ def _summary(row: Any, counts: dict[str, int]) -> HostSummary:
         last_seen=row.last_seen,
         worst_severity=worst,
         severity_counts=dict(sorted(counts.items())),
+        clock_skew_s=None if row.clock_skew_s is None else float(row.clock_skew_s),
     )
 
 
@@ -413,7 +417,8 @@ def list_upgrades(
 
 
 def count_rows(conn: sa.Connection) -> dict[str, int]:
-    """Cheap gauges for /metrics: customers, hosts, active and revoked agents."""
+    """Cheap gauges for /metrics and /healthz: customers, hosts, active and revoked agents,
+    hosts whose agent's clock runs ahead of the collector's."""
     out = {
         "customers": conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one(),
         "hosts": conn.execute(sa.select(sa.func.count()).select_from(hosts)).scalar_one(),
@@ -422,6 +427,9 @@ def count_rows(conn: sa.Connection) -> dict[str, int]:
         ).scalar_one(),
         "agents_revoked": conn.execute(
             sa.select(sa.func.count()).select_from(agents).where(agents.c.revoked_at.is_not(None))
+        ).scalar_one(),
+        "hosts_clock_skewed": conn.execute(
+            sa.select(sa.func.count()).select_from(hosts).where(hosts.c.clock_skew_s.is_not(None))
         ).scalar_one(),
     }
     return {k: int(v) for k, v in out.items()}

@@ -42,6 +42,8 @@ class ReportRecord:
     sha256: str
     size: int
     path: str | None
+    version: str | None = None
+    """What the content was rendered from (see ``collector.reports.versions``)."""
 
 
 def _report(row: Any) -> ReportRecord:
@@ -56,6 +58,7 @@ def _report(row: Any) -> ReportRecord:
         sha256=row.sha256,
         size=int(row.size),
         path=row.path,
+        version=row.version,
     )
 
 
@@ -96,6 +99,7 @@ class ReportRepo:
         content: bytes,
         *,
         path: str | None = None,
+        version: str | None = None,
     ) -> ReportRecord:
         """*internal*: store a rendered report as a service record of ``customer``."""
         with self.store._write() as conn:
@@ -113,6 +117,7 @@ class ReportRepo:
                     size=len(content),
                     content=content,
                     path=path,
+                    version=version,
                 )
                 .returning(reports.c.id)
             ).scalar_one()
@@ -148,11 +153,13 @@ class ReportRepo:
         subject: str | None = None,
         lang: str | None = None,
         fmt: str | None = None,
+        version: str | None = None,
         limit: int = 100,
     ) -> list[ReportRecord]:
         """Service records, newest first."""
         query = self._reports_query(scope)
         for column, value in (
+            (reports.c.version, version),
             (customers.c.slug, customer),
             (reports.c.kind, kind),
             (reports.c.subject, subject),

@@ -92,6 +92,10 @@ hosts = sa.Table(
     sa.Column("facts", JSONType, nullable=False),
     sa.Column("first_seen", Seconds, nullable=True),
     sa.Column("last_seen", Seconds, nullable=True),
+    # How far ahead of the collector's clock the agent's latest batch was stamped, when
+    # beyond the allowed skew (an agent health problem); NULL while its clock is fine.
+    sa.Column("clock_skew_s", Seconds, nullable=True),
+    sa.Column("clock_skew_at", Seconds, nullable=True),
     sa.UniqueConstraint("customer_id", "name"),
 )
 
@@ -253,6 +257,7 @@ api_tokens = sa.Table(
     sa.Column("created_at", Seconds, nullable=False),
     sa.Column("revoked_at", Seconds, nullable=True),
     sa.Column("last_used_at", Seconds, nullable=True),
+    sa.Column("expires_at", Seconds, nullable=True),  # None: until revoked
     sa.CheckConstraint("role IN ('engineer', 'customer_admin', 'viewer')", name="role"),
     sa.CheckConstraint("role = 'engineer' OR customer_id IS NOT NULL", name="scoped"),
 )

@@ -77,6 +77,8 @@ reports = sa.Table(
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("content", sa.LargeBinary, nullable=False),
     sa.Column("path", sa.Text, nullable=True),
+    # What the content was rendered from (collector.reports.versions): same version, same report.
+    sa.Column("version", sa.String(64), nullable=True),
     sa.CheckConstraint("kind IN ('inspection', 'fault')", name="kind"),
     sa.Index("ix_reports_customer_created", "customer_id", "created_at"),
     sa.Index("ix_reports_subject", "kind", "subject", "lang", "format"),

@@ -111,6 +111,17 @@ class _Pending:
     host_id: int = 0
     earlier: list[Committed] = field(default_factory=list)
     """Logged batches of this agent that had to be materialised first (see _ingest_one)."""
+    payload: bytes | None = None
+    """The batch as the agent sent it, kept if the database refuses the batch (quarantine)."""
+
+
+_STORE_FAILED = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError)
+"""Errors that mean the store failed (connection, disk, locks), not one batch's data."""
+
+
+def quarantine_reason(exc: BaseException) -> str:
+    """The reason kept with a quarantined batch (engineers only see it; at most 2000 characters)."""
+    return f"{type(exc).__name__}: {exc}"[:2000]
 
 
 def customer_shard(customer: str) -> int:
@@ -156,7 +167,7 @@ class Materialised:
     applied_ids: list[int] = field(default_factory=list)
 
 
-LogDecoder = Callable[[bytes], IngestBatch]
+LogDecoder = Callable[[bytes, float], IngestBatch]
 """Turns a logged payload back into a batch (:func:`collector.ingest.decode.decode_logged`)."""
 
 _LOG_LOCK_NS = 0x6C6F67  # "log": PostgreSQL advisory locks (namespace, shard) of materialisers
@@ -186,7 +197,7 @@ SeriesRef = tuple[str, str, str, tuple[tuple[str, str], ...]]
 
 @dataclass(slots=True)
 class ColumnarBatch(IngestBatch):
-    """An :class:`IngestBatch` whose points are columns, as :func:`collector.ingest.decode.decode` builds it.
+    """An :class:`IngestBatch` whose points are columns, as :func:`collector.ingest.decode` builds it.
 
     No object per point: ``points`` stays empty, and point ``i`` is the series
     ``point_refs[i]`` with the value ``point_values[i]``. ``point_spans`` holds one
@@ -201,6 +212,9 @@ class ColumnarBatch(IngestBatch):
     point_refs: list[SeriesRef] = field(default_factory=list)
     point_values: list[float] = field(default_factory=list)
     point_spans: list[tuple[int, float, int]] = field(default_factory=list)
+    clock_skew_s: float = 0.0
+    """How far ahead of the collector's clock the furthest entry was stamped (0: none was
+    implausible); those entries carry their arrival time instead (see ``ingest.decode``)."""
 
     def point_rows(self) -> list[PointRow]:
         """The points as :class:`PointRow` objects (for tests and tools, not the hot path)."""
@@ -538,16 +552,23 @@ class Store:
 
     # ------------------------------------------------------------------ ingest
 
-    def ingest(self, agent: AgentIdentity, batch: IngestBatch) -> int:
+    def ingest(self, agent: AgentIdentity, batch: IngestBatch, *, payload: bytes | None = None) -> int:
         """Store the batch's new entries durably; returns the agent's durable max seq.
 
         Group commit: concurrent callers queue their batches, and whichever thread holds
         the group lock writes every queued batch in one transaction (a savepoint each, so
         one bad batch fails alone), then commits once. A commit dirties a page per series
         touched, so fewer, larger commits are what lets SQLite keep up with many agents.
-        Raises AgentRevoked / UnknownAgent (nothing stored) or the database's error.
+
+        A batch whose data the database refuses (any error but the store itself failing)
+        costs only its own savepoint: it is quarantined, exactly as the materialiser does
+        with a logged batch: an ``ingest_log`` row with the reason and ``payload`` (the
+        EntryBatch bytes as received, when the caller has them), the agent's ``max_seq``
+        advanced past it, and its seq acknowledged. Its neighbours in the group commit.
+        Raises AgentRevoked / UnknownAgent (nothing stored) or the database's error when
+        the store failed (nothing of the group stored).
         """
-        request = _Pending(agent, batch)
+        request = _Pending(agent, batch, payload=payload)
         with self._queue_lock:
             self._queue.append(request)
         while not request.done:
@@ -561,15 +582,22 @@ class Store:
             raise request.error
         return request.result
 
-    def ingest_many(self, requests: Sequence[tuple[AgentIdentity, IngestBatch]]) -> list[int | Exception]:
+    def ingest_many(
+        self,
+        requests: Sequence[tuple[AgentIdentity, IngestBatch]],
+        payloads: Sequence[bytes] | None = None,
+    ) -> list[int | Exception]:
         """Store several agents' batches from one thread, in as few group commits as the limits allow.
 
         For a caller that already holds many batches (the ingest worker process drains
         its pipe into one call), this is :meth:`ingest` without a thread per batch.
         Returns, in order, each batch's durable max seq or the exception that batch
         failed with (AgentRevoked, UnknownAgent, StoreError or a database error).
+        ``payloads`` (the batches as received, in order) are kept with any batch quarantined.
         """
         pending = [_Pending(agent, batch) for agent, batch in requests]
+        for request, payload in zip(pending, payloads or (), strict=False):
+            request.payload = payload
         with self._group_lock:
             start = 0
             while start < len(pending):
@@ -609,8 +637,27 @@ class Store:
                                 conn, request.agent, request.batch, known, created, request.earlier
                             )
                             request.host_id = host_id
-                    except (StoreError, sa.exc.IntegrityError) as exc:  # this batch only; the rest commit
+                    except (AgentRevoked, UnknownAgent) as exc:  # this batch only; the rest commit
                         request.error = exc
+                        continue
+                    except _STORE_FAILED:
+                        raise  # the store, not this batch, failed: the whole group is retried
+                    except Exception as exc:
+                        # The database refused this batch's data (or it hit a bug): quarantine
+                        # it in its own savepoint; the rest of the group commits.
+                        log.exception(
+                            "batch of agent %s quarantined: the database refused it", request.agent.agent_id
+                        )
+                        request.earlier.clear()  # rolled back with the savepoint
+                        known.clear()  # may hold series ids created in the rolled-back savepoint
+                        try:
+                            with conn.begin_nested():
+                                request.result, host_id, request.stored_before = self._quarantine_batch(
+                                    conn, request, exc
+                                )
+                                request.host_id = host_id
+                        except (AgentRevoked, UnknownAgent) as again:
+                            request.error = again
                         continue
                     if created:
                         known.setdefault(host_id, {}).update(created)
@@ -643,6 +690,41 @@ class Store:
             self._notify(notes)
         for request in group:
             request.done = True
+
+    def _quarantine_batch(
+        self, conn: sa.Connection, request: _Pending, exc: Exception
+    ) -> tuple[int, int, int]:
+        """Keep a refused batch aside as a quarantined ingest-log row; returns like :meth:`_ingest_one`.
+
+        The agent's ``max_seq`` advances past it, so the batch is acknowledged and never
+        retried: it reached the store once, as a quarantined row an engineer can list
+        (``diagctl quarantine``), counted in /healthz and /metrics.
+        """
+        agent, batch = request.agent, request.batch
+        stored = int(self._lock_agent(conn, agent).max_seq)
+        host_id = self._host_id(conn, agent)
+        if batch.max_seq <= stored:
+            return stored, host_id, stored
+        now = self._clock()
+        conn.execute(
+            ingest_log.insert().values(
+                shard=customer_shard(agent.customer),
+                agent_id=agent.agent_id,
+                token_id=agent.token_id,
+                customer=agent.customer,
+                host=agent.host,
+                host_id=host_id,
+                after_seq=stored,
+                max_seq=batch.max_seq,
+                received_at=now,
+                points=point_count(batch),
+                quarantined_at=now,
+                error=quarantine_reason(exc),
+                payload=request.payload or b"",
+            )
+        )
+        conn.exec_driver_sql(self._sql["advance_agent"], (batch.max_seq, now, agent.agent_id))
+        return batch.max_seq, host_id, stored
 
     def _ingest_one(
         self,
@@ -706,7 +788,12 @@ class Store:
                     for h in health_rows.values()
                 ],
             )
-        conn.exec_driver_sql(self._sql["touch_host"], (now, now, host_id))
+        skew = batch.clock_skew_s if isinstance(batch, ColumnarBatch) else 0.0
+        # The host's clock skew is its current state: set by a batch stamped too far ahead,
+        # cleared by the next batch that is not.
+        conn.exec_driver_sql(
+            self._sql["touch_host"], (now, now, skew or None, now if skew else None, host_id)
+        )
 
     # ------------------------------------------------------------------ ingest log
 
@@ -875,6 +962,7 @@ class Store:
                     c.after_seq,
                     c.max_seq,
                     c.points,
+                    c.received_at,
                 )
                 .where(*where)
                 .order_by(c.id)
@@ -918,17 +1006,17 @@ class Store:
                 batch = cache.get(log_id)
                 if batch is None:
                     assert decoder is not None
-                    batch = decoder(payloads[log_id])
+                    batch = decoder(payloads[log_id], float(r.received_at))
                 with conn.begin_nested():
                     self._apply_entries(conn, agent, host_id, int(r.after_seq), batch, known, created, now)
-            except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.InternalError):
+            except _STORE_FAILED:
                 raise  # the store, not this row, failed: the whole chunk is retried later
             except Exception as exc:
                 # This row's data cannot be applied (refused, undecodable, or it hits a bug):
                 # keep it aside with the reason, carry on with the rest.
                 created.clear()
                 log.exception("ingest log row %d (agent %s) quarantined", log_id, agent.agent_id)
-                bad.append({"b_id": log_id, "b_at": now, "b_error": f"{type(exc).__name__}: {exc}"[:2000]})
+                bad.append({"b_id": log_id, "b_at": now, "b_error": quarantine_reason(exc)})
                 continue
             if created:
                 known.setdefault(host_id, {}).update(created)
@@ -1126,7 +1214,12 @@ class Store:
         conn.execute(stmt.on_conflict_do_update(index_elements=["host_id"], set_=values))
 
     def record_gaps(self, agent: AgentIdentity, gap_rows: Sequence[GapRow]) -> list[int]:
-        """Record dropped ranges; idempotent on (agent, first_seq). Returns every first_seq now stored."""
+        """Record dropped ranges; idempotent on (agent, first_seq). Returns every first_seq now settled.
+
+        A range reported again from the same ``first_seq`` keeps its larger extent. A range
+        overlapping one already stored from another ``first_seq`` is not stored (its seqs
+        would be counted twice) but is settled all the same, so the agent stops reporting it.
+        """
         for gap in gap_rows:
             if gap.first_seq < 1 or gap.last_seq < gap.first_seq or gap.count < 0:
                 raise StoreError(f"invalid gap {gap.first_seq}..{gap.last_seq} (count {gap.count})")
@@ -1135,6 +1228,15 @@ class Store:
         now = self._clock()
         with self._write() as conn:
             self._lock_agent(conn, agent)
+            fresh = [g for g in gap_rows if not self._overlaps_stored_gap(conn, agent, g)]
+            if len(fresh) < len(gap_rows):
+                log.warning(
+                    "agent %s reported %d gap(s) overlapping recorded ones; not counted twice",
+                    agent.agent_id,
+                    len(gap_rows) - len(fresh),
+                )
+            if not fresh:
+                return sorted({g.first_seq for g in gap_rows})
             insert = self._insert(gaps)
             grown = insert.excluded
             # A range the agent reports again may have grown (it kept dropping): keep the
@@ -1162,10 +1264,26 @@ class Store:
                         "dropped_at": g.dropped_at,
                         "recorded_at": now,
                     }
-                    for g in gap_rows
+                    for g in fresh
                 ],
             )
         return sorted({g.first_seq for g in gap_rows})
+
+    def _overlaps_stored_gap(self, conn: sa.Connection, agent: AgentIdentity, gap: GapRow) -> bool:
+        c = gaps.c
+        return (
+            conn.execute(
+                sa.select(c.first_seq)
+                .where(
+                    c.agent_id == agent.agent_id,
+                    c.first_seq != gap.first_seq,
+                    c.first_seq <= gap.last_seq,
+                    c.last_seq >= gap.first_seq,
+                )
+                .limit(1)
+            ).first()
+            is not None
+        )
 
     def plain_insert_points(self, rows: Sequence[tuple[int, float, float]]) -> None:
         """Benchmark baseline: ``rows`` of (series_id, ts, value) in one transaction.
@@ -1182,8 +1300,13 @@ class Store:
 
     # ------------------------------------------------------------------ API tokens
 
-    def create_api_token(self, name: str, role: str, customer: str | None = None) -> str:
-        """Create an HTTP API token; the plain token is returned once and never stored."""
+    def create_api_token(
+        self, name: str, role: str, customer: str | None = None, *, expires_at: float | None = None
+    ) -> str:
+        """Create an HTTP API token; the plain token is returned once and never stored.
+
+        ``expires_at`` (epoch seconds): refused from then on; None: valid until revoked.
+        """
         if role not in ROLES:
             raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         if role == "engineer" and customer is not None:
@@ -1202,6 +1325,7 @@ class Store:
                     token_hash=hash_token(token),
                     prefix=display_prefix(token),
                     created_at=self._clock(),
+                    expires_at=expires_at,
                 )
             )
         return token
@@ -1215,6 +1339,8 @@ class Store:
                 .where(api_tokens.c.token_hash == digest)
             ).first()
         if row is None or row.revoked_at is not None or not digest_matches(row.token_hash, digest):
+            return None
+        if row.expires_at is not None and row.expires_at <= self._clock():
             return None
         principal = ApiPrincipal(int(row.id), row.name, row.role, row.slug)
         self._touch_token(principal.token_id)
@@ -1301,7 +1427,8 @@ def _driver_sql(sqlite: bool) -> dict[str, str]:
         "agent_logged": f"SELECT id FROM ingest_log WHERE agent_id = {p} AND quarantined_at IS NULL",
         "advance_agent": f"UPDATE agents SET max_seq = {p}, last_seen_at = {p} WHERE agent_id = {p}",
         "touch_host": (
-            f"UPDATE hosts SET last_seen = {p}, first_seen = COALESCE(first_seen, {p}) WHERE id = {p}"
+            f"UPDATE hosts SET last_seen = {p}, first_seen = COALESCE(first_seen, {p}), "
+            f"clock_skew_s = {p}, clock_skew_at = {p} WHERE id = {p}"
         ),
         "insert_result": f"INSERT INTO check_results ({_RESULT_COLUMNS}) {values}",
         "upsert_latest": (

@@ -300,3 +300,39 @@ def test_inventory_json():
 def test_inventory_table(capsys):
     assert main(["inventory"]) == 0
     assert capsys.readouterr().out.strip()
+
+
+TOKEN = "dga_Q2hhbmdlTWVCdXRLZWVwTWVTZWNyZXQwMTIzNDU2Nzg5"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(f"collector: {{tokn: {TOKEN}}}\n", id="misspelt token key"),
+        pytest.param(
+            f"collector: {{address: '127.0.0.1:50051', toke: '{TOKEN}'}}\n", id="another misspelling"
+        ),
+        pytest.param(f"colector: {{token: {TOKEN}}}\n", id="misspelt section"),
+        pytest.param(f"agent: {{labels: {{env: prod}}, ids: {TOKEN}}}\n", id="unknown key, unrelated name"),
+        pytest.param(f"collector: {{address: {TOKEN}}}\n", id="token pasted as the address"),
+        pytest.param(f"agent: {{interval_s: {TOKEN}}}\n", id="token pasted as a number"),
+        pytest.param(f"collector: {{{TOKEN}: x}}\n", id="token pasted as a key"),
+        pytest.param(
+            f"checks: {{application.http: {{params: {{endpoints: [{{name: a, url: 'http://x/', hedaers: "
+            f"'Authorization: Bearer {TOKEN}'}}]}}}}}}\n",
+            id="unknown check param",
+        ),
+        pytest.param(
+            "collector: {address: 'postgresql://diag:s3cretpass@db/x'}\n", id="credentials in a URL"
+        ),
+    ],
+)
+def test_check_config_never_echoes_a_secret(tmp_path, capsys, text):
+    config = tmp_path / "agent.yaml"
+    config.write_text(text)
+    assert main(["check-config", str(config)]) == 2
+    captured = capsys.readouterr()
+    err = captured.out + captured.err
+    assert f"{config}: " in err  # the problem is still named, by file and path
+    for fragment in (TOKEN, TOKEN[4:20], "s3cretpass"):
+        assert fragment not in err, err

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+import re
 import socket
-from pathlib import Path
 
 import pytest
 
@@ -12,6 +12,7 @@ from agent.config import (
     load_config,
     load_text,
 )
+from checks.application.version import ProductSpec
 from tests.agent import fakes
 
 
@@ -146,8 +147,29 @@ def test_unknown_key_at_every_level(text, path, hint):
             "inventory: {products: [{name: x, file: /v, regex: '(['}]}\n",
             "inventory.products.0.regex",
             "'(['",
-            "not a valid regular expression",
+            "invalid regular expression",
             id="bad regex",
+        ),
+        pytest.param(
+            "inventory: {products: [{name: x, file: /v, regex: '(a)(b)'}]}\n",
+            "inventory.products.0.regex",
+            "'(a)(b)'",
+            "exactly one group",
+            id="regex with two groups",
+        ),
+        pytest.param(
+            "inventory: {products: [{name: x, file: VERSION}]}\n",
+            "inventory.products.0.file",
+            "'VERSION'",
+            "absolute path",
+            id="relative product file",
+        ),
+        pytest.param(
+            "inventory: {products: [{name: x, file: /a}, {name: x, command: [v]}]}\n",
+            "inventory.products",
+            None,
+            "product name 'x' is listed twice",
+            id="duplicate product",
         ),
     ],
 )
@@ -261,8 +283,13 @@ def test_inventory_products_are_typed():
         registry=fakes.ALL,
     )
     app, db = loaded.config.inventory.products
-    assert app.command == ["/bin/app", "--version"] and app.file is None
-    assert db.file == Path("/etc/db") and db.regex
+    assert app.command == ("/bin/app", "--version") and app.file is None
+    assert db.file == "/etc/db" and db.command is None
+    # One model for the inventory and the application.version check: what the
+    # inventory collector reads (timeout_s, the default regex) is always there.
+    assert isinstance(app, ProductSpec) and app.timeout_s == 5.0
+    match = re.compile(db.regex).search("release 7.4.2-lts")
+    assert match is not None and match.group(1) == "7.4.2"
 
 
 def test_default_config_uses_the_real_registry():

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import random
 import signal
 import sqlite3
 import stat
@@ -11,7 +14,7 @@ import time
 
 import pytest
 
-from agent.records import CheckRecord
+from agent.records import CheckRecord, MetricRecord
 from agent.spool import (
     KIND_HEALTH,
     KIND_RESULT,
@@ -38,6 +41,59 @@ def record(i: int = 0, metrics: int = 4) -> CheckRecord:
         ],
         [Metric(f"host_m{j}_count", j, Unit.COUNT, {"window": "1m"}) for j in range(metrics)],
     )
+
+
+def _reference_encoding(rec: CheckRecord) -> bytes:
+    """What encode_record wrote before it cached metric parts: the one JSON encoding."""
+    encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return encoder.encode(rec.to_dict()).encode()
+
+
+def _random_record(rng: random.Random, i: int) -> CheckRecord:
+    values = [0.0, -0.0, 1e-310, 1e300, 2**53 + 1.0, 0.1, 12.5, -3.0, rng.random() * 1e6]
+    labels = [
+        {},
+        {"mount": "/"},
+        {"mount": '/mnt/"q"\\x'},
+        {"iface": "网卡0", "mode": "tx"},
+        {"k": "\n\t\x00"},
+    ]
+    rec = CheckRecord.from_outputs(
+        f"host.c{i % 7}",
+        "host",
+        1_700_000_000.0 + rng.random(),
+        rng.random() * 10,
+        [Result(Severity.WARN, "FS_NEARLY_FULL", f'磁盘 {i} "full"', rng.choice([None, "/var"]))],
+        [
+            Metric(f"host_m{j}_count", rng.choice(values), Unit.COUNT, rng.choice(labels))
+            for j in range(rng.randint(0, 6))
+        ],
+    )
+    if rng.random() < 0.3:
+        rec = dataclasses.replace(rec, inspection_id=f"insp-{i}")
+    return rec
+
+
+def test_encode_record_is_byte_for_byte_the_json_of_to_dict() -> None:
+    rng = random.Random(5)
+    for i in range(500):  # the same metrics come back with new values: cached parts are reused
+        rec = _random_record(rng, i)
+        assert encode_record(rec) == _reference_encoding(rec), rec
+        assert decode_record(encode_record(rec)) == rec
+
+
+def test_encode_record_of_a_decoded_record_with_odd_values_matches_too() -> None:
+    rec = dataclasses.replace(
+        record(1),
+        metrics=(
+            MetricRecord("host_a_count", 3, "count", ()),
+            MetricRecord("host_b_count", True, "count", ()),
+        ),
+    )
+    assert encode_record(rec) == _reference_encoding(rec)
+    bad = dataclasses.replace(record(1), metrics=(MetricRecord("host_a_count", float("nan"), "count", ()),))
+    with pytest.raises(ValueError):
+        encode_record(bad)
 
 
 def entry(size: int = 100, kind: str = KIND_HEALTH) -> tuple[str, float, bytes]:

@@ -95,6 +95,48 @@ def test_check_results_parse_back_to_what_the_generated_code_builds(metric_keys:
         assert encoded == _expected_result(doc, metric_keys).SerializeToString(), doc
 
 
+def test_a_key_set_encoded_again_from_the_cache_is_byte_for_byte_the_generated_codes() -> None:
+    rng = random.Random(11)
+    for i in range(200):
+        doc = _result_doc(rng, i)
+        first = wire.check_result(doc, metric_keys=True)
+        # The next run of the same check: same metrics and labels, new values.
+        for m in doc["metrics"]:
+            m["value"] = rng.random() * 1000
+        doc["summary"] = f"run {i} again"
+        again = wire.check_result(doc, metric_keys=True)
+        assert again == _expected_result(doc, metric_keys=True).SerializeToString(), doc
+        assert agent_pb2.CheckResult.FromString(again).metric_keys == (
+            agent_pb2.CheckResult.FromString(first).metric_keys
+        )
+
+
+def test_label_values_that_compare_equal_but_print_differently_are_not_confused() -> None:
+    def keys_of(value: object) -> list[tuple[str, str]]:
+        doc = {"check": "host.x", "layer": "host", "severity": "OK", "key": "OK", "summary": "",
+               "duration_ms": 1.0, "metrics": [{"name": "a_count", "unit": "count", "value": 1.0,
+                                                "labels": {"k": value}}]}  # fmt: skip
+        got = agent_pb2.CheckResult.FromString(wire.check_result(doc, metric_keys=True))
+        return [
+            (label.key, label.value)
+            for label in agent_pb2.MetricKeys.FromString(got.metric_keys).keys[0].labels
+        ]
+
+    assert keys_of("1") == [("k", "1")]
+    assert keys_of(1) == [("k", "1")]
+    assert keys_of(True) == [("k", "True")]
+    assert keys_of(1.0) == [("k", "1.0")]
+
+
+def test_the_key_set_cache_stays_bounded() -> None:
+    for i in range(wire.MAX_CACHED_KEY_SETS * 2 + 5):
+        doc = {"check": "host.x", "layer": "host", "severity": "OK", "key": "OK", "summary": "",
+               "duration_ms": 1.0, "metrics": [{"name": "a_count", "unit": "count", "value": 1.0,
+                                                "labels": {"pid": str(i)}}]}  # fmt: skip
+        wire.check_result(doc, metric_keys=True)
+        assert len(wire._METRIC_KEYS_CACHE) <= wire.MAX_CACHED_KEY_SETS
+
+
 def test_columnar_metrics_keep_every_value_bit_for_bit() -> None:
     values = [0.0, -0.0, 1e-310, -1e308, 2**53 + 1.0, 0.1]
     doc = {

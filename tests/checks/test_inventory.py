@@ -5,12 +5,14 @@ import os
 import shutil
 import socket
 import sys
+import time
+from collections.abc import Mapping, Sequence
 
 import pytest
 
 from checks.application.version import ProductSpec
 from checks.inventory import collect_inventory
-from checks.probe import Probe
+from checks.probe import CommandResult, Probe
 from tests.conftest import FIXTURES, fixture_probe
 
 PRODUCTS = (
@@ -122,3 +124,49 @@ def test_missing_optional_files_become_none(tmp_path):
     assert inventory["hardware"]["cpu"]["mhz"] == 3400  # from "cpu MHz" without cpufreq
     assert inventory["os"]["name"] is None
     assert inventory["os"]["arch"] is None
+
+
+class _BrokenRunProbe(Probe):
+    """A probe whose commands fail with an error no one planned for (a bug, say)."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float,
+        input_text: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        raise RuntimeError("secret-looking text: dga_0123456789")
+
+
+def test_one_products_failure_costs_only_that_product(tmp_path):
+    root = tmp_path / "host"
+    shutil.copytree(FIXTURES / "hosts" / "app-inventory", root)
+    (root / "opt/loop").mkdir(parents=True)
+    (root / "opt/loop/VERSION").symlink_to(root / "opt/loop/VERSION")  # ELOOP, not ENOENT
+    products = [
+        *PRODUCTS,
+        ProductSpec(name="looping", file="/opt/loop/VERSION"),
+        ProductSpec(name="crashing", command=("/opt/app/bin/app", "--version")),
+    ]
+    inventory = collect_inventory(_BrokenRunProbe(root=root), products, addresses=dict)
+    assert inventory["products"] == [
+        {"error": None, "name": "billing", "version": "7.4.2-lts"},
+        {"error": "failed: RuntimeError", "name": "crashing", "version": None},
+        {"error": "cannot read /opt/loop/VERSION: Too many levels of symbolic links", "name": "looping",
+         "version": None},
+        {"error": "/opt/zeta/VERSION does not exist", "name": "zeta-missing", "version": None},
+    ]  # fmt: skip
+    assert inventory["os"]["hostname"] and inventory["hardware"]["cpu"]["count"] == 4
+
+
+def test_slow_products_share_one_time_budget():
+    sleeper = (sys.executable, "-c", "import time; time.sleep(30)")
+    products = [ProductSpec(name=f"slow{i}", command=sleeper, timeout_s=30) for i in range(3)]
+    started = time.monotonic()
+    inventory = collect_inventory(Probe(), products, products_budget_s=1.0)
+    assert time.monotonic() - started < 20  # not 3 x 30 s: the inventory task would be abandoned
+    first, *rest = inventory["products"]
+    assert first["version"] is None and "did not finish within 1 s" in first["error"]
+    assert [p["error"] for p in rest] == ["not read: earlier products used the inventory's 1 s"] * 2

@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from agent.config import load_text as agent_load_text
 from collector.http.app import create_app
 from collector.ingest.decode import decode_logged
-from collector.store import HostFactsRow, IngestBatch, ResultRow, Store
+from collector.store import HostFactsRow, IngestBatch, ResultRow, Scope, Store
+from collector.store.fleet import FleetRepo
+from collector.store.store import ColumnarBatch
 from diagctl.client import parse_since
 from diagctl.main import main
 from tests.collector.http_server import free_port, serving
@@ -71,8 +74,9 @@ def test_hosts_table_and_json(server: tuple[str, Store], engineer: str) -> None:
     code, text = run(["--server", url, "--token", engineer, "hosts"])
     assert code == 0
     lines = text.splitlines()
-    assert lines[0].split() == ["CUSTOMER", "HOST", "WORST", "CHECKS", "LAST", "SEEN"]
+    assert lines[0].split() == ["CUSTOMER", "HOST", "WORST", "CHECKS", "LAST", "SEEN", "AGENT", "PROBLEMS"]
     assert lines[1].split()[:4] == ["acme", "web1", "CRIT", "CRIT=1"]
+    assert lines[1].rstrip().endswith(" -")  # its clock is fine
     assert lines[1].index("web1") == lines[0].index("HOST")  # aligned columns
     code, text = run(["hosts", "--server", url, "--token", engineer, "--format", "json"])
     assert code == 0
@@ -158,15 +162,40 @@ def test_enroll_list_revoke(server: tuple[str, Store], engineer: str) -> None:
         [*base, "agents", "enroll", "--customer", "globex", "--host", "app1", "--agent-id", "gx-1"]
     )
     assert code == 0
-    token = next(line.split()[1] for line in text.splitlines() if line.startswith("token: "))
+    # stdout is the agent's config file itself: it loads with the agent's own loader.
+    loaded = agent_load_text(text, "enrolled.yaml")
+    assert (loaded.config.agent.id, loaded.config.agent.customer) == ("gx-1", "globex")
+    assert loaded.config.collector.address == "127.0.0.1:50051"
+    assert loaded.config.collector.token is not None
+    token = loaded.config.collector.token.get_secret_value()
     assert store.authenticate_agent(token) is not None
-    assert "agent:\n  id: gx-1\n  customer: globex\ncollector:\n  address: 127.0.0.1:50051\n" in text
+    assert "--token" not in text and "diag-agent run" not in text
     code, text = run([*base, "agents", "list", "--format", "json"])
     assert {a["agent_id"] for a in json.loads(text)} >= {"gx-1", "acme-web1"}
     code, text = run([*base, "agents", "revoke", "gx-1"])
     assert (code, text.strip()) == (0, "agent gx-1 revoked")
     code, text = run([*base, "agents", "list"])
     assert any(line.startswith("gx-1") and "revoked" in line for line in text.splitlines())
+
+
+def test_enroll_writes_a_private_config_file_and_never_overwrites(
+    server: tuple[str, Store], engineer: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, store = server
+    base = ["--server", url, "--token", engineer, "agents", "enroll", "--customer", "globex"]
+    target = tmp_path / "agent.yaml"
+    code, text = run([*base, "--host", "app2", "--agent-id", "gx-2", "-o", str(target)])
+    assert (code, text) == (0, "")
+    assert f"wrote its config to {target}" in capsys.readouterr().err
+    assert target.stat().st_mode & 0o777 == 0o600
+    loaded = agent_load_text(target.read_text(), str(target))
+    assert loaded.config.collector.token is not None
+    assert store.authenticate_agent(loaded.config.collector.token.get_secret_value()) is not None
+    before = target.read_text()
+    code, _ = run([*base, "--host", "app3", "-o", str(target)])
+    assert code == 2 and f"{target} exists" in capsys.readouterr().err
+    assert target.read_text() == before
+    assert "app3" not in {a.host for a in FleetRepo(store).agents(Scope.everything())}  # nothing enrolled
 
 
 def test_errors_say_what_to_do(
@@ -217,3 +246,19 @@ class ClosedPipe(io.StringIO):
 def test_a_closed_pipe_is_not_an_error(server: tuple[str, Store], engineer: str) -> None:
     url, _ = server
     assert main(["--server", url, "--token", engineer, "host", "web1"], out=ClosedPipe()) == 0
+
+
+def test_hosts_table_names_an_agent_whose_clock_runs_ahead(server: tuple[str, Store], engineer: str) -> None:
+    url, store = server
+    agent, _ = store.enroll_agent("acme", host="web9", agent_id="acme-web9")
+    skewed = ColumnarBatch(
+        1, 1, [ResultRow(1, time.time(), "host.load", "host", "OK", "OK", "ok", 1.0, "[]", None)], [], [], []
+    )
+    skewed.clock_skew_s = 7200.0
+    store.ingest(agent, skewed)
+    code, text = run(["--server", url, "--token", engineer, "hosts"])
+    assert code == 0
+    [line] = [line for line in text.splitlines() if " web9 " in line]
+    assert line.rstrip().endswith("clock 7,200 s ahead (fix the host's time sync)")
+    code, text = run(["--server", url, "--token", engineer, "hosts", "--format", "json"])
+    assert [h["clock_skew_s"] for h in json.loads(text) if h["name"] == "web9"] == [7200.0]

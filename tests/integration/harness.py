@@ -50,7 +50,10 @@ class InProcessCollector:
         self._thread.start()
         self.workers = []
         if ingest_url is not None:  # decode + store in a worker process, as `serve` does
-            worker = IngestProcess(ingest_url, {}, IngestLimits(max_batch_entries=settings.max_batch_entries))
+            limits = IngestLimits(
+                max_batch_entries=settings.max_batch_entries, max_clock_skew_s=settings.max_clock_skew_s
+            )
+            worker = IngestProcess(ingest_url, {}, limits)
             worker.start()
             self.workers.append(worker)
         self.service = AgentStreamService(store, settings, self.metrics, ingest_processes=self.workers)

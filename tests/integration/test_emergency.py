@@ -131,3 +131,80 @@ emergency:
         collector.terminate()
         hook.shutdown()
         store.close()
+
+
+CHECK_DUMMY = Path("/usr/lib/nagios/plugins/check_dummy")
+FLIP = Path(__file__).parents[1] / "fixtures" / "app-nagios" / "flip.sh"
+
+
+@pytest.mark.skipif(not CHECK_DUMMY.exists(), reason="needs monitoring-plugins (check_dummy)")
+def test_a_plugin_critical_once_opens_no_case_critical_for_good_opens_one(tmp_path: Path) -> None:
+    """A real agent runs the real check_dummy plugin every 2 s: a single CRITICAL among OKs is a
+    soft state (no case); CRITICAL for good is confirmed and opens exactly one case within 20 s."""
+    from collector.store.cases import CaseRepo
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    store = Store.open(url)
+    _, token = store.enroll_agent("acme", "web1", "web1")
+    grpc_addr = f"127.0.0.1:{free_port()}"
+    (tmp_path / "collector.yaml").write_text(f"state_dir: {tmp_path / 'state'}\n")
+    state = tmp_path / "plugin-state"
+    state.write_text("ok\n")
+    only: dict[str, Any] = {
+        name: {"enabled": False} for name, check in all_checks().items() if check.default_enabled
+    }
+    only["application.nagios"] = {
+        "interval_s": 2,
+        "params": {"plugins": [{"name": "db", "command": [str(FLIP), str(state)]}]},
+    }
+    agent_cfg = {
+        "agent": {"id": "web1", "customer": "acme", "interval_s": 2},
+        "collector": {"address": grpc_addr, "token": token},
+        "checks": only,
+    }
+    (tmp_path / "agent.yaml").write_text(yaml.safe_dump(agent_cfg))
+    collector = spawn(
+        ["-m", "collector.cli", "serve", "--config", str(tmp_path / "collector.yaml"), "--store", url,
+         "--grpc-listen", grpc_addr, "--http-listen", f"127.0.0.1:{free_port()}"],
+        tmp_path / "serve.log",
+    )  # fmt: skip
+    agent = None
+    repo = CaseRepo(store)
+
+    def stored() -> list[Any]:
+        return FleetRepo(store).results(Scope.everything(), "web1", check="application.nagios", limit=1000)
+
+    def stored_after(n: int) -> bool:
+        return len(stored()) >= n
+
+    try:
+        assert wait_for(lambda: "Ctrl-C stops" in collector.output(), 30), collector.output()
+        agent = spawn(
+            ["-m", "agent.cli", "run", "--config", str(tmp_path / "agent.yaml"), "--state-dir",
+             str(tmp_path / "agent")],
+            tmp_path / "agent.log",
+        )  # fmt: skip
+        assert wait_for(lambda: stored_after(2), 30), agent.output()
+        state.write_text("once\n")
+        assert wait_for(lambda: state.read_text().strip() == "ok", 10), agent.output()
+        seen = len(stored())
+        assert wait_for(lambda: stored_after(seen + 3), 20), agent.output()  # the CRIT and OKs after it
+        severities = [r.severity for r in stored()]
+        assert severities.count("CRIT") == 1, severities
+        assert repo.list(Scope.everything()) == [], collector.output()
+
+        state.write_text("always\n")
+        started = time.monotonic()
+        assert wait_for(lambda: bool(repo.list(Scope.everything())), 20, interval=0.2), collector.output()
+        assert time.monotonic() - started <= 20
+        (case,) = repo.list(Scope.everything())
+        assert (case.customer, case.hosts, case.severity) == ("acme", ("web1",), "CRIT")
+        assert case.members[0]["series"] == "check:application.nagios[db]"
+        seen = len(stored())
+        assert wait_for(lambda: stored_after(seen + 3), 20), agent.output()
+        assert len(repo.list(Scope.everything())) == 1  # still one case, not one per result
+    finally:
+        if agent is not None:
+            agent.kill9()
+        collector.terminate()
+        store.close()

@@ -28,11 +28,12 @@ import uvicorn
 
 from collector.http.app import create_app
 from collector.ingest.grpc_service import GrpcSettings
+from collector.inspections.failure import PUBLIC_INTERNAL_ERROR
 from collector.inspections.runner import RunnerSettings
 from collector.inspections.service import InspectionService, attach
 from collector.store import Scope, Store
 from collector.store.cases import CaseContent, CaseRepo
-from collector.store.schema import check_results, customers, hosts
+from collector.store.schema import check_results, customers, gaps, hosts
 from diagctl.main import main as diagctl
 from tests.collector.inspections.fleet import FakeAgent, enroll_fleet, seed_history, tagged_counts
 from tests.integration.harness import InProcessCollector, free_port
@@ -422,3 +423,53 @@ def test_fault_report_of_a_case_from_the_store(site: Site) -> None:
     assert rc == 0 and "Acme Trading Co." in html and "data:image/png;base64," in html
     rc, out = site.diagctl("customers", "profile", "acme", "--logo", str(site.tmp / "f.html"))
     assert rc == 1  # not an image: refused with the reason
+
+
+def test_gap_counts_near_2_63_do_not_fail_the_customers_inspections(site: Site) -> None:
+    """Gaps stored before counts were bounded at ingest: their sum overflowed SQLite's integers."""
+    now = time.time()
+    with site.store.engine.begin() as conn:
+        conn.execute(
+            gaps.insert(),
+            [
+                {
+                    "agent_id": "acme-db1",
+                    "first_seq": first,
+                    "last_seq": 2**63 - 1,
+                    "count": 2**62,
+                    "reason": "spool_full",
+                    "dropped_at": now - 3600,
+                    "recorded_at": now,
+                }
+                for first in (1, 2, 3)
+            ],
+        )
+    run = site.collector.call(_run(site, "weekly"))
+    assert (run.state, run.error) == ("done", None)
+    body = site.api(f"/api/v1/inspections/runs/{run.id}", token="viewer", result="true").json()
+    assert body["state"] == "done" and body["error"] is None
+
+
+def test_a_failed_run_shows_no_internal_error_text_to_the_customers_people(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A real internal failure: a table the run reads is gone, so the database answers with
+    # an error naming the SQL. That text must stay in the log.
+    with site.store.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE gaps"))
+    with caplog.at_level("ERROR", logger="collector.inspections.runner"):
+        run = site.collector.call(_run(site, "weekly"))
+    assert run.state == "failed"
+    logged = [r for r in caplog.records if "log reference" in r.getMessage()]
+    assert logged and logged[0].exc_info is not None and "gaps" in str(logged[0].exc_info[1])
+    reference = logged[0].getMessage().rsplit(" ", 1)[-1].rstrip(")")
+    for token in ("acme", "viewer"):
+        shown = site.api(f"/api/v1/inspections/runs/{run.id}", token=token).json()["error"]
+        assert shown == PUBLIC_INTERNAL_ERROR
+        listed = site.api("/api/v1/inspections/runs", token=token).json()
+        assert [r["error"] for r in listed if r["id"] == run.id] == [PUBLIC_INTERNAL_ERROR]
+        rc, out = site.diagctl("inspections", "show", run.id, token=token)
+        assert rc == 0 and PUBLIC_INTERNAL_ERROR in out
+        assert "gaps" not in out and "SELECT" not in out and reference not in out
+    engineer = site.api(f"/api/v1/inspections/runs/{run.id}").json()["error"]
+    assert engineer == f"internal error (log reference {reference})"

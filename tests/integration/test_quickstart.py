@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# Every line a first run prints is one of ours: our log lines (logger names of our packages),
+# our daemons' own lines, or quickstart's. Third-party libraries (fontTools, WeasyPrint,
+# Alembic, uvicorn) stay quiet unless --log-level debug.
+OUR_LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) "
+    r"(agent|diag_agent|checks|collector|diagconfig)(\.[\w.]+)?: "
+)
+QUICKSTART_LINES = re.compile(
+    r"^(state directory: |diag-collector: |collector: gRPC |waiting for the local agent|first results stored "
+    r"|running an inspection |inspection |remote-diag is running|  export DIAG_SERVER=|  \.venv/bin/diagctl "
+    r"|Press Ctrl-C|stopped\.$|$)"
+)
 
 
 def run_quickstart(state: Path) -> subprocess.CompletedProcess[str]:
@@ -51,6 +64,10 @@ def test_quickstart_streams_local_results_and_reuses_its_credentials(tmp_path):
     assert "Inspection Report" in html.read_text(encoding="utf-8")
     # The real local agent answered the InspectionRequest (its tagged results and marker).
     assert "1/1 host(s) answered" in first.stdout
+    for line in first.stdout.splitlines():
+        assert QUICKSTART_LINES.match(line), f"not one of quickstart's lines: {line!r}"
+    for line in first.stderr.splitlines():
+        assert OUR_LOG_LINE.match(line), f"not one of our log lines: {line!r}"
     creds = json.loads((state / "credentials.json").read_text())
     # Secrets stay private to the user who ran it.
     assert (state / "credentials.json").stat().st_mode & 0o077 == 0

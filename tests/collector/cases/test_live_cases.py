@@ -11,6 +11,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -231,16 +232,22 @@ def test_saving_state_does_not_wait_for_the_store(scenario: Scenario) -> None:
 def test_crit_check_opens_a_case_and_its_end_is_noted(scenario: Scenario) -> None:
     scenario.enroll("acme", "db1")
     scenario.send("db1", disk_await(normal_disk(5), T0))
-    t = T0 + 5 * STEP
+    onset = T0 + 5 * STEP
+    scenario.send("db1", [(onset, crit("storage.filesystem", "FS_FULL", "/var"))])
+    scenario.send("db1", [(onset + STEP, crit("storage.filesystem", "FS_FULL", "/var"))])
+    assert scenario.cases() == []  # soft: two CRIT results are not yet confirmed
+    t = onset + 2 * STEP
     scenario.send("db1", [(t, crit("storage.filesystem", "FS_FULL", "/var"))])
     cases = scenario.cases()
     assert len(cases) == 1
     member = cases[0].members[0]
-    assert (member["kind"], member["series"], member["key"]) == (
+    assert (member["kind"], member["series"], member["key"], member["onset_ts"]) == (
         "CHECK_CRIT",
         "check:storage.filesystem[/var]",
         "FS_FULL",
+        onset,  # the first CRIT result, not the confirming one
     )
+    assert cases[0].detected_at - onset == 2 * STEP  # two check intervals
     ok = disk_await(normal_disk(1), t + STEP)
     from tests.collector.cases.scenario import metric
 
@@ -266,8 +273,10 @@ def test_a_new_incident_soon_after_recovery_reopens_the_case_later_opens_a_new_o
 
     def outage(at: float) -> float:
         """A full filesystem at ``at``, fixed a minute later; returns when the incident resolved."""
-        scenario.send("db1", [(at, crit("storage.filesystem", "FS_FULL", "/var"))])
-        ok = at + STEP
+        scenario.send(
+            "db1", [(at + i * STEP, crit("storage.filesystem", "FS_FULL", "/var")) for i in range(3)]
+        )
+        ok = at + 3 * STEP
         scenario.send("db1", [(ok, metric("storage.filesystem", "storage_fs_used_percent", 50.0, "percent"))])
         scenario.tick(ok + quiet + 1)
         return ok + quiet + 1
@@ -294,7 +303,52 @@ def test_detection_never_breaks_ingest_on_odd_input(scenario: Scenario) -> None:
     broken.inventory.sha256 = (
         __import__("hashlib").sha256(broken.inventory.document_json.encode()).hexdigest()
     )
-    scenario.send("db1", [(T0, broken), (T0 + 1, crit("custom.thing", "ODD_KEY"))])
+    scenario.send("db1", [(T0, broken), *((T0 + i, crit("custom.thing", "ODD_KEY")) for i in (1, 2, 3))])
     assert scenario.store.observer_failures == 0
     (case,) = scenario.cases()
     assert case.members[0]["layer"] == "application"  # unknown layer prefix: the application's
+
+
+def test_one_crit_result_among_oks_opens_no_case(scenario: Scenario) -> None:
+    """A CRIT result is soft until confirmed: once among OKs, or twice, never a case."""
+    from tests.collector.cases.scenario import metric
+
+    scenario.enroll("acme", "web1")
+
+    def ok(at: float) -> tuple[float, Any]:
+        return (at, metric("host.cpu", "host_cpu_busy_percent", 12.0, "percent"))
+
+    def busy(at: float) -> tuple[float, Any]:
+        return (at, crit("host.cpu", "CPU_BUSY"))
+
+    scenario.send("web1", [busy(T0), ok(T0 + 2), ok(T0 + 4), busy(T0 + 6), busy(T0 + 8), ok(T0 + 10)])
+    scenario.tick(T0 + 30)
+    assert scenario.cases() == []
+    assert scenario.observer.engine.incidents() == []
+
+
+def test_a_conclusive_crit_result_opens_a_case_at_once(scenario: Scenario) -> None:
+    scenario.enroll("acme", "web1")
+    scenario.send("web1", [(T0, crit("host.oom_kills", "OOM_KILLS"))])
+    (case,) = scenario.cases()
+    assert case.members[0]["key"] == "OOM_KILLS"
+    (incident,) = scenario.observer.engine.incidents()
+    (member,) = incident.members.values()
+    assert member.signal.evidence["confirmed"] == "conclusive key OOM_KILLS"
+
+
+def test_a_soft_crit_state_survives_a_collector_restart(store: Store, tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    first = Scenario(store, cfg)
+    first.enroll("acme", "db1")
+    first.send("db1", [(T0 + i * STEP, crit("storage.filesystem", "FS_FULL", "/var")) for i in range(2)])
+    assert first.cases() == []
+    first.close()  # saves the state
+    second = Scenario(Store(store.engine), cfg, now=first.now)
+    second.agents = first.agents
+    try:
+        second.send("db1", [(T0 + 2 * STEP, crit("storage.filesystem", "FS_FULL", "/var"))])
+        (case,) = second.cases()
+        assert case.members[0]["onset_ts"] == T0
+    finally:
+        second.close()

@@ -70,7 +70,9 @@ def test_file_and_overrides(tmp_path: Path) -> None:
             "- a\n- b", "c.yaml: expected a mapping of sections at the top level (got ['a', 'b'])", id="list"
         ),
         pytest.param(
-            "grpc: [", "c.yaml: YAML syntax error at line 1, column 8: expected the node content", id="syntax"
+            "grpc: [",
+            "c.yaml: YAML syntax error at line 2, column 1: did not find expected node content",
+            id="syntax",
         ),
         pytest.param(
             "grpc: {listen: '127.0.0.1:9'}\nhttp: {listen: '127.0.0.1:9'}",

@@ -130,3 +130,17 @@ def test_parse_timestamp_forms():
     assert parse_timestamp("1396310400.5") == 1396310400.5
     with pytest.raises(ValueError, match="bad timestamp"):
         parse_timestamp("01/04/2014")
+
+
+def test_a_single_spike_is_reported_as_a_spike_not_an_anomaly(tmp_path, capsys):
+    rng = random.Random(3)
+    values = [0.005 + rng.gauss(0, 0.0004) for _ in range(400)]
+    values[300] = 0.05
+    f = write_series(tmp_path / "web.csv", columns={"latency": values})
+    code, events, _ = run(capsys, "--direction", "latency=up", str(f))
+    assert code == 0
+    assert [(e["event"], e["key"], e["timestamp"]) for e in events] == [
+        ("spike", "SPIKE", "2027-01-15T13:00:00Z")
+    ]
+    assert events[0]["baseline"]["expected"] == pytest.approx(0.005, rel=0.1)
+    assert events[0]["baseline"]["high"] < 0.05

@@ -168,3 +168,31 @@ def test_load_corpus_names_file_and_line_on_bad_value(tmp_path: Path):
     (tmp_path / "windows.json").write_text('{"f.csv": []}')
     with pytest.raises(ValueError, match=r"f\.csv: line 2: value 'abc' is not a number"):
         load_corpus(tmp_path)
+
+
+def test_by_category_and_leave_one_category_out():
+    """Per category: null and perfect from that category alone; leave-one-out: θ from the others."""
+    from collector.detect.nab_score import by_category, leave_one_category_out, sweep_threshold
+
+    a1 = make(200, ((100, 119),), {100: 0.8, 40: 0.3})
+    a1.name = "catA/1.csv"
+    a2 = make(200, ((60, 79),), {60: 0.3})
+    a2.name = "catA/2.csv"
+    b = make(200, ((150, 169),), {150: 0.6, 50: 0.7})
+    b.name = "catB/1.csv"
+    quiet = make(200, (), {90: 0.9})
+    quiet.name = "catC/1.csv"
+    files = [a1, a2, b, quiet]
+    per = by_category(files, STANDARD)
+    assert list(per) == ["catA", "catB", "catC"]
+    assert per["catA"] == nab_result([a1, a2], STANDARD)
+    assert per["catA"].threshold == 0.3  # both windows are worth one false positive
+    assert per["catC"].raw_perfect == per["catC"].raw_null == 0.0  # no window: read fp, not score
+    loo = leave_one_category_out(files, STANDARD)
+    theta_b = sweep_threshold([a1, a2, quiet], STANDARD)
+    assert loo["catB"] == nab_result([b], STANDARD, threshold=theta_b)
+    assert theta_b == 0.3 and loo["catB"].tp == 1 and loo["catB"].fp == 1
+    assert loo["catA"].threshold == sweep_threshold([b, quiet], STANDARD) == 0.6
+    assert loo["catA"].tp == 1  # 0.3 is below the threshold chosen without catA
+    fixed = leave_one_category_out(files, STANDARD, threshold=0.5)
+    assert {c: r.threshold for c, r in fixed.items()} == {"catA": 0.5, "catB": 0.5, "catC": 0.5}

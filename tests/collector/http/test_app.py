@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter
 
@@ -171,8 +172,10 @@ def test_hostile_query_input_is_422(
 ) -> None:
     response = client.get(f"/api/v1/results?{query}", headers=auth(tokens["viewer"]))
     assert response.status_code == 422
-    errors = response.json()["detail"]
-    assert any(e["loc"][-1] == field and message in e["msg"] for e in errors), errors
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == 422 and f"{field}: " in problem["detail"]  # the sentence diagctl prints
+    assert any(e["loc"].split(".")[-1] == field and message in e["msg"] for e in problem["errors"]), problem
 
 
 def test_unknown_params_rejected_everywhere(client: TestClient, tokens: dict[str, str]) -> None:
@@ -195,9 +198,10 @@ def test_enroll_roles(client: TestClient, store: Store, tokens: dict[str, str]) 
     assert created.status_code == 201
     body = created.json()
     assert body["customer"] == "acme" and body["host"] == "web9"
-    assert f"token: {body['token']}" in body["config"]
-    assert "address: collector.example:50051" in body["config"]
-    assert f"id: {body['agent_id']}" in body["config"]
+    config = yaml.safe_load(body["config"])
+    assert config["collector"] == {"address": "collector.example:50051", "token": body["token"]}
+    assert config["agent"] == {"id": body["agent_id"], "customer": "acme"}
+    assert body["token"] not in body["command"]  # the token travels in the file only
     assert created.headers["cache-control"] == "no-store"
     assert store.authenticate_agent(body["token"]) is not None
     other = client.post("/api/v1/agents", json={"customer": "globex"}, headers=auth(tokens["admin"]))

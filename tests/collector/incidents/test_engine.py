@@ -192,3 +192,43 @@ def test_customers_never_share_an_incident():
         ("acme", ("db1",)),
         ("globex", ("db1",)),
     ]
+
+
+def _host_then_network(gap_s: float, second_host: str = "db1", second: str = "net_tcp_time_wait_count"):
+    """CPU anomaly on db1, recovered; ``gap_s`` after the first onset another series fires."""
+    cpu = anomaly("db1", "host_cpu_busy_percent", 0)
+    return [
+        (60, cpu),
+        (120, recovery("db1", "host_cpu_busy_percent", 120)),
+        (gap_s + 60, anomaly(second_host, second, gap_s)),
+    ]
+
+
+def test_an_unrelated_signal_after_recovery_opens_a_new_incident():
+    """Host CPU recovered; seven minutes later TCP sockets on the same host: not the same incident."""
+    run = drive(_host_then_network(420))
+    first, second = run.engine.incidents()
+    assert [m.signal.series for m in first.members.values()] == ["host_cpu_busy_percent"]
+    assert [m.signal.series for m in second.members.values()] == ["net_tcp_time_wait_count"]
+
+
+@pytest.mark.parametrize(
+    ("gap_s", "series"),
+    [
+        pytest.param(90, "net_tcp_time_wait_count", id="close onset"),
+        pytest.param(420, "app_latency_seconds", id="same host, chained layer (application above host)"),
+        pytest.param(420, "host_load1", id="same host, same layer"),
+    ],
+)
+def test_a_related_signal_after_recovery_joins_the_incident(gap_s, series):
+    run = drive(_host_then_network(gap_s, second=series))
+    (inc,) = run.engine.incidents()
+    assert [m.signal.series for m in inc.members.values()] == ["host_cpu_busy_percent", series]
+    assert inc.status.value == "OPEN"
+
+
+def test_an_open_incident_still_takes_any_signal_of_its_host():
+    cpu = anomaly("db1", "host_cpu_busy_percent", 0)
+    run = drive([(60, cpu), (480, anomaly("db1", "net_tcp_time_wait_count", 420))])
+    (inc,) = run.engine.incidents()
+    assert len(inc.members) == 2

@@ -161,3 +161,32 @@ def test_metrics_go_columnar_only_to_a_collector_that_lists_the_feature(
     finally:
         streamer.stop(0.5)
         server.stop(0)
+
+
+def test_a_gap_the_ack_does_not_record_is_reported_again(spool: Spool) -> None:
+    """Two skipped entries in one gap report; the Ack records only the first: the second is re-sent."""
+    big = "x" * 200_000  # over the collector's message limit: skipped as entry_too_large
+    spool.append_records(
+        [dataclasses.replace(record(i), summary=big) if i in (1, 3) else record(i) for i in range(5)]
+    )
+    fake = ScriptedCollector(pb.Welcome(max_batch_entries=1000, max_message_bytes=100_000))
+    server, address = serve(fake)
+    streamer = Streamer(spool, StreamerSettings(address=address, token="t"), HostIdentity("a"))
+    streamer.start()
+    try:
+        assert wait_for(lambda: len(fake.of("gaps")) >= 1 and len(fake.of("batch")) >= 1, 10)
+        first = fake.of("gaps")[0]
+        assert [(g.first_seq, g.reason) for g in first.gaps] == [
+            (2, "entry_too_large"),
+            (4, "entry_too_large"),
+        ]
+        fake.outbox.put(pb.CollectorMessage(ack=pb.Ack(durable_through_seq=5, gaps_recorded=[2])))
+        # The agent reports outstanding gaps at most every 5 s: the next report holds only seq 4.
+        assert wait_for(lambda: len(fake.of("gaps")) >= 2, 12), "the unrecorded gap was never re-sent"
+        assert [g.first_seq for g in fake.of("gaps")[1].gaps] == [4]
+        fake.outbox.put(pb.CollectorMessage(ack=pb.Ack(durable_through_seq=5, gaps_recorded=[4])))
+        time.sleep(6)
+        assert len(fake.of("gaps")) == 2  # both recorded: nothing more to report
+    finally:
+        streamer.stop(0.5)
+        server.stop(0)

@@ -230,7 +230,7 @@ def test_file_problems(tmp_path: Path) -> None:
     ):
         load_plan(tmp_path / "missing.yaml")
     with pytest.raises(
-        ConfigError, match=r"plan.yaml: YAML syntax error at line 3, column 1: expected ',' or ']'"
+        ConfigError, match=r"plan.yaml: YAML syntax error at line 3, column 1: did not find expected ','"
     ):
         load_plan(write(tmp_path, "name: p\nhosts: [a\n"))
     with pytest.raises(ConfigError, match=r"plan.yaml: expected a mapping"):

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 
 from collector.store import Store
 from collector.store.engine import create_engine
-from collector.store.migrate import SCRIPT_LOCATION, current_revision, drift, head_revision, upgrade
+from collector.store.migrate import (
+    SCRIPT_LOCATION,
+    alembic_config,
+    current_revision,
+    drift,
+    head_revision,
+    upgrade,
+)
 from collector.store.tables import metadata
 from tests.collector.store.pg import SKIP_REASON, fresh_database, pg_listening
 
@@ -82,3 +91,39 @@ def test_sqlite_store_is_wal_with_pragmas(tmp_path: Path) -> None:
 def test_bad_store_urls_are_refused(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         create_engine(url)
+
+
+def test_0005_re_stamps_latest_results_pinned_in_the_future(empty_url: str) -> None:
+    """Stored before timestamps were bounded: a latest result stamped 2099 stops pinning."""
+    engine = create_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0004_inspections")
+            conn.execute(
+                sa.text(
+                    "INSERT INTO customers (slug, name, timezone, settings, created_at) "
+                    "VALUES ('acme', 'acme', 'UTC', '{}', 0)"
+                )
+            )
+            conn.execute(
+                sa.text("INSERT INTO hosts (customer_id, name, labels, facts) VALUES (1, 'web1', '{}', '{}')")
+            )
+            for check, ts in (("host.load", 4_070_908_800.0), ("host.memory", 1_700_000_000.0)):
+                conn.execute(
+                    sa.text(
+                        'INSERT INTO latest_results (host_id, "check", agent_id, seq, ts, layer, severity, '
+                        '"key", summary, duration_ms, findings) '
+                        "VALUES (1, :check, 'a', 1, :ts, 'host', 'OK', 'OK', '', 0, '[]')"
+                    ),
+                    {"check": check, "ts": ts},
+                )
+        before = time.time()
+        upgrade(engine)
+        with engine.connect() as conn:
+            stamps: dict[str, float] = dict(
+                conn.execute(sa.text('SELECT "check", ts FROM latest_results')).all()
+            )
+        assert before - 1 <= stamps["host.load"] <= time.time() + 1
+        assert stamps["host.memory"] == 1_700_000_000.0
+    finally:
+        engine.dispose()

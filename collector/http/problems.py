@@ -1,0 +1,121 @@
+"""One error body everywhere: RFC 9457 problem details (``application/problem+json``).
+
+Every error the API answers, whether raised by an endpoint (``HTTPException``), by request
+validation (422) or by the body-limit middleware (401, 413), has the shape::
+
+    {"type": "about:blank", "title": "Not Found", "status": 404,
+     "detail": "no host 'web9' (list hosts with: diagctl hosts)"}
+
+``detail`` is always one readable sentence (what went wrong, what to do next); a
+validation error adds ``errors``: ``[{"loc": "query.limit", "msg": "..."}]`` (never the
+rejected input, which may be a secret pasted in the wrong field). An unexpected exception
+is a 500 problem that says only that, with no exception text: the traceback goes to the
+collector's log, never to a caller.
+
+:data:`ERROR_RESPONSES` documents these statuses in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+__all__ = ["ERROR_RESPONSES", "PROBLEM_TYPE", "Problem", "install", "problem_response", "responses"]
+
+PROBLEM_TYPE = "application/problem+json"
+
+log = logging.getLogger("collector.http")
+
+
+class ValidationItem(BaseModel):
+    loc: str
+    msg: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: the body of every error response."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ValidationItem] | None = None
+
+
+_DESCRIPTIONS = {
+    400: "The request is malformed (e.g. a NUL byte, an out-of-range number).",
+    401: "No API token, or an invalid, expired or revoked one.",
+    403: "The token's role or customer does not allow this.",
+    404: "No such object for this token (another customer's objects answer 404 too).",
+    409: "The request conflicts with the current state.",
+    413: "The request body is larger than this endpoint accepts.",
+    422: "A parameter or the body failed validation; `errors` lists each problem.",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for ``codes``, each a problem+json body."""
+    return {
+        code: {
+            "model": Problem,
+            "description": _DESCRIPTIONS[code],
+            "content": {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for code in codes
+    }
+
+
+ERROR_RESPONSES = responses(400, 401, 403, 404, 422)
+"""What any authenticated ``/api/v1`` endpoint may answer."""
+
+
+def problem_response(
+    status: int, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    """A problem+json response with ``status`` and a readable ``detail``."""
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_TYPE)
+
+
+def _loc(parts: tuple[Any, ...] | list[Any]) -> str:
+    return ".".join(str(p) for p in parts)
+
+
+def _validation_problem(exc: RequestValidationError) -> JSONResponse:
+    errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()]
+    # The readable sentence diagctl prints: "limit: Input should be less than or equal to 1000".
+    detail = "; ".join(f"{_loc(tuple(e.get('loc', ()))[1:]) or 'body'}: {e.get('msg')}" for e in exc.errors())
+    return problem_response(422, detail or "the request failed validation", errors=errors)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error of ``app`` as problem details."""
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _validation_problem(exc)
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The exception's text can hold SQL or file paths: logged, never answered.
+        log.error("unhandled error answering %s %s", request.method, request.url.path, exc_info=exc)
+        return problem_response(500, "internal error in the collector; the operator's log has the details")
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)
