@@ -25,9 +25,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 
+from collector.enrolment import AgentEndpoint, EnrolmentError, agent_config_text
 from collector.http import problems
 from collector.http.body_limits import BodyLimits
-from collector.enrolment import AgentEndpoint, EnrolmentError, agent_config_text
 from collector.http.cases import router as cases_router
 from collector.http.deps import Principal, require_write, scope_for, store_errors
 from collector.http.inspections import router as inspections_router
