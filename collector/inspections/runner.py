@@ -301,7 +301,7 @@ def render_run_report(
         return found
     if result is None and run.state != "done":
         raise ReportError(f"inspection run {run.id} is {run.state}: its report exists once it is done")
-    return renders.run(("inspection", run.id, lang, fmt, version, again), produce)
+    return renders.run(("inspection", run.id, lang, fmt, version + ("+again" if again else "")), produce)
 
 
 def _render_run_report(

@@ -536,6 +536,6 @@ def stored_fault_report(
         )
 
     record = (None if again else existing()) or renders.run(
-        ("fault", case.id, lang, fmt, version, again), produce
+        ("fault", case.id, lang, fmt, version + ("+again" if again else "")), produce
     )
     return reports.report_content(owner, record.id)
