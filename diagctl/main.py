@@ -20,9 +20,8 @@ from typing import Any, TextIO
 
 import httpx
 
-from collector import diagctl_tokens as tokens
 from diagconfig.completion import add_completion_option
-from diagctl import cases, inspections
+from diagctl import cases, inspections, tokens
 from diagctl.client import (
     Api,
     Parser,

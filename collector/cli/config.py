@@ -23,9 +23,9 @@ from typing import Any, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from collector.cli.secret_files import resolve_secret_files
 from collector.emergency.config import EmergencyConfig
-from collector.enrolment import AgentEndpoint, agent_endpoint, is_wildcard
-from collector.secret_files import resolve_secret_files
+from collector.ingest.enrolment import AgentEndpoint, agent_endpoint, is_wildcard
 from collector.store.retention import RetentionPolicy
 from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, read_config_file, show_value
 
@@ -129,7 +129,7 @@ class GrpcConfig(_Model):
         return value
 
     def agent_endpoint(self, bound_port: int | None = None) -> AgentEndpoint:
-        """What enrolment tells agents (see :mod:`collector.enrolment`)."""
+        """What enrolment tells agents (see :mod:`collector.ingest.enrolment`)."""
         return agent_endpoint(
             self.listen,
             self.public_address,

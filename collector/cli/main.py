@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.cli.config import CollectorConfig, ConfigError, load_config
-from collector.token_cli import parse_expiry
+from collector.cli.tokens import parse_expiry
 from diagconfig.completion import add_completion_option
 from diagconfig.logs import configure as configure_logging
 from diagconfig.logs import log_level
@@ -366,7 +366,7 @@ def _cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_token_other(args: argparse.Namespace) -> int:
-    from collector import token_cli
+    from collector.cli import tokens as token_cli
 
     store = _open_store(_load(args))
     try:
@@ -377,7 +377,7 @@ def _cmd_token_other(args: argparse.Namespace) -> int:
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
-    from collector.enrolment import EnrolmentError, agent_config_text
+    from collector.ingest.enrolment import EnrolmentError, agent_config_text
     from collector.store import StoreError
 
     config = _load(args)

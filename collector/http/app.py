@@ -24,7 +24,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from collector.enrolment import AgentEndpoint, EnrolmentError, agent_config_text
 from collector.http import problems
 from collector.http.body_limits import BodyLimits
 from collector.http.cases import router as cases_router
@@ -48,6 +47,7 @@ from collector.http.models import (
     UpgradeOut,
 )
 from collector.http.tokens import router as tokens_router
+from collector.ingest.enrolment import AgentEndpoint, EnrolmentError, agent_config_text
 from collector.store import Store
 from collector.store.errors import DatabaseError
 from collector.store.fleet import FleetRepo
