@@ -27,7 +27,6 @@ collector.ingest.decode.IngestError: entry 0: seq 7 is not above the previous se
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import math
 import re
@@ -39,9 +38,7 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped, 
 from collector.store.inventory import PRODUCT_TEXT_MAX, extract_products
 from collector.store.store import ColumnarBatch, SeriesRef
 from collector.store.types import (
-    GapRow,
     HealthRow,
-    HostFactsRow,
     InventoryRow,
     ResultRow,
 )
@@ -51,8 +48,6 @@ __all__ = [
     "IngestError",
     "IngestLimits",
     "decode",
-    "decode_gaps",
-    "decode_hello",
     "decode_logged",
     "parse_batch",
 ]
@@ -93,7 +88,7 @@ _SEVERITY: Final[dict[int, str]] = {
     agent_pb2.SEVERITY_CRIT: "CRIT",
     agent_pb2.SEVERITY_UNKNOWN: "UNKNOWN",
 }
-_SNAKE_RE: Final = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+SNAKE_RE: Final = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
 _KEY_RE: Final = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
 _CHECK_RE: Final = re.compile(r"([a-z][a-z0-9_]*)\.[a-z][a-z0-9_]*")
 _ID_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*")
@@ -120,7 +115,7 @@ def _remember(cache: set[Any], item: Any) -> None:
     cache.add(item)
 
 
-def _text(where: object, value: str, max_len: int) -> str:
+def check_text(where: object, value: str, max_len: int) -> str:
     if len(value) > max_len:
         raise IngestError(f"{where}: {len(value)} characters, more than {max_len}")
     if "\x00" in value:
@@ -137,9 +132,9 @@ def _finite(where: object, value: float) -> float:
 def _check_metric_name(where: object, name: str, unit: str, max_len: int) -> None:
     if (name, unit) in _ok_metric:
         return
-    if len(name) > max_len or not _SNAKE_RE.fullmatch(name):
+    if len(name) > max_len or not SNAKE_RE.fullmatch(name):
         raise IngestError(f"{where}: metric name {name[:64]!r} is not snake_case of at most {max_len}")
-    if len(unit) > 32 or not _SNAKE_RE.fullmatch(unit):
+    if len(unit) > 32 or not SNAKE_RE.fullmatch(unit):
         raise IngestError(f"{where}: unit {unit[:64]!r} is not snake_case")
     if not name.endswith("_" + unit):
         raise IngestError(f"{where}: metric name {name!r} does not end with its unit _{unit}")
@@ -201,12 +196,12 @@ def _labels(where: object, labels: Any, limits: IngestLimits) -> tuple[tuple[str
     for label in labels:
         key = label.key
         if key not in _ok_label_key:
-            if len(key) > 64 or not _SNAKE_RE.fullmatch(key):
+            if len(key) > 64 or not SNAKE_RE.fullmatch(key):
                 raise IngestError(f"{where}: label key {key[:64]!r} is not snake_case of at most 64")
             _remember(_ok_label_key, key)
         value = label.value
         if len(value) > max_value or "\x00" in value:
-            _text(f"{where}: label {key}", value, max_value)
+            check_text(f"{where}: label {key}", value, max_value)
         pairs.append((key, value))
     if n == 1:
         return (pairs[0],)
@@ -271,12 +266,12 @@ def _finding_json(where: str, f: Any, limits: IngestLimits) -> str:
     summary = f.summary
     max_summary = limits.max_summary_len
     if len(summary) > max_summary or "\x00" in summary:
-        _text(f"{where} summary", summary, max_summary)
+        check_text(f"{where} summary", summary, max_summary)
     doc = {"severity": severity, "key": key, "summary": summary}
     if f.item:
-        doc["item"] = _text(f"{where} item", f.item, limits.max_label_value_len)
+        doc["item"] = check_text(f"{where} item", f.item, limits.max_label_value_len)
     if f.details:
-        doc["details"] = _text(f"{where} details", f.details, limits.max_details_len)
+        doc["details"] = check_text(f"{where} details", f.details, limits.max_details_len)
     return _JSON.encode(doc)
 
 
@@ -315,7 +310,7 @@ def _json_object(where: str, text: str, max_len: int) -> dict[str, Any]:
     ...
     collector.ingest.decode.IngestError: inventory: number 1e999 is out of range
     """
-    _text(where, text, max_len)
+    check_text(where, text, max_len)
     try:
         doc = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except _JsonRefused as exc:
@@ -460,7 +455,7 @@ def _decode_result(
         raise IngestError(f"{_At(i, seq)}: duration_ms {duration_ms} is negative")
     summary = r.summary
     if len(summary) > limits.max_summary_len or "\x00" in summary:
-        _text(_At(i, seq, " summary"), summary, limits.max_summary_len)
+        check_text(_At(i, seq, " summary"), summary, limits.max_summary_len)
     findings = r.findings
     keys_blob = r.metric_keys
     metrics = r.metrics
@@ -640,105 +635,6 @@ def _decode_health(
         "abandoned_threads": h.abandoned_threads,
     }
     return HealthRow(seq=seq, ts=ts, document=document)
-
-
-GAP_COUNT_MAX: Final = 2**40
-"""The most entries one gap may say were lost (a thousand a second for 35 years); more is not
-plausible, and counts near 2**63 once overflowed the sums over them."""
-
-
-def decode_gaps(
-    report: agent_pb2.GapReport,
-    max_gaps: int = 1000,
-    now_ms: int | None = None,
-    max_skew_ms: int = 300_000,
-) -> list[GapRow]:
-    """Validate a gap report: plausible ranges, counts and times; no two ranges overlapping.
-
-    ``now_ms`` is the collector's clock: a ``dropped_at`` more than ``max_skew_ms`` after it
-    is refused (none when None). Ranges come back sorted by ``first_seq``.
-
-    >>> from protos.diag.v1 import agent_pb2 as pb
-    >>> decode_gaps(pb.GapReport(gaps=[pb.Gap(first_seq=3, last_seq=5, count=3, reason="spool_full",
-    ...     dropped_at_unix_ms=1_700_000_000_000)]))
-    [GapRow(first_seq=3, last_seq=5, count=3, reason='spool_full', dropped_at=1700000000.0)]
-    >>> at = 1_700_000_000_000
-    >>> decode_gaps(pb.GapReport(gaps=[pb.Gap(first_seq=3, last_seq=5, count=1, dropped_at_unix_ms=at),
-    ...     pb.Gap(first_seq=5, last_seq=9, count=1, dropped_at_unix_ms=at)]))
-    Traceback (most recent call last):
-    ...
-    collector.ingest.decode.IngestError: gap 1: range 5..9 overlaps gap 0's range 3..5
-    """
-    n = len(report.gaps)
-    if n == 0:
-        raise IngestError("empty gap report")
-    if n > max_gaps:
-        raise IngestError(f"gap report of {n} gaps, more than {max_gaps}")
-    latest_ms = TS_MAX_MS if now_ms is None else min(TS_MAX_MS, now_ms + max_skew_ms)
-    rows: list[tuple[int, GapRow]] = []
-    for i, g in enumerate(report.gaps):
-        where = f"gap {i}"
-        if not 1 <= g.first_seq <= g.last_seq <= SEQ_MAX:
-            raise IngestError(f"{where}: range {g.first_seq}..{g.last_seq} is not a valid seq range")
-        if not 1 <= g.count <= g.last_seq - g.first_seq + 1:
-            raise IngestError(f"{where}: count {g.count} does not fit range {g.first_seq}..{g.last_seq}")
-        if g.count > GAP_COUNT_MAX:
-            raise IngestError(f"{where}: count {g.count} is not plausible (at most {GAP_COUNT_MAX})")
-        reason = g.reason or "unspecified"
-        if len(reason) > 64 or not _SNAKE_RE.fullmatch(reason):
-            raise IngestError(f"{where}: reason {reason[:64]!r} is not snake_case of at most 64")
-        if not TS_MIN_MS <= g.dropped_at_unix_ms < TS_MAX_MS:
-            raise IngestError(f"{where}: dropped_at {g.dropped_at_unix_ms} ms is not between 2000 and 2100")
-        if g.dropped_at_unix_ms > latest_ms:
-            raise IngestError(
-                f"{where}: dropped_at {g.dropped_at_unix_ms} ms is more than {max_skew_ms // 1000} s "
-                "ahead of the collector's clock"
-            )
-        rows.append((i, GapRow(g.first_seq, g.last_seq, g.count, reason, g.dropped_at_unix_ms / 1000.0)))
-    rows.sort(key=lambda r: r[1].first_seq)
-    for (i, before), (j, after) in itertools.pairwise(rows):
-        if after.first_seq <= before.last_seq:
-            first, second = sorted(((i, before), (j, after)))
-            raise IngestError(
-                f"gap {second[0]}: range {second[1].first_seq}..{second[1].last_seq} overlaps "
-                f"gap {first[0]}'s range {first[1].first_seq}..{first[1].last_seq}"
-            )
-    return [row for _, row in rows]
-
-
-def decode_hello(hello: agent_pb2.Hello) -> HostFactsRow:
-    """Validate the host facts an agent reports in its Hello."""
-
-    def short(field: str, value: str, max_len: int = 256) -> str:
-        return _text(f"hello {field}", value, max_len)
-
-    if len(hello.labels) > 64:
-        raise IngestError(f"hello: {len(hello.labels)} labels, more than 64")
-    labels = {}
-    for key, value in hello.labels.items():
-        if len(key) > 64 or not _SNAKE_RE.fullmatch(key):
-            raise IngestError(f"hello: label key {key[:64]!r} is not snake_case of at most 64")
-        labels[key] = short(f"label {key}", value)
-    f = hello.facts
-    if f.boot_time_unix_ms < 0 or f.boot_time_unix_ms >= TS_MAX_MS:
-        raise IngestError(f"hello: boot_time {f.boot_time_unix_ms} ms is out of range")
-    if f.memory_bytes > SEQ_MAX:
-        raise IngestError(f"hello: memory_bytes {f.memory_bytes} is out of range")
-    return HostFactsRow(
-        hostname=short("hostname", hello.hostname),
-        agent_version=short("agent_version", hello.agent_version, 64),
-        labels=labels,
-        os_id=short("os_id", f.os_id, 64),
-        os_version=short("os_version", f.os_version, 64),
-        kernel=short("kernel", f.kernel, 128),
-        arch=short("arch", f.arch, 32),
-        cpu_count=f.cpu_count,
-        memory_bytes=f.memory_bytes,
-        boot_time=f.boot_time_unix_ms / 1000.0,
-    )
-
-
-# --- the ingest log's payload ----------------------------------------------------------------
 
 
 LOGGED_LIMITS: Final = IngestLimits(

@@ -42,7 +42,8 @@ from typing import Any, Final, Protocol, TypeVar
 import grpc  # type: ignore[import-untyped, unused-ignore]
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
 
-from collector.ingest.decode import IngestError, IngestLimits, decode, decode_gaps, decode_hello, parse_batch
+from collector.ingest.control import decode_gaps, decode_hello
+from collector.ingest.decode import IngestError, IngestLimits, decode, parse_batch
 from collector.ingest.metrics import CollectorMetrics
 from collector.ingest.process import IngestProcess, IngestRejected
 from collector.store.errors import AgentRevoked, DatabaseError, StoreError, UnknownAgent
@@ -523,7 +524,7 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
     ) -> None:
         """Any message but a batch: gaps are recorded and acknowledged, heartbeats prove the stream alive.
 
-        A gap report is validated (:func:`collector.ingest.decode.decode_gaps`) and each gap in it
+        A gap report is validated (:func:`collector.ingest.control.decode_gaps`) and each gap in it
         costs one entry of the agent's rate limit, like a batch's entries.
         """
         body = msg.WhichOneof("body")

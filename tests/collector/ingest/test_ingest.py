@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from collector.ingest.decode import IngestError, IngestLimits, decode, decode_gaps, decode_hello
+from collector.ingest.control import decode_gaps, decode_hello
+from collector.ingest.decode import IngestError, IngestLimits, decode
 from collector.ingest.process import IngestProcess, IngestRejected
 from collector.store import Store
 from collector.store.types import GapRow, HealthRow, HostFactsRow, InventoryRow, PointRow, ResultRow
