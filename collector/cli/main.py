@@ -323,7 +323,7 @@ async def _serve(
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args)
-    from collector.emergency.live import maintenance_calendar
+    from collector.emergency.config import maintenance_calendar
 
     maintenance_calendar(config.emergency)  # a bad windows file stops serve here: exit 2, naming it
     log_settings = {

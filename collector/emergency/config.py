@@ -30,9 +30,9 @@ from collector.incidents.cases import CasePolicy
 from collector.incidents.confirm import ConfirmConfig
 from collector.incidents.engine import EngineConfig
 from collector.notify.config import NotifyConfig
-from collector.schedule.windows import MaintenanceCalendar, Window
+from collector.schedule.windows import MaintenanceCalendar, Window, load_windows
 
-__all__ = ["DetectionConfig", "EmergencyConfig"]
+__all__ = ["DetectionConfig", "EmergencyConfig", "maintenance_calendar"]
 
 
 class _Model(BaseModel):
@@ -99,3 +99,15 @@ class EmergencyConfig(_Model):
     def _unique_windows(self) -> EmergencyConfig:
         MaintenanceCalendar(self.windows)  # raises ValueError on a duplicate name per customer
         return self
+
+
+def maintenance_calendar(config: EmergencyConfig) -> MaintenanceCalendar:
+    """The configured windows plus those of ``windows_file`` (a ConfigError names the file)."""
+    windows = list(config.windows)
+    if config.windows_file is not None:
+        from diagconfig import load_yaml_file
+
+        source = str(config.windows_file)
+        raw = load_yaml_file(config.windows_file, "maintenance windows file")
+        windows.extend(load_windows(raw, source).windows)
+    return MaintenanceCalendar(windows)

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from checks.api import Direction, Layer, Severity
 from collector.detect.detector import Anomaly, DetectorBank, Event, SeriesDetector, ceiling_for
 from collector.emergency.case_content import case_content
-from collector.emergency.config import EmergencyConfig
+from collector.emergency.config import EmergencyConfig, maintenance_calendar
 from collector.incidents import (
     CaseAction,
     CaseDecision,
@@ -65,7 +65,7 @@ from collector.incidents import (
     layer_of,
 )
 from collector.incidents.confirm import CheckConfirmer
-from collector.schedule.windows import MaintenanceCalendar, load_windows
+from collector.schedule.windows import MaintenanceCalendar
 from collector.store.cases import CaseRepo
 from collector.store.errors import DatabaseError
 from collector.store.fleet import FleetRepo
@@ -660,18 +660,6 @@ class LiveDetection:
             self.bank.detectors.clear()
             return
         log.info("detection state restored: %d series", len(self.bank.detectors))
-
-
-def maintenance_calendar(config: EmergencyConfig) -> MaintenanceCalendar:
-    """The configured windows plus those of ``windows_file`` (a ConfigError names the file)."""
-    windows = list(config.windows)
-    if config.windows_file is not None:
-        from diagconfig import load_yaml_file
-
-        source = str(config.windows_file)
-        raw = load_yaml_file(config.windows_file, "maintenance windows file")
-        windows.extend(load_windows(raw, source).windows)
-    return MaintenanceCalendar(windows)
 
 
 def make_observer(
