@@ -772,3 +772,21 @@ def test_summary_thins_points_but_keeps_aggregates() -> None:
 def test_garbled_result_records_are_refused_clearly(record: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         HostFacts.build("db1", latest=[("host.swap", T0, [record])])  # type: ignore[list-item]
+
+
+def test_each_rule_is_declared_beside_its_function_in_the_module_of_its_layer() -> None:
+    for key, declared_rule in RULES.items():
+        fn = declared_rule.host or declared_rule.fleet
+        assert fn is not None, key
+        assert fn.__module__ == f"collector.inspections.rules.{declared_rule.layer.value}", key
+
+
+def test_a_rule_key_declared_twice_is_refused() -> None:
+    from checks.api import Layer
+    from collector.inspections.rules.base import rule
+
+    with pytest.raises(ValueError, match="MEMORY_PRESSURE is declared twice"):
+
+        @rule("MEMORY_PRESSURE", Layer.HOST, "again")
+        def again(host: object) -> list[object]:
+            return []
