@@ -1,8 +1,8 @@
 """reports: the version of their content (an unchanged subject is not rendered again);
 API tokens: an optional expiry.
 
-Revision ID: 0005_report_version_token_expiry
-Revises: 0004_inspections
+Revision ID: 0006_report_version_token_expiry
+Revises: 0005_clock_skew
 Create Date: 2026-12-07
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_report_version_token_expiry"
-down_revision: str | None = "0004_inspections"
+revision: str = "0006_report_version_token_expiry"
+down_revision: str | None = "0005_clock_skew"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
