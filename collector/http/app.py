@@ -1,5 +1,9 @@
 """The collector's HTTP side: JSON API under /api/v1, /healthz and /metrics.
 
+:func:`create_app` only assembles: the endpoints are declared in routers, one module per
+group (:mod:`.ops`, :mod:`.fleet`, :mod:`.agents`, :mod:`.cases`, :mod:`.inspections`,
+:mod:`.reports`, :mod:`.tokens`), reaching the store through :mod:`.deps`.
+
 Every endpoint is a plain ``def``: FastAPI runs it in its threadpool, so the synchronous
 store never blocks the asyncio loop the gRPC server shares. Callers authenticate with
 an API token (``Authorization: Bearer ...``, created by ``diag-collector token create``);
@@ -15,39 +19,23 @@ A host or agent of another customer answers 404, exactly like one that does not 
 # No `from __future__ import annotations` here: FastAPI resolves the endpoints' annotations
 # at runtime.
 
-import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import FastAPI, HTTPException, Query, Request, Response, status
-from prometheus_client import CollectorRegistry, generate_latest
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from collector.http import problems
+from collector.http.agents import router as agents_router
 from collector.http.body_limits import BodyLimits
 from collector.http.cases import router as cases_router
-from collector.http.deps import Principal, require_write, scope_for, store_errors
+from collector.http.fleet import router as fleet_router
 from collector.http.inspections import router as inspections_router
-from collector.http.models import (
-    AgentOut,
-    CustomerQuery,
-    EnrollRequest,
-    EnrollResponse,
-    GapOut,
-    HostDetailOut,
-    HostOut,
-    HostQuery,
-    NoQuery,
-    QuarantinedOut,
-    QuarantineQuery,
-    ResultOut,
-    ResultsQuery,
-    RevokeResponse,
-    UpgradeOut,
-)
+from collector.http.ops import router as ops_router
 from collector.http.tokens import router as tokens_router
-from collector.ingest.enrolment import AgentEndpoint, EnrolmentError, agent_config_text
+from collector.ingest.enrolment import AgentEndpoint
 from collector.store import Store
 from collector.store.errors import DatabaseError
 from collector.store.fleet import FleetRepo
@@ -101,7 +89,6 @@ def create_app(
     ``grpc_service``: the serving process's AgentStreamService, for endpoints that talk to
     connected agents (None in an app without gRPC).
     """
-    fleet = FleetRepo(store)
     app = FastAPI(
         title="diag-collector",
         version="1",
@@ -118,146 +105,11 @@ def create_app(
 
     app.state.store = store
     app.state.grpc = grpc_service
-    app.include_router(cases_router)
-    app.include_router(inspections_router)
-    app.include_router(tokens_router)
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz(response: Response) -> dict[str, Any]:
-        """200 when the store answers, 503 otherwise; with the ingest log's backlog.
-
-        ``ingest_log``: batches acknowledged but not yet materialised (readable), how old the
-        oldest is, and quarantined batches (kept, counted, never applied: listed by
-        ``GET /api/v1/ingest/quarantine``).
-        The same figures are in /metrics as ``diag_ingest_log_*``.
-        """
-        if not store.ping():
-            response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-            return {"status": "store unreachable"}
-        try:
-            backlog = store.log_stats()
-            skewed = fleet.stats()["hosts_clock_skewed"]
-        except DatabaseError:  # answered the ping, failed this: say so, stay "ok"
-            return {"status": "ok", "ingest_log": None}
-        return {
-            "status": "ok",
-            # Agents whose clocks run ahead (see GET /api/v1/hosts, clock_skew_s): a health
-            # problem of theirs, not of the collector.
-            "hosts_clock_skewed": skewed,
-            "ingest_log": {
-                "pending_batches": backlog.pending_batches,
-                "pending_points": backlog.pending_points,
-                "lag_seconds": round(backlog.lag_seconds(time.time()), 3),
-                "quarantined_batches": backlog.quarantined,
-            },
-        }
-
-    @app.get("/metrics", tags=["ops"], response_class=Response)
-    def metrics() -> Response:
-        """Prometheus text: the collector's ingest metrics plus store gauges."""
-        body = generate_latest(store_registry)
-        if metrics_registry is not None:
-            body = generate_latest(metrics_registry) + body
-        return Response(body, media_type=PROMETHEUS_CONTENT_TYPE)
-
-    @app.get("/api/v1/hosts", response_model=list[HostOut], tags=["hosts"])
-    def list_hosts(who: Principal, q: Annotated[CustomerQuery, Query()]) -> list[HostOut]:
-        hosts = fleet.list_hosts(scope_for(who, q.customer))
-        return [HostOut.of(h) for h in hosts if q.customer is None or h.customer == q.customer]
-
-    @app.get("/api/v1/hosts/{name}", response_model=HostDetailOut, tags=["hosts"])
-    def host_detail(name: str, who: Principal, q: Annotated[CustomerQuery, Query()]) -> HostDetailOut:
-        """Latest result per check, grouped by layer; ``customer`` disambiguates a shared name."""
-        with store_errors():
-            return HostDetailOut.of(fleet.host_detail(scope_for(who, q.customer), name, q.customer))
-
-    @app.get("/api/v1/results", response_model=list[ResultOut], tags=["results"])
-    def results(who: Principal, q: Annotated[ResultsQuery, Query()]) -> list[ResultOut]:
-        """Results of one host, newest first."""
-        since = q.since.timestamp() if q.since is not None else None
-        with store_errors():
-            rows = fleet.results(scope_for(who, q.customer), q.host, q.check, since, q.limit, q.customer)
-        return [ResultOut.of(r) for r in rows]
-
-    @app.get("/api/v1/agents", response_model=list[AgentOut], tags=["agents"])
-    def list_agents(who: Principal, q: Annotated[CustomerQuery, Query()]) -> list[AgentOut]:
-        rows = fleet.agents(scope_for(who, q.customer))
-        return [AgentOut.of(a) for a in rows if q.customer is None or a.customer == q.customer]
-
-    @app.post(
-        "/api/v1/agents",
-        response_model=EnrollResponse,
-        status_code=status.HTTP_201_CREATED,
-        tags=["agents"],
-    )
-    def enroll(body: EnrollRequest, who: Principal, _q: Annotated[NoQuery, Query()]) -> EnrollResponse:
-        """Create an agent token bound to ``customer``; the token is shown only in this response."""
-        require_write(who)
-        if not who.scope.allows(body.customer):
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"this token may not enroll for customer {body.customer!r}"
-            )
-        try:  # before the token exists: a refusal leaves no enrolled agent behind
-            address = endpoint.require()
-        except EnrolmentError as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-        with store_errors():
-            identity, token = store.enroll_agent(body.customer, body.host, body.agent_id)
-        config = agent_config_text(
-            identity.agent_id,
-            identity.customer,
-            address,
-            token,
-            tls=endpoint.tls,
-            server_name=endpoint.server_name,
-        )
-        # The token travels in the config file only, never on a command line (ps, shell history).
-        command = "diag-agent run --config /etc/diag-agent/agent.yaml"
-        return EnrollResponse(
-            agent_id=identity.agent_id,
-            customer=identity.customer,
-            host=identity.host,
-            token=token,
-            config=config,
-            command=command,
-        )
-
-    @app.post("/api/v1/agents/{agent_id}/revoke", response_model=RevokeResponse, tags=["agents"])
-    def revoke(agent_id: str, who: Principal, _q: Annotated[NoQuery, Query()]) -> RevokeResponse:
-        """Revoke an agent's token: its stream is refused from now on (within 5 s)."""
-        owner = store.agent_customer(agent_id)
-        if owner is None or not who.scope.allows(owner):
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agent {agent_id!r}")
-        require_write(who)
-        return RevokeResponse(agent_id=agent_id, revoked=store.revoke_agent(agent_id))
-
-    @app.get("/api/v1/gaps", response_model=list[GapOut], tags=["results"])
-    def gaps(who: Principal, q: Annotated[HostQuery, Query()]) -> list[GapOut]:
-        """Sequence ranges agents dropped (spool full): results that will never arrive."""
-        with store_errors():
-            rows = fleet.gaps(scope_for(who, q.customer), q.host, q.customer)
-        return [GapOut.of(g) for g in rows if q.customer is None or g.customer == q.customer]
-
-    @app.get("/api/v1/ingest/quarantine", response_model=list[QuarantinedOut], tags=["ops"])
-    def quarantine(who: Principal, q: Annotated[QuarantineQuery, Query()]) -> list[QuarantinedOut]:
-        """Acknowledged batches the materialiser could not apply, kept aside with the reason (engineers).
-
-        They are counted in /healthz and /metrics (``quarantined_batches``); this lists
-        which agents and sequence ranges they hold and why, newest first. Engineers only:
-        the reason is the collector's own error, which can name its internals.
-        """
-        if who.role != "engineer":
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "only engineers see the ingest quarantine")
-        with store_errors():
-            rows = fleet.quarantined_log_rows(scope_for(who, q.customer), q.host, q.customer, q.limit)
-        return [QuarantinedOut.of(r) for r in rows]
-
-    @app.get("/api/v1/upgrades", response_model=list[UpgradeOut], tags=["hosts"])
-    def upgrades(who: Principal, q: Annotated[HostQuery, Query()]) -> list[UpgradeOut]:
-        """Product version changes seen between consecutive inventories of a host."""
-        with store_errors():
-            rows = fleet.upgrades(scope_for(who, q.customer), q.host, q.customer)
-        return [UpgradeOut.of(u) for u in rows if q.customer is None or u.customer == q.customer]
+    app.state.store_registry = store_registry
+    app.state.metrics_registry = metrics_registry
+    app.state.agent_endpoint = endpoint
+    for router in (ops_router, fleet_router, agents_router, cases_router, inspections_router, tokens_router):
+        app.include_router(router)
 
     @app.middleware("http")
     async def no_store_cache(

@@ -13,9 +13,10 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from collector.ingest.enrolment import AgentEndpoint
 from collector.store import ApiPrincipal, Conflict, NotFound, Scope, Store, StoreError
 
-__all__ = ["GrpcDep", "Principal", "StoreDep", "require_write", "scope_for", "store_errors"]
+__all__ = ["EndpointDep", "GrpcDep", "Principal", "StoreDep", "require_write", "scope_for", "store_errors"]
 
 _bearer = HTTPBearer(auto_error=False, description="API token from `diag-collector token create`")
 
@@ -30,8 +31,15 @@ def get_grpc(request: Request) -> Any:
     return getattr(request.app.state, "grpc", None)
 
 
+def get_agent_endpoint(request: Request) -> AgentEndpoint:
+    """Where enrolled agents are told to connect (``create_app``'s ``agent_endpoint``)."""
+    endpoint: AgentEndpoint = request.app.state.agent_endpoint
+    return endpoint
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 GrpcDep = Annotated[Any, Depends(get_grpc)]
+EndpointDep = Annotated[AgentEndpoint, Depends(get_agent_endpoint)]
 
 
 def principal(

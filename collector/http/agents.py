@@ -1,0 +1,89 @@
+"""API: agents (``/api/v1/agents``): list, enrol (the token is shown once), revoke.
+
+Engineers enrol for any customer; a customer_admin only for its own; viewers read. An
+agent of another customer answers 404, like one that does not exist.
+"""
+
+# No `from __future__ import annotations` here: FastAPI resolves the endpoints' annotations
+# at runtime.
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from collector.http.deps import EndpointDep, Principal, StoreDep, require_write, scope_for, store_errors
+from collector.http.models import (
+    AgentOut,
+    CustomerQuery,
+    EnrollRequest,
+    EnrollResponse,
+    NoQuery,
+    RevokeResponse,
+)
+from collector.ingest.enrolment import EnrolmentError, agent_config_text
+from collector.store.fleet import FleetRepo
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/agents", response_model=list[AgentOut], tags=["agents"])
+def list_agents(store: StoreDep, who: Principal, q: Annotated[CustomerQuery, Query()]) -> list[AgentOut]:
+    rows = FleetRepo(store).agents(scope_for(who, q.customer))
+    return [AgentOut.of(a) for a in rows if q.customer is None or a.customer == q.customer]
+
+
+@router.post(
+    "/agents",
+    response_model=EnrollResponse,
+    status_code=status.HTTP_201_CREATED,
+    tags=["agents"],
+)
+def enroll(
+    body: EnrollRequest,
+    store: StoreDep,
+    who: Principal,
+    endpoint: EndpointDep,
+    _q: Annotated[NoQuery, Query()],
+) -> EnrollResponse:
+    """Create an agent token bound to ``customer``; the token is shown only in this response."""
+    require_write(who)
+    if not who.scope.allows(body.customer):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"this token may not enroll for customer {body.customer!r}"
+        )
+    try:  # before the token exists: a refusal leaves no enrolled agent behind
+        address = endpoint.require()
+    except EnrolmentError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    with store_errors():
+        identity, token = store.enroll_agent(body.customer, body.host, body.agent_id)
+    config = agent_config_text(
+        identity.agent_id,
+        identity.customer,
+        address,
+        token,
+        tls=endpoint.tls,
+        server_name=endpoint.server_name,
+    )
+    # The token travels in the config file only, never on a command line (ps, shell history).
+    command = "diag-agent run --config /etc/diag-agent/agent.yaml"
+    return EnrollResponse(
+        agent_id=identity.agent_id,
+        customer=identity.customer,
+        host=identity.host,
+        token=token,
+        config=config,
+        command=command,
+    )
+
+
+@router.post("/agents/{agent_id}/revoke", response_model=RevokeResponse, tags=["agents"])
+def revoke(agent_id: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]) -> RevokeResponse:
+    """Revoke an agent's token: its stream is refused from now on (within 5 s)."""
+    owner = store.agent_customer(agent_id)
+    if owner is None or not who.scope.allows(owner):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no agent {agent_id!r}")
+    require_write(who)
+    return RevokeResponse(agent_id=agent_id, revoked=store.revoke_agent(agent_id))

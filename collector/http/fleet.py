@@ -1,0 +1,91 @@
+"""API: the fleet as stored (``/api/v1/hosts``, ``/results``, ``/gaps``, ``/upgrades``,
+``/ingest/quarantine``).
+
+Every read is scoped by the caller's customer: a host of another customer answers 404,
+exactly like one that does not exist. The quarantine is for engineers only.
+"""
+
+# No `from __future__ import annotations` here: FastAPI resolves the endpoints' annotations
+# at runtime.
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from collector.http.deps import Principal, StoreDep, scope_for, store_errors
+from collector.http.models import (
+    CustomerQuery,
+    GapOut,
+    HostDetailOut,
+    HostOut,
+    HostQuery,
+    QuarantinedOut,
+    QuarantineQuery,
+    ResultOut,
+    ResultsQuery,
+    UpgradeOut,
+)
+from collector.store.fleet import FleetRepo
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/hosts", response_model=list[HostOut], tags=["hosts"])
+def list_hosts(store: StoreDep, who: Principal, q: Annotated[CustomerQuery, Query()]) -> list[HostOut]:
+    hosts = FleetRepo(store).list_hosts(scope_for(who, q.customer))
+    return [HostOut.of(h) for h in hosts if q.customer is None or h.customer == q.customer]
+
+
+@router.get("/hosts/{name}", response_model=HostDetailOut, tags=["hosts"])
+def host_detail(
+    name: str, store: StoreDep, who: Principal, q: Annotated[CustomerQuery, Query()]
+) -> HostDetailOut:
+    """Latest result per check, grouped by layer; ``customer`` disambiguates a shared name."""
+    with store_errors():
+        return HostDetailOut.of(FleetRepo(store).host_detail(scope_for(who, q.customer), name, q.customer))
+
+
+@router.get("/results", response_model=list[ResultOut], tags=["results"])
+def results(store: StoreDep, who: Principal, q: Annotated[ResultsQuery, Query()]) -> list[ResultOut]:
+    """Results of one host, newest first."""
+    since = q.since.timestamp() if q.since is not None else None
+    with store_errors():
+        rows = FleetRepo(store).results(
+            scope_for(who, q.customer), q.host, q.check, since, q.limit, q.customer
+        )
+    return [ResultOut.of(r) for r in rows]
+
+
+@router.get("/gaps", response_model=list[GapOut], tags=["results"])
+def gaps(store: StoreDep, who: Principal, q: Annotated[HostQuery, Query()]) -> list[GapOut]:
+    """Sequence ranges agents dropped (spool full): results that will never arrive."""
+    with store_errors():
+        rows = FleetRepo(store).gaps(scope_for(who, q.customer), q.host, q.customer)
+    return [GapOut.of(g) for g in rows if q.customer is None or g.customer == q.customer]
+
+
+@router.get("/ingest/quarantine", response_model=list[QuarantinedOut], tags=["ops"])
+def quarantine(
+    store: StoreDep, who: Principal, q: Annotated[QuarantineQuery, Query()]
+) -> list[QuarantinedOut]:
+    """Acknowledged batches the materialiser could not apply, kept aside with the reason (engineers).
+
+    They are counted in /healthz and /metrics (``quarantined_batches``); this lists
+    which agents and sequence ranges they hold and why, newest first. Engineers only:
+    the reason is the collector's own error, which can name its internals.
+    """
+    if who.role != "engineer":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only engineers see the ingest quarantine")
+    with store_errors():
+        rows = FleetRepo(store).quarantined_log_rows(scope_for(who, q.customer), q.host, q.customer, q.limit)
+    return [QuarantinedOut.of(r) for r in rows]
+
+
+@router.get("/upgrades", response_model=list[UpgradeOut], tags=["hosts"])
+def upgrades(store: StoreDep, who: Principal, q: Annotated[HostQuery, Query()]) -> list[UpgradeOut]:
+    """Product version changes seen between consecutive inventories of a host."""
+    with store_errors():
+        rows = FleetRepo(store).upgrades(scope_for(who, q.customer), q.host, q.customer)
+    return [UpgradeOut.of(u) for u in rows if q.customer is None or u.customer == q.customer]
