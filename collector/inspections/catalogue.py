@@ -14,31 +14,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["CATALOGUE", "RESULT_EVIDENCE", "Bilingual", "Entry"]
+from collector.reports.model import LocalText
 
-
-@dataclass(frozen=True, slots=True)
-class Bilingual:
-    en: str
-    zh_cn: str
-
-    def format(self, **values: object) -> Bilingual:
-        """Both templates with ``values`` filled in (a missing field raises KeyError)."""
-        return Bilingual(self.en.format(**values), self.zh_cn.format(**values))
+__all__ = ["CATALOGUE", "RESULT_EVIDENCE", "Entry"]
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    title: Bilingual
-    evidence: Bilingual
-    recommendation: Bilingual
+    title: LocalText
+    evidence: LocalText
+    recommendation: LocalText
 
 
 def _e(title: tuple[str, str], evidence: tuple[str, str], recommendation: tuple[str, str]) -> Entry:
-    return Entry(Bilingual(*title), Bilingual(*evidence), Bilingual(*recommendation))
+    return Entry(LocalText(*title), LocalText(*evidence), LocalText(*recommendation))
 
 
-RESULT_EVIDENCE = Bilingual("{check} reported {result}: {summary}", "检查项 {check} 报告 {result}：{summary}")
+RESULT_EVIDENCE = LocalText("{check} reported {result}: {summary}", "检查项 {check} 报告 {result}：{summary}")
 
 CATALOGUE: dict[str, Entry] = {
     # ------------------------------------------------------------------ host

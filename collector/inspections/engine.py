@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from checks.api import Layer, Severity
-from collector.inspections.catalogue import CATALOGUE, RESULT_EVIDENCE, Bilingual
+from collector.inspections.catalogue import CATALOGUE, RESULT_EVIDENCE
 from collector.inspections.compare import capacity_trends, compare, components, gauges
 from collector.inspections.facts import HostFacts
 from collector.inspections.model import (
@@ -29,6 +29,7 @@ from collector.inspections.model import (
 from collector.inspections.plan import InspectionPlan
 from collector.inspections.rules import RULES, Hit, Rule
 from collector.inspections.scoring import layer_scores, overall
+from collector.reports.model import LocalText
 
 __all__ = ["applicable_rules", "evaluate_rules", "run_inspection"]
 
@@ -45,7 +46,7 @@ def applicable_rules(check_names: Iterable[str] | None, rules: Mapping[str, Rule
     return [r for r in rules.values() if not r.checks or wanted.intersection(r.checks)]
 
 
-def _evidence(rule: Rule, hit: Hit) -> Bilingual:
+def _evidence(rule: Rule, hit: Hit) -> LocalText:
     if hit.template == "result" and hit.result is not None:
         r = hit.result
         return RESULT_EVIDENCE.format(check=r.check, result=r.key, summary=r.summary)

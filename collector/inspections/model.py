@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from checks.api import Layer, Severity, Unit
-from collector.inspections.catalogue import Bilingual
+from collector.reports.model import LocalText
 
 __all__ = [
     "CapacityTrend",
@@ -29,11 +29,11 @@ __all__ = [
 ]
 
 
-def _text(data: Any) -> Bilingual:
-    return Bilingual(str(data["en"]), str(data["zh_cn"]))
+def _text(data: Any) -> LocalText:
+    return LocalText(str(data["en"]), str(data["zh_cn"]))
 
 
-def _text_dict(text: Bilingual) -> dict[str, str]:
+def _text_dict(text: LocalText) -> dict[str, str]:
     return {"en": text.en, "zh_cn": text.zh_cn}
 
 
@@ -43,7 +43,7 @@ class Instance:
 
     host: str
     severity: Severity
-    evidence: Bilingual
+    evidence: LocalText
     item: str | None = None
 
 
@@ -55,8 +55,8 @@ class Finding:
     layer: Layer
     severity: Severity
     """The worst severity among the instances."""
-    title: Bilingual
-    recommendation: Bilingual
+    title: LocalText
+    recommendation: LocalText
     instances: tuple[Instance, ...]
 
     @property

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, tzinfo
 
 from checks.api import Severity, Unit
-from collector.inspections.catalogue import CATALOGUE, Bilingual
+from collector.inspections.catalogue import CATALOGUE
 from collector.inspections.facts import HostFacts, MetricSummary
 from collector.inspections.model import CapacityTrend as ResultCapacity
 from collector.inspections.model import FindingRef, InspectionResult
@@ -48,10 +48,6 @@ MAX_TRENDS = 12
 """Charts per report: the capacity trends closest to full (then fastest growing) first."""
 
 
-def _local(text: Bilingual) -> rm.LocalText:
-    return rm.LocalText(text.en, text.zh_cn)
-
-
 def _at(ts: float, zone: tzinfo) -> datetime:
     return datetime.fromtimestamp(ts, zone)
 
@@ -64,7 +60,7 @@ def _changes(refs: Iterable[FindingRef]) -> tuple[rm.FindingChange, ...]:
         rm.FindingChange(
             key,
             Severity.worst(*(r.severity for r in group)),
-            _local(CATALOGUE[key].title),
+            CATALOGUE[key].title,
             tuple(sorted({r.host for r in group})),
         )
         for key, group in by_key.items()
@@ -171,9 +167,9 @@ def to_report(
                 f.key,
                 f.severity,
                 f.layer,
-                _local(f.title),
-                _local(f.recommendation),
-                tuple(rm.FindingInstance(i.host, _local(i.evidence), i.item) for i in f.instances),
+                f.title,
+                f.recommendation,
+                tuple(rm.FindingInstance(i.host, i.evidence, i.item) for i in f.instances),
             )
             for f in result.findings
         ),

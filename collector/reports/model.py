@@ -81,6 +81,14 @@ class LocalText:
         """The text in ``lang``."""
         return self.zh_cn if lang == "zh-CN" else self.en
 
+    def format(self, **values: object) -> LocalText:
+        """Both templates with ``values`` filled in (a missing field raises KeyError).
+
+        >>> LocalText("{n} hosts", "{n} 台主机").format(n=3)
+        LocalText(en='3 hosts', zh_cn='3 台主机')
+        """
+        return LocalText(self.en.format(**values), self.zh_cn.format(**values))
+
 
 @dataclass(frozen=True, slots=True)
 class Customer:
