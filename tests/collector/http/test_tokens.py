@@ -178,7 +178,7 @@ def test_diag_collector_token_list_and_revoke(tmp_path: Path) -> None:
     made = _cli("token", "create", "--store", url, "--name", "ops", "--expires", "12h")
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip().splitlines()[-1]
-    assert "expires" in made.stdout
+    assert "expires" in made.stderr  # the description; stdout carries only the token
     listed = _cli("token", "list", "--store", url)
     assert listed.returncode == 0 and token not in listed.stdout
     assert "ops" in listed.stdout and "active" in listed.stdout and token[:8] in listed.stdout
