@@ -88,3 +88,42 @@ def test_catalogue_is_consistent():
 def test_keys_are_declared_once(check: Check[Any, Any]):
     assert len(set(check.keys)) == len(check.keys)
     assert "OK" not in check.keys
+
+
+METRIC_PREFIX = {
+    Layer.HOST: "host_",
+    Layer.NETWORK: "net_",
+    Layer.STORAGE: "storage_",
+    Layer.PLATFORM: "platform_",
+    Layer.APPLICATION: "app_",
+}
+"""One metric name prefix per layer: a metric's name says which layer it belongs to."""
+
+NETWORK_LEGACY = frozenset(
+    {
+        "network_conntrack_drops_count",
+        "network_conntrack_entries_count",
+        "network_conntrack_max_count",
+        "network_conntrack_used_percent",
+        "network_neigh_entries_count",
+        "network_neigh_gateway_resolved_boolean",
+        "network_neigh_incomplete_count",
+        "network_neigh_limit_count",
+        "network_neigh_table_overflows_count",
+        "network_neigh_used_percent",
+    }
+)
+"""Stored series, baselines and inspection rules already use these names: renaming them is a
+data migration of its own. No metric may join them; new network metrics use ``net_``."""
+
+
+def test_one_metric_prefix_per_layer():
+    wrong = sorted(
+        f"{check.name}: {spec.name} (layer {check.layer.value}: {METRIC_PREFIX[check.layer]}*)"
+        for check in all_checks().values()
+        for spec in check.metrics
+        if not spec.name.startswith(METRIC_PREFIX[check.layer]) and spec.name not in NETWORK_LEGACY
+    )
+    assert wrong == []
+    legacy = {spec.name for check in all_checks().values() for spec in check.metrics} & NETWORK_LEGACY
+    assert legacy == NETWORK_LEGACY, "a legacy name is gone: drop it from NETWORK_LEGACY"
