@@ -13,7 +13,7 @@ import pytest
 
 from agent import __version__
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _run(module: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

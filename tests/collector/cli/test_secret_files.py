@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from collector.cli.config import ConfigError, load_text
 from tests.collector.store.pg import SKIP_REASON, fresh_database, pg_listening
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WEBHOOK_SECRET = "0123456789abcdef-very-secret"
 SMTP_PASSWORD = "smtp-pw-do-not-print"
 

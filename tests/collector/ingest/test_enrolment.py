@@ -21,7 +21,7 @@ from collector.http.app import create_app
 from collector.store import Scope, Store
 from collector.store.fleet import FleetRepo
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BEHIND_BALANCER = (
     "grpc: {listen: '0.0.0.0:50051', public_address: 'diag.example.com:443', public_server_name: diag,"
     " tls: {cert_file: /c.pem, key_file: /k.pem}}"
