@@ -58,14 +58,18 @@ class QuietLibraries(logging.Filter):
 
 
 def configure(level: str, stream: TextIO | None = None) -> None:
-    """Log to ``stream`` (stderr) at ``level`` (one of :data:`LEVELS`), libraries quiet unless debug."""
+    """Log to ``stream`` (stderr) at ``level`` (one of :data:`LEVELS`), libraries quiet unless debug.
+
+    As :func:`logging.basicConfig`: when the root logger already has handlers (a host
+    program or a test runner configured logging), it is left alone.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
     if level != "debug":
         handler.addFilter(QuietLibraries())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
     # WeasyPrint's per-step progress lines: not even worth formatting below debug.
