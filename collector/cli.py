@@ -435,9 +435,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return replay.main(args_list[1:])
     args = build_parser().parse_args(args_list)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from diagconfig.terminal import TerminalFormatter
+
+    handler = logging.StreamHandler()  # stderr
+    # Agents' text (host names, summaries, ids) reaches log lines: no terminal control.
+    handler.setFormatter(TerminalFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, args.log_level), handlers=[handler])
     try:
         rc: int = args.func(args)
     except ConfigError as exc:
