@@ -14,6 +14,7 @@ the database. Exit status: 0 ok, 1 the server refused or failed, 2 usage errors.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -27,6 +28,7 @@ from typing import Any, NoReturn, TextIO
 import httpx
 
 from diagconfig.completion import add_completion_option
+from diagconfig.terminal import table_lines, terminal_text
 
 __all__ = ["UsageError", "main", "parse_since"]
 
@@ -183,19 +185,23 @@ def _when(value: str | None) -> str:
 
 
 def table(rows: Sequence[Sequence[object]], headers: Sequence[str], out: TextIO) -> None:
-    """Columns aligned to their widest cell; '-' for empty values."""
+    """Columns aligned to their widest cell by display width (Chinese text takes two
+    columns a character); '-' for empty values; control characters shown as escapes."""
     cells = [[("-" if c is None or c == "" else str(c)) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    for row in [list(headers), *cells]:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+    for line in table_lines(headers, cells):
+        print(line, file=out)
 
 
 def _emit(args: argparse.Namespace, data: Any, render: Callable[[Any, TextIO], None], out: TextIO) -> None:
     if args.format == "json":
-        json.dump(data, out, indent=2, ensure_ascii=False)
+        json.dump(data, out, indent=2, ensure_ascii=False)  # exact: json escapes controls itself
         print(file=out)
     else:
-        render(data, out)
+        # Rendered text carries agents' summaries, labels and notes: no terminal control
+        # reaches the engineer's terminal (OSC title and clipboard writes, CSI).
+        text = io.StringIO()
+        render(data, text)
+        out.write(terminal_text(text.getvalue()))
 
 
 # --------------------------------------------------------------------------- commands
@@ -524,10 +530,10 @@ def main(
         finally:
             api.close()
     except UsageError as exc:
-        print(f"diagctl: {exc}", file=sys.stderr)
+        print(f"diagctl: {terminal_text(str(exc))}", file=sys.stderr)
         return 2
     except ServerError as exc:
-        print(f"diagctl: {exc}", file=sys.stderr)
+        print(f"diagctl: {terminal_text(str(exc))}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # Output piped into `head`: not an error. Point stdout at devnull so the

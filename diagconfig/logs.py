@@ -22,6 +22,8 @@ import logging
 import sys
 from typing import TextIO
 
+from diagconfig.terminal import TerminalFormatter
+
 __all__ = ["CHATTY", "LEVELS", "OURS", "QuietLibraries", "configure", "log_level"]
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -67,7 +69,9 @@ def configure(level: str, stream: TextIO | None = None) -> None:
     if root.handlers:
         return
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    # Agents' and checks' text (host names, summaries, plugin output) reaches log lines:
+    # no terminal control sequences.
+    handler.setFormatter(TerminalFormatter(FORMAT))
     if level != "debug":
         handler.addFilter(QuietLibraries())
     root.addHandler(handler)
