@@ -21,7 +21,9 @@ never appears in a log line or an exception message.
 
 An entry the collector can never take (larger than its message limit, undecodable in
 the spool, or rejected as invalid, which the collector names by seq) is skipped and
-reported as a gap, so one bad entry cannot wedge the stream forever.
+reported as a gap, so one bad entry cannot wedge the stream forever. The spool deletes it
+and records its gap in one transaction (:meth:`agent.spool.Spool.skip`), so even a
+``kill -9`` before the report loses nothing silently.
 """
 
 from __future__ import annotations
@@ -85,6 +87,8 @@ class SpoolLike(Protocol):
     def gaps(self, include_reported: bool = False) -> list[Gap]: ...
 
     def mark_gaps_reported(self, up_to_id: int) -> None: ...
+
+    def skip(self, seq: int, reason: str) -> None: ...
 
     def stats(self) -> SpoolStats: ...
 
@@ -257,13 +261,6 @@ class _InFlight:
     sent_at: float
 
 
-@dataclass(slots=True)
-class _LocalGap:
-    seq: int
-    reason: str
-    at: float
-
-
 class Streamer:
     """Streams the spool to the collector from a background thread.
 
@@ -290,7 +287,6 @@ class Streamer:
         self._flush_deadline = 0.0
         self._inbox: queue.SimpleQueue[tuple[str, Any]] | None = None
         self._thread: threading.Thread | None = None
-        self._local_gaps: dict[int, _LocalGap] = {}
         self._poison: set[int] = set()
         self.connected = False
         self.last_error: str | None = None
@@ -574,9 +570,6 @@ class Streamer:
         for gap in self._spool.gaps()[:500]:
             gaps.append(wire.gap(gap.first_seq, gap.last_seq, gap.count, gap.reason, int(gap.ts * 1000)))
             gaps_in_flight[gap.first_seq] = (gap.id, gap.count)
-        for local in list(self._local_gaps.values())[:500]:
-            gaps.append(wire.gap(local.seq, local.seq, 1, local.reason, int(local.at * 1000)))
-            gaps_in_flight[local.seq] = (0, 1)
         return wire.gap_report(gaps) if gaps else None
 
     def _gaps_recorded(self, recorded: set[int], gaps_in_flight: dict[int, tuple[int, int]]) -> None:
@@ -585,10 +578,6 @@ class Streamer:
         current = {g.first_seq: g for g in self._spool.gaps()}
         mark = 0
         for first_seq, (gap_id, count) in sorted(gaps_in_flight.items(), key=lambda kv: kv[1][0]):
-            if gap_id == 0:
-                if first_seq in recorded:
-                    self._local_gaps.pop(first_seq, None)
-                continue
             gap = current.get(first_seq)
             if first_seq not in recorded or gap is None or gap.count != count:
                 break
@@ -631,7 +620,9 @@ class Streamer:
                     batch.append(proto)
                     size += n
             if skip_reason is not None:
-                self._local_gaps[entry.seq] = _LocalGap(entry.seq, skip_reason, time.time())
+                # Deleted with its gap recorded, in one spool transaction: a crash before
+                # the gap is reported still reports it after the restart.
+                self._spool.skip(entry.seq, skip_reason)
                 self._poison.discard(entry.seq)
             top = entry.seq
         return (wire.entry_batch(batch) if batch else None), top
