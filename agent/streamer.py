@@ -15,7 +15,8 @@ grpcio would cost the agent about 18 MB of RSS). One connection ("session") goes
 4. send a ``Heartbeat`` when idle; hand every ``InspectionRequest`` to ``on_inspection``.
 
 A broken session is retried with jittered exponential backoff (0.5 s doubling to
-30 s, reset after a healthy period). A rejected token (``UNAUTHENTICATED`` /
+30 s, reset after a healthy period; capped at 5 s for 5 minutes after a session was
+welcomed, so agents find a restarted collector within seconds). A rejected token (``UNAUTHENTICATED`` /
 ``PERMISSION_DENIED``) backs off for minutes and logs a clear error; the token itself
 never appears in a log line or an exception message.
 
@@ -111,6 +112,10 @@ class StreamerSettings:
     backoff_cap_s: float = 30.0
     healthy_after_s: float = 30.0
     """A session that lived this long resets the backoff."""
+    recent_backoff_cap_s: float = 5.0
+    """The backoff's cap while a session was welcomed within ``recent_s``: a collector that
+    restarts is usually back within minutes, and its agents should find it within seconds."""
+    recent_s: float = 300.0
     auth_backoff_s: float = 300.0
     """Wait after the collector rejected our token (re-enrolment takes a human)."""
     invalid_backoff_s: float = 30.0
@@ -170,8 +175,10 @@ class Backoff:
         self.attempt = 0
         self._rng = rng or random.Random()
 
-    def next(self) -> float:
-        delay = min(self.cap_s, self.base_s * (2 ** min(self.attempt, 32)))
+    def next(self, cap_s: float | None = None) -> float:
+        """The next delay; ``cap_s`` lowers the cap for this one (the attempts still count)."""
+        cap = self.cap_s if cap_s is None else min(self.cap_s, cap_s)
+        delay = min(cap, self.base_s * (2 ** min(self.attempt, 32)))
         self.attempt += 1
         return self._rng.uniform(delay / 2, delay)
 
@@ -288,6 +295,8 @@ class Streamer:
         self._inbox: queue.SimpleQueue[tuple[str, Any]] | None = None
         self._thread: threading.Thread | None = None
         self._poison: set[int] = set()
+        self._welcomed_at: float | None = None
+        """When a session last had a Welcome (monotonic): the collector was reachable then."""
         self.connected = False
         self.last_error: str | None = None
         self.acked_seq = 0
@@ -327,7 +336,7 @@ class Streamer:
                 welcomed = self._session()
                 if self._stop.is_set():
                     return  # flushed what could be flushed
-                delay = self._backoff.next()
+                delay = self._backoff.next(self._recent_cap())
             except _SessionEnd as end:
                 self.connected = False
                 if self._stopping_done():
@@ -339,6 +348,14 @@ class Streamer:
                 time.sleep(max(0.0, min(delay, self._flush_deadline - time.monotonic())))
             elif delay > 0:
                 self._stop.wait(delay)
+
+    def _recent_cap(self) -> float | None:
+        """The lower backoff cap while the collector was reachable recently (else None)."""
+        s = self._settings
+        at = self._welcomed_at
+        if at is None or time.monotonic() - at > s.recent_s:
+            return None
+        return s.recent_backoff_cap_s
 
     def _after_failure(self, end: _SessionEnd) -> float:
         s = self._settings
@@ -358,7 +375,7 @@ class Streamer:
         if code == StatusCode.FAILED_PRECONDITION:
             log.error("cannot stream to %s: %s; retrying in %.0f s", s.address, end.details, s.auth_backoff_s)
             return s.auth_backoff_s
-        delay = self._backoff.next()
+        delay = self._backoff.next(self._recent_cap())
         if code == StatusCode.INVALID_ARGUMENT:
             match = _REJECTED_SEQ_RE.search(end.details)
             if match:
@@ -432,7 +449,11 @@ class Streamer:
             outbox.put(hello)
             welcome = self._await_welcome(inbox)
             self.connected = True
-            self._stream(welcome, inbox, outbox)
+            self._welcomed_at = time.monotonic()
+            try:
+                self._stream(welcome, inbox, outbox)
+            finally:
+                self._welcomed_at = time.monotonic()  # reachable until this session ended
             clean = True
             return True
         finally:
