@@ -453,4 +453,10 @@ def test_plain_insert_points_is_a_plain_insert(store: Store) -> None:
 def test_ping_and_stats(store: Store) -> None:
     store.enroll_agent("acme", host="web1")
     assert store.ping()
-    assert store.stats() == {"customers": 1, "hosts": 1, "agents_active": 1, "agents_revoked": 0}
+    assert store.stats() == {
+        "customers": 1,
+        "hosts": 1,
+        "agents_active": 1,
+        "agents_revoked": 0,
+        "hosts_clock_skewed": 0,
+    }
