@@ -1168,6 +1168,13 @@ class Store:
             sa.select(inventory.c.document, inventory.c.sha256).where(inventory.c.host_id == host_id)
         ).first()
         if current is not None and current.sha256 == sha256:
+            # The same document again (an agent re-sends it after a restart): no change to
+            # record, but the entry's seq is recorded as the document's latest confirmation.
+            conn.execute(
+                inventory.update()
+                .where(inventory.c.host_id == host_id, inventory.c.seq < seq)
+                .values(agent_id=agent.agent_id, seq=seq, ts=ts)
+            )
             return
         changes: list[tuple[str, str | None, str | None]] = []
         if current is not None:
