@@ -49,7 +49,7 @@ from collector.http.models import (
     UpgradeOut,
 )
 from collector.http.tokens import router as tokens_router
-from collector.store import Store
+from collector.store import Store, customer_agent_id
 
 __all__ = ["create_app"]
 
@@ -199,8 +199,12 @@ def create_app(
             address = endpoint.require()
         except EnrolmentError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        agent_id = body.agent_id
+        if agent_id is not None and who.scope.customer is not None:
+            # A customer's people choose ids inside their customer's namespace only.
+            agent_id = customer_agent_id(body.customer, agent_id)
         with store_errors():
-            identity, token = store.enroll_agent(body.customer, body.host, body.agent_id)
+            identity, token = store.enroll_agent(body.customer, body.host, agent_id)
         config = agent_config_text(
             identity.agent_id,
             identity.customer,
