@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collector.store import (
     AgentInfo,
@@ -66,9 +66,17 @@ class ResultsQuery(_Query):
     customer: str | None = Field(default=None, max_length=63)
     check: str | None = Field(default=None, max_length=128)
     since: datetime | None = Field(
-        default=None, description="ISO 8601 time (or Unix seconds): results at or after it."
+        default=None, description="ISO 8601 time (or Unix seconds), 1970 to 9999: results at or after it."
     )
     limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+
+    @field_validator("since")
+    @classmethod
+    def _plausible_since(cls, value: datetime | None) -> datetime | None:
+        # Year 1 is a valid ISO date but not an epoch second: .timestamp() fails on it.
+        if value is not None and value.year < 1970:
+            raise ValueError("must be 1970-01-01 or later")
+        return value
 
 
 class HostOut(_Out):
