@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from collector.http.pages import CURSOR_DESCRIPTION
 from collector.store import (
     AgentInfo,
     GapInfo,
@@ -61,6 +62,11 @@ class QuarantineQuery(HostQuery):
     limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
 
 
+class GapsQuery(HostQuery):
+    limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(default=None, max_length=200, description=CURSOR_DESCRIPTION)
+
+
 class ResultsQuery(_Query):
     host: str = Field(max_length=253)
     customer: str | None = Field(default=None, max_length=63)
@@ -69,6 +75,7 @@ class ResultsQuery(_Query):
         default=None, description="ISO 8601 time (or Unix seconds), 1970 to 9999: results at or after it."
     )
     limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(default=None, max_length=200, description=CURSOR_DESCRIPTION)
 
     @field_validator("since")
     @classmethod
