@@ -103,6 +103,7 @@ def create_app(
         redoc_url=None,
     )
     problems.install(app)
+    problems.install_openapi(app)
     app.add_middleware(BodyLimits, store=store)
     store_registry = CollectorRegistry(auto_describe=True)
     store_registry.register(StoreGauges(store))

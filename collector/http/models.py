@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 MAX_LIMIT = 1000
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+"""A customer slug, as the store accepts it."""
 
 
 def _time(ts: float | None) -> datetime | None:
@@ -51,7 +53,9 @@ class NoQuery(_Query):
 
 
 class CustomerQuery(_Query):
-    customer: str | None = Field(default=None, max_length=63, description="Only this customer (engineers).")
+    customer: str | None = Field(
+        default=None, max_length=63, pattern=SLUG_PATTERN, description="Only this customer (engineers)."
+    )
 
 
 class HostQuery(CustomerQuery):
@@ -69,7 +73,7 @@ class GapsQuery(HostQuery):
 
 class ResultsQuery(_Query):
     host: str = Field(max_length=253)
-    customer: str | None = Field(default=None, max_length=63)
+    customer: str | None = Field(default=None, max_length=63, pattern=SLUG_PATTERN)
     check: str | None = Field(default=None, max_length=128)
     since: datetime | None = Field(
         default=None, description="ISO 8601 time (or Unix seconds), 1970 to 9999: results at or after it."
@@ -259,7 +263,9 @@ class UpgradeOut(_Out):
 class EnrollRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer: str = Field(min_length=1, max_length=63, description="Customer slug, e.g. acme.")
+    customer: str = Field(
+        min_length=1, max_length=63, pattern=SLUG_PATTERN, description="Customer slug, e.g. acme."
+    )
     host: str | None = Field(default=None, max_length=253, description="Host name (default: the agent id).")
     agent_id: str | None = Field(default=None, max_length=253, description="Agent id (default: generated).")
 
