@@ -85,6 +85,7 @@ def _schemathesis(url: str, token: str, report: Path, *extra: str) -> subprocess
             *extra,
         ],
         capture_output=True, text=True, timeout=1200,
+        cwd=report.parent,  # its example cache (.schemathesis/) lands there, not in the checkout
     )  # fmt: skip
 
 
