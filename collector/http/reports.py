@@ -106,7 +106,7 @@ def inspection_report(
                 )
             run = runs[0]
         try:
-            record = render_run_report(service.runner, run, q.lang, q.format)
+            record = render_run_report(service.runner, run, q.lang, q.format, patient=False)
         except ReportError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         except RenderBusy as exc:
@@ -129,7 +129,9 @@ def fault_report(
     service = service_for(store, grpc)
     with store_errors():
         try:
-            record, content = stored_fault_report(service.runner, who.scope, case_id, q.lang, q.format)
+            record, content = stored_fault_report(
+                service.runner, who.scope, case_id, q.lang, q.format, patient=False
+            )
         except ReportError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         except RenderBusy as exc:

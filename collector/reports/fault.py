@@ -530,7 +530,7 @@ def fault_report_version(report: FaultAnalysisReport) -> str:
 
 
 def stored_fault_report(
-    runner: Runner, scope: Scope, case_id: str, lang: Lang, fmt: Format
+    runner: Runner, scope: Scope, case_id: str, lang: Lang, fmt: Format, *, patient: bool = True
 ) -> tuple[ReportRecord, bytes]:
     """The case's stored report in ``lang``/``fmt`` if one of the current version exists,
     else a new one, rendered now (once, however many ask at the same time: see
@@ -569,5 +569,5 @@ def stored_fault_report(
             case.customer, "fault", case.id, lang, fmt, content, path=path, version=version
         )
 
-    record = existing() or renders.run(("fault", case.id, lang, fmt, version), produce)
+    record = existing() or renders.run(("fault", case.id, lang, fmt, version), produce, patient=patient)
     return repo.report_content(owner, record.id)
