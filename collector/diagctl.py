@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -143,6 +144,22 @@ class Api:
         self._client.close()
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        return self._send(method, path, params, body).json()
+
+    def pages(self, path: str, params: dict[str, Any], limit: int) -> list[Any]:
+        """Up to ``limit`` rows of a paginated list, following its ``Link: rel="next"`` pages."""
+        rows: list[Any] = []
+        cursor: str | None = None
+        while len(rows) < limit:
+            page_params = {**params, "limit": min(limit - len(rows), PAGE_MAX), "cursor": cursor}
+            response = self._send("GET", path, page_params, None)
+            rows.extend(response.json())
+            cursor = _next_cursor(response.headers.get("Link"))
+            if cursor is None:
+                break
+        return rows[:limit]
+
+    def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> httpx.Response:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self._client.request(method, path, params=clean, json=body)
@@ -164,7 +181,24 @@ class Api:
             )
         if response.status_code >= 400:
             raise ServerError(f"{response.status_code}: {_detail(response)}")
-        return response.json()
+        return response
+
+
+PAGE_MAX = 1000
+"""Rows the API answers per page at most."""
+
+
+def _next_cursor(link: str | None) -> str | None:
+    """The cursor of a ``Link: <...?cursor=X>; rel="next"`` header (None without one).
+
+    >>> _next_cursor('</api/v1/gaps?limit=2&cursor=WzEsMl0>; rel="next"')
+    'WzEsMl0'
+    """
+    if not link or 'rel="next"' not in link:
+        return None
+    target = link[link.find("<") + 1 : link.find(">")]
+    values = parse_qs(urlsplit(target).query).get("cursor")
+    return values[0] if values else None
 
 
 def _detail(response: httpx.Response) -> str:
@@ -269,9 +303,8 @@ def cmd_results(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         "customer": args.customer,
         "check": args.check,
         "since": parse_since(args.since) if args.since else None,
-        "limit": args.limit,
     }
-    data = api.request("GET", "/api/v1/results", params)
+    data = api.pages("/api/v1/results", params, args.limit)
 
     def render(rows: list[dict[str, Any]], out: TextIO) -> None:
         table(
@@ -355,7 +388,7 @@ def cmd_agents_revoke(api: Api, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_gaps(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    data = api.request("GET", "/api/v1/gaps", {"host": args.host, "customer": args.customer})
+    data = api.pages("/api/v1/gaps", {"host": args.host, "customer": args.customer}, args.limit)
 
     def render(rows: list[dict[str, Any]], out: TextIO) -> None:
         table(
@@ -488,6 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("gaps", cmd_gaps, "results agents dropped (spool full)")
     p.add_argument("--host")
     p.add_argument("--customer")
+    p.add_argument("--limit", type=_positive, default=100)
     p = add("upgrades", cmd_upgrades, "product version changes per host")
     p.add_argument("--host")
     p.add_argument("--customer")

@@ -37,6 +37,7 @@ from collector.http.models import (
     EnrollRequest,
     EnrollResponse,
     GapOut,
+    GapsQuery,
     HostDetailOut,
     HostOut,
     HostQuery,
@@ -48,8 +49,9 @@ from collector.http.models import (
     RevokeResponse,
     UpgradeOut,
 )
+from collector.http.pages import decode_cursor, page
 from collector.http.tokens import router as tokens_router
-from collector.store import Store, customer_agent_id
+from collector.store import Scope, Store, customer_agent_id
 
 __all__ = ["create_app"]
 
@@ -109,6 +111,7 @@ def create_app(
         redoc_url=None,
     )
     problems.install(app)
+    problems.install_openapi(app)
     app.add_middleware(BodyLimits, store=store)
     store_registry = CollectorRegistry(auto_describe=True)
     endpoint = agent_endpoint or AgentEndpoint(grpc_address, tls=False, server_name=None)
@@ -170,12 +173,20 @@ def create_app(
             return HostDetailOut.of(store.host_detail(scope_for(who, q.customer), name, q.customer))
 
     @app.get("/api/v1/results", response_model=list[ResultOut], tags=["results"])
-    def results(who: Principal, q: Annotated[ResultsQuery, Query()]) -> list[ResultOut]:
-        """Results of one host, newest first."""
+    def results(
+        who: Principal, q: Annotated[ResultsQuery, Query()], request: Request, response: Response
+    ) -> list[ResultOut]:
+        """Results of one host, newest first: one page (``limit`` rows, at most 4 MiB of JSON);
+        a ``Link: <...>; rel="next"`` header gives the next page."""
         since = q.since.timestamp() if q.since is not None else None
+        before = decode_cursor(q.cursor)
         with store_errors():
-            rows = store.results(scope_for(who, q.customer), q.host, q.check, since, q.limit, q.customer)
-        return [ResultOut.of(r) for r in rows]
+            rows = store.results(
+                scope_for(who, q.customer), q.host, q.check, since, q.limit + 1, q.customer, before=before
+            )
+        return page(
+            request, response, [ResultOut.of(r) for r in rows], [(r.ts, r.row_id) for r in rows], q.limit
+        )
 
     @app.get("/api/v1/agents", response_model=list[AgentOut], tags=["agents"])
     def list_agents(who: Principal, q: Annotated[CustomerQuery, Query()]) -> list[AgentOut]:
@@ -234,11 +245,19 @@ def create_app(
         return RevokeResponse(agent_id=agent_id, revoked=store.revoke_agent(agent_id))
 
     @app.get("/api/v1/gaps", response_model=list[GapOut], tags=["results"])
-    def gaps(who: Principal, q: Annotated[HostQuery, Query()]) -> list[GapOut]:
-        """Sequence ranges agents dropped (spool full): results that will never arrive."""
+    def gaps(
+        who: Principal, q: Annotated[GapsQuery, Query()], request: Request, response: Response
+    ) -> list[GapOut]:
+        """Sequence ranges agents dropped (spool full): results that will never arrive, newest
+        first; one page, with a ``Link: <...>; rel="next"`` header when more follow."""
+        scope = scope_for(who, q.customer)
+        if q.customer is not None:
+            scope = Scope.of(q.customer)
         with store_errors():
-            rows = store.gaps(scope_for(who, q.customer), q.host, q.customer)
-        return [GapOut.of(g) for g in rows if q.customer is None or g.customer == q.customer]
+            rows = store.gaps(scope, q.host, q.customer, limit=q.limit + 1, before=decode_cursor(q.cursor))
+        return page(
+            request, response, [GapOut.of(g) for g in rows], [(g.dropped_at, g.row_id) for g in rows], q.limit
+        )
 
     @app.get("/api/v1/ingest/quarantine", response_model=list[QuarantinedOut], tags=["ops"])
     def quarantine(who: Principal, q: Annotated[QuarantineQuery, Query()]) -> list[QuarantinedOut]:
