@@ -148,13 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "check-config": _cmd_check_config,
         "run": _cmd_run,
     }
+    from diagconfig.terminal import terminal_text
+
     try:
         return handlers[args.command](args)
     except _UsageError as exc:
-        print(f"diag-agent {args.command}: {exc}", file=sys.stderr)
+        print(f"diag-agent {args.command}: {terminal_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except _RuntimeFailure as exc:
-        print(f"diag-agent {args.command}: {exc}", file=sys.stderr)
+        print(f"diag-agent {args.command}: {terminal_text(str(exc))}", file=sys.stderr)
         return EXIT_RUNTIME
     except BrokenPipeError:
         # Output piped into `head`: not an error of ours. Point stdout at devnull so the
@@ -254,22 +256,28 @@ MAX_SUMMARY = 100
 
 
 def _print_table(report: RunReport, out: TextIO) -> None:
-    rows: list[tuple[str, str, str, str, str, str]] = []
+    from diagconfig.terminal import cell_text, display_width, pad
+
+    rows: list[tuple[str, ...]] = []
     for outcome in report.outcomes:
         if outcome.record is not None:
             rec = outcome.record
-            summary = rec.summary if len(rec.summary) <= MAX_SUMMARY else rec.summary[: MAX_SUMMARY - 1] + "…"
+            # Summaries come from checks, plugins and commands: no terminal control in them.
+            summary = cell_text(rec.summary)
+            if len(summary) > MAX_SUMMARY:
+                summary = summary[: MAX_SUMMARY - 1] + "…"
             rows.append((rec.layer, rec.check, rec.severity, rec.key, summary, _duration(rec.duration_ms)))
         elif outcome.skip is not None:
             skip = outcome.skip
             rows.append((skip.layer, skip.check, "SKIP", "-", skip.reason, "-"))
     header = ("LAYER", "CHECK", "SEVERITY", "KEY", "SUMMARY", "DURATION")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    rows = [tuple(cell_text(cell) for cell in row) for row in rows]
+    widths = [max(display_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
     colour = out.isatty() and "NO_COLOR" not in os.environ
     for row in [header, *rows]:
         cells = []
         for i, cell in enumerate(row):
-            padded = cell.ljust(widths[i]) if i < len(row) - 1 else cell.rjust(widths[i])
+            padded = pad(cell, widths[i], right=i == len(row) - 1)
             if colour and i == 2 and row is not header and cell in _COLOURS:
                 padded = f"\033[{_COLOURS[cell]}m{padded}\033[0m"
             cells.append(padded)
@@ -297,10 +305,10 @@ def _cmd_inventory(args: argparse.Namespace) -> int:
         json.dump(facts, sys.stdout, indent=1, ensure_ascii=False, sort_keys=True, default=str)
         sys.stdout.write("\n")
     else:
-        flat = list(_flatten("", facts))
-        width = max((len(k) for k, _ in flat), default=0)
-        for key, value in flat:
-            sys.stdout.write(f"{key.ljust(width)}  {value}\n")
+        from diagconfig.terminal import table_lines
+
+        # Product names and versions come from config and from commands' output.
+        sys.stdout.writelines(line + "\n" for line in table_lines(("KEY", "VALUE"), _flatten("", facts))[1:])
     return EXIT_OK
 
 

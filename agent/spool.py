@@ -316,7 +316,8 @@ class Spool:
             return 0, 0
         self._db.execute("DELETE FROM entries WHERE seq <= ?", (last,))
         previous = self._db.execute(
-            "SELECT id, last_seq FROM gaps WHERE reported = 0 ORDER BY id DESC LIMIT 1"
+            "SELECT id, last_seq FROM gaps WHERE reported = 0 AND reason = 'spool_full'"
+            " ORDER BY id DESC LIMIT 1"
         ).fetchone()
         if previous is not None and previous[1] + 1 == first:
             self._db.execute(
@@ -350,6 +351,31 @@ class Spool:
                 raise
             self._bytes, self._depth = stored, self._depth - int(count)
             return int(count)
+
+    def skip(self, seq: int, reason: str) -> None:
+        """Give up on entry ``seq`` (the collector can never take it): delete it and record a
+        one-entry gap ``reason`` in the same transaction, so a crash (``kill -9``) at any
+        moment leaves either the entry or its gap, never neither. Nothing when it is gone."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT length(payload) FROM entries WHERE seq = ?", (seq,)).fetchone()
+                if row is None:
+                    db.execute("COMMIT")
+                    return
+                stored = max(0, self._bytes - int(row[0]) - ROW_OVERHEAD)
+                db.execute("DELETE FROM entries WHERE seq = ?", (seq,))
+                db.execute("UPDATE meta SET value = ? WHERE key = 'stored_bytes'", (stored,))
+                db.execute(
+                    "INSERT INTO gaps (first_seq, last_seq, count, reason, ts) VALUES (?, ?, 1, ?, ?)",
+                    (seq, seq, reason, time.time()),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+            self._bytes, self._depth = stored, self._depth - 1
 
     def mark_gaps_reported(self, up_to_id: int) -> None:
         """Flag gaps up to ``up_to_id`` as reported to the collector (kept for the record)."""

@@ -15,13 +15,16 @@ grpcio would cost the agent about 18 MB of RSS). One connection ("session") goes
 4. send a ``Heartbeat`` when idle; hand every ``InspectionRequest`` to ``on_inspection``.
 
 A broken session is retried with jittered exponential backoff (0.5 s doubling to
-30 s, reset after a healthy period). A rejected token (``UNAUTHENTICATED`` /
+30 s, reset after a healthy period; capped at 5 s for 5 minutes after a session was
+welcomed, so agents find a restarted collector within seconds). A rejected token (``UNAUTHENTICATED`` /
 ``PERMISSION_DENIED``) backs off for minutes and logs a clear error; the token itself
 never appears in a log line or an exception message.
 
 An entry the collector can never take (larger than its message limit, undecodable in
 the spool, or rejected as invalid, which the collector names by seq) is skipped and
-reported as a gap, so one bad entry cannot wedge the stream forever.
+reported as a gap, so one bad entry cannot wedge the stream forever. The spool deletes it
+and records its gap in one transaction (:meth:`agent.spool.Spool.skip`), so even a
+``kill -9`` before the report loses nothing silently.
 """
 
 from __future__ import annotations
@@ -86,6 +89,8 @@ class SpoolLike(Protocol):
 
     def mark_gaps_reported(self, up_to_id: int) -> None: ...
 
+    def skip(self, seq: int, reason: str) -> None: ...
+
     def stats(self) -> SpoolStats: ...
 
 
@@ -107,6 +112,10 @@ class StreamerSettings:
     backoff_cap_s: float = 30.0
     healthy_after_s: float = 30.0
     """A session that lived this long resets the backoff."""
+    recent_backoff_cap_s: float = 5.0
+    """The backoff's cap while a session was welcomed within ``recent_s``: a collector that
+    restarts is usually back within minutes, and its agents should find it within seconds."""
+    recent_s: float = 300.0
     auth_backoff_s: float = 300.0
     """Wait after the collector rejected our token (re-enrolment takes a human)."""
     invalid_backoff_s: float = 30.0
@@ -166,8 +175,10 @@ class Backoff:
         self.attempt = 0
         self._rng = rng or random.Random()
 
-    def next(self) -> float:
-        delay = min(self.cap_s, self.base_s * (2 ** min(self.attempt, 32)))
+    def next(self, cap_s: float | None = None) -> float:
+        """The next delay; ``cap_s`` lowers the cap for this one (the attempts still count)."""
+        cap = self.cap_s if cap_s is None else min(self.cap_s, cap_s)
+        delay = min(cap, self.base_s * (2 ** min(self.attempt, 32)))
         self.attempt += 1
         return self._rng.uniform(delay / 2, delay)
 
@@ -257,13 +268,6 @@ class _InFlight:
     sent_at: float
 
 
-@dataclass(slots=True)
-class _LocalGap:
-    seq: int
-    reason: str
-    at: float
-
-
 class Streamer:
     """Streams the spool to the collector from a background thread.
 
@@ -290,8 +294,9 @@ class Streamer:
         self._flush_deadline = 0.0
         self._inbox: queue.SimpleQueue[tuple[str, Any]] | None = None
         self._thread: threading.Thread | None = None
-        self._local_gaps: dict[int, _LocalGap] = {}
         self._poison: set[int] = set()
+        self._welcomed_at: float | None = None
+        """When a session last had a Welcome (monotonic): the collector was reachable then."""
         self.connected = False
         self.last_error: str | None = None
         self.acked_seq = 0
@@ -331,7 +336,7 @@ class Streamer:
                 welcomed = self._session()
                 if self._stop.is_set():
                     return  # flushed what could be flushed
-                delay = self._backoff.next()
+                delay = self._backoff.next(self._recent_cap())
             except _SessionEnd as end:
                 self.connected = False
                 if self._stopping_done():
@@ -343,6 +348,14 @@ class Streamer:
                 time.sleep(max(0.0, min(delay, self._flush_deadline - time.monotonic())))
             elif delay > 0:
                 self._stop.wait(delay)
+
+    def _recent_cap(self) -> float | None:
+        """The lower backoff cap while the collector was reachable recently (else None)."""
+        s = self._settings
+        at = self._welcomed_at
+        if at is None or time.monotonic() - at > s.recent_s:
+            return None
+        return s.recent_backoff_cap_s
 
     def _after_failure(self, end: _SessionEnd) -> float:
         s = self._settings
@@ -362,7 +375,7 @@ class Streamer:
         if code == StatusCode.FAILED_PRECONDITION:
             log.error("cannot stream to %s: %s; retrying in %.0f s", s.address, end.details, s.auth_backoff_s)
             return s.auth_backoff_s
-        delay = self._backoff.next()
+        delay = self._backoff.next(self._recent_cap())
         if code == StatusCode.INVALID_ARGUMENT:
             match = _REJECTED_SEQ_RE.search(end.details)
             if match:
@@ -436,7 +449,11 @@ class Streamer:
             outbox.put(hello)
             welcome = self._await_welcome(inbox)
             self.connected = True
-            self._stream(welcome, inbox, outbox)
+            self._welcomed_at = time.monotonic()
+            try:
+                self._stream(welcome, inbox, outbox)
+            finally:
+                self._welcomed_at = time.monotonic()  # reachable until this session ended
             clean = True
             return True
         finally:
@@ -574,9 +591,6 @@ class Streamer:
         for gap in self._spool.gaps()[:500]:
             gaps.append(wire.gap(gap.first_seq, gap.last_seq, gap.count, gap.reason, int(gap.ts * 1000)))
             gaps_in_flight[gap.first_seq] = (gap.id, gap.count)
-        for local in list(self._local_gaps.values())[:500]:
-            gaps.append(wire.gap(local.seq, local.seq, 1, local.reason, int(local.at * 1000)))
-            gaps_in_flight[local.seq] = (0, 1)
         return wire.gap_report(gaps) if gaps else None
 
     def _gaps_recorded(self, recorded: set[int], gaps_in_flight: dict[int, tuple[int, int]]) -> None:
@@ -585,10 +599,6 @@ class Streamer:
         current = {g.first_seq: g for g in self._spool.gaps()}
         mark = 0
         for first_seq, (gap_id, count) in sorted(gaps_in_flight.items(), key=lambda kv: kv[1][0]):
-            if gap_id == 0:
-                if first_seq in recorded:
-                    self._local_gaps.pop(first_seq, None)
-                continue
             gap = current.get(first_seq)
             if first_seq not in recorded or gap is None or gap.count != count:
                 break
@@ -631,7 +641,9 @@ class Streamer:
                     batch.append(proto)
                     size += n
             if skip_reason is not None:
-                self._local_gaps[entry.seq] = _LocalGap(entry.seq, skip_reason, time.time())
+                # Deleted with its gap recorded, in one spool transaction: a crash before
+                # the gap is reported still reports it after the restart.
+                self._spool.skip(entry.seq, skip_reason)
                 self._poison.discard(entry.seq)
             top = entry.seq
         return (wire.entry_batch(batch) if batch else None), top

@@ -146,10 +146,10 @@ def reference_tables() -> dict[str, Any]:
 
 
 GRID: tuple[dict[str, float], ...] = tuple(
-    {"spike_z": z, "spike_rest": r, "score_memory": m}
-    for z in (4.0, 5.0, 6.0)
+    {"spike_z": z, "spike_rest": r, "pattern_width": w}
+    for z in (4.0, 5.0)
     for r in (50, 200)
-    for m in (100, 500)
+    for w in (1.5, 2.0, 3.0)
 )
 """The detector settings leave-one-category-out chooses from (the default is one of them)."""
 

@@ -22,6 +22,8 @@ import logging
 import sys
 from typing import TextIO
 
+from diagconfig.terminal import TerminalFormatter
+
 __all__ = ["CHATTY", "LEVELS", "OURS", "QuietLibraries", "configure", "log_level"]
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -58,14 +60,20 @@ class QuietLibraries(logging.Filter):
 
 
 def configure(level: str, stream: TextIO | None = None) -> None:
-    """Log to ``stream`` (stderr) at ``level`` (one of :data:`LEVELS`), libraries quiet unless debug."""
+    """Log to ``stream`` (stderr) at ``level`` (one of :data:`LEVELS`), libraries quiet unless debug.
+
+    As :func:`logging.basicConfig`: when the root logger already has handlers (a host
+    program or a test runner configured logging), it is left alone.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        return
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    # Agents' and checks' text (host names, summaries, plugin output) reaches log lines:
+    # no terminal control sequences.
+    handler.setFormatter(TerminalFormatter(FORMAT))
     if level != "debug":
         handler.addFilter(QuietLibraries())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
     # WeasyPrint's per-step progress lines: not even worth formatting below debug.

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -18,8 +19,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+
+from diagconfig.terminal import table_lines, terminal_text
 
 __all__ = [
     "Api",
@@ -145,6 +149,22 @@ class Api:
         self._client.close()
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        return self._send(method, path, params, body).json()
+
+    def pages(self, path: str, params: dict[str, Any], limit: int) -> list[Any]:
+        """Up to ``limit`` rows of a paginated list, following its ``Link: rel="next"`` pages."""
+        rows: list[Any] = []
+        cursor: str | None = None
+        while len(rows) < limit:
+            page_params = {**params, "limit": min(limit - len(rows), PAGE_MAX), "cursor": cursor}
+            response = self._send("GET", path, page_params, None)
+            rows.extend(response.json())
+            cursor = _next_cursor(response.headers.get("Link"))
+            if cursor is None:
+                break
+        return rows[:limit]
+
+    def _send(self, method: str, path: str, params: dict[str, Any] | None, body: Any) -> httpx.Response:
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         try:
             response = self._client.request(method, path, params=clean, json=body)
@@ -166,7 +186,24 @@ class Api:
             )
         if response.status_code >= 400:
             raise ServerError(f"{response.status_code}: {_detail(response)}")
-        return response.json()
+        return response
+
+
+PAGE_MAX = 1000
+"""Rows the API answers per page at most."""
+
+
+def _next_cursor(link: str | None) -> str | None:
+    """The cursor of a ``Link: <...?cursor=X>; rel="next"`` header (None without one).
+
+    >>> _next_cursor('</api/v1/gaps?limit=2&cursor=WzEsMl0>; rel="next"')
+    'WzEsMl0'
+    """
+    if not link or 'rel="next"' not in link:
+        return None
+    target = link[link.find("<") + 1 : link.find(">")]
+    values = parse_qs(urlsplit(target).query).get("cursor")
+    return values[0] if values else None
 
 
 def _detail(response: httpx.Response) -> str:
@@ -187,19 +224,23 @@ def when(value: str | None) -> str:
 
 
 def table(rows: Sequence[Sequence[object]], headers: Sequence[str], out: TextIO) -> None:
-    """Columns aligned to their widest cell; '-' for empty values."""
+    """Columns aligned to their widest cell by display width (Chinese text takes two
+    columns a character); '-' for empty values; control characters shown as escapes."""
     cells = [[("-" if c is None or c == "" else str(c)) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    for row in [list(headers), *cells]:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip(), file=out)
+    for line in table_lines(headers, cells):
+        print(line, file=out)
 
 
 def emit(args: argparse.Namespace, data: Any, render: Callable[[Any, TextIO], None], out: TextIO) -> None:
     if args.format == "json":
-        json.dump(data, out, indent=2, ensure_ascii=False)
+        json.dump(data, out, indent=2, ensure_ascii=False)  # exact: json escapes controls itself
         print(file=out)
     else:
-        render(data, out)
+        # Rendered text carries agents' summaries, labels and notes: no terminal control
+        # reaches the engineer's terminal (OSC title and clipboard writes, CSI).
+        text = io.StringIO()
+        render(data, text)
+        out.write(terminal_text(text.getvalue()))
 
 
 # --------------------------------------------------------------------------- parser

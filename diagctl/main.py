@@ -21,6 +21,7 @@ from typing import Any, TextIO
 import httpx
 
 from diagconfig.completion import add_completion_option
+from diagconfig.terminal import terminal_text
 from diagctl import cases, inspections, tokens
 from diagctl.client import (
     Api,
@@ -102,9 +103,8 @@ def cmd_results(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         "customer": args.customer,
         "check": args.check,
         "since": parse_since(args.since) if args.since else None,
-        "limit": args.limit,
     }
-    data = api.request("GET", "/api/v1/results", params)
+    data = api.pages("/api/v1/results", params, args.limit)
 
     def render(rows: list[dict[str, Any]], out: TextIO) -> None:
         table(
@@ -188,7 +188,7 @@ def cmd_agents_revoke(api: Api, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_gaps(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    data = api.request("GET", "/api/v1/gaps", {"host": args.host, "customer": args.customer})
+    data = api.pages("/api/v1/gaps", {"host": args.host, "customer": args.customer}, args.limit)
 
     def render(rows: list[dict[str, Any]], out: TextIO) -> None:
         table(
@@ -302,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("gaps", cmd_gaps, "results agents dropped (spool full)")
     p.add_argument("--host")
     p.add_argument("--customer")
+    p.add_argument("--limit", type=positive, default=100)
     p = add("upgrades", cmd_upgrades, "product version changes per host")
     p.add_argument("--host")
     p.add_argument("--customer")
@@ -342,10 +343,10 @@ def main(
         finally:
             api.close()
     except UsageError as exc:
-        print(f"diagctl: {exc}", file=sys.stderr)
+        print(f"diagctl: {terminal_text(str(exc))}", file=sys.stderr)
         return 2
     except ServerError as exc:
-        print(f"diagctl: {exc}", file=sys.stderr)
+        print(f"diagctl: {terminal_text(str(exc))}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         # Output piped into `head`: not an error. Point stdout at devnull so the

@@ -52,7 +52,13 @@ def _complete(script: str, program: str, words: list[str], tmp_path: Path) -> li
     ("module", "program", "words", "expected"),
     [
         pytest.param("agent.cli", "diag-agent", ["ch"], {"checks", "check-config"}, id="diag-agent"),
-        pytest.param("collector.cli", "diag-collector", ["token", ""], {"create"}, id="diag-collector"),
+        pytest.param(
+            "collector.cli",
+            "diag-collector",
+            ["token", ""],
+            {"create", "list", "revoke"},
+            id="diag-collector",
+        ),
         pytest.param(
             "diagctl.main",
             "diagctl",

@@ -2,63 +2,68 @@
 
 from __future__ import annotations
 
-import io
-import logging
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from agent.cli import build_parser as agent_parser
 from collector.cli.main import build_parser as collector_parser
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+EMIT = """
+import logging, sys
 from diagconfig.logs import configure
+if sys.argv[2] == "configured":
+    logging.basicConfig(stream=sys.stdout, format="host program: %(name)s")
+configure(sys.argv[1])
+logging.getLogger("collector.grpc").info("ours: agent connected")
+logging.getLogger("diag_agent.scheduler").debug("ours: debug detail")
+logging.getLogger("fontTools.subset").info("Glyph names: ['a', 'b']")
+logging.getLogger("weasyprint").warning('Unable to subset "Noto Sans CJK SC" with HarfBuzz')
+logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+logging.getLogger("uvicorn.error").info("Started server process")
+logging.getLogger("httpx").warning("a library warning that may matter")
+logging.getLogger("fontTools.ttLib").error("a library error")
+"""
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    progress = logging.getLogger("weasyprint.progress").level
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    logging.getLogger("weasyprint.progress").setLevel(progress)
-
-
-def _emit_everything() -> None:
-    logging.getLogger("collector.grpc").info("ours: agent connected")
-    logging.getLogger("diag_agent.scheduler").debug("ours: debug detail")
-    logging.getLogger("fontTools.subset").info("Glyph names: ['a', 'b']")
-    logging.getLogger("weasyprint").warning('Unable to subset "Noto Sans CJK SC" with HarfBuzz')
-    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
-    logging.getLogger("uvicorn.error").info("Started server process")
-    logging.getLogger("httpx").warning("a library warning that may matter")
-    logging.getLogger("fontTools.ttLib").error("a library error")
+def _emit(level: str, root: str = "fresh") -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter (the test runner configures logging in this one) logging as a CLI does."""
+    return subprocess.run(
+        [sys.executable, "-c", EMIT, level, root],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
 
 
 @pytest.mark.parametrize("level", ["info", "warning"])
-def test_below_debug_only_our_lines_and_library_warnings_pass(level, restore_logging) -> None:
-    out = io.StringIO()
-    configure(level, out)
-    _emit_everything()
-    lines = out.getvalue().splitlines()
+def test_below_debug_only_our_lines_and_library_warnings_pass(level) -> None:
+    lines = _emit(level).stderr.splitlines()
     names = [line.split(" ")[3].rstrip(":") for line in lines]
-    expected = (
-        ["collector.grpc", "httpx", "fontTools.ttLib"] if level == "info" else ["httpx", "fontTools.ttLib"]
-    )
-    assert names == expected, lines
+    libraries = ["httpx", "fontTools.ttLib"]
+    assert names == (["collector.grpc", *libraries] if level == "info" else libraries), lines
 
 
-def test_debug_shows_every_library(restore_logging) -> None:
-    out = io.StringIO()
-    configure("debug", out)
-    _emit_everything()
-    text = out.getvalue()
+def test_debug_shows_every_library() -> None:
+    text = _emit("debug").stderr
     for name in ("fontTools.subset", "weasyprint", "alembic.runtime.migration", "uvicorn.error"):
         assert f" {name}: " in text
     assert "ours: debug detail" in text
+
+
+def test_a_configured_root_is_left_alone() -> None:
+    done = _emit("debug", "configured")
+    assert done.stderr == ""  # no second handler of ours
+    assert "host program: httpx" in done.stdout
 
 
 @pytest.mark.parametrize("spelling", ["debug", "DEBUG", "Debug"])

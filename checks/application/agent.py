@@ -297,5 +297,6 @@ AGENT = Check(
         ),
     ),
     interval_s=60,
+    rates=True,
     timeout_s=5,
 )

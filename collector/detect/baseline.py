@@ -101,12 +101,21 @@ class DetectorConfig:
     shift_spread: float = 0.5
     """LEVEL_SHIFT when the deviating values spread less than this fraction of their offset."""
 
-    spike_z: float = 4.0
+    spike_z: float = 5.0
     """SPIKE: a single sample at least this many scales off in the bad direction, with no
     anomaly open and past cold start, is reported (:attr:`SeriesDetector.spike`) but is not
     an anomaly: it counts for an engineer, a case still needs sustained evidence."""
     spike_rest: int = 50
     """No spike is reported within this many samples of the previous spike or anomaly."""
+    pattern_width: float = 1.5
+    """NEW_PATTERN: each sample's deviation is binned into a level (``round(z / width)``,
+    -3..3); a pair of consecutive levels never seen before on this series, ending in the
+    bad direction, is a new pattern (reported like a spike; in the spirit of CAD OSE's
+    contexts) ..."""
+    pattern_warm: int = 300
+    """... once the series has this many samples (its usual patterns are known)."""
+    pattern_weight: float = 0.5
+    """``alarm_score`` of a rare pattern: this / (1 + times the pattern was seen)."""
     score_memory: int = 500
     """``alarm_score``: a sample's score counts only when it beats the recent peak score,
     which decays by 1/``score_memory`` per sample (one episode scores once)."""
@@ -114,6 +123,8 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         if self.spike_z <= 0 or self.spike_rest < 0 or self.score_memory < 1:
             raise ValueError("need spike_z > 0, spike_rest >= 0 and score_memory >= 1")
+        if self.pattern_width <= 0 or self.pattern_warm < 0 or not 0 <= self.pattern_weight <= 1:
+            raise ValueError("need pattern_width > 0, pattern_warm >= 0 and 0 <= pattern_weight <= 1")
         if not 0 < self.alpha <= 1 or not 0 < self.alpha_dev <= 1:
             raise ValueError("alpha and alpha_dev must be in (0, 1]")
         if not 1 <= self.enter_k <= self.enter_n <= 30:

@@ -148,11 +148,13 @@ class Recovery:
 
 @dataclass(frozen=True, slots=True)
 class Spike:
-    """One sample far off its baseline while no anomaly is open: worth a look, not a case.
+    """One odd sample while no anomaly is open: worth a look, not a case.
 
-    A spike alone never opens an anomaly (that needs ``enter_k`` of ``enter_n`` deviating
-    samples); it is reported so an engineer (and the NAB score) sees a single large
-    excursion, with the same explanation as an anomaly: baseline, band and time.
+    ``SPIKE``: at least ``spike_z`` scales off in the bad direction. ``NEW_PATTERN``: the
+    step from the previous sample's deviation level to this one's was never seen on this
+    series (``pattern_width``). Neither alone ever opens an anomaly (that needs
+    ``enter_k`` of ``enter_n`` deviating samples); they are reported so an engineer (and
+    the NAB score) sees them, with the same explanation as an anomaly: baseline, band, time.
     """
 
     series: str
@@ -192,9 +194,12 @@ class SeriesDetector:
         "_dir",
         "_enter",
         "_mask",
+        "_patterns",
         "_peak",
+        "_prev_level",
         "_quiet",
         "_recent",
+        "_width",
         "alarm_score",
         "baseline",
         "ceiling",
@@ -238,6 +243,9 @@ class SeriesDetector:
         self._peak = 0.0
         self._decay = 1.0 - 1.0 / config.score_memory
         self._quiet = 0
+        self._width = 1.0 / config.pattern_width
+        self._patterns = [0] * 49  # (previous level, level) pairs seen, levels -3..3
+        self._prev_level = 0
         self.open_key: str | None = None
         self.open_onset = 0.0
         self.open_peak = 0.0
@@ -297,16 +305,34 @@ class SeriesDetector:
             event = self._while_open(ts, value, bad, score)
 
         self.score = score
+        cfg = self._cfg
+        # contextual rarity: the pair (previous level, level) of binned deviations
+        level = 0
+        if n >= cfg.cold_samples:
+            q = z * self._width
+            level = 3 if q >= 2.5 else -3 if q <= -2.5 else round(q)
+        pair = self._prev_level * 7 + level + 24
+        self._prev_level = level
+        seen = self._patterns[pair]
+        self._patterns[pair] = seen + 1
+        novel = False
+        alarm = score
+        if n >= cfg.pattern_warm and level and (code == 2 or level * code > 0):
+            novel = seen == 0
+            rare = cfg.pattern_weight / (1 + seen)
+            if rare > alarm:
+                alarm = rare
         peak = self._peak
-        self.alarm_score = score if score > peak else 0.0
+        self.alarm_score = alarm if alarm > peak else 0.0
         peak *= self._decay
-        self._peak = score if score > peak else peak
+        self._peak = alarm if alarm > peak else peak
         self._quiet += 1
         if event is not None:
             self._quiet = 0
             self.spike = None
-        elif bad >= self._cfg.spike_z and self.open_key is None and n >= self._cfg.cold_samples:
-            self.spike = self._spike(ts, value, z, score) if self._quiet > self._cfg.spike_rest else None
+        elif (bad >= cfg.spike_z or novel) and self.open_key is None and n >= cfg.cold_samples:
+            key = "SPIKE" if bad >= cfg.spike_z else "NEW_PATTERN"
+            self.spike = self._spike(ts, value, z, score, key) if self._quiet > cfg.spike_rest else None
             self._quiet = 0
         else:
             self.spike = None
@@ -348,7 +374,7 @@ class SeriesDetector:
             key = "SPIKE_SUSTAINED"
         return self._open(key, "up" if up else "down", recent[0][1], ts, value, score)
 
-    def _spike(self, ts: float, value: float, z: float, score: float) -> Spike:
+    def _spike(self, ts: float, value: float, z: float, score: float, key: str) -> Spike:
         baseline = self.baseline
         band = self._enter * baseline.scale
         return Spike(
@@ -360,6 +386,7 @@ class SeriesDetector:
             band_low=baseline.expected - band,
             band_high=baseline.expected + band,
             score=score,
+            key=key,
         )
 
     def _flat(self, ts: float, value: float) -> Event | None:
@@ -450,6 +477,8 @@ class SeriesDetector:
             "score": self.score,
             "peak": self._peak,
             "quiet": self._quiet,
+            "patterns": list(self._patterns),
+            "level": self._prev_level,
             "open": None
             if self.open_key is None
             else {
@@ -484,6 +513,12 @@ class SeriesDetector:
         d.score = float(state["score"])
         d._peak = float(state.get("peak", 0.0))  # absent in states saved before alarm scores
         d._quiet = int(state.get("quiet", 0))
+        patterns = state.get("patterns")
+        if patterns is not None:
+            if len(patterns) != 49:
+                raise ValueError(f"detector state has {len(patterns)} pattern counts, expected 49")
+            d._patterns = [int(c) for c in patterns]
+        d._prev_level = max(-3, min(3, int(state.get("level", 0))))
         opened = state["open"]
         if opened is not None:
             d.open_key = str(opened["key"])

@@ -21,6 +21,7 @@ from collector.http.models import (
     RevokeResponse,
 )
 from collector.ingest.enrolment import EnrolmentError, agent_config_text
+from collector.store import customer_agent_id
 from collector.store.fleet import FleetRepo
 
 __all__ = ["router"]
@@ -57,8 +58,12 @@ def enroll(
         address = endpoint.require()
     except EnrolmentError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    agent_id = body.agent_id
+    if agent_id is not None and who.scope.customer is not None:
+        # A customer's people choose ids inside their customer's namespace only.
+        agent_id = customer_agent_id(body.customer, agent_id)
     with store_errors():
-        identity, token = store.enroll_agent(body.customer, body.host, body.agent_id)
+        identity, token = store.enroll_agent(body.customer, body.host, agent_id)
     config = agent_config_text(
         identity.agent_id,
         identity.customer,

@@ -98,6 +98,7 @@ def create_app(
         redoc_url=None,
     )
     problems.install(app)
+    problems.install_openapi(app)
     app.add_middleware(BodyLimits, store=store)
     store_registry = CollectorRegistry(auto_describe=True)
     endpoint = agent_endpoint or AgentEndpoint(grpc_address, tls=False, server_name=None)

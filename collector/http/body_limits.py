@@ -13,6 +13,11 @@ Now, for every request to ``/api/`` that may carry a body (POST, PUT, PATCH, DEL
 3. otherwise the body is read up to the limit (a chunked body that runs past it answers
    413, having buffered at most the limit) and handed to the endpoint.
 
+Before any of that, a NUL character in the path, the query string or the body (raw, ``%00``
+or JSON's ``\\u0000``) answers 400: PostgreSQL cannot store it in text, and left to the
+store it was a 500 with a traceback. (A JSON string holding the six characters ``\\u0000``
+literally is refused too; no field of this API needs them.)
+
 Other requests (GET and friends) may carry at most :data:`NO_BODY_LIMIT` bytes: a GET body
 is never read by an endpoint, but a large declared one is refused rather than left queued.
 The endpoint then authenticates again through its ``Principal`` dependency (a cheap
@@ -77,6 +82,27 @@ def _too_large(limit: int) -> Any:
     )
 
 
+_NUL_IN_QUERY = re.compile(rb"%00|\x00")
+_NUL_IN_JSON = re.compile(rb"\x00|\\u0000", re.IGNORECASE)
+
+
+def _has_nul(data: bytes, *, query: bool = True) -> bool:
+    """A NUL character: raw or percent-encoded in a query, raw or JSON-escaped in a body.
+
+    >>> _has_nul(b"host=web%001"), _has_nul(b'{"text": "a\\u0000b"}', query=False)
+    (True, True)
+    >>> _has_nul(b'{"text": "100%00"}', query=False)
+    False
+    """
+    return (_NUL_IN_QUERY if query else _NUL_IN_JSON).search(data) is not None
+
+
+def _nul_refused(where: str) -> Any:
+    return problem_response(
+        400, f"{where} contains a NUL character (\\u0000 or %00); remove it and send the request again"
+    )
+
+
 class BodyLimits:
     """ASGI middleware: authenticate before reading a body, and cap its size per route."""
 
@@ -97,6 +123,10 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
+        if "\x00" in path or _has_nul(scope.get("query_string", b"")):
+            # PostgreSQL refuses NUL in text: left to the store it is a 500 with a traceback.
+            await _nul_refused("the path or query string")(scope, receive, send)
+            return
         limit = limit_for(method, path)
         declared = _header(scope, b"content-length")
         chunked = b"chunked" in (_header(scope, b"transfer-encoding") or b"").lower()
@@ -142,6 +172,9 @@ class BodyLimits:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if _has_nul(body, query=False):
+            await _nul_refused("the request body")(scope, receive, send)
+            return
         replayed = False
 
         async def replay() -> Message:

@@ -10,12 +10,13 @@ exactly like one that does not exist. The quarantine is for engineers only.
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from collector.http.deps import Principal, StoreDep, scope_for, store_errors
 from collector.http.models import (
     CustomerQuery,
     GapOut,
+    GapsQuery,
     HostDetailOut,
     HostOut,
     HostQuery,
@@ -25,6 +26,8 @@ from collector.http.models import (
     ResultsQuery,
     UpgradeOut,
 )
+from collector.http.pages import decode_cursor, page
+from collector.store import Scope
 from collector.store.fleet import FleetRepo
 
 __all__ = ["router"]
@@ -48,22 +51,36 @@ def host_detail(
 
 
 @router.get("/results", response_model=list[ResultOut], tags=["results"])
-def results(store: StoreDep, who: Principal, q: Annotated[ResultsQuery, Query()]) -> list[ResultOut]:
-    """Results of one host, newest first."""
+def results(
+    store: StoreDep, who: Principal, q: Annotated[ResultsQuery, Query()], request: Request, response: Response
+) -> list[ResultOut]:
+    """Results of one host, newest first: one page (``limit`` rows, at most 4 MiB of JSON);
+    a ``Link: <...>; rel="next"`` header gives the next page."""
     since = q.since.timestamp() if q.since is not None else None
+    before = decode_cursor(q.cursor)
     with store_errors():
         rows = FleetRepo(store).results(
-            scope_for(who, q.customer), q.host, q.check, since, q.limit, q.customer
+            scope_for(who, q.customer), q.host, q.check, since, q.limit + 1, q.customer, before=before
         )
-    return [ResultOut.of(r) for r in rows]
+    return page(request, response, [ResultOut.of(r) for r in rows], [(r.ts, r.row_id) for r in rows], q.limit)
 
 
 @router.get("/gaps", response_model=list[GapOut], tags=["results"])
-def gaps(store: StoreDep, who: Principal, q: Annotated[HostQuery, Query()]) -> list[GapOut]:
-    """Sequence ranges agents dropped (spool full): results that will never arrive."""
+def gaps(
+    store: StoreDep, who: Principal, q: Annotated[GapsQuery, Query()], request: Request, response: Response
+) -> list[GapOut]:
+    """Sequence ranges agents dropped (spool full): results that will never arrive, newest
+    first; one page, with a ``Link: <...>; rel="next"`` header when more follow."""
+    scope = scope_for(who, q.customer)
+    if q.customer is not None:
+        scope = Scope.of(q.customer)
     with store_errors():
-        rows = FleetRepo(store).gaps(scope_for(who, q.customer), q.host, q.customer)
-    return [GapOut.of(g) for g in rows if q.customer is None or g.customer == q.customer]
+        rows = FleetRepo(store).gaps(
+            scope, q.host, q.customer, limit=q.limit + 1, before=decode_cursor(q.cursor)
+        )
+    return page(
+        request, response, [GapOut.of(g) for g in rows], [(g.dropped_at, g.row_id) for g in rows], q.limit
+    )
 
 
 @router.get("/ingest/quarantine", response_model=list[QuarantinedOut], tags=["ops"])

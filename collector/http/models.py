@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from collector.http.pages import CURSOR_DESCRIPTION
 from collector.store import (
     AgentInfo,
     GapInfo,
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 MAX_LIMIT = 1000
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+"""A customer slug, as the store accepts it."""
 
 
 def _time(ts: float | None) -> datetime | None:
@@ -50,7 +53,9 @@ class NoQuery(_Query):
 
 
 class CustomerQuery(_Query):
-    customer: str | None = Field(default=None, max_length=63, description="Only this customer (engineers).")
+    customer: str | None = Field(
+        default=None, max_length=63, pattern=SLUG_PATTERN, description="Only this customer (engineers)."
+    )
 
 
 class HostQuery(CustomerQuery):
@@ -61,14 +66,28 @@ class QuarantineQuery(HostQuery):
     limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
 
 
+class GapsQuery(HostQuery):
+    limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(default=None, max_length=200, description=CURSOR_DESCRIPTION)
+
+
 class ResultsQuery(_Query):
     host: str = Field(max_length=253)
-    customer: str | None = Field(default=None, max_length=63)
+    customer: str | None = Field(default=None, max_length=63, pattern=SLUG_PATTERN)
     check: str | None = Field(default=None, max_length=128)
     since: datetime | None = Field(
-        default=None, description="ISO 8601 time (or Unix seconds): results at or after it."
+        default=None, description="ISO 8601 time (or Unix seconds), 1970 to 9999: results at or after it."
     )
     limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(default=None, max_length=200, description=CURSOR_DESCRIPTION)
+
+    @field_validator("since")
+    @classmethod
+    def _plausible_since(cls, value: datetime | None) -> datetime | None:
+        # Year 1 is a valid ISO date but not an epoch second: .timestamp() fails on it.
+        if value is not None and value.year < 1970:
+            raise ValueError("must be 1970-01-01 or later")
+        return value
 
 
 class HostOut(_Out):
@@ -251,7 +270,9 @@ class UpgradeOut(_Out):
 class EnrollRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    customer: str = Field(min_length=1, max_length=63, description="Customer slug, e.g. acme.")
+    customer: str = Field(
+        min_length=1, max_length=63, pattern=SLUG_PATTERN, description="Customer slug, e.g. acme."
+    )
     host: str | None = Field(default=None, max_length=253, description="Host name (default: the agent id).")
     agent_id: str | None = Field(default=None, max_length=253, description="Agent id (default: generated).")
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from collector.http.models import _Out, _time
+from collector.http.models import SLUG_PATTERN, _Out, _time
 from collector.store.cases import CaseEvent, CaseRecord, IncidentRecord
 
 __all__ = [
@@ -27,7 +27,9 @@ class _In(BaseModel):
 
 
 class CasesQuery(_In):
-    customer: str | None = Field(default=None, max_length=63, description="Only this customer (engineers).")
+    customer: str | None = Field(
+        default=None, max_length=63, pattern=SLUG_PATTERN, description="Only this customer (engineers)."
+    )
     state: Literal["open", "acknowledged", "resolved", "closed"] | None = Field(
         default=None, description="Only cases in this state."
     )

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from collector.http.models import MAX_LIMIT, _Out, _Query, _time
+from collector.http.models import MAX_LIMIT, SLUG_PATTERN, _Out, _Query, _time
 from collector.inspections.failure import shown_error
 from collector.inspections.plan import InspectionPlan
 from collector.store.inspections import CustomerProfile, RunRecord
@@ -34,7 +34,9 @@ ReportLang = Literal["en", "zh-CN"]
 
 
 class PlansQuery(_Query):
-    customer: str | None = Field(default=None, max_length=63, description="Only this customer (engineers).")
+    customer: str | None = Field(
+        default=None, max_length=63, pattern=SLUG_PATTERN, description="Only this customer (engineers)."
+    )
 
 
 class RunsQuery(PlansQuery):
@@ -55,7 +57,7 @@ class ReportQuery(_Query):
 class InspectionReportQuery(ReportQuery):
     plan: str | None = Field(default=None, max_length=100, description="The plan's latest finished run.")
     run: str | None = Field(default=None, max_length=64, description="A run id.")
-    customer: str | None = Field(default=None, max_length=63)
+    customer: str | None = Field(default=None, max_length=63, pattern=SLUG_PATTERN)
 
 
 class ReportsQuery(PlansQuery):

@@ -27,7 +27,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ERROR_RESPONSES", "PROBLEM_TYPE", "Problem", "install", "problem_response", "responses"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "PROBLEM_TYPE",
+    "Problem",
+    "document_errors",
+    "install",
+    "install_openapi",
+    "problem_response",
+    "responses",
+]
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -92,11 +101,35 @@ def _loc(parts: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in parts)
 
 
+_PATTERN_MEANS = {
+    "customer": "not a customer slug: lowercase letters, digits and '-', "
+    "starting with a letter or digit, at most 63 characters",
+}
+"""What a field's pattern means, said instead of pydantic's 'should match pattern ...'."""
+
+
+def _message(error: Any) -> str:
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "string_pattern_mismatch" and loc and str(loc[-1]) in _PATTERN_MEANS:
+        return _PATTERN_MEANS[str(loc[-1])]
+    return str(error.get("msg", ""))
+
+
 def _validation_problem(exc: RequestValidationError) -> JSONResponse:
-    errors = [{"loc": _loc(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()]
+    errors = [{"loc": _loc(e.get("loc", ())), "msg": _message(e)} for e in exc.errors()]
     # The readable sentence diagctl prints: "limit: Input should be less than or equal to 1000".
-    detail = "; ".join(f"{_loc(tuple(e.get('loc', ()))[1:]) or 'body'}: {e.get('msg')}" for e in exc.errors())
+    detail = "; ".join(f"{_loc(tuple(e.get('loc', ()))[1:]) or 'body'}: {_message(e)}" for e in exc.errors())
     return problem_response(422, detail or "the request failed validation", errors=errors)
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    from starlette.routing import Match, Route
+
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return sorted(methods)
 
 
 def install(app: FastAPI) -> None:
@@ -105,7 +138,13 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        return problem_response(exc.status_code, detail, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette's Allow names only the first route of the path; a path with GET and
+            # POST served by two routes must list both (RFC 9110 15.5.6).
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+            detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+        return problem_response(exc.status_code, detail, headers=headers or None)
 
     async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -119,3 +158,70 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+# --------------------------------------------------------------------------- the OpenAPI document
+
+_CONFLICT_PATHS = (
+    "/api/v1/reports/inspection",
+    "/api/v1/reports/fault/{case_id}",
+    "/api/v1/hosts/{name}",
+)
+_RENDER_PATHS = ("/api/v1/reports/inspection", "/api/v1/reports/fault/{case_id}")
+
+
+def _codes(path: str, method: str, operation: dict[str, Any]) -> set[int]:
+    """The error statuses an ``/api`` operation can answer, from what the code raises where."""
+    params = {p.get("name") for p in operation.get("parameters", [])}
+    codes = {400, 401, 403, 422}  # NUL bytes; no token; role or customer; validation
+    if "{" in path or params & {"host", "plan", "run", "customer"}:
+        codes.add(404)  # a named object that does not exist or is another customer's
+    if method in ("post", "put", "patch", "delete"):
+        codes |= {404, 409, 413}  # state conflicts; body over the route's limit
+    if path in _CONFLICT_PATHS or "host" in params:
+        codes.add(409)  # an ambiguous host name, a report that cannot be rendered
+    if path in _RENDER_PATHS:
+        codes.add(503)  # the render pool is busy or the render ran past its time limit
+    return codes
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add each ``/api`` operation's error statuses, all as problem+json, to an OpenAPI document."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem.pop("$defs", {}))
+    components["Problem"] = problem
+    content = {PROBLEM_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    descriptions = {
+        **_DESCRIPTIONS,
+        503: "Busy: the report is still rendering; retry after Retry-After seconds.",
+    }
+    for path, operations in schema.get("paths", {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for method, operation in operations.items():
+            responses_ = operation.setdefault("responses", {})
+            for code in sorted(_codes(path, method, operation)):
+                responses_[str(code)] = {"description": descriptions[code], "content": content}
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve ``app``'s OpenAPI document with the error statuses of :func:`document_errors`."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    description=app.description,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

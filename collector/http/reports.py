@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from collector.http.deps import GrpcDep, Principal, StoreDep, require_write, scope_for, store_errors
 from collector.http.models_inspections import InspectionReportQuery, ReportOut, ReportQuery, ReportsQuery
@@ -41,6 +41,8 @@ from collector.store.reports import ReportRecord, ReportRepo
 __all__ = ["CONTENT_TYPES", "router"]
 
 router = APIRouter(tags=["reports"])
+
+ReportId = Annotated[int, Path(ge=1, le=2**63 - 1, description="A stored report's id (GET /reports).")]
 
 CONTENT_TYPES = {
     "html": "text/html; charset=utf-8",
@@ -112,7 +114,7 @@ def inspection_report(
                 )
             run = runs[0]
         try:
-            record = render_run_report(service.runner, run, q.lang, q.format)
+            record = render_run_report(service.runner, run, q.lang, q.format, patient=False)
         except ReportError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         except RenderBusy as exc:
@@ -135,7 +137,9 @@ def fault_report(
     service = service_for(store, grpc)
     with store_errors():
         try:
-            record, content = stored_fault_report(service.runner, who.scope, case_id, q.lang, q.format)
+            record, content = stored_fault_report(
+                service.runner, who.scope, case_id, q.lang, q.format, patient=False
+            )
         except ReportError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         except RenderBusy as exc:
@@ -144,7 +148,7 @@ def fault_report(
 
 
 @router.get("/reports/{report_id}", response_model=ReportOut)
-def show_report(report_id: int, store: StoreDep, grpc: GrpcDep, who: Principal) -> ReportOut:
+def show_report(report_id: ReportId, store: StoreDep, grpc: GrpcDep, who: Principal) -> ReportOut:
     with store_errors():
         return ReportOut.of(ReportRepo(store).report(who.scope, report_id))
 
@@ -154,7 +158,7 @@ def show_report(report_id: int, store: StoreDep, grpc: GrpcDep, who: Principal) 
     response_class=Response,
     responses={200: {"content": {t: {} for t in CONTENT_TYPES.values()}}},
 )
-def report_content(report_id: int, store: StoreDep, grpc: GrpcDep, who: Principal) -> Response:
+def report_content(report_id: ReportId, store: StoreDep, grpc: GrpcDep, who: Principal) -> Response:
     """The stored bytes, with the format's content type."""
     with store_errors():
         record, content = ReportRepo(store).report_content(who.scope, report_id)

@@ -30,7 +30,8 @@ calls it like this::
 
     save(json.dumps(engine.to_state()))        # after each batch / on shutdown
 
-Modules: :mod:`.signals` (the input), :mod:`.engine` (grouping, silence, changes,
+Modules: :mod:`.signals` (the input), :mod:`.confirm` (soft/hard states of CRIT check
+results, before they become signals), :mod:`.engine` (grouping, silence, changes,
 recovery), :mod:`.causes` (ranking), :mod:`.cases` (decision), :mod:`.model` (records).
 Each module's docstring states its rules.
 """

@@ -80,7 +80,7 @@ def agent_endpoint(
             tls,
             server_name,
             error=(
-                f"the collector listens on {listen} (every interface), which agents cannot connect to: "
+                f"the collector listens on {host}:{port} (every interface), which agents cannot connect to: "
                 "set grpc.public_address in the collector config to the host:port agents reach, "
                 "e.g. collector.example.com:50051"
             ),

@@ -272,10 +272,14 @@ def render_run_report(
     result: InspectionResult | None = None,
     facts: list[HostFacts] | None = None,
     again: bool = False,
+    patient: bool = True,
 ) -> ReportRecord:
     """The stored report of a finished run in ``lang``/``fmt``: the existing record, else
     rendered now (from the stored result and the run's metric history) and stored.
-    ``again``: render and store a new record even if one exists (after fonts were installed)."""
+
+    ``again``: render and store a new record even if one exists (after fonts were installed).
+    ``patient=False`` (the API): RenderBusy when the render pool is full or the render
+    outlasts its time limit (see :mod:`collector.reports.on_demand`)."""
     repo = runner.repo
     profile = repo.profile(Scope.everything(), run.customer)
     # A finished run never changes; what else shows is the customer's profile.
@@ -301,7 +305,9 @@ def render_run_report(
         return found
     if result is None and run.state != "done":
         raise ReportError(f"inspection run {run.id} is {run.state}: its report exists once it is done")
-    return renders.run(("inspection", run.id, lang, fmt, version + ("+again" if again else "")), produce)
+    return renders.run(
+        ("inspection", run.id, lang, fmt, version + ("+again" if again else "")), produce, patient=patient
+    )
 
 
 def _render_run_report(

@@ -496,7 +496,14 @@ def fault_report_version(report: FaultAnalysisReport) -> str:
 
 
 def stored_fault_report(
-    runner: Runner, scope: Scope, case_id: str, lang: Lang, fmt: Format, *, again: bool = False
+    runner: Runner,
+    scope: Scope,
+    case_id: str,
+    lang: Lang,
+    fmt: Format,
+    *,
+    again: bool = False,
+    patient: bool = True,
 ) -> tuple[ReportRecord, bytes]:
     """The case's stored report in ``lang``/``fmt`` if one of the current version exists,
     else a new one, rendered now (once, however many ask at the same time: see
@@ -536,6 +543,6 @@ def stored_fault_report(
         )
 
     record = (None if again else existing()) or renders.run(
-        ("fault", case.id, lang, fmt, version + ("+again" if again else "")), produce
+        ("fault", case.id, lang, fmt, version + ("+again" if again else "")), produce, patient=patient
     )
     return reports.report_content(owner, record.id)

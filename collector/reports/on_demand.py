@@ -84,12 +84,16 @@ class RenderPool:
         self.renders_started = 0
         """Renders actually run (shared requests do not count): for tests and metrics."""
 
-    def run(self, key: RenderKey, produce: Callable[[], T]) -> T:
-        """``produce()``'s value; requests with the same ``key`` in flight share one call."""
+    def run(self, key: RenderKey, produce: Callable[[], T], *, patient: bool = False) -> T:
+        """``produce()``'s value; requests with the same ``key`` in flight share one call.
+
+        ``patient``: the collector's own renders (a finished run's reports, e-mailed
+        deliveries) are never refused for a full queue and wait as long as the render takes.
+        """
         with self._lock:
             future = self._inflight.get(key)
             if future is None:
-                if len(self._inflight) >= self.max_queued:
+                if len(self._inflight) >= self.max_queued and not patient:
                     raise RenderBusy(
                         f"{len(self._inflight)} reports are being rendered; try again in a minute", 30
                     )
@@ -97,7 +101,7 @@ class RenderPool:
                 self._inflight[key] = future
                 self.renders_started += 1
         try:
-            result: T = future.result(timeout=self.time_limit_s)  # type: ignore[assignment]
+            result: T = future.result(timeout=None if patient else self.time_limit_s)  # type: ignore[assignment]
         except FutureTimeout:
             raise RenderBusy(
                 f"the report is still being rendered after {self.time_limit_s:.0f} s; "

@@ -18,7 +18,7 @@ from collector.store.queries import (
     UpgradeInfo,
 )
 from collector.store.retention import RetentionPolicy
-from collector.store.store import ROLES, ApiPrincipal, Role, Store
+from collector.store.store import ROLES, ApiPrincipal, Role, Store, customer_agent_id
 from collector.store.types import (
     AgentIdentity,
     GapRow,
@@ -58,4 +58,5 @@ __all__ = [
     "StoreError",
     "UnknownAgent",
     "UpgradeInfo",
+    "customer_agent_id",
 ]

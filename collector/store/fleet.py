@@ -57,10 +57,11 @@ class FleetRepo:
         since: float | None = None,
         limit: int = 100,
         customer: str | None = None,
+        before: tuple[float, int] | None = None,
     ) -> list[queries.ResultInfo]:
         with self._engine.connect() as conn:
             return queries.list_results(
-                conn, scope, host, check=check, since=since, limit=limit, customer=customer
+                conn, scope, host, check=check, since=since, limit=limit, customer=customer, before=before
             )
 
     def agents(self, scope: Scope) -> list[queries.AgentInfo]:
@@ -68,10 +69,16 @@ class FleetRepo:
             return queries.list_agents(conn, scope)
 
     def gaps(
-        self, scope: Scope, host: str | None = None, customer: str | None = None
+        self,
+        scope: Scope,
+        host: str | None = None,
+        customer: str | None = None,
+        *,
+        limit: int | None = None,
+        before: tuple[float, int] | None = None,
     ) -> list[queries.GapInfo]:
         with self._engine.connect() as conn:
-            return queries.list_gaps(conn, scope, host, customer)
+            return queries.list_gaps(conn, scope, host, customer, limit=limit, before=before)
 
     def quarantined_log_rows(
         self, scope: Scope, host: str | None = None, customer: str | None = None, limit: int = 100

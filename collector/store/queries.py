@@ -90,6 +90,8 @@ class ResultInfo:
     inspection_id: str | None
     agent_id: str
     seq: int
+    row_id: int = 0
+    """The row's id: with ``ts``, the position a page of results continues from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,8 @@ class GapInfo:
     reason: str
     dropped_at: float
     recorded_at: float
+    row_id: int = 0
+    """The row's id: with ``dropped_at``, the position a page of gaps continues from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,7 +269,16 @@ def _result(r: Any, host: str) -> ResultInfo:
         inspection_id=r.inspection_id,
         agent_id=r.agent_id,
         seq=int(r.seq),
+        row_id=int(r._mapping.get("id", 0) or 0),
     )
+
+
+def _before(ts_column: Any, id_column: Any, before: tuple[float, int] | None) -> sa.ColumnElement[bool]:
+    """Rows after ``before`` in (ts, id) descending order: where the previous page ended."""
+    if before is None:
+        return sa.true()
+    ts, row_id = before
+    return sa.or_(ts_column < ts, sa.and_(ts_column == ts, id_column < row_id))
 
 
 def list_results(
@@ -277,10 +290,13 @@ def list_results(
     since: float | None = None,
     limit: int = 100,
     customer: str | None = None,
+    before: tuple[float, int] | None = None,
 ) -> list[ResultInfo]:
-    """Results of one host, newest first."""
+    """Results of one host, newest first; ``before``: (ts, row id) the previous page ended at."""
     host_id, _slug = resolve_host(conn, scope, host, customer)
-    query = sa.select(check_results).where(check_results.c.host_id == host_id)
+    query = sa.select(check_results).where(
+        check_results.c.host_id == host_id, _before(check_results.c.ts, check_results.c.id, before)
+    )
     if check is not None:
         query = query.where(check_results.c.check == check)
     if since is not None:
@@ -313,15 +329,24 @@ def list_agents(conn: sa.Connection, scope: Scope) -> list[AgentInfo]:
 
 
 def list_gaps(
-    conn: sa.Connection, scope: Scope, host: str | None = None, customer: str | None = None
+    conn: sa.Connection,
+    scope: Scope,
+    host: str | None = None,
+    customer: str | None = None,
+    *,
+    limit: int | None = None,
+    before: tuple[float, int] | None = None,
 ) -> list[GapInfo]:
+    """Gaps, newest first; ``before``: (dropped_at, row id) the previous page ended at."""
     query = (
         sa.select(gaps, agents.c.host, customers.c.slug)
         .join(agents, agents.c.agent_id == gaps.c.agent_id)
         .join(customers, customers.c.id == agents.c.customer_id)
-        .where(scope.where())
+        .where(scope.where(), _before(gaps.c.dropped_at, gaps.c.id, before))
         .order_by(gaps.c.dropped_at.desc(), gaps.c.id.desc())
     )
+    if limit is not None:
+        query = query.limit(limit)
     if host is not None:
         _host_id, slug = resolve_host(conn, scope, host, customer)
         query = query.where(agents.c.host == host, customers.c.slug == slug)
@@ -336,6 +361,7 @@ def list_gaps(
             reason=r.reason,
             dropped_at=r.dropped_at,
             recorded_at=r.recorded_at,
+            row_id=int(r.id),
         )
         for r in conn.execute(query)
     ]

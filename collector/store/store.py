@@ -262,6 +262,19 @@ def _check_slug(customer: str) -> str:
     return customer
 
 
+def customer_agent_id(customer: str, agent_id: str) -> str:
+    """The id an agent chosen by ``customer``'s own people gets: inside the customer's
+    namespace ``<customer>.``, so a customer can neither probe (409 against 201) nor
+    squat another customer's ids, nor the vendor's ids without a '.'.
+
+    >>> customer_agent_id("acme", "db-01"), customer_agent_id("acme", "acme.db-01")
+    ('acme.db-01', 'acme.db-01')
+    >>> customer_agent_id("acme", "globex.db-01")
+    'acme.globex.db-01'
+    """
+    return agent_id if agent_id.startswith(f"{customer}.") else f"{customer}.{agent_id}"
+
+
 def _check_name(kind: str, value: str) -> str:
     if not value or len(value) > 253 or not value.isprintable() or value.strip() != value:
         raise StoreError(f"{kind} {value!r} must be 1-253 printable characters without surrounding spaces")
@@ -427,6 +440,13 @@ class Store:
         """Create an agent bound to ``customer`` (created if new); the plain token is returned once."""
         _check_slug(customer)
         agent_id = _check_name("agent id", agent_id) if agent_id else f"ag-{uuid.uuid4().hex[:12]}"
+        if "." in agent_id and not agent_id.startswith(f"{customer}."):
+            # '<customer>.' is that customer's namespace (see customer_agent_id): nobody
+            # else, engineers included, may enroll an id in it or in another one.
+            raise StoreError(
+                f"agent id {agent_id!r}: an id with a '.' must start with its customer, "
+                f"'{customer}.<name>'; or choose an id without '.'"
+            )
         host = _check_name("host", host) if host else agent_id
         token = new_token(AGENT_TOKEN_KIND)
         with self._write() as conn:
@@ -1176,6 +1196,13 @@ class Store:
             sa.select(inventory.c.document, inventory.c.sha256).where(inventory.c.host_id == host_id)
         ).first()
         if current is not None and current.sha256 == sha256:
+            # The same document again (an agent re-sends it after a restart): no change to
+            # record, but the entry's seq is recorded as the document's latest confirmation.
+            conn.execute(
+                inventory.update()
+                .where(inventory.c.host_id == host_id, inventory.c.seq < seq)
+                .values(agent_id=agent.agent_id, seq=seq, ts=ts)
+            )
             return
         changes: list[tuple[str, str | None, str | None]] = []
         if current is not None:

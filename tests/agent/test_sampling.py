@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from agent.config import CheckPlan, default_config
-from agent.runner import RunReport
+from agent.runner import AgentProbe, OutcomeKind, RunReport, run_all
 from agent.sampling import needs_second_sample, run_sampled
 from agent.state import StateStore
 from checks.probe import Probe
@@ -148,7 +149,7 @@ def test_only_rate_checks_are_sampled_twice() -> None:
     plans = default_config().plans
     chosen = {p.name for p in needs_second_sample(plans, StateStore(None))}
     assert {"host.cpu", "storage.disk_io", "network.interfaces", "network.tcp_retransmits"} <= chosen
-    assert not chosen & {"host.oom_kills", "host.kernel_events", "host.load", "application.agent"}
+    assert not chosen & {"host.oom_kills", "host.kernel_events", "host.load", "network.conntrack"}
 
 
 # --- the real command on this host ----------------------------------------------------------
@@ -210,3 +211,27 @@ def test_a_bad_sample_interval_exits_2(value: str, capsys: pytest.CaptureFixture
 
     assert main(["checks", "--sample-interval", value]) == 2
     assert "--sample-interval" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+def test_rate_declarations_match_what_the_checks_do_on_this_host() -> None:
+    """``Check.rates`` is set exactly on the checks whose second reading adds rates.
+
+    Event counts "since the last run" (``*_count``: OOM kills, kernel events, drops)
+    appear on a second run too, but they are not rates and are sampled once.
+    """
+    plans = [p for p in default_config().plans if p.enabled]
+    probe, state = AgentProbe(), StateStore(None)
+    first = {o.check: o for o in run_all(plans, probe, state).outcomes}
+    time.sleep(0.3)
+    second = {o.check: o for o in run_all(plans, probe, state).outcomes}
+    for plan in plans:
+        a, b = first[plan.name].record, second[plan.name].record
+        if a is None or b is None or first[plan.name].kind is not OutcomeKind.OK:
+            continue  # skipped or failed here: nothing to compare
+        gained = {m.name for m in b.metrics} - {m.name for m in a.metrics}
+        rates = {name for name in gained if not name.endswith("_count")}
+        if plan.check.rates:
+            assert rates, f"{plan.name} declares rates but its second run adds none"
+        else:
+            assert not rates, f"{plan.name} adds {sorted(rates)} on its second run: declare rates=True"

@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-bytes", type=int, default=256 * 1024 * 1024)
     parser.add_argument("--batch-entries", type=int, default=100)
     parser.add_argument("--exit-when-drained", action="store_true")
+    parser.add_argument("--backoff-base", type=float, default=0.1, help="diag-agent's default: 0.5")
+    parser.add_argument("--backoff-cap", type=float, default=1.0, help="diag-agent's default: 30")
+    parser.add_argument("--recent-cap", type=float, default=1.0, help="diag-agent's default: 5")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s agent %(levelname)s %(name)s: %(message)s")
 
@@ -63,8 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         address=args.collector,
         token=args.token,
         batch_entries=args.batch_entries,
-        backoff_base_s=0.1,
-        backoff_cap_s=1.0,
+        backoff_base_s=args.backoff_base,
+        backoff_cap_s=args.backoff_cap,
+        recent_backoff_cap_s=args.recent_cap,
         idle_poll_s=0.2,
     )
     streamer = Streamer(spool, settings, HostIdentity(args.agent_id, f"host-{args.agent_id}"))

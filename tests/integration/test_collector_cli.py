@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from collector.cli.main import raise_fd_limit
 from collector.store.store import Store
@@ -35,11 +36,10 @@ def test_migrate_enroll_and_token_create(tmp_path: Path) -> None:
     assert done.returncode == 0 and "latest schema" in done.stdout
     done = cli("enroll", "--store", url, "--customer", "acme", "--host", "web1", "--agent-id", "web1-agent")
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    token = next(line.split(": ", 1)[1] for line in lines if line.strip().startswith("token:"))
-    assert (
-        "  id: web1-agent" in lines and "  customer: acme" in lines and "  address: 127.0.0.1:50051" in lines
-    )
+    config = yaml.safe_load(done.stdout)  # stdout is the agent's config file
+    token = config["collector"]["token"]
+    assert config["agent"] == {"id": "web1-agent", "customer": "acme"}
+    assert config["collector"]["address"] == "127.0.0.1:50051"
     store = Store.open(url)
     try:
         identity = store.authenticate_agent(token)

@@ -10,11 +10,13 @@ under which seq, and which gaps were recorded.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import socket
 import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +29,9 @@ from agent.spool import Spool
 from collector.store.schema import check_results
 from collector.store.store import LogAppend, Store
 from protos.diag.v1 import agent_pb2 as pb
+from protos.diag.v1 import agent_pb2_grpc
 from tests.collector.store.pg import SKIP_REASON, fresh_database, pg_listening
+from tests.integration.agent_proc import make_record
 from tests.integration.harness import (
     Proc,
     batch_msg,
@@ -417,3 +421,54 @@ def test_in_process_ingest_first_applies_what_a_worker_left_in_the_log(
         assert_exactly_once(store, "agent-x", [1, 2, 3, 4, 5, 6, 7])
     finally:
         collector.stop()
+
+
+class _AcksButRecordsNoGaps(agent_pb2_grpc.AgentStreamServicer):
+    """A collector that acknowledges every batch but never records a gap report (it is killed
+    before it would). Its message limit makes an entry too large to send."""
+
+    def __init__(self) -> None:
+        self.acked = 0
+        self.gap_reports = 0
+
+    def Connect(
+        self, request_iterator: Iterator[pb.AgentMessage], context: object
+    ) -> Iterator[pb.CollectorMessage]:
+        yield pb.CollectorMessage(welcome=pb.Welcome(max_batch_entries=100, max_message_bytes=100_000))
+        for msg in request_iterator:
+            if msg.WhichOneof("body") == "batch":
+                self.acked = max(self.acked, msg.batch.entries[-1].seq)
+                yield pb.CollectorMessage(ack=pb.Ack(durable_through_seq=self.acked))
+            elif msg.WhichOneof("body") == "gaps":
+                self.gap_reports += 1
+
+
+def test_a_skipped_entry_survives_kill_9_before_its_gap_is_reported(collector, store, make_agent) -> None:
+    """The skipped entry's spool row goes with the Ack; its gap must survive the agent's kill -9."""
+    a = make_agent("agent-k")
+    a.spool.parent.mkdir(parents=True)
+    with Spool(a.spool) as spool:
+        spool.append_records([make_record(1)])
+        spool.append_records([dataclasses.replace(make_record(2), summary="x" * 300_000)])
+        spool.append_records([make_record(3)])
+    fake = _AcksButRecordsNoGaps()
+    server = grpc.server(ThreadPoolExecutor(4))
+    agent_pb2_grpc.add_AgentStreamServicer_to_server(fake, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        a.start(f"127.0.0.1:{port}", count=5, rate=1000.0)
+        # Every entry acknowledged (the skipped one's row deleted) and a gap report sent, unrecorded.
+        assert wait_for(lambda: fake.acked == 5 and fake.gap_reports >= 1 and spool_depth(a.spool) == 0, 20)
+        a.kill9()
+    finally:
+        server.stop(0)
+    collector.start()
+    a.start(collector.address, count=5)
+    a.wait(30)
+    assert stored_gaps(store, "agent-k") == [(2, 2, 1, "entry_too_large")]
+
+
+def spool_depth(path: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])

@@ -114,3 +114,16 @@ def test_a_render_past_the_time_limit_is_503_and_stored_for_the_next_request() -
     time.sleep(1.5)
     assert pool.run(("fault", "C-1", "en", "pdf", "v1"), lambda: "stored") == "stored"
     assert len(calls) == 2
+
+
+def test_the_collectors_own_renders_are_never_refused_or_cut_short() -> None:
+    """A finished run's reports and e-mailed deliveries wait for their render (patient=True)."""
+    pool = RenderPool(max_parallel=1, max_queued=1, time_limit_s=0.1)
+
+    def slow() -> str:
+        time.sleep(0.4)
+        return "done"
+
+    with pytest.raises(RenderBusy):
+        pool.run(("inspection", "r-1", "en", "pdf", "v"), slow)  # the API's request: 503
+    assert pool.run(("inspection", "r-2", "en", "pdf", "v"), slow, patient=True) == "done"

@@ -237,6 +237,8 @@ def test_state_rejects_wrong_version_and_bucket_count():
         SeriesDetector.from_state({**state, "v": 99})
     with pytest.raises(ValueError, match="buckets"):
         SeriesDetector.from_state(state, DetectorConfig(season_buckets=24))
+    with pytest.raises(ValueError, match="pattern counts"):
+        SeriesDetector.from_state({**state, "patterns": [0, 1]})
 
 
 def test_non_finite_values_are_skipped():
@@ -348,3 +350,23 @@ def test_alarm_score_counts_an_episode_once():
     assert all(r > 0.5 for r in raw[400:407])  # the deviating samples score past the band ...
     assert alarm[400] == raw[400] > 0.9  # ... the first counts as an alarm ...
     assert alarm[401:] == [0.0] * 19  # ... the rest of the episode does not
+
+
+def test_a_never_seen_step_between_deviation_levels_is_a_new_pattern_once():
+    """Not a spike (below spike_z) but a jump from normal to the top level never seen on
+    this series: NEW_PATTERN, reported once; the same jump later is known."""
+    rng = random.Random(17)
+    d = SeriesDetector("latency", Direction.UP_IS_BAD)
+    reports = []
+    for i in range(700):
+        b = d.baseline
+        v = 100.0 + rng.uniform(-2.0, 2.0)  # bounded noise: its own level pairs are all seen early
+        if i in (399, 599):
+            v = b.expected  # level 0 just before ...
+        if i in (400, 600):
+            v = b.expected + 4.4 * b.scale  # ... z about 4.4: level 3, below spike_z
+        event = d.update(T0 + i * STEP, v)
+        assert not isinstance(event, Anomaly)
+        if d.spike is not None:
+            reports.append((i, d.spike.key))
+    assert reports == [(400, "NEW_PATTERN")]

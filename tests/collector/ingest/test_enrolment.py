@@ -138,3 +138,43 @@ def test_bootstrap_commands_keep_stdout_for_data(tmp_path: Path) -> None:
     )
     assert written.returncode == 0 and written.stdout == "" and out.stat().st_mode & 0o777 == 0o600
     assert agent_load_text(out.read_text(), str(out)).config.agent.customer == "acme"
+
+
+def test_serve_on_a_wildcard_says_enrolment_needs_a_public_address(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "collector.cli",
+            "serve",
+            "--store",
+            f"sqlite:///{tmp_path / 'c.db'}",
+            "--grpc-listen",
+            "0.0.0.0:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if "Ctrl-C stops" in line or not line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0
+    assert "diag-collector: enrolment refused until fixed: the collector listens on 0.0.0.0:" in err
+    assert "set grpc.public_address" in err

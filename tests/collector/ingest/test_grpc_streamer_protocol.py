@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import queue
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -190,3 +192,45 @@ def test_a_gap_the_ack_does_not_record_is_reported_again(spool: Spool) -> None:
     finally:
         streamer.stop(0.5)
         server.stop(0)
+
+
+def test_after_a_welcomed_session_the_agent_retries_an_outage_often(spool: Spool) -> None:
+    """The collector goes away after a Welcome: reconnect attempts keep coming at most
+    ``recent_backoff_cap_s`` apart (a long cap would keep agents away long after it returns)."""
+    spool.append_records([record(1)])
+    fake = ScriptedCollector(pb.Welcome(max_batch_entries=100))
+    server = grpc.server(ThreadPoolExecutor(4))
+    agent_pb2_grpc.add_AgentStreamServicer_to_server(fake, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    settings = StreamerSettings(
+        address=f"127.0.0.1:{port}",
+        token="t",
+        backoff_base_s=0.5,
+        backoff_cap_s=30.0,
+        recent_backoff_cap_s=2.0,
+    )
+    streamer = Streamer(spool, settings, HostIdentity("a"))
+    streamer.start()
+    attempts: list[float] = []
+    try:
+        assert wait_for(lambda: streamer.connected, 10)
+        server.stop(0).wait()
+        # The collector's port now refuses every stream: a listener that accepts and closes.
+        with socket.socket() as listener:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(("127.0.0.1", port))
+            listener.listen(64)
+            listener.settimeout(0.2)
+            down_at = time.monotonic()
+            while time.monotonic() - down_at < 12.0:
+                with contextlib.suppress(TimeoutError):
+                    conn, _ = listener.accept()
+                    attempts.append(time.monotonic())
+                    conn.close()
+    finally:
+        streamer.stop(0.5)
+    # Old behaviour: 0.5, 1, 2, 4, 8 s... the fifth wait alone is over 4 s.
+    marks = [down_at, *attempts, time.monotonic()]
+    gaps = [b - a for a, b in itertools.pairwise(marks)]
+    assert len(attempts) >= 5 and max(gaps) <= 3.0, [round(g, 2) for g in gaps]

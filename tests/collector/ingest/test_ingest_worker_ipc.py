@@ -36,6 +36,7 @@ from collector.ingest.worker import (
 )
 from collector.store import Store
 from protos.diag.v1 import agent_pb2 as pb
+from tests.collector.store.materialise import materialise_all
 from tests.integration.harness import result_entry
 
 
@@ -199,8 +200,7 @@ def test_asyncio_submissions_a_thread_submission_and_a_close_after_the_loop_stop
         worker.close()  # the loop has stopped: the stop marker goes straight on the pipe
         loop.close()
     assert worker._proc is not None and worker._proc.exitcode == 0  # a clean exit
-    while (done := store.materialise()).batches + done.quarantined:
-        pass  # what the worker left logged at its stop (serve drains it at the next start)
+    materialise_all(store)  # what the worker left logged at its stop (serve drains it at the next start)
     with store.engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT COUNT(*) FROM check_results")).scalar_one()
     assert stored == 30 * 2 + 1  # every acknowledged entry, once
@@ -249,8 +249,7 @@ def test_a_request_of_several_batches_is_acknowledged_up_to_its_first_bad_one(tm
             assert (rejected.value.kind, rejected.value.acked) == (kind, acked)
     finally:
         worker.close()
-    while (done := store.materialise()).batches + done.quarantined:
-        pass
+    materialise_all(store)
     with store.engine.connect() as conn:
         seqs = conn.execute(sa.text("SELECT seq FROM check_results ORDER BY seq")).scalars().all()
     assert seqs == list(range(1, 14))  # what was acknowledged, once; nothing after a refused batch

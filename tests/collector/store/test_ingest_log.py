@@ -27,6 +27,7 @@ from collector.store.observe import Committed
 from collector.store.schema_ingest_log import ingest_log
 from collector.store.store import LogAppend
 from protos.diag.v1 import agent_pb2 as pb
+from tests.collector.store.materialise import materialise_all
 from tests.integration.harness import result_entry
 
 METRICS = 2  # points per result entry
@@ -66,10 +67,7 @@ def max_seq(store: Store, agent_id: str) -> int:
 
 
 def drain(store: Store) -> int:
-    total = 0
-    while (done := store.materialise(max_points=1)).batches + done.quarantined:
-        total += done.batches
-    return total
+    return materialise_all(store, max_points=1).batches
 
 
 @contextmanager
@@ -198,8 +196,7 @@ def quarantine(store: Store, agent: AgentIdentity, seqs: Sequence[int]) -> int:
     assert log_id is not None
     with store.engine.begin() as conn:
         conn.execute(ingest_log.update().where(ingest_log.c.id == log_id).values(payload=b"\xff\xff\xff"))
-    while (done := store.materialise()).batches + done.quarantined:
-        pass
+    materialise_all(store)
     return log_id
 
 

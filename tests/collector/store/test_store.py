@@ -405,6 +405,20 @@ def test_product_upgrades_recorded_from_inventory_changes(store: Store) -> None:
     assert FleetRepo(store).upgrades(Scope.of("globex")) == []
 
 
+def test_an_identical_inventory_under_a_new_seq_is_recorded_as_a_confirmation(store: Store) -> None:
+    """Exactly once per (agent, seq): a restarted agent re-sends its unchanged inventory under a
+    new seq; no change is recorded, but the store records that seq as the document's latest."""
+    agent, _ = store.enroll_agent("acme", host="web1")
+    store.ingest(agent, _inventory(1, {"erp": "4.2.0"}, "a" * 64))
+    store.ingest(agent, _inventory(7, {"erp": "4.2.0"}, "a" * 64))
+    with store.engine.connect() as conn:
+        current = conn.execute(sa.text("SELECT seq, ts, sha256 FROM inventory")).one()
+        changes = conn.execute(sa.text("SELECT seq FROM inventory_changes")).scalars().all()
+    assert (current.seq, current.ts, current.sha256) == (7, T0 + 7, "a" * 64)
+    assert changes == [1]  # the change itself is recorded once, under the seq that made it
+    assert FleetRepo(store).upgrades(Scope.of("acme"), "web1") == []
+
+
 # --------------------------------------------------------------------------- retention, bench baseline
 
 

@@ -1,0 +1,128 @@
+"""Every write endpoint of every router refuses read-only callers (issue 13, "Tests that let a bug through").
+
+Table-driven over the app's own routes (its OpenAPI document): each POST, PUT, PATCH
+and DELETE must have a sample request in :data:`WRITES`, so a new write endpoint
+fails :func:`test_every_write_route_has_a_sample_request` until it is covered here.
+Each sample is a valid request for customer acme's own objects; it is sent by
+
+- acme's viewer: must get 403 (read-only tokens never write);
+- globex's viewer and globex's customer_admin: 403 or 404 (another customer's
+  objects are forbidden or invisible);
+- acme's customer_admin and an engineer (the control): must get past the role check
+  (2xx, or 409 when the object's state forbids the step), which shows the request
+  itself is valid, so the refusals above are the role's doing.
+
+A real store (SQLite and PostgreSQL) behind the real FastAPI app.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from collector.http.app import create_app
+from collector.inspections.plan import parse_plan
+from collector.inspections.service import service_for
+from collector.store import Store
+from tests.collector.cases.test_api import open_case
+from tests.collector.store.conftest import pg_store_session, pg_url, store
+
+__all__ = ["pg_store_session", "pg_url", "store"]
+
+WRITE_METHODS = {"post", "put", "patch", "delete"}
+
+
+@dataclass(frozen=True)
+class Write:
+    """One valid write request on acme's objects."""
+
+    path: str
+    body: dict[str, Any] | None = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+WRITES: dict[tuple[str, str], Write] = {
+    ("POST", "/api/v1/agents"): Write(
+        "/api/v1/agents", {"customer": "acme", "host": "new1", "agent_id": "acme-new1"}
+    ),
+    ("POST", "/api/v1/agents/{agent_id}/revoke"): Write("/api/v1/agents/acme-db1/revoke"),
+    ("POST", "/api/v1/cases/{case_id}/ack"): Write("/api/v1/cases/C-acme-1/ack", {"owner": "x"}),
+    ("POST", "/api/v1/cases/{case_id}/notes"): Write("/api/v1/cases/C-acme-1/notes", {"text": "a note"}),
+    ("POST", "/api/v1/cases/{case_id}/resolve"): Write("/api/v1/cases/C-acme-1/resolve", {"note": "fixed"}),
+    ("POST", "/api/v1/cases/{case_id}/close"): Write("/api/v1/cases/C-acme-1/close"),
+    ("POST", "/api/v1/inspections/plans/{name}/runs"): Write("/api/v1/inspections/plans/weekly/runs"),
+    ("PUT", "/api/v1/customers/{customer}/profile"): Write(
+        "/api/v1/customers/acme/profile", {"name": "Acme Trading Co."}
+    ),
+}
+"""(method, route path) -> a valid request for acme's objects."""
+
+REFUSED_ALWAYS = {"acme viewer": {403}}
+REFUSED_OTHER_CUSTOMER = {"globex viewer": {403, 404}, "globex admin": {403, 404}}
+ALLOWED = ("acme admin", "engineer")
+
+
+def write_routes(app: Any) -> set[tuple[str, str]]:
+    paths: dict[str, dict[str, Any]] = app.openapi()["paths"]
+    return {
+        (method.upper(), path) for path, ops in paths.items() for method in ops if method in WRITE_METHODS
+    }
+
+
+@pytest.fixture
+def seeded(store: Store) -> tuple[TestClient, dict[str, str]]:
+    open_case(store, "acme", "db1")  # C-acme-1, agent acme-db1
+    open_case(store, "globex", "erp1")
+    service_for(store).add_plan(
+        parse_plan({"name": "weekly", "customer": "acme", "timezone": "UTC", "schedule": "@weekly"})
+    )
+    tokens = {
+        "engineer": store.create_api_token("eng", "engineer"),
+        "acme admin": store.create_api_token("acme-admin", "customer_admin", customer="acme"),
+        "acme viewer": store.create_api_token("acme-viewer", "viewer", customer="acme"),
+        "globex admin": store.create_api_token("globex-admin", "customer_admin", customer="globex"),
+        "globex viewer": store.create_api_token("globex-viewer", "viewer", customer="globex"),
+    }
+    return TestClient(create_app(store)), tokens
+
+
+def send(client: TestClient, method: str, write: Write, token: str) -> Any:
+    return client.request(
+        method,
+        write.path,
+        json=write.body,
+        params=write.params,
+        headers={"Authorization": f"Bearer {token}"},
+    )
+
+
+def test_every_write_route_has_a_sample_request(tmp_path: Any) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        routes = write_routes(create_app(store))
+    finally:
+        store.close()
+    missing = routes - set(WRITES)
+    assert not missing, f"add a sample request to WRITES for each new write route: {sorted(missing)}"
+    assert set(WRITES) <= routes, f"WRITES names routes that are gone: {sorted(set(WRITES) - routes)}"
+
+
+@pytest.mark.parametrize("route", sorted(WRITES), ids=lambda r: f"{r[0]} {r[1]}")
+def test_read_only_and_foreign_callers_are_refused_every_write(
+    seeded: tuple[TestClient, dict[str, str]], route: tuple[str, str]
+) -> None:
+    client, tokens = seeded
+    method, _ = route
+    write = WRITES[route]
+    for who, expected in {**REFUSED_ALWAYS, **REFUSED_OTHER_CUSTOMER}.items():
+        response = send(client, method, write, tokens[who])
+        assert response.status_code in expected, (who, response.status_code, response.text)
+    # The control, after the refusals (which must have changed nothing it depends on).
+    for who in ALLOWED:
+        response = send(client, method, write, tokens[who])
+        assert response.status_code < 300 or response.status_code == 409, (who, response.text)
+        if method == "POST" and route[1] == "/api/v1/agents":
+            break  # the agent id now exists: a second enrolment is a 409 by design
