@@ -166,14 +166,16 @@ def report_content(report_id: ReportId, store: StoreDep, grpc: GrpcDep, who: Pri
 
 
 @router.post("/reports/{report_id}/render", response_model=ReportOut, status_code=status.HTTP_201_CREATED)
-def render_report_again(report_id: int, store: StoreDep, grpc: GrpcDep, who: Principal) -> ReportOut:
+def render_report_again(report_id: ReportId, store: StoreDep, grpc: GrpcDep, who: Principal) -> ReportOut:
     """Render a stored report again from its run or case; the result is a new record."""
     from collector.inspections.rerender import render_again
 
     require_write(who)
     with store_errors():
         try:
-            record = render_again(service_for(store, grpc).runner, who.scope, report_id)
+            record = render_again(service_for(store, grpc).runner, who.scope, report_id, patient=False)
         except ReportError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        except RenderBusy as exc:
+            raise _busy(exc) from None
     return ReportOut.of(record)

@@ -20,11 +20,12 @@ from collector.store.reports import ReportRecord
 __all__ = ["render_again"]
 
 
-def render_again(runner: Runner, scope: Scope, report_id: int) -> ReportRecord:
+def render_again(runner: Runner, scope: Scope, report_id: int, *, patient: bool = True) -> ReportRecord:
     """Render report ``report_id`` again from its run or case and store it as a new record.
 
     NotFound when the report is outside ``scope``; ReportError when it cannot be rendered
-    (the message says why, e.g. which font to install).
+    (the message says why, e.g. which font to install); ``patient=False`` (the API):
+    RenderBusy when the render pool is full (:mod:`collector.reports.on_demand`).
     """
     old = runner.reports.report(scope, report_id)
     own = Scope.of(old.customer)
@@ -33,10 +34,10 @@ def render_again(runner: Runner, scope: Scope, report_id: int) -> ReportRecord:
     lang, fmt = cast(Lang, old.lang), cast(Format, old.format)
     if old.kind == "inspection":
         run = runner.repo.run(own, old.subject)
-        return render_run_report(runner, run, lang, fmt, again=True)
+        return render_run_report(runner, run, lang, fmt, again=True, patient=patient)
     if old.kind == "fault":
         from collector.reports.fault import stored_fault_report
 
-        record, _ = stored_fault_report(runner, own, old.subject, lang, fmt, again=True)
+        record, _ = stored_fault_report(runner, own, old.subject, lang, fmt, again=True, patient=patient)
         return record
     raise ReportError(f"report {report_id} is a {old.kind!r} report, which cannot be rendered again")

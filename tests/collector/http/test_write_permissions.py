@@ -54,6 +54,11 @@ WRITES: dict[tuple[str, str], Write] = {
     ("POST", "/api/v1/cases/{case_id}/resolve"): Write("/api/v1/cases/C-acme-1/resolve", {"note": "fixed"}),
     ("POST", "/api/v1/cases/{case_id}/close"): Write("/api/v1/cases/C-acme-1/close"),
     ("POST", "/api/v1/inspections/plans/{name}/runs"): Write("/api/v1/inspections/plans/weekly/runs"),
+    ("POST", "/api/v1/tokens"): Write("/api/v1/tokens", {"name": "ci", "role": "viewer", "customer": "acme"}),
+    # Token 6 is acme's spare viewer token (see seeded); ids 1-5 are the callers' own.
+    ("POST", "/api/v1/tokens/{token_id}/revoke"): Write("/api/v1/tokens/6/revoke"),
+    # Report 1 is acme's stored fault report of C-acme-1 (see seeded).
+    ("POST", "/api/v1/reports/{report_id}/render"): Write("/api/v1/reports/1/render"),
     ("PUT", "/api/v1/customers/{customer}/profile"): Write(
         "/api/v1/customers/acme/profile", {"name": "Acme Trading Co."}
     ),
@@ -86,6 +91,9 @@ def seeded(store: Store) -> tuple[TestClient, dict[str, str]]:
         "globex admin": store.create_api_token("globex-admin", "customer_admin", customer="globex"),
         "globex viewer": store.create_api_token("globex-viewer", "viewer", customer="globex"),
     }
+    store.create_api_token("acme-spare", "viewer", customer="acme")  # id 6: for the revoke route
+    # Report 1: a stored fault report of acme's case, for the render-again route.
+    service_for(store).repo.add_report("acme", "fault", "C-acme-1", "en", "html", b"<html></html>")
     return TestClient(create_app(store)), tokens
 
 
