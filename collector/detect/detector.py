@@ -311,8 +311,8 @@ class SeriesDetector:
         # sample, at level 0, costs one comparison)
         novel = False
         alarm = score
-        if n >= cfg.cold_samples:
-            q = z * self._width
+        q = z * self._width
+        if n >= cfg.cold_samples and not -0.5 <= q <= 0.5:  # else level 0 (as round(q) gives)
             level = 3 if q >= 2.5 else -3 if q <= -2.5 else round(q)
             if level:
                 patterns = self._patterns
