@@ -306,35 +306,47 @@ class SeriesDetector:
 
         self.score = score
         cfg = self._cfg
-        # contextual rarity: the pair (previous level, level) of binned deviations
-        level = 0
-        if n >= cfg.cold_samples:
-            q = z * self._width
-            level = 3 if q >= 2.5 else -3 if q <= -2.5 else round(q)
-        pair = self._prev_level * 7 + level + 24
-        self._prev_level = level
-        seen = self._patterns[pair]
-        self._patterns[pair] = seen + 1
+        # contextual rarity: the pair (previous level, level) of binned deviations; only a
+        # pair ending off level 0 can be a pattern, so only those are counted (the usual
+        # sample, at level 0, costs one comparison)
         novel = False
         alarm = score
-        if n >= cfg.pattern_warm and level and (code == 2 or level * code > 0):
-            novel = seen == 0
-            rare = cfg.pattern_weight / (1 + seen)
-            if rare > alarm:
-                alarm = rare
+        q = z * self._width
+        if n >= cfg.cold_samples and not -0.5 <= q <= 0.5:  # else level 0 (as round(q) gives)
+            level = 3 if q >= 2.5 else -3 if q <= -2.5 else round(q)
+            if level:
+                patterns = self._patterns
+                pair = self._prev_level * 7 + level + 24
+                seen = patterns[pair]
+                patterns[pair] = seen + 1
+                if n >= cfg.pattern_warm and (code == 2 or level * code > 0):
+                    novel = seen == 0
+                    rare = cfg.pattern_weight / (1 + seen)
+                    if rare > alarm:
+                        alarm = rare
+            self._prev_level = level
+        else:
+            self._prev_level = 0
         peak = self._peak
-        self.alarm_score = alarm if alarm > peak else 0.0
-        peak *= self._decay
-        self._peak = alarm if alarm > peak else peak
-        self._quiet += 1
+        if alarm > peak:
+            self.alarm_score = self._peak = alarm
+        else:
+            self.alarm_score = 0.0
+            peak *= self._decay
+            self._peak = alarm if alarm > peak else peak
         if event is not None:
             self._quiet = 0
             self.spike = None
-        elif (bad >= cfg.spike_z or novel) and self.open_key is None and n >= cfg.cold_samples:
-            key = "SPIKE" if bad >= cfg.spike_z else "NEW_PATTERN"
-            self.spike = self._spike(ts, value, z, score, key) if self._quiet > cfg.spike_rest else None
-            self._quiet = 0
+        elif novel or bad >= cfg.spike_z:
+            self._quiet += 1
+            if self.open_key is None and n >= cfg.cold_samples:
+                key = "SPIKE" if bad >= cfg.spike_z else "NEW_PATTERN"
+                self.spike = self._spike(ts, value, z, score, key) if self._quiet > cfg.spike_rest else None
+                self._quiet = 0
+            else:
+                self.spike = None
         else:
+            self._quiet += 1
             self.spike = None
         if code == 2:
             if value == self.last_value:
