@@ -26,6 +26,7 @@ import httpx
 from diagconfig.terminal import table_lines, terminal_text
 
 __all__ = [
+    "EVERY_ROW",
     "Api",
     "Parser",
     "ServerError",
@@ -190,6 +191,8 @@ class Api:
 
 
 PAGE_MAX = 1000
+EVERY_ROW = 10**9
+"""A limit for :meth:`Api.pages` that means every row (a fleet list: hosts, agents, upgrades)."""
 """Rows the API answers per page at most."""
 
 

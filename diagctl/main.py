@@ -24,6 +24,7 @@ from diagconfig.completion import add_completion_option
 from diagconfig.terminal import terminal_text
 from diagctl import cases, inspections, tokens
 from diagctl.client import (
+    EVERY_ROW,
     Api,
     Parser,
     ServerError,
@@ -42,7 +43,7 @@ __all__ = ["build_parser", "main"]
 
 
 def cmd_hosts(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    data = api.request("GET", "/api/v1/hosts", {"customer": args.customer})
+    data = api.pages("/api/v1/hosts", {"customer": args.customer}, EVERY_ROW)
 
     def render(hosts: list[dict[str, Any]], out: TextIO) -> None:
         rows = [
@@ -117,7 +118,7 @@ def cmd_results(api: Api, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_agents_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    data = api.request("GET", "/api/v1/agents", {"customer": args.customer})
+    data = api.pages("/api/v1/agents", {"customer": args.customer}, EVERY_ROW)
 
     def render(rows: list[dict[str, Any]], out: TextIO) -> None:
         table(
@@ -212,7 +213,7 @@ def cmd_gaps(api: Api, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def cmd_upgrades(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    data = api.request("GET", "/api/v1/upgrades", {"host": args.host, "customer": args.customer})
+    data = api.pages("/api/v1/upgrades", {"host": args.host, "customer": args.customer}, EVERY_ROW)
 
     def render(rows: list[dict[str, Any]], out: TextIO) -> None:
         table(

@@ -9,19 +9,20 @@ agent of another customer answers 404, like one that does not exist.
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from collector.http.deps import EndpointDep, Principal, StoreDep, require_write, scope_for, store_errors
 from collector.http.models import (
     AgentOut,
-    CustomerQuery,
     EnrollRequest,
     EnrollResponse,
+    ListQuery,
     NoQuery,
     RevokeResponse,
 )
+from collector.http.pages import offset_of, page_by_offset
 from collector.ingest.enrolment import EnrolmentError, agent_config_text
-from collector.store import customer_agent_id
+from collector.store import Scope, customer_agent_id
 from collector.store.fleet import FleetRepo
 
 __all__ = ["router"]
@@ -30,9 +31,17 @@ router = APIRouter(prefix="/api/v1")
 
 
 @router.get("/agents", response_model=list[AgentOut], tags=["agents"])
-def list_agents(store: StoreDep, who: Principal, q: Annotated[CustomerQuery, Query()]) -> list[AgentOut]:
-    rows = FleetRepo(store).agents(scope_for(who, q.customer))
-    return [AgentOut.of(a) for a in rows if q.customer is None or a.customer == q.customer]
+def list_agents(
+    store: StoreDep, who: Principal, q: Annotated[ListQuery, Query()], request: Request, response: Response
+) -> list[AgentOut]:
+    """Agents by customer, host and id: one page (``limit`` rows); a ``Link: <...>;
+    rel="next"`` header gives the next page."""
+    scope = scope_for(who, q.customer)
+    if q.customer is not None:
+        scope = Scope.of(q.customer)
+    offset = offset_of(q.cursor)
+    rows = FleetRepo(store).agents(scope, limit=q.limit + 1, offset=offset)
+    return page_by_offset(request, response, [AgentOut.of(a) for a in rows], offset, q.limit)
 
 
 @router.post(

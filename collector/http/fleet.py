@@ -19,14 +19,15 @@ from collector.http.models import (
     GapsQuery,
     HostDetailOut,
     HostOut,
-    HostQuery,
+    ListQuery,
     QuarantinedOut,
     QuarantineQuery,
     ResultOut,
     ResultsQuery,
     UpgradeOut,
+    UpgradesQuery,
 )
-from collector.http.pages import decode_cursor, page
+from collector.http.pages import decode_cursor, offset_of, page, page_by_offset
 from collector.store import Scope
 from collector.store.fleet import FleetRepo
 
@@ -36,9 +37,17 @@ router = APIRouter(prefix="/api/v1")
 
 
 @router.get("/hosts", response_model=list[HostOut], tags=["hosts"])
-def list_hosts(store: StoreDep, who: Principal, q: Annotated[CustomerQuery, Query()]) -> list[HostOut]:
-    hosts = FleetRepo(store).list_hosts(scope_for(who, q.customer))
-    return [HostOut.of(h) for h in hosts if q.customer is None or h.customer == q.customer]
+def list_hosts(
+    store: StoreDep, who: Principal, q: Annotated[ListQuery, Query()], request: Request, response: Response
+) -> list[HostOut]:
+    """Hosts by customer and name: one page (``limit`` rows, at most 4 MiB of JSON); a
+    ``Link: <...>; rel="next"`` header gives the next page."""
+    scope = scope_for(who, q.customer)
+    if q.customer is not None:
+        scope = Scope.of(q.customer)
+    offset = offset_of(q.cursor)
+    hosts = FleetRepo(store).list_hosts(scope, limit=q.limit + 1, offset=offset)
+    return page_by_offset(request, response, [HostOut.of(h) for h in hosts], offset, q.limit)
 
 
 @router.get("/hosts/{name}", response_model=HostDetailOut, tags=["hosts"])
@@ -101,8 +110,22 @@ def quarantine(
 
 
 @router.get("/upgrades", response_model=list[UpgradeOut], tags=["hosts"])
-def upgrades(store: StoreDep, who: Principal, q: Annotated[HostQuery, Query()]) -> list[UpgradeOut]:
-    """Product version changes seen between consecutive inventories of a host."""
+def upgrades(
+    store: StoreDep,
+    who: Principal,
+    q: Annotated[UpgradesQuery, Query()],
+    request: Request,
+    response: Response,
+) -> list[UpgradeOut]:
+    """Product version changes seen between consecutive inventories of a host, newest
+    first; one page, with a ``Link: <...>; rel="next"`` header when more follow."""
+    scope = scope_for(who, q.customer)
+    if q.customer is not None:
+        scope = Scope.of(q.customer)
     with store_errors():
-        rows = FleetRepo(store).upgrades(scope_for(who, q.customer), q.host, q.customer)
-    return [UpgradeOut.of(u) for u in rows if q.customer is None or u.customer == q.customer]
+        rows = FleetRepo(store).upgrades(
+            scope, q.host, q.customer, limit=q.limit + 1, before=decode_cursor(q.cursor)
+        )
+    return page(
+        request, response, [UpgradeOut.of(u) for u in rows], [(u.ts, u.row_id) for u in rows], q.limit
+    )

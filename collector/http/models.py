@@ -62,6 +62,18 @@ class HostQuery(CustomerQuery):
     host: str | None = Field(default=None, max_length=253)
 
 
+class ListQuery(CustomerQuery):
+    """One page of a list ordered by name (hosts, agents)."""
+
+    limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(default=None, max_length=200, description=CURSOR_DESCRIPTION)
+
+
+class UpgradesQuery(HostQuery):
+    limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+    cursor: str | None = Field(default=None, max_length=200, description=CURSOR_DESCRIPTION)
+
+
 class QuarantineQuery(HostQuery):
     limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
 

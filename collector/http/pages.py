@@ -27,7 +27,15 @@ from urllib.parse import urlencode
 from fastapi import HTTPException, Request, Response
 from pydantic import BaseModel
 
-__all__ = ["CURSOR_DESCRIPTION", "PAGE_BYTES", "decode_cursor", "encode_cursor", "page"]
+__all__ = [
+    "CURSOR_DESCRIPTION",
+    "PAGE_BYTES",
+    "decode_cursor",
+    "encode_cursor",
+    "offset_of",
+    "page",
+    "page_by_offset",
+]
 
 PAGE_BYTES = 4 * 1024 * 1024
 CURSOR_DESCRIPTION = "Where the previous page ended: copy it from that page's Link rel=next header."
@@ -91,3 +99,21 @@ def page(
         # A relative reference (RFC 8288 allows it): no Host header echoed back.
         response.headers["Link"] = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
     return out
+
+
+def offset_of(cursor: str | None) -> int:
+    """Where a page of a name-ordered list (hosts, agents) starts: its cursor holds the offset.
+
+    Such lists change rarely and are ordered by name, not time, so an offset is their
+    position; a host enrolled while someone pages may shift one row between pages.
+    """
+    position = decode_cursor(cursor)
+    return 0 if position is None else position[1]
+
+
+def page_by_offset(
+    request: Request, response: Response, rows: Sequence[M], offset: int, limit: int
+) -> list[M]:
+    """:func:`page` for a list read with ``limit + 1`` rows from ``offset``."""
+    positions = [(0.0, offset + i + 1) for i in range(len(rows))]
+    return page(request, response, rows, positions, limit)

@@ -40,9 +40,11 @@ class FleetRepo:
 
     # ------------------------------------------------------------------ queries for people (scoped)
 
-    def list_hosts(self, scope: Scope) -> list[queries.HostSummary]:
+    def list_hosts(
+        self, scope: Scope, *, limit: int | None = None, offset: int = 0
+    ) -> list[queries.HostSummary]:
         with self._engine.connect() as conn:
-            return queries.list_hosts(conn, scope)
+            return queries.list_hosts(conn, scope, limit=limit, offset=offset)
 
     def host_detail(self, scope: Scope, host: str, customer: str | None = None) -> queries.HostDetail:
         """Raises NotFound (also for hosts outside the scope) or Conflict (ambiguous name)."""
@@ -64,9 +66,9 @@ class FleetRepo:
                 conn, scope, host, check=check, since=since, limit=limit, customer=customer, before=before
             )
 
-    def agents(self, scope: Scope) -> list[queries.AgentInfo]:
+    def agents(self, scope: Scope, *, limit: int | None = None, offset: int = 0) -> list[queries.AgentInfo]:
         with self._engine.connect() as conn:
-            return queries.list_agents(conn, scope)
+            return queries.list_agents(conn, scope, limit=limit, offset=offset)
 
     def gaps(
         self,
@@ -88,10 +90,16 @@ class FleetRepo:
             return queries.list_quarantined(conn, scope, host, customer, limit)
 
     def upgrades(
-        self, scope: Scope, host: str | None = None, customer: str | None = None
+        self,
+        scope: Scope,
+        host: str | None = None,
+        customer: str | None = None,
+        *,
+        limit: int | None = None,
+        before: tuple[float, int] | None = None,
     ) -> list[queries.UpgradeInfo]:
         with self._engine.connect() as conn:
-            return queries.list_upgrades(conn, scope, host, customer)
+            return queries.list_upgrades(conn, scope, host, customer, limit=limit, before=before)
 
     def stats(self) -> dict[str, int]:
         """Row counts for the /metrics gauges (cheap tables only)."""

@@ -172,6 +172,7 @@ class UpgradeInfo:
     to_version: str | None
     ts: float
     agent_id: str
+    row_id: int = 0  # the position a page of upgrades ended at (see list_upgrades)
 
 
 def _findings(value: Any) -> list[dict[str, Any]]:
@@ -200,7 +201,10 @@ def resolve_host(
     return int(rows[0].id), str(rows[0].slug)
 
 
-def list_hosts(conn: sa.Connection, scope: Scope) -> list[HostSummary]:
+def list_hosts(
+    conn: sa.Connection, scope: Scope, *, limit: int | None = None, offset: int = 0
+) -> list[HostSummary]:
+    """Hosts by customer and name; ``limit``/``offset``: one page of them."""
     counts = (
         sa.select(latest_results.c.host_id, latest_results.c.severity, sa.func.count().label("n"))
         .group_by(latest_results.c.host_id, latest_results.c.severity)
@@ -211,7 +215,9 @@ def list_hosts(conn: sa.Connection, scope: Scope) -> list[HostSummary]:
         sa.select(hosts, customers.c.slug)
         .join(customers, customers.c.id == hosts.c.customer_id)
         .where(scope.where())
-        .order_by(customers.c.slug, hosts.c.name)
+        .order_by(customers.c.slug, hosts.c.name, hosts.c.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
     ids = [r.id for r in host_rows]
     if ids:
@@ -305,12 +311,17 @@ def list_results(
     return [_result(r, host) for r in conn.execute(query)]
 
 
-def list_agents(conn: sa.Connection, scope: Scope) -> list[AgentInfo]:
+def list_agents(
+    conn: sa.Connection, scope: Scope, *, limit: int | None = None, offset: int = 0
+) -> list[AgentInfo]:
+    """Agents by customer, host and id; ``limit``/``offset``: one page of them."""
     rows = conn.execute(
         sa.select(agents, customers.c.slug)
         .join(customers, customers.c.id == agents.c.customer_id)
         .where(scope.where())
         .order_by(customers.c.slug, agents.c.host, agents.c.agent_id)
+        .limit(limit)
+        .offset(offset)
     )
     return [
         AgentInfo(
@@ -416,14 +427,22 @@ def list_quarantined(
 
 
 def list_upgrades(
-    conn: sa.Connection, scope: Scope, host: str | None = None, customer: str | None = None
+    conn: sa.Connection,
+    scope: Scope,
+    host: str | None = None,
+    customer: str | None = None,
+    *,
+    limit: int | None = None,
+    before: tuple[float, int] | None = None,
 ) -> list[UpgradeInfo]:
+    """Version changes, newest first; ``before``: (ts, row id) the previous page ended at."""
     query = (
         sa.select(product_upgrades, hosts.c.name.label("host_name"), customers.c.slug)
         .join(hosts, hosts.c.id == product_upgrades.c.host_id)
         .join(customers, customers.c.id == hosts.c.customer_id)
-        .where(scope.where())
+        .where(scope.where(), _before(product_upgrades.c.ts, product_upgrades.c.id, before))
         .order_by(product_upgrades.c.ts.desc(), product_upgrades.c.id.desc())
+        .limit(limit)
     )
     if host is not None:
         host_id, _slug = resolve_host(conn, scope, host, customer)
@@ -437,6 +456,7 @@ def list_upgrades(
             to_version=r.to_version,
             ts=r.ts,
             agent_id=r.agent_id,
+            row_id=int(r.id),
         )
         for r in conn.execute(query)
     ]
