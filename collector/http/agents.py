@@ -11,7 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
-from collector.http.deps import EndpointDep, Principal, StoreDep, require_write, scope_for, store_errors
+from collector.http.deps import (
+    EndpointDep,
+    Principal,
+    StoreDep,
+    list_scope,
+    require_write,
+    store_errors,
+)
 from collector.http.models import (
     AgentOut,
     EnrollRequest,
@@ -22,7 +29,7 @@ from collector.http.models import (
 )
 from collector.http.pages import offset_of, page_by_offset
 from collector.ingest.enrolment import EnrolmentError, agent_config_text
-from collector.store import Scope, customer_agent_id
+from collector.store import customer_agent_id
 from collector.store.fleet import FleetRepo
 
 __all__ = ["router"]
@@ -36,9 +43,7 @@ def list_agents(
 ) -> list[AgentOut]:
     """Agents by customer, host and id: one page (``limit`` rows); a ``Link: <...>;
     rel="next"`` header gives the next page."""
-    scope = scope_for(who, q.customer)
-    if q.customer is not None:
-        scope = Scope.of(q.customer)
+    scope = list_scope(who, q.customer)
     offset = offset_of(q.cursor)
     rows = FleetRepo(store).agents(scope, limit=q.limit + 1, offset=offset)
     return page_by_offset(request, response, [AgentOut.of(a) for a in rows], offset, q.limit)

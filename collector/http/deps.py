@@ -73,6 +73,13 @@ def scope_for(who: ApiPrincipal, customer: str | None) -> Scope:
     return who.scope
 
 
+def list_scope(who: ApiPrincipal, customer: str | None) -> Scope:
+    """What a list shows: ``customer``'s rows when asked (403 when the caller may not read
+    it), else everything the caller may read. Filtered in the query, so pages stay full."""
+    scope = scope_for(who, customer)
+    return scope if customer is None else Scope.of(customer)
+
+
 def require_write(who: ApiPrincipal) -> None:
     """403 for read-only (viewer) tokens."""
     if not who.can_write:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
-from collector.http.deps import Principal, StoreDep, scope_for, store_errors
+from collector.http.deps import Principal, StoreDep, list_scope, scope_for, store_errors
 from collector.http.models import (
     CustomerQuery,
     GapOut,
@@ -28,7 +28,6 @@ from collector.http.models import (
     UpgradesQuery,
 )
 from collector.http.pages import decode_cursor, offset_of, page, page_by_offset
-from collector.store import Scope
 from collector.store.fleet import FleetRepo
 
 __all__ = ["router"]
@@ -42,9 +41,7 @@ def list_hosts(
 ) -> list[HostOut]:
     """Hosts by customer and name: one page (``limit`` rows, at most 4 MiB of JSON); a
     ``Link: <...>; rel="next"`` header gives the next page."""
-    scope = scope_for(who, q.customer)
-    if q.customer is not None:
-        scope = Scope.of(q.customer)
+    scope = list_scope(who, q.customer)
     offset = offset_of(q.cursor)
     hosts = FleetRepo(store).list_hosts(scope, limit=q.limit + 1, offset=offset)
     return page_by_offset(request, response, [HostOut.of(h) for h in hosts], offset, q.limit)
@@ -80,9 +77,7 @@ def gaps(
 ) -> list[GapOut]:
     """Sequence ranges agents dropped (spool full): results that will never arrive, newest
     first; one page, with a ``Link: <...>; rel="next"`` header when more follow."""
-    scope = scope_for(who, q.customer)
-    if q.customer is not None:
-        scope = Scope.of(q.customer)
+    scope = list_scope(who, q.customer)
     with store_errors():
         rows = FleetRepo(store).gaps(
             scope, q.host, q.customer, limit=q.limit + 1, before=decode_cursor(q.cursor)
@@ -119,9 +114,7 @@ def upgrades(
 ) -> list[UpgradeOut]:
     """Product version changes seen between consecutive inventories of a host, newest
     first; one page, with a ``Link: <...>; rel="next"`` header when more follow."""
-    scope = scope_for(who, q.customer)
-    if q.customer is not None:
-        scope = Scope.of(q.customer)
+    scope = list_scope(who, q.customer)
     with store_errors():
         rows = FleetRepo(store).upgrades(
             scope, q.host, q.customer, limit=q.limit + 1, before=decode_cursor(q.cursor)
