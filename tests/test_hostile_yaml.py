@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -76,8 +75,15 @@ class Outcome:
     wall_s: float
 
 
-def _limit_address_space() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+LIMITED = """
+import os, resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
+"""
+"""Sets the address-space limit, then becomes the command. Not ``preexec_fn``: that runs
+Python in a fork of this test process, whose gRPC threads (from earlier tests) can abort
+the child before it ever execs (SIGABRT, "epoll_wait error: Bad file descriptor")."""
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Outcome:
@@ -86,12 +92,11 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> Outcom
     started = time.monotonic()
     with err.open("wb") as handle:
         proc = subprocess.Popen(
-            [sys.executable, *args],
+            [sys.executable, "-c", LIMITED, str(ADDRESS_SPACE), *args],
             stdout=subprocess.DEVNULL,
             stderr=handle,
             cwd=REPO,
             env={**python_env(), **(env or {})},
-            preexec_fn=_limit_address_space,
         )
         deadline = started + TIMEOUT_S
         while True:
