@@ -21,19 +21,27 @@ SEVERITY_CRIT: Severity
 SEVERITY_UNKNOWN: Severity
 
 class AgentMessage(_message.Message):
-    __slots__ = ("hello", "batch", "heartbeat", "gaps")
+    __slots__ = ("hello", "batch", "heartbeat", "gaps", "session_status", "session_data", "session_window", "session_close")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     GAPS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_STATUS_FIELD_NUMBER: _ClassVar[int]
+    SESSION_DATA_FIELD_NUMBER: _ClassVar[int]
+    SESSION_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SESSION_CLOSE_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     batch: EntryBatch
     heartbeat: Heartbeat
     gaps: GapReport
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., batch: _Optional[_Union[EntryBatch, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., gaps: _Optional[_Union[GapReport, _Mapping]] = ...) -> None: ...
+    session_status: SessionStatus
+    session_data: SessionData
+    session_window: SessionWindow
+    session_close: SessionClose
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., batch: _Optional[_Union[EntryBatch, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., gaps: _Optional[_Union[GapReport, _Mapping]] = ..., session_status: _Optional[_Union[SessionStatus, _Mapping]] = ..., session_data: _Optional[_Union[SessionData, _Mapping]] = ..., session_window: _Optional[_Union[SessionWindow, _Mapping]] = ..., session_close: _Optional[_Union[SessionClose, _Mapping]] = ...) -> None: ...
 
 class Hello(_message.Message):
-    __slots__ = ("protocol_version", "agent_id", "agent_version", "hostname", "labels", "facts", "spool_high_seq", "spool_low_seq")
+    __slots__ = ("protocol_version", "agent_id", "agent_version", "hostname", "labels", "facts", "spool_high_seq", "spool_low_seq", "features")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +57,7 @@ class Hello(_message.Message):
     FACTS_FIELD_NUMBER: _ClassVar[int]
     SPOOL_HIGH_SEQ_FIELD_NUMBER: _ClassVar[int]
     SPOOL_LOW_SEQ_FIELD_NUMBER: _ClassVar[int]
+    FEATURES_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     agent_id: str
     agent_version: str
@@ -57,7 +66,8 @@ class Hello(_message.Message):
     facts: HostFacts
     spool_high_seq: int
     spool_low_seq: int
-    def __init__(self, protocol_version: _Optional[int] = ..., agent_id: _Optional[str] = ..., agent_version: _Optional[str] = ..., hostname: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., facts: _Optional[_Union[HostFacts, _Mapping]] = ..., spool_high_seq: _Optional[int] = ..., spool_low_seq: _Optional[int] = ...) -> None: ...
+    features: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, protocol_version: _Optional[int] = ..., agent_id: _Optional[str] = ..., agent_version: _Optional[str] = ..., hostname: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., facts: _Optional[_Union[HostFacts, _Mapping]] = ..., spool_high_seq: _Optional[int] = ..., spool_low_seq: _Optional[int] = ..., features: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class HostFacts(_message.Message):
     __slots__ = ("os_id", "os_version", "kernel", "arch", "cpu_count", "memory_bytes", "boot_time_unix_ms")
@@ -84,18 +94,22 @@ class EntryBatch(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ...) -> None: ...
 
 class Entry(_message.Message):
-    __slots__ = ("seq", "ts_unix_ms", "result", "inventory", "health")
+    __slots__ = ("seq", "ts_unix_ms", "result", "inventory", "health", "recording", "session_event")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TS_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     INVENTORY_FIELD_NUMBER: _ClassVar[int]
     HEALTH_FIELD_NUMBER: _ClassVar[int]
+    RECORDING_FIELD_NUMBER: _ClassVar[int]
+    SESSION_EVENT_FIELD_NUMBER: _ClassVar[int]
     seq: int
     ts_unix_ms: int
     result: CheckResult
     inventory: Inventory
     health: AgentHealth
-    def __init__(self, seq: _Optional[int] = ..., ts_unix_ms: _Optional[int] = ..., result: _Optional[_Union[CheckResult, _Mapping]] = ..., inventory: _Optional[_Union[Inventory, _Mapping]] = ..., health: _Optional[_Union[AgentHealth, _Mapping]] = ...) -> None: ...
+    recording: SessionRecordingChunk
+    session_event: SessionEvent
+    def __init__(self, seq: _Optional[int] = ..., ts_unix_ms: _Optional[int] = ..., result: _Optional[_Union[CheckResult, _Mapping]] = ..., inventory: _Optional[_Union[Inventory, _Mapping]] = ..., health: _Optional[_Union[AgentHealth, _Mapping]] = ..., recording: _Optional[_Union[SessionRecordingChunk, _Mapping]] = ..., session_event: _Optional[_Union[SessionEvent, _Mapping]] = ...) -> None: ...
 
 class CheckResult(_message.Message):
     __slots__ = ("check", "layer", "severity", "key", "summary", "duration_ms", "findings", "metrics", "inspection_id", "metric_keys", "metric_values")
@@ -237,14 +251,26 @@ class Gap(_message.Message):
     def __init__(self, first_seq: _Optional[int] = ..., last_seq: _Optional[int] = ..., count: _Optional[int] = ..., reason: _Optional[str] = ..., dropped_at_unix_ms: _Optional[int] = ...) -> None: ...
 
 class CollectorMessage(_message.Message):
-    __slots__ = ("welcome", "ack", "inspection")
+    __slots__ = ("welcome", "ack", "inspection", "session_grant", "session_open", "session_data", "session_window", "session_close", "session_revoke")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
     INSPECTION_FIELD_NUMBER: _ClassVar[int]
+    SESSION_GRANT_FIELD_NUMBER: _ClassVar[int]
+    SESSION_OPEN_FIELD_NUMBER: _ClassVar[int]
+    SESSION_DATA_FIELD_NUMBER: _ClassVar[int]
+    SESSION_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SESSION_CLOSE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_REVOKE_FIELD_NUMBER: _ClassVar[int]
     welcome: Welcome
     ack: Ack
     inspection: InspectionRequest
-    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., inspection: _Optional[_Union[InspectionRequest, _Mapping]] = ...) -> None: ...
+    session_grant: SessionGrant
+    session_open: SessionOpen
+    session_data: SessionData
+    session_window: SessionWindow
+    session_close: SessionClose
+    session_revoke: SessionRevoke
+    def __init__(self, welcome: _Optional[_Union[Welcome, _Mapping]] = ..., ack: _Optional[_Union[Ack, _Mapping]] = ..., inspection: _Optional[_Union[InspectionRequest, _Mapping]] = ..., session_grant: _Optional[_Union[SessionGrant, _Mapping]] = ..., session_open: _Optional[_Union[SessionOpen, _Mapping]] = ..., session_data: _Optional[_Union[SessionData, _Mapping]] = ..., session_window: _Optional[_Union[SessionWindow, _Mapping]] = ..., session_close: _Optional[_Union[SessionClose, _Mapping]] = ..., session_revoke: _Optional[_Union[SessionRevoke, _Mapping]] = ...) -> None: ...
 
 class Welcome(_message.Message):
     __slots__ = ("agent_id", "customer", "resume_after_seq", "server_time_unix_ms", "max_batch_entries", "max_message_bytes", "heartbeat_interval_s", "features")
@@ -285,3 +311,119 @@ class InspectionRequest(_message.Message):
     layers: _containers.RepeatedScalarFieldContainer[str]
     deadline_unix_ms: int
     def __init__(self, inspection_id: _Optional[str] = ..., checks: _Optional[_Iterable[str]] = ..., layers: _Optional[_Iterable[str]] = ..., deadline_unix_ms: _Optional[int] = ...) -> None: ...
+
+class SessionGrant(_message.Message):
+    __slots__ = ("session_id", "agent_id", "case_id", "engineer", "reason", "mode", "engineer_public_key", "not_before_unix_ms", "not_after_unix_ms", "approval", "approved_by", "approved_at_unix_ms")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENGINEER_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    ENGINEER_PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    NOT_BEFORE_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    APPROVAL_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_BY_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    agent_id: str
+    case_id: str
+    engineer: str
+    reason: str
+    mode: str
+    engineer_public_key: str
+    not_before_unix_ms: int
+    not_after_unix_ms: int
+    approval: str
+    approved_by: str
+    approved_at_unix_ms: int
+    def __init__(self, session_id: _Optional[str] = ..., agent_id: _Optional[str] = ..., case_id: _Optional[str] = ..., engineer: _Optional[str] = ..., reason: _Optional[str] = ..., mode: _Optional[str] = ..., engineer_public_key: _Optional[str] = ..., not_before_unix_ms: _Optional[int] = ..., not_after_unix_ms: _Optional[int] = ..., approval: _Optional[str] = ..., approved_by: _Optional[str] = ..., approved_at_unix_ms: _Optional[int] = ...) -> None: ...
+
+class SessionOpen(_message.Message):
+    __slots__ = ("session_id", "stream_id", "window_bytes")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_BYTES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    stream_id: int
+    window_bytes: int
+    def __init__(self, session_id: _Optional[str] = ..., stream_id: _Optional[int] = ..., window_bytes: _Optional[int] = ...) -> None: ...
+
+class SessionData(_message.Message):
+    __slots__ = ("stream_id", "data")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    stream_id: int
+    data: bytes
+    def __init__(self, stream_id: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class SessionWindow(_message.Message):
+    __slots__ = ("stream_id", "add_bytes")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    ADD_BYTES_FIELD_NUMBER: _ClassVar[int]
+    stream_id: int
+    add_bytes: int
+    def __init__(self, stream_id: _Optional[int] = ..., add_bytes: _Optional[int] = ...) -> None: ...
+
+class SessionClose(_message.Message):
+    __slots__ = ("stream_id", "reason")
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    stream_id: int
+    reason: str
+    def __init__(self, stream_id: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SessionRevoke(_message.Message):
+    __slots__ = ("session_id", "reason")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    reason: str
+    def __init__(self, session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class SessionStatus(_message.Message):
+    __slots__ = ("session_id", "state", "reason", "host_key", "host_key_sha256", "approved_by", "ts_unix_ms", "stream_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    HOST_KEY_FIELD_NUMBER: _ClassVar[int]
+    HOST_KEY_SHA256_FIELD_NUMBER: _ClassVar[int]
+    APPROVED_BY_FIELD_NUMBER: _ClassVar[int]
+    TS_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    STREAM_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    state: str
+    reason: str
+    host_key: str
+    host_key_sha256: str
+    approved_by: str
+    ts_unix_ms: int
+    stream_id: int
+    def __init__(self, session_id: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., host_key: _Optional[str] = ..., host_key_sha256: _Optional[str] = ..., approved_by: _Optional[str] = ..., ts_unix_ms: _Optional[int] = ..., stream_id: _Optional[int] = ...) -> None: ...
+
+class SessionRecordingChunk(_message.Message):
+    __slots__ = ("session_id", "index", "data", "last", "sha256")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    LAST_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    index: int
+    data: bytes
+    last: bool
+    sha256: str
+    def __init__(self, session_id: _Optional[str] = ..., index: _Optional[int] = ..., data: _Optional[bytes] = ..., last: _Optional[bool] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class SessionEvent(_message.Message):
+    __slots__ = ("session_id", "event", "actor", "detail")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    event: str
+    actor: str
+    detail: str
+    def __init__(self, session_id: _Optional[str] = ..., event: _Optional[str] = ..., actor: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
