@@ -205,6 +205,8 @@ def parse_yaml(
         raise ConfigError(source, [ConfigIssue("", f"YAML error: {type(exc).__name__}")]) from None
     except RecursionError:  # the depth bound makes this unreachable; never a traceback anyway
         raise ConfigError(source, [ConfigIssue("", "refused: nested too deeply")]) from None
+    except ValueError as exc:  # a scalar PyYAML cannot build, e.g. the date 2024-13-01
+        raise ConfigError(source, [ConfigIssue("", f"invalid value: {exc}")]) from None
 
 
 # --- pydantic errors → issues ---------------------------------------------------------
