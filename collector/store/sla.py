@@ -1,0 +1,409 @@
+"""SLA clocks in the store (:class:`SlaRepo`): what the sweep reads of cases, and ``case_sla``.
+
+This module reads the ``cases`` tables but owns none of them (:mod:`collector.store.cases`
+does). It works against both case models: today's states (``open`` ... ``closed``) and the
+service desk's (``new`` ... ``closed``, with a ``case_type`` column); a case without a
+``case_type`` column is an ``emergency`` case. Its one write to the timeline is the SLA
+warning or breach (:meth:`SlaRepo.raise_alerts`), inserted in the same transaction that
+marks the clock, and only if the clock was not marked yet: each is raised exactly once,
+even when two sweeps race.
+
+Bulk by design (``bench/desk.py``): the sweep reads only cases whose timeline moved since
+its watermark (``case_events.id``) or whose clocks were marked dirty, and finds the
+thresholds crossed with two indexed range queries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from collector.store.engine import SQLITE_IMMEDIATE
+from collector.store.queries import Scope
+from collector.store.schema import customers, hosts
+from collector.store.schema_cases import case_events, cases
+from collector.store.schema_desk import case_sla, desk_sweep
+
+if TYPE_CHECKING:
+    from collector.store.store import Store
+
+__all__ = ["ALERT_KINDS", "Alert", "CaseInput", "ClockRow", "SlaRepo", "SlaRow"]
+
+ALERT_KINDS = ("sla_warning", "sla_breach")
+"""Timeline event kinds the sweep adds (and ignores when looking for changed cases)."""
+_CHUNK = 500
+_SWEEP = "sla"
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class CaseInput:
+    """What the clocks of one case are computed from."""
+
+    id: str
+    customer: str
+    customer_id: int
+    case_type: str
+    state: str
+    title: str
+    opened_at: float
+    hosts: tuple[str, ...]
+    host_labels: Mapping[str, Mapping[str, str]]
+    events: tuple[tuple[float, str, Mapping[str, Any]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClockRow:
+    """One computed clock, as stored."""
+
+    case_id: str
+    target: str
+    customer_id: int
+    case_type: str
+    target_s: float
+    clock: str
+    elapsed_s: float
+    warn_at: float | None
+    due_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A threshold crossed and not raised yet."""
+
+    case_id: str
+    customer: str
+    title: str
+    target: str
+    kind: str
+    """``sla_warning`` or ``sla_breach``."""
+    at: float
+    """When the clock crossed the threshold."""
+    target_s: float
+    due_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SlaRow:
+    """A clock in the manager's view."""
+
+    case_id: str
+    customer: str
+    title: str
+    case_type: str
+    case_state: str
+    target: str
+    state: str
+    clock: str
+    target_s: float
+    elapsed_s: float
+    computed_at: float
+    warn_at: float | None
+    due_at: float | None
+    warned_at: float | None
+    breached_at: float | None
+
+
+class SlaRepo:
+    """Reads of cases for the SLA sweep, and the ``case_sla`` clocks."""
+
+    def __init__(self, store: Store) -> None:
+        self._engine = store.engine
+        self._write_engine = store.engine.execution_options(**{SQLITE_IMMEDIATE: True})
+        self._sqlite = store.dialect == "sqlite"
+
+    # ------------------------------------------------------------------ what changed
+
+    def watermark(self) -> int:
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                sa.select(desk_sweep.c.last_event_id).where(desk_sweep.c.name == _SWEEP)
+            ).scalar()
+        return int(found or 0)
+
+    def changed_cases(self, after_event_id: int) -> tuple[list[str], int]:
+        """Cases with timeline events after ``after_event_id`` (not counting SLA alerts), and the
+        new watermark; plus cases with no clocks yet on the first sweep."""
+        with self._engine.connect() as conn:
+            top = conn.execute(sa.select(sa.func.max(case_events.c.id))).scalar()
+            top = int(top or 0)
+            if top <= after_event_id:
+                return [], after_event_id
+            found = conn.execute(
+                sa.select(case_events.c.case_id)
+                .where(
+                    case_events.c.id > after_event_id,
+                    case_events.c.id <= top,
+                    case_events.c.kind.not_in(ALERT_KINDS),
+                )
+                .distinct()
+            ).scalars()
+            return sorted(str(case_id) for case_id in found), top
+
+    def dirty_cases(self) -> list[str]:
+        with self._engine.connect() as conn:
+            found = conn.execute(
+                sa.select(case_sla.c.case_id).where(case_sla.c.dirty.is_(True)).distinct()
+            ).scalars()
+            return sorted(str(case_id) for case_id in found)
+
+    def set_watermark(self, event_id: int, now: float) -> None:
+        insert = (sqlite_dialect.insert if self._sqlite else pg_dialect.insert)(desk_sweep)
+        with self._write_engine.begin() as conn:
+            conn.execute(
+                insert.values(name=_SWEEP, last_event_id=event_id, swept_at=now).on_conflict_do_update(
+                    index_elements=["name"], set_={"last_event_id": event_id, "swept_at": now}
+                )
+            )
+
+    # ------------------------------------------------------------------ case inputs
+
+    def case_inputs(self, case_ids: Sequence[str]) -> list[CaseInput]:
+        """The cases ``case_ids`` with their timelines and their hosts' labels, in bulk."""
+        found: list[CaseInput] = []
+        case_type = cases.c.get("case_type")
+        type_column = case_type if case_type is not None else sa.literal("emergency")
+        with self._engine.connect() as conn:
+            for start in range(0, len(case_ids), _CHUNK):
+                chunk = list(case_ids[start : start + _CHUNK])
+                rows = conn.execute(
+                    sa.select(
+                        cases.c.id,
+                        cases.c.customer_id,
+                        customers.c.slug,
+                        type_column.label("case_type"),
+                        cases.c.state,
+                        cases.c.title,
+                        cases.c.opened_at,
+                        cases.c.hosts,
+                    )
+                    .join(customers, customers.c.id == cases.c.customer_id)
+                    .where(cases.c.id.in_(chunk))
+                ).all()
+                events: dict[str, list[tuple[float, str, Mapping[str, Any]]]] = {}
+                for ev in conn.execute(
+                    sa.select(case_events.c.case_id, case_events.c.ts, case_events.c.kind, case_events.c.data)
+                    .where(case_events.c.case_id.in_(chunk), case_events.c.kind.not_in(ALERT_KINDS))
+                    .order_by(case_events.c.case_id, case_events.c.ts, case_events.c.id)
+                ):
+                    events.setdefault(ev.case_id, []).append((ev.ts, ev.kind, _json(ev.data) or {}))
+                labels = self._labels(conn, {(r.customer_id, h) for r in rows for h in _json(r.hosts) or ()})
+                for r in rows:
+                    names = tuple(str(h) for h in _json(r.hosts) or ())
+                    found.append(
+                        CaseInput(
+                            id=r.id,
+                            customer=r.slug,
+                            customer_id=r.customer_id,
+                            case_type=str(r.case_type or "emergency"),
+                            state=r.state,
+                            title=r.title,
+                            opened_at=r.opened_at,
+                            hosts=names,
+                            host_labels={h: labels.get((r.customer_id, h), {}) for h in names},
+                            events=tuple(events.get(r.id, ())),
+                        )
+                    )
+        return found
+
+    @staticmethod
+    def _labels(conn: sa.Connection, wanted: set[tuple[int, str]]) -> dict[tuple[int, str], dict[str, str]]:
+        if not wanted:
+            return {}
+        ids = sorted({customer for customer, _ in wanted})
+        names = sorted({name for _, name in wanted})
+        found: dict[tuple[int, str], dict[str, str]] = {}
+        for row in conn.execute(
+            sa.select(hosts.c.customer_id, hosts.c.name, hosts.c.labels).where(
+                hosts.c.customer_id.in_(ids), hosts.c.name.in_(names)
+            )
+        ):
+            found[(row.customer_id, row.name)] = dict(_json(row.labels) or {})
+        return found
+
+    # ------------------------------------------------------------------ clocks
+
+    def save_clocks(self, rows: Iterable[ClockRow], *, now: float) -> int:
+        """Insert or update computed clocks (keeping when warnings and breaches were raised)."""
+        values = [
+            {
+                "case_id": r.case_id,
+                "target": r.target,
+                "customer_id": r.customer_id,
+                "case_type": r.case_type,
+                "target_s": r.target_s,
+                "clock": r.clock,
+                "elapsed_s": r.elapsed_s,
+                "computed_at": now,
+                "warn_at": r.warn_at,
+                "due_at": r.due_at,
+                "warned_at": None,
+                "breached_at": None,
+                "dirty": False,
+            }
+            for r in rows
+        ]
+        if not values:
+            return 0
+        insert = (sqlite_dialect.insert if self._sqlite else pg_dialect.insert)(case_sla)
+        kept = ("case_id", "target", "warned_at", "breached_at")
+        statement = insert.on_conflict_do_update(
+            index_elements=["case_id", "target"],
+            set_={c.name: insert.excluded[c.name] for c in case_sla.c if c.name not in kept},
+        )
+        with self._write_engine.begin() as conn:
+            for start in range(0, len(values), 5000):
+                conn.execute(statement, values[start : start + 5000])
+        return len(values)
+
+    def drop_clocks(self, case_id: str, targets: Iterable[str]) -> None:
+        """Forget clocks a case no longer has (its type or contract changed)."""
+        with self._write_engine.begin() as conn:
+            conn.execute(
+                case_sla.delete().where(case_sla.c.case_id == case_id, case_sla.c.target.in_(list(targets)))
+            )
+
+    def due_alerts(self, now: float) -> list[Alert]:
+        """Thresholds crossed by ``now`` and not raised yet (two indexed range queries)."""
+        base = (
+            sa.select(case_sla, customers.c.slug, cases.c.title)
+            .join(customers, customers.c.id == case_sla.c.customer_id)
+            .join(cases, cases.c.id == case_sla.c.case_id)
+        )
+        found: list[Alert] = []
+        with self._engine.connect() as conn:
+            for row in conn.execute(base.where(case_sla.c.warned_at.is_(None), case_sla.c.warn_at <= now)):
+                if row.due_at is None or row.due_at > now:  # else the breach below marks it too
+                    found.append(self._alert(row, "sla_warning", row.warn_at))
+            for row in conn.execute(base.where(case_sla.c.breached_at.is_(None), case_sla.c.due_at <= now)):
+                found.append(self._alert(row, "sla_breach", row.due_at))
+        return found
+
+    @staticmethod
+    def _alert(row: Any, kind: str, at: float) -> Alert:
+        return Alert(
+            case_id=row.case_id,
+            customer=row.slug,
+            title=row.title,
+            target=row.target,
+            kind=kind,
+            at=at,
+            target_s=row.target_s,
+            due_at=row.due_at,
+        )
+
+    def raise_alerts(self, alerts: Sequence[Alert], texts: Mapping[tuple[str, str, str], str], *, now: float) -> list[Alert]:
+        """Mark each alert's clock and add its timeline event, once: the alerts actually raised.
+
+        A breach also marks the warning (a clock that breaches at once never warns after it).
+        ``texts``: (case, target, kind) → the event's English text.
+        """
+        raised: list[Alert] = []
+        with self._write_engine.begin() as conn:
+            for alert in alerts:
+                column = case_sla.c.warned_at if alert.kind == "sla_warning" else case_sla.c.breached_at
+                changes: dict[str, Any] = {column.name: now}
+                if alert.kind == "sla_breach":
+                    changes["warned_at"] = sa.func.coalesce(case_sla.c.warned_at, now)
+                result = conn.execute(
+                    case_sla.update()
+                    .where(case_sla.c.case_id == alert.case_id, case_sla.c.target == alert.target, column.is_(None))
+                    .values(**changes)
+                )
+                if result.rowcount != 1:
+                    continue  # another sweep raised it first
+                conn.execute(
+                    case_events.insert().values(
+                        case_id=alert.case_id,
+                        ts=now,
+                        kind=alert.kind,
+                        actor=None,
+                        text=texts.get((alert.case_id, alert.target, alert.kind), alert.kind)[:10_000],
+                        data={
+                            "target": alert.target,
+                            "at": alert.at,
+                            "due_at": alert.due_at,
+                            "target_s": alert.target_s,
+                        },
+                    )
+                )
+                raised.append(alert)
+        return raised
+
+    # ------------------------------------------------------------------ people's views
+
+    def view(self, scope: Scope, *, customer: str | None = None, limit: int = 500) -> list[SlaRow]:
+        """Clocks at risk (warned) or breached of cases still open, most urgent first."""
+        case_type = cases.c.get("case_type")
+        query = (
+            sa.select(
+                case_sla,
+                customers.c.slug,
+                cases.c.title,
+                cases.c.state.label("case_state"),
+                (case_type if case_type is not None else sa.literal("emergency")).label("kind_of_case"),
+            )
+            .join(customers, customers.c.id == case_sla.c.customer_id)
+            .join(cases, cases.c.id == case_sla.c.case_id)
+            .where(
+                scope.where(),
+                case_sla.c.warned_at.is_not(None),
+                case_sla.c.clock != "stopped",
+                cases.c.state != "closed",
+            )
+            .order_by(case_sla.c.breached_at.is_(None), case_sla.c.due_at, case_sla.c.case_id)
+            .limit(limit)
+        )
+        if customer is not None:
+            query = query.where(customers.c.slug == customer)
+        with self._engine.connect() as conn:
+            return [
+                SlaRow(
+                    case_id=r.case_id,
+                    customer=r.slug,
+                    title=r.title,
+                    case_type=str(r.kind_of_case),
+                    case_state=r.case_state,
+                    target=r.target,
+                    state="breached" if r.breached_at is not None else "warning",
+                    clock=r.clock,
+                    target_s=r.target_s,
+                    elapsed_s=r.elapsed_s,
+                    computed_at=r.computed_at,
+                    warn_at=r.warn_at,
+                    due_at=r.due_at,
+                    warned_at=r.warned_at,
+                    breached_at=r.breached_at,
+                )
+                for r in conn.execute(query)
+            ]
+
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(customer, at_risk|breached, clocks) over open cases' running or paused clocks, for /metrics."""
+        state = sa.case((case_sla.c.breached_at.is_not(None), "breached"), else_="at_risk").label("state")
+        query = (
+            sa.select(customers.c.slug, state, sa.func.count())
+            .join(customers, customers.c.id == case_sla.c.customer_id)
+            .where(case_sla.c.warned_at.is_not(None), case_sla.c.clock != "stopped")
+            .group_by(customers.c.slug, state)
+        )
+        with self._engine.connect() as conn:
+            return [(str(slug), str(st), int(n)) for slug, st, n in conn.execute(query)]
+
+    def totals(self) -> tuple[int, int]:
+        """Warnings and breaches ever raised (monotonic while clocks are kept): counters."""
+        query = sa.select(
+            sa.func.count(case_sla.c.warned_at), sa.func.count(case_sla.c.breached_at)
+        ).select_from(case_sla)
+        with self._engine.connect() as conn:
+            warned, breached = conn.execute(query).one()
+        return int(warned), int(breached)
