@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("diagctl",),
     ("collector.cli",),
     ("collector.http",),
-    ("collector.ingest", "collector.emergency", "collector.inspections"),
+    ("collector.ingest", "collector.emergency", "collector.inspections", "collector.desk"),
     ("collector.reports",),
     ("collector.notify",),
     ("collector.incidents",),

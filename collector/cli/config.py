@@ -24,6 +24,7 @@ from typing import Any, Literal, NoReturn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.cli.secret_files import resolve_secret_files
+from collector.desk.config import DeskConfig
 from collector.emergency.config import EmergencyConfig
 from collector.ingest.enrolment import AgentEndpoint, agent_endpoint, is_wildcard
 from collector.store.retention import RetentionPolicy
@@ -226,6 +227,8 @@ class CollectorConfig(_Model):
     emergency: EmergencyConfig = Field(default_factory=EmergencyConfig)
     """Detection, incidents, emergency cases, maintenance windows, notifications."""
     inspections: InspectionsConfig = Field(default_factory=InspectionsConfig)
+    desk: DeskConfig = Field(default_factory=DeskConfig)
+    """The service desk: the SLA sweep and customers' calendar files."""
 
     @model_validator(mode="after")
     def _distinct_listeners(self) -> CollectorConfig:

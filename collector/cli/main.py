@@ -269,11 +269,12 @@ async def _serve(
     web_task = asyncio.create_task(web.serve(sockets=[http_socket]))
     retention_task = asyncio.create_task(_retention_loop(store, config.store.retention.interval_s))
     from collector.cli.serve_context import ServeContext
+    from collector.desk import service as desk_service
     from collector.emergency import service as incidents_service
     from collector.inspections import service as inspections_service
 
     ctx = ServeContext(store=store, config=config, grpc=service, metrics=metrics, stop=stop)
-    background = [*incidents_service.start(ctx), *inspections_service.start(ctx)]
+    background = [*incidents_service.start(ctx), *inspections_service.start(ctx), *desk_service.start(ctx)]
     if not workers:
         background.append(asyncio.create_task(_tick_loop(store)))
         background.append(asyncio.create_task(_drain_log_loop(store)))

@@ -30,7 +30,7 @@ from collector.incidents.cases import CasePolicy
 from collector.incidents.confirm import ConfirmConfig
 from collector.incidents.engine import EngineConfig
 from collector.notify.config import NotifyConfig
-from collector.schedule.windows import MaintenanceCalendar, Window, load_windows
+from collector.schedule.windows import MaintenanceCalendar, Window, windows_with_file
 
 __all__ = ["DetectionConfig", "EmergencyConfig", "maintenance_calendar"]
 
@@ -103,11 +103,4 @@ class EmergencyConfig(_Model):
 
 def maintenance_calendar(config: EmergencyConfig) -> MaintenanceCalendar:
     """The configured windows plus those of ``windows_file`` (a ConfigError names the file)."""
-    windows = list(config.windows)
-    if config.windows_file is not None:
-        from diagconfig import load_yaml_file
-
-        source = str(config.windows_file)
-        raw = load_yaml_file(config.windows_file, "maintenance windows file")
-        windows.extend(load_windows(raw, source).windows)
-    return MaintenanceCalendar(windows)
+    return windows_with_file(config.windows, config.windows_file)

@@ -31,10 +31,12 @@ from collector.http import problems
 from collector.http.agents import router as agents_router
 from collector.http.body_limits import BodyLimits
 from collector.http.cases import router as cases_router
+from collector.http.desk import router as desk_router
 from collector.http.fleet import router as fleet_router
 from collector.http.inspections import router as inspections_router
 from collector.http.ops import router as ops_router
 from collector.http.tokens import router as tokens_router
+from collector.desk.metrics import SlaGauges
 from collector.ingest.enrolment import AgentEndpoint
 from collector.store import Store
 from collector.store.errors import DatabaseError
@@ -103,6 +105,7 @@ def create_app(
     store_registry = CollectorRegistry(auto_describe=True)
     endpoint = agent_endpoint or AgentEndpoint(grpc_address, tls=False, server_name=None)
     store_registry.register(StoreGauges(store))
+    store_registry.register(SlaGauges(store))
 
     app.state.store = store
     app.state.grpc = grpc_service
@@ -111,6 +114,7 @@ def create_app(
     app.state.agent_endpoint = endpoint
     for router in (ops_router, fleet_router, agents_router, cases_router, inspections_router, tokens_router):
         app.include_router(router)
+    app.include_router(desk_router)
 
     @app.middleware("http")
     async def no_store_cache(

@@ -10,7 +10,7 @@ Webhook payload, schema version 1 (``PAYLOAD_VERSION``); times are ISO 8601 UTC:
     {
       "version": 1,
       "id": "5b0c…",                 # notification id: same on every retry, dedup on it
-      "event": "case.opened",        # case.opened|case.acknowledged|case.resolved|case.reopened
+      "event": "case.opened",        # case.opened|acknowledged|resolved|reopened|sla_breach
       "event_at": "2023-11-14T22:13:20Z",
       "case": {
         "id": "C-2023-0042",
@@ -22,7 +22,7 @@ Webhook payload, schema version 1 (``PAYLOAD_VERSION``); times are ISO 8601 UTC:
         "probable_cause": "storage latency on db1 rose first (sdb await 120 ms)",
         "opened_at": "2023-11-14T22:10:00Z",
         "actor": null,               # who acknowledged/resolved, when known
-        "note": null                 # resolution or acknowledgement note, when given
+        "note": null                 # resolution or acknowledgement note, or which SLA target was breached
       }
     }
 
@@ -62,8 +62,8 @@ __all__ = [
 PAYLOAD_VERSION: Final = 1
 """Version of the webhook payload schema; bumped on any incompatible change."""
 
-EventKind = Literal["opened", "acknowledged", "resolved", "reopened"]
-EVENT_KINDS: Final[tuple[EventKind, ...]] = ("opened", "acknowledged", "resolved", "reopened")
+EventKind = Literal["opened", "acknowledged", "resolved", "reopened", "sla_breach"]
+EVENT_KINDS: Final[tuple[EventKind, ...]] = ("opened", "acknowledged", "resolved", "reopened", "sla_breach")
 """Every case transition that can be notified, in lifecycle order."""
 
 # Namespace for deterministic notification ids (uuid5), fixed forever: receivers dedup on them.

@@ -31,6 +31,7 @@ MESSAGES: Final[dict[str, Messages]] = {
         "event.acknowledged": "acknowledged",
         "event.resolved": "resolved",
         "event.reopened": "reopened",
+        "event.sla_breach": "breached its SLA",
         "intro.opened": (
             "remote-diag detected a sharp degradation on your system and opened an emergency "
             "maintenance case. Our engineers have been alerted and are investigating."
@@ -43,6 +44,10 @@ MESSAGES: Final[dict[str, Messages]] = {
         "intro.reopened": (
             "The problem came back, so this emergency case has been reopened. Our engineers are "
             "investigating again."
+        ),
+        "intro.sla_breach": (
+            "This case has passed one of its service-level targets (business time, per your "
+            "contract). It has been escalated to the service manager."
         ),
         "severity.CRIT": "Critical",
         "severity.WARN": "Warning",
@@ -67,6 +72,7 @@ MESSAGES: Final[dict[str, Messages]] = {
         "event.acknowledged": "已受理",
         "event.resolved": "已解决",
         "event.reopened": "已重新打开",
+        "event.sla_breach": "已超出服务时限",
         "intro.opened": (
             "远程诊断系统检测到您的系统性能急剧下降，已创建应急维护紧急事件。"
             "我们的工程师已收到告警，正在排查。"
@@ -74,6 +80,7 @@ MESSAGES: Final[dict[str, Messages]] = {
         "intro.acknowledged": "工程师已受理此紧急事件，正在处理。",
         "intro.resolved": "此紧急事件已解决，事故分析报告将随后提供。如仍发现问题，请及时告知我们。",
         "intro.reopened": "问题再次出现，此紧急事件已重新打开，我们的工程师正在重新排查。",
+        "intro.sla_breach": "此事件已超出合同约定的服务时限（按工作时间计算），已升级至服务经理。",
         "severity.CRIT": "严重",
         "severity.WARN": "警告",
         "severity.UNKNOWN": "未知",

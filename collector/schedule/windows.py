@@ -52,6 +52,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
 from typing import Any
 
 from pydantic import (
@@ -80,6 +81,7 @@ __all__ = [
     "WeeklyRecurrence",
     "Window",
     "load_windows",
+    "windows_with_file",
     "next_occurrences",
     "parse_duration",
     "suppresses",
@@ -600,3 +602,14 @@ def _issue(error: Any) -> ConfigIssue:
         return ConfigIssue(path, f"unknown key; valid keys here: {', '.join(model.model_fields)}")
     message = str(error["msg"]).removeprefix("Value error, ")
     return ConfigIssue(path, message, show_value(error["input"]))
+
+
+def windows_with_file(windows: Iterable[Window], windows_file: Path | None) -> MaintenanceCalendar:
+    """``windows`` plus those of ``windows_file`` (a ConfigError names the file)."""
+    found = list(windows)
+    if windows_file is not None:
+        from diagconfig import load_yaml_file
+
+        raw = load_yaml_file(windows_file, "maintenance windows file")
+        found.extend(load_windows(raw, str(windows_file)).windows)
+    return MaintenanceCalendar(found)

@@ -216,6 +216,7 @@ class DeskRepo:
             customer_id = self._customer_id(conn, scope, customer)
             self._unique(conn, contacts, customer_id, str(values["name"]), None, "contact")
             row = {key: values.get(key) for key in _CONTACT_FIELDS}
+            row["language"] = row["language"] or "zh-CN"
             new_id = conn.execute(
                 contacts.insert()
                 .values(customer_id=customer_id, created_at=now, updated_at=now, **row)

@@ -90,6 +90,7 @@ class Alert:
     """When the clock crossed the threshold."""
     target_s: float
     due_at: float | None
+    opened_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +276,7 @@ class SlaRepo:
     def due_alerts(self, now: float) -> list[Alert]:
         """Thresholds crossed by ``now`` and not raised yet (two indexed range queries)."""
         base = (
-            sa.select(case_sla, customers.c.slug, cases.c.title)
+            sa.select(case_sla, customers.c.slug, cases.c.title, cases.c.opened_at)
             .join(customers, customers.c.id == case_sla.c.customer_id)
             .join(cases, cases.c.id == case_sla.c.case_id)
         )
@@ -299,6 +300,7 @@ class SlaRepo:
             at=at,
             target_s=row.target_s,
             due_at=row.due_at,
+            opened_at=row.opened_at,
         )
 
     def raise_alerts(self, alerts: Sequence[Alert], texts: Mapping[tuple[str, str, str], str], *, now: float) -> list[Alert]:

@@ -18,6 +18,7 @@ A real store (SQLite and PostgreSQL) behind the real FastAPI app.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import pytest
@@ -26,7 +27,8 @@ from fastapi.testclient import TestClient
 from collector.http.app import create_app
 from collector.inspections.plan import parse_plan
 from collector.inspections.service import service_for
-from collector.store import Store
+from collector.store import Scope, Store
+from collector.store.desk import DeskRepo
 from collector.store.reports import ReportRepo
 from tests.collector.cases.test_api import open_case
 from tests.collector.store.conftest import pg_store_session, pg_url, store
@@ -63,12 +65,39 @@ WRITES: dict[tuple[str, str], Write] = {
     ("PUT", "/api/v1/customers/{customer}/profile"): Write(
         "/api/v1/customers/acme/profile", {"name": "Acme Trading Co."}
     ),
+    # Contract 1 and contact 1 are acme's (see seeded).
+    ("POST", "/api/v1/customers/{customer}/contracts"): Write(
+        "/api/v1/customers/acme/contracts",
+        {"name": "new", "starts_on": "2025-01-01", "ends_on": "2025-12-31"},
+    ),
+    ("PATCH", "/api/v1/customers/{customer}/contracts/{contract_id}"): Write(
+        "/api/v1/customers/acme/contracts/1", {"tier": "gold"}
+    ),
+    ("POST", "/api/v1/customers/{customer}/contacts"): Write(
+        "/api/v1/customers/acme/contacts", {"name": "Li Na", "role": "DBA", "email": "li@acme.example"}
+    ),
+    ("PATCH", "/api/v1/customers/{customer}/contacts/{contact_id}"): Write(
+        "/api/v1/customers/acme/contacts/1", {"language": "en"}
+    ),
+    ("DELETE", "/api/v1/customers/{customer}/contacts/{contact_id}"): Write(
+        "/api/v1/customers/acme/contacts/1"
+    ),
 }
 """(method, route path) -> a valid request for acme's objects."""
 
 REFUSED_ALWAYS = {"acme viewer": {403}}
+ENGINEER_ONLY = {
+    ("POST", "/api/v1/customers/{customer}/contracts"),
+    ("PATCH", "/api/v1/customers/{customer}/contracts/{contract_id}"),
+}
+"""Commercial terms: a customer's own admin is refused too (403)."""
 REFUSED_OTHER_CUSTOMER = {"globex viewer": {403, 404}, "globex admin": {403, 404}}
 ALLOWED = ("acme admin", "engineer")
+ONE_SHOT = {
+    "/api/v1/agents",
+    "/api/v1/customers/{customer}/contacts",
+    "/api/v1/customers/{customer}/contacts/{contact_id}",
+}
 
 
 def write_routes(app: Any) -> set[tuple[str, str]]:
@@ -95,6 +124,26 @@ def seeded(store: Store) -> tuple[TestClient, dict[str, str]]:
     store.create_api_token("acme-spare", "viewer", customer="acme")  # id 6: for the revoke route
     # Report 1: a stored fault report of acme's case, for the render-again route.
     ReportRepo(store).add_report("acme", "fault", "C-acme-1", "en", "html", b"<html></html>")
+    desk = DeskRepo(store)
+    desk.add_contract(
+        Scope.everything(),
+        "acme",
+        {
+            "name": "2025",
+            "tier": "standard",
+            "starts_on": date(2025, 1, 1),
+            "ends_on": date(2025, 12, 31),
+            "targets": {},
+            "rate_onsite": 0,
+            "rate_remote": 0,
+            "currency": "CNY",
+            "calendar": {},
+        },
+        now=0.0,
+    )
+    desk.add_contact(
+        Scope.everything(), "acme", {"name": "Wang", "role": "IT", "email": "w@acme.example"}, now=0.0
+    )
     return TestClient(create_app(store)), tokens
 
 
@@ -126,12 +175,17 @@ def test_read_only_and_foreign_callers_are_refused_every_write(
     client, tokens = seeded
     method, _ = route
     write = WRITES[route]
-    for who, expected in {**REFUSED_ALWAYS, **REFUSED_OTHER_CUSTOMER}.items():
+    refused = {**REFUSED_ALWAYS, **REFUSED_OTHER_CUSTOMER}
+    if route in ENGINEER_ONLY:
+        refused["acme admin"] = {403}
+    for who, expected in refused.items():
         response = send(client, method, write, tokens[who])
         assert response.status_code in expected, (who, response.status_code, response.text)
     # The control, after the refusals (which must have changed nothing it depends on).
     for who in ALLOWED:
+        if route in ENGINEER_ONLY and who != "engineer":
+            continue
         response = send(client, method, write, tokens[who])
         assert response.status_code < 300 or response.status_code == 409, (who, response.text)
-        if method == "POST" and route[1] == "/api/v1/agents":
-            break  # the agent id now exists: a second enrolment is a 409 by design
+        if method in ("POST", "DELETE") and route[1] in ONE_SHOT:
+            break  # the object now exists (or is gone): a second try is a 409 (404) by design

@@ -20,7 +20,7 @@ MAIL = {"smtp_host": "mail.example.com", "from": "diag@vendor.example", "to": ["
 def test_defaults():
     hook = WebhookTarget.model_validate(HOOK)
     mail = EmailTarget.model_validate(MAIL)
-    assert hook.events == ("opened", "acknowledged", "resolved", "reopened")
+    assert hook.events == ("opened", "acknowledged", "resolved", "reopened", "sla_breach")
     assert hook.timeout_s == 10.0
     assert (mail.smtp_port, mail.starttls, mail.username) == (587, True, None)
     cfg = NotifyConfig()
