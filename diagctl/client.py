@@ -150,7 +150,8 @@ class Api:
         self._client.close()
 
     def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
-        return self._send(method, path, params, body).json()
+        response = self._send(method, path, params, body)
+        return None if response.status_code == 204 else response.json()  # 204: nothing to read
 
     def pages(self, path: str, params: dict[str, Any], limit: int) -> list[Any]:
         """Up to ``limit`` rows of a paginated list, following its ``Link: rel="next"`` pages."""

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from diagctl import desk
 from diagctl.client import Api, Parser, ServerError, UsageError, emit, positive, table, when
 
 __all__ = ["register"]
@@ -380,7 +381,9 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p.add_argument("case", metavar="CASE")
     _document_options(p)
 
-    customers = sub.add_parser("customers", help="customer profiles shown in reports", parents=[common])
+    customers = sub.add_parser(
+        "customers", help="the customer file: profile, contracts, contacts", parents=[common]
+    )
     csub = customers.add_subparsers(dest="customers_command", required=True, parser_class=Parser)
     p = add("profile", cmd_profile, "show or set a customer's report name, time zone and logo", csub)
     p.add_argument("customer")
@@ -388,3 +391,4 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p.add_argument("--timezone", help="IANA zone for report times and plan schedules, e.g. Asia/Shanghai")
     p.add_argument("--logo", metavar="FILE", help="PNG, JPEG, GIF, WebP or SVG (at most 512 KiB)")
     p.add_argument("--clear-logo", action="store_true")
+    desk.register_customers(add, csub)

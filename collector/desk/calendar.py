@@ -31,6 +31,7 @@ bounded YAML loader; errors name the file and the field).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -39,7 +40,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from collector.schedule.cron import load_zone
 from diagconfig import ConfigError, ConfigIssue, issues_from, load_yaml_file
@@ -92,7 +101,7 @@ def parse_period(text: str) -> Period:
 
 def _periods(values: Iterable[str], where: str) -> tuple[Period, ...]:
     found = sorted(parse_period(value) for value in values)
-    for (_, end), (start, _) in zip(found, found[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(found):
         if start < end:
             raise ValueError(f"{where}: periods overlap ({', '.join(values)})")
     return tuple(found)
@@ -205,9 +214,7 @@ def load_calendar_file(path: str | Path, base: CalendarSettings | None = None) -
         CalendarSettings.model_validate(raw)
         return merge_settings(base or CalendarSettings(), raw)
     except ValidationError as exc:
-        raise ConfigError(
-            source, issues_from(exc, CalendarSettings, secret=re.compile(r"(?!)"))
-        ) from None
+        raise ConfigError(source, issues_from(exc, CalendarSettings, secret=re.compile(r"(?!)"))) from None
 
 
 def iso(ts: float, calendar: BusinessCalendar) -> str:
@@ -228,8 +235,10 @@ class BusinessCalendar:
             index: _periods(settings.hours.get(day, ()), day) for index, day in enumerate(WEEKDAYS)
         }
         makeup = settings.makeup_hours
-        self._makeup = _periods(makeup, "makeup_hours") if makeup is not None else self._hours[0] or (
-            _periods(DEFAULT_HOURS, "makeup_hours")
+        self._makeup = (
+            _periods(makeup, "makeup_hours")
+            if makeup is not None
+            else self._hours[0] or (_periods(DEFAULT_HOURS, "makeup_hours"))
         )
         self._extra_off = frozenset(settings.extra_holidays)
         self._extra_on = frozenset(settings.extra_workdays)

@@ -8,6 +8,7 @@ from (``<state_dir>/notify``), for customers with notification settings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -86,10 +87,8 @@ async def _loop(sweep: SlaSweep, every_s: float, stop: asyncio.Event, notifier: 
             else:
                 if report.warnings or report.breaches:
                     log.info("SLA sweep: %d warnings, %d breaches", report.warnings, report.breaches)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every_s)
-            except TimeoutError:
-                pass
     finally:
         if notifier is not None:
             notifier.close()

@@ -44,8 +44,8 @@ __all__ = [
     "DEFAULT_TARGETS",
     "TARGETS",
     "WARN_AT",
-    "ClockStatus",
     "ClockState",
+    "ClockStatus",
     "Target",
     "TargetMinutes",
     "Targets",
@@ -243,7 +243,12 @@ def normalise_state(state: str) -> str:
     return "new" if state == "open" else state
 
 
-_LEGACY_KINDS: Final = {"acknowledged": "acknowledged", "resolved": "resolved", "closed": "closed", "reopened": "new"}
+_LEGACY_KINDS: Final = {
+    "acknowledged": "acknowledged",
+    "resolved": "resolved",
+    "closed": "closed",
+    "reopened": "new",
+}
 
 
 def history_from_events(events: Iterable[tuple[float, str, Mapping[str, Any]]]) -> list[Transition]:
@@ -252,9 +257,10 @@ def history_from_events(events: Iterable[tuple[float, str, Mapping[str, Any]]]) 
     A row whose data has ``from`` and ``to`` is a state change (the desk's cases); the
     older event kinds stand for theirs; ``restored`` is kept as a restore mark.
 
-    >>> history_from_events([(1.0, "opened", {}), (2.0, "acknowledged", {}),
-    ...                      (3.0, "state", {"from": "acknowledged", "to": "waiting_on_customer"})])
-    [Transition(ts=2.0, from_state='new', to_state='acknowledged'), Transition(ts=3.0, from_state='acknowledged', to_state='waiting_on_customer')]
+    >>> changes = history_from_events([(1.0, "opened", {}), (2.0, "acknowledged", {}),
+    ...     (3.0, "state", {"from": "acknowledged", "to": "waiting_on_customer"})])
+    >>> [(c.ts, c.from_state, c.to_state) for c in changes]
+    [(2.0, 'new', 'acknowledged'), (3.0, 'acknowledged', 'waiting_on_customer')]
     """
     found: list[Transition] = []
     state = "new"
@@ -393,7 +399,9 @@ def evaluate(
     warn_at, _ = _crossing(calendar, runs, pauses, target_s * WARN_AT)
     due_at, _ = _crossing(calendar, runs, pauses, target_s * BREACH_AT)
     elapsed = sum(
-        business_seconds(calendar, s, min(now, e) if e is not None else now, pauses) for s, e in runs if s < now
+        business_seconds(calendar, s, min(now, e) if e is not None else now, pauses)
+        for s, e in runs
+        if s < now
     )
     state: ClockState = (
         "breached"
@@ -412,4 +420,3 @@ def evaluate(
         state=state,
         remaining_s=max(0.0, target_s - elapsed),
     )
-

@@ -1,3 +1,6 @@
+# Full-width Chinese punctuation is intended in the zh-CN wording.
+# ruff: noqa: RUF001, RUF002
+
 """The SLA sweep: compute the clocks of changed cases, raise warnings and breaches exactly once.
 
 One pass (:meth:`SlaSweep.run`):
@@ -30,7 +33,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-
 from collector.desk.calendar import BusinessCalendar, CalendarSettings, Interval, load_calendar_file
 from collector.desk.sla import (
     TargetMinutes,
@@ -45,7 +47,7 @@ from collector.store.queries import Scope
 from collector.store.sla import Alert, CaseInput, ClockRow, SlaRepo
 from diagconfig import ConfigError
 
-__all__ = ["SweepReport", "SlaSweep", "alert_text"]
+__all__ = ["SlaSweep", "SweepReport", "alert_text"]
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +83,10 @@ def alert_text(alert: Alert, lang: str = "en") -> str:
     """The timeline text of a warning or breach (English on the timeline; zh-CN for mail).
 
     >>> a = Alert("C-acme-1", "acme", "t", "first_response", "sla_breach", 0.0, 1800.0, 0.0)
-    >>> alert_text(a), alert_text(a, "zh-CN")
-    ('SLA breached: first response target of 30m business time passed', 'SLA 已超时：首次响应目标（30m 工作时间）已过')
+    >>> alert_text(a)
+    'SLA breached: first response target of 30m business time passed'
+    >>> alert_text(a, "zh-CN")
+    'SLA 已超时：首次响应目标（30m 工作时间）已过'
     """
     words = _TARGET_WORDS.get(lang, _TARGET_WORDS["en"])[alert.target]
     span = _duration(alert.target_s)
@@ -217,7 +221,9 @@ class SlaSweep:
             return []
         refs = [HostRef(case.customer, host, case.host_labels.get(host, {})) for host in case.hosts]
         covering = [
-            w for w in windows if (all(w.covers(ref) for ref in refs) if refs else not w.hosts and not w.labels)
+            w
+            for w in windows
+            if (all(w.covers(ref) for ref in refs) if refs else not w.hosts and not w.labels)
         ]
         found: list[Interval] = []
         for window in covering:
@@ -236,5 +242,3 @@ def _contract_for(contracts: Sequence[ContractRecord], opened_at: float) -> Cont
     covering = [c for c in contracts if c.covers(day)]
     chosen = covering or sorted(contracts, key=lambda c: (c.ends_on, c.id))
     return chosen[-1]
-
-

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from collector.desk.metrics import SlaGauges
 from collector.http import problems
 from collector.http.agents import router as agents_router
 from collector.http.body_limits import BodyLimits
@@ -36,7 +37,6 @@ from collector.http.fleet import router as fleet_router
 from collector.http.inspections import router as inspections_router
 from collector.http.ops import router as ops_router
 from collector.http.tokens import router as tokens_router
-from collector.desk.metrics import SlaGauges
 from collector.ingest.enrolment import AgentEndpoint
 from collector.store import Store
 from collector.store.errors import DatabaseError

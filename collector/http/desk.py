@@ -74,7 +74,9 @@ def _require_contact_writer(who: ApiPrincipal) -> None:
 
 
 @router.get("/customers/{customer}", response_model=CustomerFileOut)
-def customer_file(customer: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]) -> CustomerFileOut:
+def customer_file(
+    customer: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]
+) -> CustomerFileOut:
     """The customer's service file: contracts, contacts, hosts and the number of open cases."""
     with store_errors():
         if not who.scope.allows(customer):
@@ -155,7 +157,9 @@ def update_contact(
     with store_errors():
         repo.contact(who.scope, customer, contact_id)
         _require_contact_writer(who)
-        return ContactOut.of(repo.update_contact(who.scope, customer, contact_id, body.values(), now=time.time()))
+        return ContactOut.of(
+            repo.update_contact(who.scope, customer, contact_id, body.values(), now=time.time())
+        )
 
 
 @router.delete("/customers/{customer}/contacts/{contact_id}", status_code=204)

@@ -1,4 +1,4 @@
-"""Request and response models of the customer file and SLA API (``/api/v1/customers/{c}/...``, ``/api/v1/sla``)."""
+"""Request and response models of the customer file and SLA API (``/customers/{c}/...``, ``/sla``)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ class ContractPatch(_In):
     """Fields of a contract to change (all optional)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    tier: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="e.g. gold, standard")
+    tier: str | None = Field(
+        default=None, pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="e.g. gold, standard"
+    )
     starts_on: date | None = None
     ends_on: date | None = None
     targets: dict[str, TargetMinutes] | None = Field(
@@ -178,7 +180,13 @@ class ContactOut(_Out):
     @classmethod
     def of(cls, c: ContactRecord) -> ContactOut:
         return cls(
-            id=c.id, customer=c.customer, name=c.name, role=c.role, email=c.email, phone=c.phone, language=c.language
+            id=c.id,
+            customer=c.customer,
+            name=c.name,
+            role=c.role,
+            email=c.email,
+            phone=c.phone,
+            language=c.language,
         )
 
 

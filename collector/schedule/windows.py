@@ -81,10 +81,10 @@ __all__ = [
     "WeeklyRecurrence",
     "Window",
     "load_windows",
-    "windows_with_file",
     "next_occurrences",
     "parse_duration",
     "suppresses",
+    "windows_with_file",
 ]
 
 MAX_RECURRING_DURATION = timedelta(days=31)

@@ -160,7 +160,9 @@ class DeskRepo:
             raise NotFound(f"no contract {contract_id} of customer {customer!r}")
         return found[0]
 
-    def add_contract(self, scope: Scope, customer: str, values: Mapping[str, Any], *, now: float) -> ContractRecord:
+    def add_contract(
+        self, scope: Scope, customer: str, values: Mapping[str, Any], *, now: float
+    ) -> ContractRecord:
         with self._write_engine.begin() as conn:
             customer_id = self._customer_id(conn, scope, customer)
             self._unique(conn, contracts, customer_id, str(values["name"]), None, "contract")
@@ -211,7 +213,9 @@ class DeskRepo:
             raise NotFound(f"no contact {contact_id} of customer {customer!r}")
         return found[0]
 
-    def add_contact(self, scope: Scope, customer: str, values: Mapping[str, Any], *, now: float) -> ContactRecord:
+    def add_contact(
+        self, scope: Scope, customer: str, values: Mapping[str, Any], *, now: float
+    ) -> ContactRecord:
         with self._write_engine.begin() as conn:
             customer_id = self._customer_id(conn, scope, customer)
             self._unique(conn, contacts, customer_id, str(values["name"]), None, "contact")

@@ -303,7 +303,9 @@ class SlaRepo:
             opened_at=row.opened_at,
         )
 
-    def raise_alerts(self, alerts: Sequence[Alert], texts: Mapping[tuple[str, str, str], str], *, now: float) -> list[Alert]:
+    def raise_alerts(
+        self, alerts: Sequence[Alert], texts: Mapping[tuple[str, str, str], str], *, now: float
+    ) -> list[Alert]:
         """Mark each alert's clock and add its timeline event, once: the alerts actually raised.
 
         A breach also marks the warning (a clock that breaches at once never warns after it).
@@ -318,7 +320,11 @@ class SlaRepo:
                     changes["warned_at"] = sa.func.coalesce(case_sla.c.warned_at, now)
                 result = conn.execute(
                     case_sla.update()
-                    .where(case_sla.c.case_id == alert.case_id, case_sla.c.target == alert.target, column.is_(None))
+                    .where(
+                        case_sla.c.case_id == alert.case_id,
+                        case_sla.c.target == alert.target,
+                        column.is_(None),
+                    )
                     .values(**changes)
                 )
                 if result.rowcount != 1:

@@ -35,9 +35,19 @@ CONTRACT = {
     "rate_onsite": "1500.00",
     "rate_remote": "900.50",
     "currency": "CNY",
-    "calendar": {"timezone": "Asia/Shanghai", "country": "CN", "hours": {"mon": ["09:00-12:00", "13:30-18:00"]}},
+    "calendar": {
+        "timezone": "Asia/Shanghai",
+        "country": "CN",
+        "hours": {"mon": ["09:00-12:00", "13:30-18:00"]},
+    },
 }
-CONTACT = {"name": "王伟", "role": "IT manager", "email": "wang.wei@acme.example", "phone": "+86 10 1234 5678", "language": "zh-CN"}
+CONTACT = {
+    "name": "王伟",
+    "role": "IT manager",
+    "email": "wang.wei@acme.example",
+    "phone": "+86 10 1234 5678",
+    "language": "zh-CN",
+}
 
 
 @pytest.fixture
@@ -75,7 +85,9 @@ def test_contracts_are_written_by_engineers_and_read_by_the_customer(world):
         path = f"/api/v1/customers/acme/contracts/{body['id']}"
         assert client.patch(path, json={"tier": "standard"}, headers=auth(tokens[who])).status_code == 404
     path = f"/api/v1/customers/acme/contracts/{body['id']}"
-    assert client.patch(path, json={"tier": "standard"}, headers=auth(tokens["acme admin"])).status_code == 403
+    assert (
+        client.patch(path, json={"tier": "standard"}, headers=auth(tokens["acme admin"])).status_code == 403
+    )
     changed = client.patch(path, json={"tier": "standard"}, headers=auth(tokens["engineer"]))
     assert changed.json()["tier"] == "standard" and changed.json()["rate_remote"] == "900.50"
     again = client.post("/api/v1/customers/acme/contracts", json=CONTRACT, headers=auth(tokens["engineer"]))
@@ -110,15 +122,31 @@ def test_bad_contracts_are_422_naming_the_field_and_write_nothing(world, store, 
 def test_contacts_are_managed_by_the_customers_admin(world):
     client, tokens = world
     for who in ("globex admin", "globex viewer"):
-        assert client.post("/api/v1/customers/acme/contacts", json=CONTACT, headers=auth(tokens[who])).status_code == 404
-    assert client.post("/api/v1/customers/acme/contacts", json=CONTACT, headers=auth(tokens["acme viewer"])).status_code == 403
+        assert (
+            client.post(
+                "/api/v1/customers/acme/contacts", json=CONTACT, headers=auth(tokens[who])
+            ).status_code
+            == 404
+        )
+    assert (
+        client.post(
+            "/api/v1/customers/acme/contacts", json=CONTACT, headers=auth(tokens["acme viewer"])
+        ).status_code
+        == 403
+    )
     made = client.post("/api/v1/customers/acme/contacts", json=CONTACT, headers=auth(tokens["acme admin"]))
     assert made.status_code == 201, made.text
     contact = made.json()
     path = f"/api/v1/customers/acme/contacts/{contact['id']}"
-    assert client.patch(path, json={"language": "en"}, headers=auth(tokens["acme admin"])).json()["language"] == "en"
+    assert (
+        client.patch(path, json={"language": "en"}, headers=auth(tokens["acme admin"])).json()["language"]
+        == "en"
+    )
     assert client.patch(path, json={"language": "fr"}, headers=auth(tokens["acme admin"])).status_code == 422
-    assert client.patch(path, json={"email": "not-an-address"}, headers=auth(tokens["engineer"])).status_code == 422
+    assert (
+        client.patch(path, json={"email": "not-an-address"}, headers=auth(tokens["engineer"])).status_code
+        == 422
+    )
     assert client.patch(path, json={"phone": "call me"}, headers=auth(tokens["engineer"])).status_code == 422
     for who in ("globex admin", "globex viewer"):
         assert client.get("/api/v1/customers/acme/contacts", headers=auth(tokens[who])).status_code == 404
@@ -139,7 +167,10 @@ def test_customer_file_and_the_sla_view_are_scoped(world, store):
     client.post("/api/v1/customers/acme/contacts", json=CONTACT, headers=engineer)
     shown = client.get("/api/v1/customers/acme", headers=auth(tokens["acme viewer"])).json()
     assert (shown["hosts"], shown["open_cases"], len(shown["contracts"]), shown["contacts"][0]["name"]) == (
-        ["db1"], 1, 1, "王伟"
+        ["db1"],
+        1,
+        1,
+        "王伟",
     )
     assert client.get("/api/v1/customers/acme", headers=auth(tokens["globex admin"])).status_code == 404
     assert client.get("/api/v1/customers/nobody", headers=engineer).status_code == 404
@@ -149,14 +180,21 @@ def test_customer_file_and_the_sla_view_are_scoped(world, store):
     # acme: 30 min from 09:00 Shanghai; globex has no contract: UTC 09:00-18:00, not begun yet
     assert sweep.run(MON_9 + 31 * 60).breaches == 1
     acme = client.get("/api/v1/sla", headers=auth(tokens["acme viewer"])).json()
-    assert [(r["case_id"], r["target"], r["state"]) for r in acme] == [("C-acme-1", "first_response", "breached")]
+    assert [(r["case_id"], r["target"], r["state"]) for r in acme] == [
+        ("C-acme-1", "first_response", "breached")
+    ]
     assert client.get("/api/v1/sla", headers=auth(tokens["globex viewer"])).json() == []
     assert sweep.run(MON_9 + 8 * 3600 + 31 * 60).breaches == 2  # globex at 09:31 UTC; acme's restore (4 h)
     globex = client.get("/api/v1/sla", headers=auth(tokens["globex viewer"])).json()
     assert [(r["case_id"], r["target"]) for r in globex] == [("C-globex-1", "first_response")]
     everyone = client.get("/api/v1/sla", headers=engineer).json()
     assert {r["customer"] for r in everyone} == {"acme", "globex"}
-    assert client.get("/api/v1/sla", params={"customer": "acme"}, headers=auth(tokens["globex viewer"])).status_code == 404
+    assert (
+        client.get(
+            "/api/v1/sla", params={"customer": "acme"}, headers=auth(tokens["globex viewer"])
+        ).status_code
+        == 404
+    )
     metrics = client.get("/metrics").text
     assert 'diag_sla_clocks{customer="acme",state="breached"} 2.0' in metrics
     assert 'diag_sla_clocks{customer="_all",state="breached"} 3.0' in metrics

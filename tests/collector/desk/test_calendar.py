@@ -57,7 +57,9 @@ def test_other_countries_come_from_holidays():
     de = BusinessCalendar(CalendarSettings(timezone="Europe/Berlin", country="DE", subdivision="BY"))
     assert not us.is_workday(date(2024, 7, 4)) and us.is_workday(date(2024, 7, 5))
     assert not de.is_workday(date(2024, 1, 6))  # Epiphany in Bavaria
-    assert BusinessCalendar(CalendarSettings(timezone="Europe/Berlin", country="DE")).is_workday(date(2024, 1, 5))
+    assert BusinessCalendar(CalendarSettings(timezone="Europe/Berlin", country="DE")).is_workday(
+        date(2024, 1, 5)
+    )
 
 
 def test_customer_days_override_the_country():

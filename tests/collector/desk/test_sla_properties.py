@@ -66,7 +66,9 @@ def calendars(draw: st.DrawFn) -> tuple[BusinessCalendar, date]:
     zone = draw(st.sampled_from(sorted(ZONES)))
     country, anchors = ZONES[zone]
     anchor = draw(st.sampled_from(anchors))
-    usual = draw(st.sampled_from([("09:00-12:00", "13:30-18:00"), ("00:00-24:00",), ("01:00-04:00", "08:00-17:00")]))
+    usual = draw(
+        st.sampled_from([("09:00-12:00", "13:30-18:00"), ("00:00-24:00",), ("01:00-04:00", "08:00-17:00")])
+    )
     hours = {day: usual for day in WEEKDAYS[:5]}
     for day in draw(st.lists(st.sampled_from(WEEKDAYS), max_size=3, unique=True)):
         hours[day] = draw(day_periods())
@@ -88,7 +90,9 @@ def calendars(draw: st.DrawFn) -> tuple[BusinessCalendar, date]:
 
 
 def start_of(cal: BusinessCalendar, anchor: date) -> int:
-    return int(datetime(anchor.year, anchor.month, anchor.day, tzinfo=ZoneInfo(cal.settings.timezone)).timestamp())
+    return int(
+        datetime(anchor.year, anchor.month, anchor.day, tzinfo=ZoneInfo(cal.settings.timezone)).timestamp()
+    )
 
 
 @st.composite
@@ -231,7 +235,9 @@ def test_clock_matches_a_replay_minute_by_minute(data):
     now = start + 60 * data.draw(st.integers(0, 12 * 1440))
     status = evaluate(cal, target, target_s, float(start), history, float(now), pauses)
 
-    running = [t for t in range(start, now, 60) if runs_at(target, start, history, t) and counts(cal, t, pauses)]
+    running = [
+        t for t in range(start, now, 60) if runs_at(target, start, history, t) and counts(cal, t, pauses)
+    ]
     assert status.elapsed_s == 60.0 * len(running)
 
     elapsed, warn_at, due_at, t = 0.0, None, None, start
@@ -252,8 +258,10 @@ def test_clock_matches_a_replay_minute_by_minute(data):
         assert status.warn_at is None or status.warn_at >= horizon
     else:
         assert status.warn_at == warn_at
-    expected = "breached" if due_at is not None and due_at <= now else (
-        "warning" if warn_at is not None and warn_at <= now else "ok"
+    expected = (
+        "breached"
+        if due_at is not None and due_at <= now
+        else ("warning" if warn_at is not None and warn_at <= now else "ok")
     )
     assert status.state == expected
     assert status.remaining_s == max(0.0, target_s - status.elapsed_s)

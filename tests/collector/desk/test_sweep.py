@@ -38,7 +38,11 @@ CONTRACT = {
     "rate_onsite": "1200.00",
     "rate_remote": "800.00",
     "currency": "CNY",
-    "calendar": {"timezone": "Europe/Berlin", "country": "DE", "hours": {d: ["09:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")}},
+    "calendar": {
+        "timezone": "Europe/Berlin",
+        "country": "DE",
+        "hours": {d: ["09:00-18:00"] for d in ("mon", "tue", "wed", "thu", "fri")},
+    },
 }
 
 
@@ -70,7 +74,12 @@ def test_a_case_warns_then_breaches_exactly_once(store: Store):
     report = sweep.run(MON_9 + 50 * 60)  # 50 of 60 minutes: at risk
     assert (report.recomputed, report.warnings, report.breaches) == (0, 1, 0)
     (row,) = SlaRepo(store).view(Scope.everything())
-    assert (row.case_id, row.target, row.state, row.due_at) == (case_id, "first_response", "warning", MON_9 + HOUR)
+    assert (row.case_id, row.target, row.state, row.due_at) == (
+        case_id,
+        "first_response",
+        "warning",
+        MON_9 + HOUR,
+    )
 
     again = sweep.run(MON_9 + 55 * 60)
     assert (again.warnings, again.breaches) == (0, 0)
@@ -106,7 +115,10 @@ def test_business_hours_carry_the_clock_over_the_night_and_weekend(store: Store)
     report = sweep.run(MON_9 + 7 * 24 * HOUR + 30 * 60)  # the next Monday 09:30: due
     assert report.breaches == 1
     with store.engine.connect() as conn:
-        due = conn.execute(sa.text("SELECT due_at FROM case_sla WHERE case_id = :c AND target = 'first_response'"), {"c": case_id}).scalar()
+        due = conn.execute(
+            sa.text("SELECT due_at FROM case_sla WHERE case_id = :c AND target = 'first_response'"),
+            {"c": case_id},
+        ).scalar()
     assert due == MON_9 + 7 * 24 * HOUR + 30 * 60
 
 
@@ -114,13 +126,23 @@ def test_a_maintenance_window_over_the_case_pauses_its_clocks(store: Store):
     case_id = open_case(store, "acme", "db1", at=MON_9)
     DeskRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
     windows = load_windows(
-        [{"name": "patch", "customer": "acme", "timezone": "Europe/Berlin", "hosts": ["db1"],
-          "once": {"start": "2024-01-08T09:30", "end": "2024-01-08T11:00"}}]
+        [
+            {
+                "name": "patch",
+                "customer": "acme",
+                "timezone": "Europe/Berlin",
+                "hosts": ["db1"],
+                "once": {"start": "2024-01-08T09:30", "end": "2024-01-08T11:00"},
+            }
+        ]
     )
     sweep = sweep_for(store, [], windows)
     sweep.run(MON_9 + 60)
     with store.engine.connect() as conn:
-        due = conn.execute(sa.text("SELECT due_at FROM case_sla WHERE case_id = :c AND target = 'first_response'"), {"c": case_id}).scalar()
+        due = conn.execute(
+            sa.text("SELECT due_at FROM case_sla WHERE case_id = :c AND target = 'first_response'"),
+            {"c": case_id},
+        ).scalar()
     assert due == MON_9 + 2.5 * HOUR  # 30 min before the window, 30 min after it
 
 
@@ -146,13 +168,29 @@ def test_resolving_and_reopening_resumes_the_resolve_clock(store: Store):
     sweep = sweep_for(store, [])
     sweep.run(MON_9 + 3 * HOUR)
     with store.engine.connect() as conn:
-        rows = dict(conn.execute(sa.text("SELECT target, clock FROM case_sla WHERE case_id = :c"), {"c": case_id}).all())
+        rows = dict(
+            conn.execute(
+                sa.text("SELECT target, clock FROM case_sla WHERE case_id = :c"), {"c": case_id}
+            ).all()
+        )
     assert rows == {"first_response": "stopped", "restore": "stopped", "resolve": "stopped"}
     # the desk's reopen: a state change recorded as {"from", "to"} on the timeline
     with store.engine.begin() as conn:
-        conn.execute(case_events.insert().values(case_id=case_id, ts=MON_9 + 4 * HOUR, kind="reopened", actor=None, text="reopened", data={"from": "resolved", "to": "in_progress"}))
+        conn.execute(
+            case_events.insert().values(
+                case_id=case_id,
+                ts=MON_9 + 4 * HOUR,
+                kind="reopened",
+                actor=None,
+                text="reopened",
+                data={"from": "resolved", "to": "in_progress"},
+            )
+        )
     sweep.run(MON_9 + 4 * HOUR + 60)
     with store.engine.connect() as conn:
-        clock, due = conn.execute(sa.text("SELECT clock, due_at FROM case_sla WHERE case_id = :c AND target = 'resolve'"), {"c": case_id}).one()
+        clock, due = conn.execute(
+            sa.text("SELECT clock, due_at FROM case_sla WHERE case_id = :c AND target = 'resolve'"),
+            {"c": case_id},
+        ).one()
     # 2 h used before resolving, 6 h left from 13:00: due 19:00 is after hours, so Tuesday 10:00
     assert clock == "running" and due == MON_9 + 25 * HOUR
