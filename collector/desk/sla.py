@@ -355,24 +355,32 @@ class ClockStatus:
         }
 
 
-def _crossing(
+def _walk(
     calendar: BusinessCalendar,
     runs: Sequence[tuple[float, float | None]],
     pauses: Sequence[Interval],
-    needed: float,
-) -> tuple[float | None, float]:
-    """(instant the runs accumulate ``needed`` business seconds or None, seconds counted in closed runs)."""
-    counted = 0.0
+    marks: tuple[float, float],
+    now: float,
+) -> tuple[float | None, float | None, float]:
+    """One pass over the runs' business time: the instants ``marks`` (warn, due) seconds
+    have accumulated (None: not within the runs), and the seconds counted before ``now``."""
+    warn_need, due_need = marks
+    counted = elapsed = 0.0
+    warn_at: float | None = None
+    due_at: float | None = None
     for start, end in runs:
-        if end is None:
-            at = add_business_seconds(calendar, start, needed - counted, pauses)
-            return at, counted
-        piece = business_seconds(calendar, start, end, pauses)
-        if counted + piece >= needed:
-            at = add_business_seconds(calendar, start, needed - counted, pauses)
-            return at, counted
-        counted += piece
-    return None, counted
+        for s, e in _business_pieces(calendar, start, end, pauses):
+            length = e - s
+            if s < now:
+                elapsed += min(e, now) - s
+            if warn_at is None and counted + length >= warn_need:
+                warn_at = s + (warn_need - counted)
+            if due_at is None and counted + length >= due_need:
+                due_at = s + (due_need - counted)
+            counted += length
+            if due_at is not None and e >= now:
+                return warn_at, due_at, elapsed
+    return warn_at, due_at, elapsed
 
 
 def evaluate(
@@ -396,13 +404,7 @@ def evaluate(
     clock: Literal["running", "paused", "stopped"] = (
         "running" if open_run else "stopped" if stopped is not None else "paused"
     )
-    warn_at, _ = _crossing(calendar, runs, pauses, target_s * WARN_AT)
-    due_at, _ = _crossing(calendar, runs, pauses, target_s * BREACH_AT)
-    elapsed = sum(
-        business_seconds(calendar, s, min(now, e) if e is not None else now, pauses)
-        for s, e in runs
-        if s < now
-    )
+    warn_at, due_at, elapsed = _walk(calendar, runs, pauses, (target_s * WARN_AT, target_s * BREACH_AT), now)
     state: ClockState = (
         "breached"
         if due_at is not None and due_at <= now

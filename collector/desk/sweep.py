@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 PAUSE_HORIZON_S = 120 * 86400.0
 """How far past now maintenance occurrences are looked up for a clock's due instant."""
 
+HOLE_TTL_S = 300.0
+"""How long an unseen event id below the watermark is looked for again."""
+MAX_NEW_HOLES = 100_000
+"""Gaps are tracked only over spans this long (the first pass over an old store skips it)."""
+
 Escalate = Callable[[Alert], None]
 """Called once per breach raised (the notification outbox in ``serve``)."""
 
@@ -119,6 +124,11 @@ class SlaSweep:
         self._escalate = escalate
         self._clock = clock
         self._calendars: dict[str, BusinessCalendar] = {}
+        self._holes: dict[int, float] = {}
+        self._terms: dict[
+            tuple[str, tuple[int, float] | None, str], tuple[BusinessCalendar, dict[str, TargetMinutes], str]
+        ] = {}
+        self._file_stamps: dict[str, str] = {}
         self._file_errors: set[str] = set()
 
     # ------------------------------------------------------------------ the pass
@@ -127,9 +137,11 @@ class SlaSweep:
         started = time.perf_counter()
         now = self._clock() if now is None else now
         watermark = self._repo.watermark()
-        changed, top = self._repo.changed_cases(watermark)
-        wanted = sorted(set(changed) | set(self._repo.dirty_cases()))
+        events, top = self._repo.changed_events(watermark, sorted(self._holes))
+        wanted = sorted({c for _, c in events if c is not None} | set(self._repo.dirty_cases()))
+        self._track_holes(watermark, top, {event_id for event_id, _ in events}, now)
         if wanted:
+            self._file_stamps.clear()  # calendar files are looked at once per pass
             contracts = self._contracts()
             for start in range(0, len(wanted), 2000):
                 inputs = self._repo.case_inputs(wanted[start : start + 2000])
@@ -137,12 +149,9 @@ class SlaSweep:
                 self._repo.save_clocks(rows, now=now)
         if top != watermark:
             self._repo.set_watermark(top, now)
-        due = self._repo.due_alerts(now)
-        texts = {(a.case_id, a.target, a.kind): alert_text(a) for a in due}
-        raised = self._repo.raise_alerts(due, texts, now=now) if due else []
+        raised = self._repo.raise_due(now, alert_text)
         breaches = [a for a in raised if a.kind == "sla_breach"]
         for alert in breaches:
-            log.warning("case %s: %s", alert.case_id, texts[(alert.case_id, alert.target, alert.kind)])
             if self._escalate is not None:
                 try:
                     self._escalate(alert)
@@ -155,6 +164,20 @@ class SlaSweep:
             seconds=time.perf_counter() - started,
         )
 
+    def _track_holes(self, watermark: int, top: int, seen: set[int], now: float) -> None:
+        """Remember ids below ``top`` not seen yet: on PostgreSQL a transaction may commit an
+        id lower than one already visible (sequences hand ids out before commit). Each is
+        looked for again for :data:`HOLE_TTL_S` (then it was rolled back, or an alert)."""
+        for event_id in seen:
+            self._holes.pop(event_id, None)
+        if top - watermark <= MAX_NEW_HOLES:
+            for event_id in range(watermark + 1, top + 1):
+                if event_id not in seen:
+                    self._holes.setdefault(event_id, now)
+        for event_id, since in list(self._holes.items()):
+            if now - since > HOLE_TTL_S:
+                del self._holes[event_id]
+
     # ------------------------------------------------------------------ one case
 
     def clocks(
@@ -162,12 +185,7 @@ class SlaSweep:
     ) -> list[ClockRow]:
         """The computed clocks of one case under its contract."""
         contract = _contract_for(contracts.get(case.customer, ()), case.opened_at)
-        calendar = self.calendar(case.customer, contract)
-        targets = {
-            kind: TargetMinutes.model_validate(value)
-            for kind, value in (contract.targets if contract is not None else {}).items()
-        }
-        tier = contract.tier if contract is not None else "standard"
+        calendar, targets, tier = self.terms(case.customer, contract)
         seconds = target_seconds(targets, tier, case.case_type, calendar)
         history = history_from_events(case.events)
         pauses = self._pauses(case, now)
@@ -188,6 +206,28 @@ class SlaSweep:
                 )
             )
         return rows
+
+    def terms(
+        self, customer: str, contract: ContractRecord | None
+    ) -> tuple[BusinessCalendar, dict[str, TargetMinutes], str]:
+        """The calendar, targets and tier a case of ``customer`` is held to under ``contract``
+        (validated once per contract version and calendar file, then cached)."""
+        stamp = self._file_stamps.get(customer)
+        if stamp is None:
+            path = self._calendars_dir / f"{customer}.yaml" if self._calendars_dir is not None else None
+            stamp = str(path.stat().st_mtime_ns) if path is not None and path.is_file() else ""
+            self._file_stamps[customer] = stamp
+        version = (contract.id, contract.updated_at) if contract is not None else None
+        key = (customer, version, stamp)
+        found = self._terms.get(key)
+        if found is None:
+            targets = {
+                kind: TargetMinutes.model_validate(value)
+                for kind, value in (contract.targets if contract is not None else {}).items()
+            }
+            tier = contract.tier if contract is not None else "standard"
+            found = self._terms[key] = (self.calendar(customer, contract), targets, tier)
+        return found
 
     def calendar(self, customer: str, contract: ContractRecord | None) -> BusinessCalendar:
         """The customer's calendar: the contract's settings with the customer's file over them."""

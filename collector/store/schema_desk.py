@@ -79,7 +79,8 @@ case_sla = sa.Table(
     # the sweep's two threshold queries: "not warned yet and warn_at passed", same for due_at
     sa.Index("ix_case_sla_warn", "warned_at", "warn_at"),
     sa.Index("ix_case_sla_due", "breached_at", "due_at"),
-    sa.Index("ix_case_sla_customer", "customer_id", "dirty"),
+    sa.Index("ix_case_sla_customer", "customer_id"),
+    sa.Index("ix_case_sla_dirty", "dirty"),
 )
 
 desk_sweep = sa.Table(

@@ -16,7 +16,7 @@ thresholds crossed with two indexed range queries.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -131,24 +131,23 @@ class SlaRepo:
             ).scalar()
         return int(found or 0)
 
-    def changed_cases(self, after_event_id: int) -> tuple[list[str], int]:
-        """Cases with timeline events after ``after_event_id`` (not counting SLA alerts), and the
-        new watermark; plus cases with no clocks yet on the first sweep."""
+    def changed_events(
+        self, after_event_id: int, recheck: Sequence[int] = ()
+    ) -> tuple[list[tuple[int, str | None]], int]:
+        """``(event id, case id)`` of timeline events after ``after_event_id`` or among
+        ``recheck`` (ids the last pass did not see yet), and the highest id now. SLA alerts
+        come with case None: seen, but no reason to compute a case again."""
         with self._engine.connect() as conn:
-            top = conn.execute(sa.select(sa.func.max(case_events.c.id))).scalar()
-            top = int(top or 0)
-            if top <= after_event_id:
-                return [], after_event_id
-            found = conn.execute(
-                sa.select(case_events.c.case_id)
-                .where(
-                    case_events.c.id > after_event_id,
-                    case_events.c.id <= top,
-                    case_events.c.kind.not_in(ALERT_KINDS),
+            top = int(conn.execute(sa.select(sa.func.max(case_events.c.id))).scalar() or 0)
+            newer = case_events.c.id > after_event_id
+            where = sa.or_(newer, case_events.c.id.in_(list(recheck))) if recheck else newer
+            rows = conn.execute(
+                sa.select(case_events.c.id, case_events.c.case_id, case_events.c.kind).where(
+                    where, case_events.c.id <= top
                 )
-                .distinct()
-            ).scalars()
-            return sorted(str(case_id) for case_id in found), top
+            ).all()
+            found = [(int(r.id), None if r.kind in ALERT_KINDS else str(r.case_id)) for r in rows]
+            return found, max(top, after_event_id)
 
     def dirty_cases(self) -> list[str]:
         with self._engine.connect() as conn:
@@ -273,79 +272,83 @@ class SlaRepo:
                 case_sla.delete().where(case_sla.c.case_id == case_id, case_sla.c.target.in_(list(targets)))
             )
 
-    def due_alerts(self, now: float) -> list[Alert]:
-        """Thresholds crossed by ``now`` and not raised yet (two indexed range queries)."""
-        base = (
-            sa.select(case_sla, customers.c.slug, cases.c.title, cases.c.opened_at)
-            .join(customers, customers.c.id == case_sla.c.customer_id)
-            .join(cases, cases.c.id == case_sla.c.case_id)
-        )
-        found: list[Alert] = []
-        with self._engine.connect() as conn:
-            for row in conn.execute(base.where(case_sla.c.warned_at.is_(None), case_sla.c.warn_at <= now)):
-                if row.due_at is None or row.due_at > now:  # else the breach below marks it too
-                    found.append(self._alert(row, "sla_warning", row.warn_at))
-            for row in conn.execute(base.where(case_sla.c.breached_at.is_(None), case_sla.c.due_at <= now)):
-                found.append(self._alert(row, "sla_breach", row.due_at))
-        return found
+    def raise_due(self, now: float, text: Callable[[Alert], str]) -> list[Alert]:
+        """Mark every clock whose warning or breach instant has passed and was not raised yet,
+        and add its timeline event (``text(alert)``), in one transaction: the alerts raised.
 
-    @staticmethod
-    def _alert(row: Any, kind: str, at: float) -> Alert:
-        return Alert(
-            case_id=row.case_id,
-            customer=row.slug,
-            title=row.title,
-            target=row.target,
-            kind=kind,
-            at=at,
-            target_s=row.target_s,
-            due_at=row.due_at,
-            opened_at=row.opened_at,
-        )
-
-    def raise_alerts(
-        self, alerts: Sequence[Alert], texts: Mapping[tuple[str, str, str], str], *, now: float
-    ) -> list[Alert]:
-        """Mark each alert's clock and add its timeline event, once: the alerts actually raised.
-
-        A breach also marks the warning (a clock that breaches at once never warns after it).
-        ``texts``: (case, target, kind) → the event's English text.
+        The conditional UPDATE ... RETURNING is what makes each alert happen once, however
+        many sweeps race: a row is returned only to the transaction that marked it. A breach
+        marks the warning too (a clock that breaches at once does not warn after it).
         """
-        raised: list[Alert] = []
         with self._write_engine.begin() as conn:
-            for alert in alerts:
-                column = case_sla.c.warned_at if alert.kind == "sla_warning" else case_sla.c.breached_at
-                changes: dict[str, Any] = {column.name: now}
-                if alert.kind == "sla_breach":
-                    changes["warned_at"] = sa.func.coalesce(case_sla.c.warned_at, now)
-                result = conn.execute(
-                    case_sla.update()
-                    .where(
-                        case_sla.c.case_id == alert.case_id,
-                        case_sla.c.target == alert.target,
-                        column.is_(None),
-                    )
-                    .values(**changes)
+            breached = conn.execute(
+                case_sla.update()
+                .where(case_sla.c.breached_at.is_(None), case_sla.c.due_at <= now)
+                .values(breached_at=now, warned_at=sa.func.coalesce(case_sla.c.warned_at, now))
+                .returning(case_sla.c.case_id, case_sla.c.target, case_sla.c.due_at, case_sla.c.target_s)
+            ).all()
+            warned = conn.execute(
+                case_sla.update()
+                .where(case_sla.c.warned_at.is_(None), case_sla.c.warn_at <= now)
+                .values(warned_at=now)
+                .returning(
+                    case_sla.c.case_id,
+                    case_sla.c.target,
+                    case_sla.c.warn_at,
+                    case_sla.c.due_at,
+                    case_sla.c.target_s,
                 )
-                if result.rowcount != 1:
-                    continue  # another sweep raised it first
-                conn.execute(
-                    case_events.insert().values(
-                        case_id=alert.case_id,
-                        ts=now,
-                        kind=alert.kind,
-                        actor=None,
-                        text=texts.get((alert.case_id, alert.target, alert.kind), alert.kind)[:10_000],
-                        data={
-                            "target": alert.target,
-                            "at": alert.at,
-                            "due_at": alert.due_at,
-                            "target_s": alert.target_s,
-                        },
-                    )
+            ).all()
+            ids = sorted({r.case_id for r in breached} | {r.case_id for r in warned})
+            about: dict[str, Any] = {}
+            for start in range(0, len(ids), _CHUNK):
+                for row in conn.execute(
+                    sa.select(cases.c.id, customers.c.slug, cases.c.title, cases.c.opened_at)
+                    .join(customers, customers.c.id == cases.c.customer_id)
+                    .where(cases.c.id.in_(ids[start : start + _CHUNK]))
+                ):
+                    about[row.id] = row
+            alerts = [
+                Alert(
+                    r.case_id,
+                    about[r.case_id].slug,
+                    about[r.case_id].title,
+                    r.target,
+                    "sla_warning",
+                    r.warn_at,
+                    r.target_s,
+                    r.due_at,
+                    about[r.case_id].opened_at,
                 )
-                raised.append(alert)
-        return raised
+                for r in warned
+            ] + [
+                Alert(
+                    r.case_id,
+                    about[r.case_id].slug,
+                    about[r.case_id].title,
+                    r.target,
+                    "sla_breach",
+                    r.due_at,
+                    r.target_s,
+                    r.due_at,
+                    about[r.case_id].opened_at,
+                )
+                for r in breached
+            ]
+            events = [
+                {
+                    "case_id": a.case_id,
+                    "ts": now,
+                    "kind": a.kind,
+                    "actor": None,
+                    "text": text(a)[:10_000],
+                    "data": {"target": a.target, "at": a.at, "due_at": a.due_at, "target_s": a.target_s},
+                }
+                for a in alerts
+            ]
+            for start in range(0, len(events), 5000):
+                conn.execute(case_events.insert(), events[start : start + 5000])
+        return alerts
 
     # ------------------------------------------------------------------ people's views
 

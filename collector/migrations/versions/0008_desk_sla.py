@@ -104,7 +104,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("case_id", "target", name=op.f("pk_case_sla")),
     )
     with op.batch_alter_table("case_sla", schema=None) as batch_op:
-        batch_op.create_index("ix_case_sla_customer", ["customer_id", "dirty"], unique=False)
+        batch_op.create_index("ix_case_sla_customer", ["customer_id"], unique=False)
+        batch_op.create_index("ix_case_sla_dirty", ["dirty"], unique=False)
         batch_op.create_index("ix_case_sla_due", ["breached_at", "due_at"], unique=False)
         batch_op.create_index("ix_case_sla_warn", ["warned_at", "warn_at"], unique=False)
 
@@ -114,6 +115,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_case_sla_warn")
         batch_op.drop_index("ix_case_sla_due")
         batch_op.drop_index("ix_case_sla_customer")
+        batch_op.drop_index("ix_case_sla_dirty")
 
     op.drop_table("case_sla")
     with op.batch_alter_table("contracts", schema=None) as batch_op:

@@ -143,3 +143,11 @@ def test_hostile_calendar_file_is_refused_before_it_is_built(tmp_path: Path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigError, match="expand"):
         load_calendar_file(path)
+
+
+def test_the_sample_calendar_file_loads():
+    sample = Path(__file__).resolve().parents[3] / "deploy" / "calendar.example.yaml"
+    settings = load_calendar_file(sample)
+    cal = BusinessCalendar(settings)
+    assert settings.country == "CN" and cal.standard_day_seconds == 7.5 * 3600
+    assert not cal.is_workday(date(2026, 12, 31))

@@ -9,6 +9,7 @@ worked out by hand.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -50,7 +51,7 @@ def sweep_for(store: Store, escalated: list[Alert], windows=None) -> SlaSweep:
     return SlaSweep(SlaRepo(store), DeskRepo(store), windows=windows, escalate=escalated.append)
 
 
-def events_of(store: Store, case_id: str, kind: str) -> list[dict]:
+def events_of(store: Store, case_id: str, kind: str) -> list[dict[str, Any]]:
     with store.engine.connect() as conn:
         rows = conn.execute(
             sa.select(case_events.c.kind, case_events.c.text, case_events.c.data).where(
@@ -168,7 +169,7 @@ def test_resolving_and_reopening_resumes_the_resolve_clock(store: Store):
     sweep = sweep_for(store, [])
     sweep.run(MON_9 + 3 * HOUR)
     with store.engine.connect() as conn:
-        rows = dict(
+        rows: dict[str, str] = dict(
             conn.execute(
                 sa.text("SELECT target, clock FROM case_sla WHERE case_id = :c"), {"c": case_id}
             ).all()
@@ -194,3 +195,34 @@ def test_resolving_and_reopening_resumes_the_resolve_clock(store: Store):
         ).one()
     # 2 h used before resolving, 6 h left from 13:00: due 19:00 is after hours, so Tuesday 10:00
     assert clock == "running" and due == MON_9 + 25 * HOUR
+
+
+def test_an_event_committed_after_a_higher_id_is_not_missed(store: Store):
+    """PostgreSQL hands out sequence ids before commit: id N+1 may become visible after N+2."""
+    first = open_case(store, "acme", "db1", at=MON_9)
+    second = open_case(store, "acme", "db2", at=MON_9)
+    DeskRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
+    sweep = sweep_for(store, [])
+    sweep.run(MON_9 + 60)
+    with store.engine.connect() as conn:
+        top = conn.execute(sa.select(sa.func.max(case_events.c.id))).scalar_one()
+
+    def ack(case_id: str, event_id: int, at: float) -> None:
+        data = {"from": "new", "to": "acknowledged"}
+        with store.engine.begin() as conn:
+            conn.execute(
+                case_events.insert().values(
+                    id=event_id, case_id=case_id, ts=at, kind="state", actor="eng", text="ack", data=data
+                )
+            )
+
+    ack(second, top + 2, MON_9 + 120)  # committed first
+    assert sweep.run(MON_9 + 180).recomputed == 1
+    ack(first, top + 1, MON_9 + 100)  # the lower id, committed later
+    assert sweep.run(MON_9 + 240).recomputed == 1
+    with store.engine.connect() as conn:
+        clocks: dict[str, str] = dict(
+            conn.execute(sa.text("SELECT case_id, clock FROM case_sla WHERE target = 'first_response'")).all()
+        )
+    assert clocks == {first: "stopped", second: "stopped"}
+    assert sweep.run(MON_9 + 300).recomputed == 0
