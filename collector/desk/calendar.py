@@ -134,9 +134,9 @@ class CalendarSettings(BaseModel):
     not listed is a day off."""
     makeup_hours: tuple[PeriodText, ...] | None = None
     """Working periods of a make-up working day (调休) or an extra workday; default: Monday's."""
-    extra_holidays: tuple[date, ...] = ()
+    extra_holidays: tuple[date, ...] = Field(default=(), max_length=1000)
     """Days off beside the country's (company holidays, a site closure)."""
-    extra_workdays: tuple[date, ...] = ()
+    extra_workdays: tuple[date, ...] = Field(default=(), max_length=1000)
     """Working days beside the usual ones (make-up days the library does not know)."""
 
     @field_validator("timezone")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 
 from collector.http.deps import Principal, StoreDep, store_errors
 from collector.http.models import NoQuery
@@ -48,6 +48,9 @@ from collector.store.sla import SlaRepo
 __all__ = ["MANAGER_ROLES", "router"]
 
 router = APIRouter(prefix="/api/v1", tags=["customers"])
+
+ContractId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The contract's id (GET .../contracts).")]
+ContactId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The contact's id (GET .../contacts).")]
 
 MANAGER_ROLES = frozenset({"engineer", "service_manager"})
 """Roles that write contracts (the desk's service manager, where it exists, and engineers)."""
@@ -109,7 +112,7 @@ def add_contract(customer: str, body: ContractIn, store: StoreDep, who: Principa
 
 @router.patch("/customers/{customer}/contracts/{contract_id}", response_model=ContractOut)
 def update_contract(
-    customer: str, contract_id: int, body: ContractPatch, store: StoreDep, who: Principal
+    customer: str, contract_id: ContractId, body: ContractPatch, store: StoreDep, who: Principal
 ) -> ContractOut:
     """Change a contract (engineers and service managers); its customer's SLA clocks are computed again."""
     repo = DeskRepo(store)
@@ -149,7 +152,7 @@ def add_contact(customer: str, body: ContactIn, store: StoreDep, who: Principal)
 
 @router.patch("/customers/{customer}/contacts/{contact_id}", response_model=ContactOut)
 def update_contact(
-    customer: str, contact_id: int, body: ContactPatch, store: StoreDep, who: Principal
+    customer: str, contact_id: ContactId, body: ContactPatch, store: StoreDep, who: Principal
 ) -> ContactOut:
     """Change a contact (engineers, service managers, the customer's own admin)."""
     repo = DeskRepo(store)
@@ -163,7 +166,7 @@ def update_contact(
 
 
 @router.delete("/customers/{customer}/contacts/{contact_id}", status_code=204)
-def delete_contact(customer: str, contact_id: int, store: StoreDep, who: Principal) -> Response:
+def delete_contact(customer: str, contact_id: ContactId, store: StoreDep, who: Principal) -> Response:
     """Remove a contact (engineers, service managers, the customer's own admin)."""
     repo = DeskRepo(store)
     _visible(repo, who, customer)

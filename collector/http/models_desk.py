@@ -150,7 +150,9 @@ class ContactPatch(_In):
     language: Literal["en", "zh-CN"] | None = Field(default=None, description="Preferred language")
 
     def values(self) -> dict[str, Any]:
-        return self.model_dump(exclude_unset=True)
+        """The fields given; ``null`` clears an e-mail or phone and is ignored elsewhere."""
+        given = self.model_dump(exclude_unset=True)
+        return {k: v for k, v in given.items() if v is not None or k in ("email", "phone")}
 
 
 class ContactIn(ContactPatch):

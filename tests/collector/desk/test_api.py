@@ -199,3 +199,21 @@ def test_customer_file_and_the_sla_view_are_scoped(world, store):
     assert 'diag_sla_clocks{customer="acme",state="breached"} 2.0' in metrics
     assert 'diag_sla_clocks{customer="_all",state="breached"} 3.0' in metrics
     assert "diag_sla_breaches_total 3.0" in metrics
+
+
+def test_null_fields_never_reach_the_database(world):
+    client, tokens = world
+    engineer = auth(tokens["engineer"])
+    made = client.post("/api/v1/customers/acme/contacts", json=CONTACT, headers=engineer).json()
+    path = f"/api/v1/customers/acme/contacts/{made['id']}"
+    kept = client.patch(
+        path, json={"name": None, "role": None, "language": None, "phone": None}, headers=engineer
+    )
+    assert kept.status_code == 200, kept.text
+    assert (kept.json()["name"], kept.json()["phone"]) == ("王伟", None)
+    contract = client.post("/api/v1/customers/acme/contracts", json=CONTRACT, headers=engineer).json()
+    path = f"/api/v1/customers/acme/contracts/{contract['id']}"
+    assert client.patch(path, json={"name": None, "targets": None}, headers=engineer).status_code == 200
+    assert client.patch(path, json={"ends_on": "2023-01-01"}, headers=engineer).status_code == 422
+    huge = f"/api/v1/customers/acme/contracts/{2**64}"
+    assert client.patch(huge, json={"tier": "gold"}, headers=engineer).status_code == 422
