@@ -7,7 +7,9 @@ times, per dialect:
 
 - ``full_s``: the first sweep, which computes every case's clocks from its history (the
   baseline: what a sweep that recomputed everything would cost every time);
-- ``quiet_s``: a sweep with nothing changed (median of 5): two indexed range queries;
+- ``quiet_s``: a sweep with nothing changed (median of 5, after the first one, which reads
+  the alerts the full sweep raised): two indexed range queries. On PostgreSQL the tables
+  are analysed after the bulk load first, as autovacuum would within a minute;
 - ``changed_s``: a sweep after 1% of the cases changed state (new timeline rows) and an
   hour has passed, so clocks cross their thresholds and warnings and breaches are raised
   (median of 3, each after its own changes);
@@ -175,7 +177,11 @@ def bench(url: str, dialect: str, n_cases: int, n_customers: int) -> dict[str, A
         seeded_s = time.perf_counter() - started
         sweep = SlaSweep(SlaRepo(store), DeskRepo(store))
         first = sweep.run(now)
-        quiet = [sweep.run(now + 1 + i).seconds for i in range(5)]
+        if dialect == "postgresql":  # what autovacuum does within a minute of a bulk load
+            with store.engine.begin() as conn:
+                conn.execute(sa.text("ANALYZE case_sla; ANALYZE case_events; ANALYZE cases"))
+        sweep.run(now + 1)  # reads the timeline events the full sweep added
+        quiet = [sweep.run(now + 2 + i).seconds for i in range(5)]
         changed = []
         raised = {"warnings": first.warnings, "breaches": first.breaches}
         for i in range(3):

@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 PAUSE_HORIZON_S = 120 * 86400.0
 """How far past now maintenance occurrences are looked up for a clock's due instant."""
 
+CHUNK = 2000
+"""Cases computed and saved per transaction in a long pass (the first one over a store)."""
 HOLE_TTL_S = 300.0
 """How long an unseen event id below the watermark is looked for again."""
 MAX_NEW_HOLES = 100_000
@@ -140,16 +142,16 @@ class SlaSweep:
         events, top = self._repo.changed_events(watermark, sorted(self._holes))
         wanted = sorted({c for _, c in events if c is not None} | set(self._repo.dirty_cases()))
         self._track_holes(watermark, top, {event_id for event_id, _ in events}, now)
+        rows: list[ClockRow] = []
         if wanted:
             self._file_stamps.clear()  # calendar files are looked at once per pass
             contracts = self._contracts()
-            for start in range(0, len(wanted), 2000):
-                inputs = self._repo.case_inputs(wanted[start : start + 2000])
+            for start in range(0, len(wanted), CHUNK):
+                if rows:  # a long pass commits as it goes: writers never wait for all of it
+                    self._repo.save_clocks(rows, now=now)
+                inputs = self._repo.case_inputs(wanted[start : start + CHUNK])
                 rows = [row for case in inputs for row in self.clocks(case, contracts, now)]
-                self._repo.save_clocks(rows, now=now)
-        if top != watermark:
-            self._repo.set_watermark(top, now)
-        raised = self._repo.raise_due(now, alert_text)
+        raised = self._repo.finish_pass(rows, top if top != watermark else None, now, alert_text)
         breaches = [a for a in raised if a.kind == "sla_breach"]
         for alert in breaches:
             if self._escalate is not None:

@@ -152,18 +152,21 @@ class SlaRepo:
     def dirty_cases(self) -> list[str]:
         with self._engine.connect() as conn:
             found = conn.execute(
-                sa.select(case_sla.c.case_id).where(case_sla.c.dirty.is_(True)).distinct()
+                sa.select(case_sla.c.case_id).where(case_sla.c.dirty == sa.true()).distinct()
             ).scalars()
             return sorted(str(case_id) for case_id in found)
 
     def set_watermark(self, event_id: int, now: float) -> None:
-        insert = (sqlite_dialect.insert if self._sqlite else pg_dialect.insert)(desk_sweep)
         with self._write_engine.begin() as conn:
-            conn.execute(
-                insert.values(name=_SWEEP, last_event_id=event_id, swept_at=now).on_conflict_do_update(
-                    index_elements=["name"], set_={"last_event_id": event_id, "swept_at": now}
-                )
+            self._set_watermark(conn, event_id, now)
+
+    def _set_watermark(self, conn: sa.Connection, event_id: int, now: float) -> None:
+        insert = (sqlite_dialect.insert if self._sqlite else pg_dialect.insert)(desk_sweep)
+        conn.execute(
+            insert.values(name=_SWEEP, last_event_id=event_id, swept_at=now).on_conflict_do_update(
+                index_elements=["name"], set_={"last_event_id": event_id, "swept_at": now}
             )
+        )
 
     # ------------------------------------------------------------------ case inputs
 
@@ -234,6 +237,21 @@ class SlaRepo:
 
     def save_clocks(self, rows: Iterable[ClockRow], *, now: float) -> int:
         """Insert or update computed clocks (keeping when warnings and breaches were raised)."""
+        with self._write_engine.begin() as conn:
+            return self._save(conn, rows, now)
+
+    def finish_pass(
+        self, rows: Iterable[ClockRow], watermark: int | None, now: float, text: Callable[[Alert], str]
+    ) -> list[Alert]:
+        """One transaction (one commit) for the end of a sweep: the last computed clocks, the
+        new watermark (None: unchanged), and the alerts now due (each raised once, see :meth:`_raise`)."""
+        with self._write_engine.begin() as conn:
+            self._save(conn, rows, now)
+            if watermark is not None:
+                self._set_watermark(conn, watermark, now)
+            return self._raise(conn, now, text)
+
+    def _save(self, conn: sa.Connection, rows: Iterable[ClockRow], now: float) -> int:
         values = [
             {
                 "case_id": r.case_id,
@@ -260,94 +278,81 @@ class SlaRepo:
             index_elements=["case_id", "target"],
             set_={c.name: insert.excluded[c.name] for c in case_sla.c if c.name not in kept},
         )
-        with self._write_engine.begin() as conn:
-            for start in range(0, len(values), 5000):
-                conn.execute(statement, values[start : start + 5000])
+        for start in range(0, len(values), 5000):
+            conn.execute(statement, values[start : start + 5000])
         return len(values)
 
-    def drop_clocks(self, case_id: str, targets: Iterable[str]) -> None:
-        """Forget clocks a case no longer has (its type or contract changed)."""
-        with self._write_engine.begin() as conn:
-            conn.execute(
-                case_sla.delete().where(case_sla.c.case_id == case_id, case_sla.c.target.in_(list(targets)))
+    # the conditional UPDATE ... RETURNING below is what makes each alert happen once, however
+    # many sweeps race: a row is returned only to the transaction that marked it. A breach
+    # marks the warning too (a clock that breaches at once does not warn after it).
+    def _raise(self, conn: sa.Connection, now: float, text: Callable[[Alert], str]) -> list[Alert]:
+        breached = conn.execute(
+            case_sla.update()
+            .where(case_sla.c.breached_at.is_(None), case_sla.c.due_at <= now)
+            .values(breached_at=now, warned_at=sa.func.coalesce(case_sla.c.warned_at, now))
+            .returning(case_sla.c.case_id, case_sla.c.target, case_sla.c.due_at, case_sla.c.target_s)
+        ).all()
+        warned = conn.execute(
+            case_sla.update()
+            .where(case_sla.c.warned_at.is_(None), case_sla.c.warn_at <= now)
+            .values(warned_at=now)
+            .returning(
+                case_sla.c.case_id,
+                case_sla.c.target,
+                case_sla.c.warn_at,
+                case_sla.c.due_at,
+                case_sla.c.target_s,
             )
-
-    def raise_due(self, now: float, text: Callable[[Alert], str]) -> list[Alert]:
-        """Mark every clock whose warning or breach instant has passed and was not raised yet,
-        and add its timeline event (``text(alert)``), in one transaction: the alerts raised.
-
-        The conditional UPDATE ... RETURNING is what makes each alert happen once, however
-        many sweeps race: a row is returned only to the transaction that marked it. A breach
-        marks the warning too (a clock that breaches at once does not warn after it).
-        """
-        with self._write_engine.begin() as conn:
-            breached = conn.execute(
-                case_sla.update()
-                .where(case_sla.c.breached_at.is_(None), case_sla.c.due_at <= now)
-                .values(breached_at=now, warned_at=sa.func.coalesce(case_sla.c.warned_at, now))
-                .returning(case_sla.c.case_id, case_sla.c.target, case_sla.c.due_at, case_sla.c.target_s)
-            ).all()
-            warned = conn.execute(
-                case_sla.update()
-                .where(case_sla.c.warned_at.is_(None), case_sla.c.warn_at <= now)
-                .values(warned_at=now)
-                .returning(
-                    case_sla.c.case_id,
-                    case_sla.c.target,
-                    case_sla.c.warn_at,
-                    case_sla.c.due_at,
-                    case_sla.c.target_s,
-                )
-            ).all()
-            ids = sorted({r.case_id for r in breached} | {r.case_id for r in warned})
-            about: dict[str, Any] = {}
-            for start in range(0, len(ids), _CHUNK):
-                for row in conn.execute(
-                    sa.select(cases.c.id, customers.c.slug, cases.c.title, cases.c.opened_at)
-                    .join(customers, customers.c.id == cases.c.customer_id)
-                    .where(cases.c.id.in_(ids[start : start + _CHUNK]))
-                ):
-                    about[row.id] = row
-            alerts = [
-                Alert(
-                    r.case_id,
-                    about[r.case_id].slug,
-                    about[r.case_id].title,
-                    r.target,
-                    "sla_warning",
-                    r.warn_at,
-                    r.target_s,
-                    r.due_at,
-                    about[r.case_id].opened_at,
-                )
-                for r in warned
-            ] + [
-                Alert(
-                    r.case_id,
-                    about[r.case_id].slug,
-                    about[r.case_id].title,
-                    r.target,
-                    "sla_breach",
-                    r.due_at,
-                    r.target_s,
-                    r.due_at,
-                    about[r.case_id].opened_at,
-                )
-                for r in breached
-            ]
-            events = [
-                {
-                    "case_id": a.case_id,
-                    "ts": now,
-                    "kind": a.kind,
-                    "actor": None,
-                    "text": text(a)[:10_000],
-                    "data": {"target": a.target, "at": a.at, "due_at": a.due_at, "target_s": a.target_s},
-                }
-                for a in alerts
-            ]
-            for start in range(0, len(events), 5000):
-                conn.execute(case_events.insert(), events[start : start + 5000])
+        ).all()
+        ids = sorted({r.case_id for r in breached} | {r.case_id for r in warned})
+        about: dict[str, Any] = {}
+        for start in range(0, len(ids), _CHUNK):
+            for row in conn.execute(
+                sa.select(cases.c.id, customers.c.slug, cases.c.title, cases.c.opened_at)
+                .join(customers, customers.c.id == cases.c.customer_id)
+                .where(cases.c.id.in_(ids[start : start + _CHUNK]))
+            ):
+                about[row.id] = row
+        alerts = [
+            Alert(
+                r.case_id,
+                about[r.case_id].slug,
+                about[r.case_id].title,
+                r.target,
+                "sla_warning",
+                r.warn_at,
+                r.target_s,
+                r.due_at,
+                about[r.case_id].opened_at,
+            )
+            for r in warned
+        ] + [
+            Alert(
+                r.case_id,
+                about[r.case_id].slug,
+                about[r.case_id].title,
+                r.target,
+                "sla_breach",
+                r.due_at,
+                r.target_s,
+                r.due_at,
+                about[r.case_id].opened_at,
+            )
+            for r in breached
+        ]
+        events = [
+            {
+                "case_id": a.case_id,
+                "ts": now,
+                "kind": a.kind,
+                "actor": None,
+                "text": text(a)[:10_000],
+                "data": {"target": a.target, "at": a.at, "due_at": a.due_at, "target_s": a.target_s},
+            }
+            for a in alerts
+        ]
+        for start in range(0, len(events), 5000):
+            conn.execute(case_events.insert(), events[start : start + 5000])
         return alerts
 
     # ------------------------------------------------------------------ people's views
