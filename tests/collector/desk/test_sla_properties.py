@@ -281,3 +281,14 @@ def test_a_reopened_case_resumes_its_resolve_clock_not_its_restore_clock():
     assert (resolve.clock, resolve.elapsed_s) == ("running", 3 * 3600.0)  # 2 h + 1 h after the reopen
     assert resolve.due_at == monday_9 + 7 * 3600  # 16:00: two hours still to go
     assert (restore.clock, restore.elapsed_s, restore.due_at) == ("stopped", 2 * 3600.0, None)
+
+
+@SETTINGS
+@given(spans(), st.integers(0, 8 * 1440))
+def test_business_time_adds_up_across_any_cut(case, cut):
+    cal, start, end, pauses = case
+    middle = min(end, start + 60 * cut) + 17  # a cut off the minute grid
+    if middle >= end:
+        return
+    whole = business_seconds(cal, start, end, pauses)
+    assert whole == business_seconds(cal, start, middle, pauses) + business_seconds(cal, middle, end, pauses)
