@@ -151,8 +151,7 @@ class SlaSweep:
                     self._repo.save_clocks(rows, now=now)
                 inputs = self._repo.case_inputs(wanted[start : start + CHUNK])
                 rows = [row for case in inputs for row in self.clocks(case, contracts, now)]
-        raised = self._repo.finish_pass(rows, top if top != watermark else None, now, alert_text)
-        breaches = [a for a in raised if a.kind == "sla_breach"]
+        warnings, breaches = self._repo.finish_pass(rows, top if top != watermark else None, now, alert_text)
         for alert in breaches:
             if self._escalate is not None:
                 try:
@@ -161,7 +160,7 @@ class SlaSweep:
                     log.error("breach of case %s not escalated: %s", alert.case_id, exc)
         return SweepReport(
             recomputed=len(wanted),
-            warnings=len(raised) - len(breaches),
+            warnings=warnings,
             breaches=len(breaches),
             seconds=time.perf_counter() - started,
         )

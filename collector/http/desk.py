@@ -61,7 +61,7 @@ def _visible(repo: DeskRepo, who: ApiPrincipal, customer: str) -> None:
     with store_errors():
         if not who.scope.allows(customer):
             raise NotFound(f"no customer {customer!r}")
-        repo.customer_file(who.scope, customer)
+        repo.require_customer(who.scope, customer)
 
 
 def _require_manager(who: ApiPrincipal) -> None:

@@ -256,6 +256,11 @@ class DeskRepo:
 
     # ------------------------------------------------------------------ the customer file
 
+    def require_customer(self, scope: Scope, customer: str) -> None:
+        """NotFound unless ``customer`` exists and ``scope`` may see it."""
+        with self._engine.connect() as conn:
+            self._customer_id(conn, scope, customer)
+
     def customer_file(self, scope: Scope, customer: str) -> CustomerFile:
         with self._engine.connect() as conn:
             row = conn.execute(

@@ -78,7 +78,7 @@ class ClockRow:
 
 @dataclass(frozen=True, slots=True)
 class Alert:
-    """A threshold crossed and not raised yet."""
+    """A threshold crossed and raised (customer, title and opened_at filled for breaches)."""
 
     case_id: str
     customer: str
@@ -242,9 +242,10 @@ class SlaRepo:
 
     def finish_pass(
         self, rows: Iterable[ClockRow], watermark: int | None, now: float, text: Callable[[Alert], str]
-    ) -> list[Alert]:
+    ) -> tuple[int, list[Alert]]:
         """One transaction (one commit) for the end of a sweep: the last computed clocks, the
-        new watermark (None: unchanged), and the alerts now due (each raised once, see :meth:`_raise`)."""
+        new watermark (None: unchanged), and the alerts now due, each raised once
+        (:meth:`_raise`): the number of warnings and the breaches raised."""
         with self._write_engine.begin() as conn:
             self._save(conn, rows, now)
             if watermark is not None:
@@ -282,29 +283,78 @@ class SlaRepo:
             conn.execute(statement, values[start : start + 5000])
         return len(values)
 
-    # the conditional UPDATE ... RETURNING below is what makes each alert happen once, however
-    # many sweeps race: a row is returned only to the transaction that marked it. A breach
-    # marks the warning too (a clock that breaches at once does not warn after it).
-    def _raise(self, conn: sa.Connection, now: float, text: Callable[[Alert], str]) -> list[Alert]:
+    def _raise(
+        self, conn: sa.Connection, now: float, text: Callable[[Alert], str]
+    ) -> tuple[int, list[Alert]]:
+        """Mark the clocks due at ``now`` and add their timeline events, in set operations.
+
+        The conditional UPDATEs make each alert happen once, however many sweeps race: a
+        row is marked only by the transaction that finds it unmarked, and stamped with this
+        pass's ``now``, which is how the INSERT ... SELECT below finds exactly the rows this
+        pass marked. A breach marks the warning too (a clock that breaches at once does not
+        warn after it). Only breaches come back as :class:`Alert` (they are escalated one
+        by one); warnings are counted.
+        """
         breached = conn.execute(
             case_sla.update()
             .where(case_sla.c.breached_at.is_(None), case_sla.c.due_at <= now)
             .values(breached_at=now, warned_at=sa.func.coalesce(case_sla.c.warned_at, now))
             .returning(case_sla.c.case_id, case_sla.c.target, case_sla.c.due_at, case_sla.c.target_s)
         ).all()
-        warned = conn.execute(
+        conn.execute(
             case_sla.update()
             .where(case_sla.c.warned_at.is_(None), case_sla.c.warn_at <= now)
             .values(warned_at=now)
-            .returning(
-                case_sla.c.case_id,
+        )
+        warned_now = sa.and_(case_sla.c.warned_at == now, case_sla.c.breached_at.is_(None))
+        breached_now = case_sla.c.breached_at == now
+        for kind, which, at in (
+            ("sla_warning", warned_now, case_sla.c.warn_at),
+            ("sla_breach", breached_now, case_sla.c.due_at),
+        ):
+            combos = conn.execute(
+                sa.select(case_sla.c.target, case_sla.c.target_s).where(which).distinct()
+            ).all()
+            if not combos:
+                continue
+            # The wording depends only on (target, target seconds): a handful per pass.
+            wording = sa.case(
+                *[
+                    (
+                        sa.and_(case_sla.c.target == target, case_sla.c.target_s == target_s),
+                        text(Alert("", "", "", target, kind, 0.0, target_s, None))[:10_000],
+                    )
+                    for target, target_s in combos
+                ],
+                else_=kind,
+            )
+            build = sa.func.json_object if self._sqlite else sa.func.jsonb_build_object
+            data = build(
+                "target",
                 case_sla.c.target,
-                case_sla.c.warn_at,
+                "at",
+                at,
+                "due_at",
                 case_sla.c.due_at,
+                "target_s",
                 case_sla.c.target_s,
             )
-        ).all()
-        ids = sorted({r.case_id for r in breached} | {r.case_id for r in warned})
+            columns = ["case_id", "ts", "kind", "actor", "text", "data"]
+            conn.execute(
+                case_events.insert().from_select(
+                    columns,
+                    sa.select(
+                        case_sla.c.case_id,
+                        sa.literal(now, sa.Double()),
+                        sa.literal(kind),
+                        sa.null(),
+                        wording,
+                        data,
+                    ).where(which),
+                )
+            )
+        # who and what each breach is about, for its escalation
+        ids = sorted({r.case_id for r in breached})
         about: dict[str, Any] = {}
         for start in range(0, len(ids), _CHUNK):
             for row in conn.execute(
@@ -319,19 +369,6 @@ class SlaRepo:
                 about[r.case_id].slug,
                 about[r.case_id].title,
                 r.target,
-                "sla_warning",
-                r.warn_at,
-                r.target_s,
-                r.due_at,
-                about[r.case_id].opened_at,
-            )
-            for r in warned
-        ] + [
-            Alert(
-                r.case_id,
-                about[r.case_id].slug,
-                about[r.case_id].title,
-                r.target,
                 "sla_breach",
                 r.due_at,
                 r.target_s,
@@ -340,20 +377,10 @@ class SlaRepo:
             )
             for r in breached
         ]
-        events = [
-            {
-                "case_id": a.case_id,
-                "ts": now,
-                "kind": a.kind,
-                "actor": None,
-                "text": text(a)[:10_000],
-                "data": {"target": a.target, "at": a.at, "due_at": a.due_at, "target_s": a.target_s},
-            }
-            for a in alerts
-        ]
-        for start in range(0, len(events), 5000):
-            conn.execute(case_events.insert(), events[start : start + 5000])
-        return alerts
+        warnings = conn.execute(
+            sa.select(sa.func.count()).select_from(case_sla).where(warned_now)
+        ).scalar_one()
+        return int(warnings), alerts
 
     # ------------------------------------------------------------------ people's views
 
