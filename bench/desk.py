@@ -12,7 +12,9 @@ times, per dialect:
   are analysed after the bulk load first, as autovacuum would within a minute;
 - ``changed_s``: a sweep after 1% of the cases changed state (new timeline rows) and an
   hour has passed, so clocks cross their thresholds and warnings and breaches are raised
-  (median of 3, each after its own changes);
+  (median of 3, each after its own changes; ``changed_passes`` has each one with the
+  alerts it raised: at 16:30 on a Monday every weekend case's restore clock reaches 75%
+  at once, a burst of about a quarter of all cases; ``changed_max_s`` is that pass);
 - ``target_s``: 1.0; ``ok``: quiet and changed sweeps both within it.
 
 Usage: ``python bench/desk.py [--cases 100000] [--customers 50] [--dialects sqlite,postgresql]``.
@@ -183,14 +185,20 @@ def bench(url: str, dialect: str, n_cases: int, n_customers: int) -> dict[str, A
         sweep.run(now + 1)  # reads the timeline events the full sweep added
         quiet = [sweep.run(now + 2 + i).seconds for i in range(5)]
         changed = []
-        raised = {"warnings": first.warnings, "breaches": first.breaches}
+        passes = []
         for i in range(3):
             at = now + 3600.0 * (i + 1)
             change(store, open_ids, n_cases // 100, at - 60, rng)
             report = sweep.run(at)
             changed.append(report.seconds)
-            raised["warnings"] += report.warnings
-            raised["breaches"] += report.breaches
+            passes.append(
+                {
+                    "seconds": round(report.seconds, 4),
+                    "recomputed": report.recomputed,
+                    "warnings": report.warnings,
+                    "breaches": report.breaches,
+                }
+            )
             assert report.recomputed == n_cases // 100, report
         with store.engine.connect() as conn:
             clocks = conn.execute(sa.text("SELECT count(*) FROM case_sla")).scalar_one()
@@ -204,8 +212,9 @@ def bench(url: str, dialect: str, n_cases: int, n_customers: int) -> dict[str, A
             "full_s": round(first.seconds, 3),
             "quiet_s": round(quiet_s, 4),
             "changed_s": round(changed_s, 4),
-            "changed_cases": n_cases // 100,
-            "raised": raised,
+            "changed_max_s": round(max(changed), 4),
+            "changed_passes": passes,
+            "full_raised": {"warnings": first.warnings, "breaches": first.breaches},
             "speedup_vs_full": round(first.seconds / max(changed_s, 1e-9), 1),
             "target_s": TARGET_S,
             "ok": quiet_s <= TARGET_S and changed_s <= TARGET_S,
