@@ -31,7 +31,12 @@ def test_emergency_cases_have_a_restore_clock_others_do_not():
 
 
 def test_history_reads_both_case_models():
-    legacy = [(1.0, "opened", {}), (2.0, "acknowledged", {}), (3.0, "resolved", {}), (4.0, "reopened", {})]
+    legacy: list[tuple[float, str, dict[str, str]]] = [
+        (1.0, "opened", {}),
+        (2.0, "acknowledged", {}),
+        (3.0, "resolved", {}),
+        (4.0, "reopened", {}),
+    ]
     desk = [
         (2.0, "state", {"from": "new", "to": "acknowledged"}),
         (3.0, "state", {"from": "acknowledged", "to": "waiting_on_customer"}),
