@@ -27,6 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("diagctl",),
     ("collector.cli",),
     ("collector.http",),
+    ("collector.web",),
     ("collector.ingest", "collector.emergency", "collector.inspections"),
     ("collector.reports",),
     ("collector.notify",),

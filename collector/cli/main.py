@@ -256,6 +256,7 @@ async def _serve(
         grpc_address=f"{_split(settings.listen)[0]}:{grpc_port}",
         grpc_service=service,
         agent_endpoint=endpoint,
+        public_url=config.emergency.public_url,
     )
     web = _Server(
         uvicorn.Config(
@@ -292,7 +293,8 @@ async def _serve(
             f"diag-collector: gRPC (agents) on {scheme}://{grpc_host}:{grpc_port}"
             f"{' with mTLS' if settings.tls_client_ca_file else ''}\n"
             f"diag-collector: HTTP on {base} (health {base}/healthz, metrics {base}/metrics)\n"
-            f"diag-collector: API on {base}/api/v1 (OpenAPI at {base}/docs)\n"
+            f"diag-collector: dashboard on {base}/ (sign in with an API token)\n"
+            f"diag-collector: API on {base}/api/v1 (docs at {base}/api/v1/docs)\n"
             f"diag-collector: store {_redact(url)}; open-files limit {fds}; Ctrl-C stops",
             flush=True,
         )

@@ -39,6 +39,7 @@ from collector.ingest.enrolment import AgentEndpoint
 from collector.store import Store
 from collector.store.errors import DatabaseError
 from collector.store.fleet import FleetRepo
+from collector.web import install as install_web
 
 __all__ = ["create_app"]
 
@@ -82,12 +83,14 @@ def create_app(
     grpc_address: str = "127.0.0.1:50051",
     grpc_service: Any = None,
     agent_endpoint: AgentEndpoint | None = None,
+    public_url: str = "",
 ) -> FastAPI:
     """The FastAPI app; ``agent_endpoint`` is what enrolment tells agents (default:
     ``grpc_address`` without TLS).
 
     ``grpc_service``: the serving process's AgentStreamService, for endpoints that talk to
-    connected agents (None in an app without gRPC).
+    connected agents (None in an app without gRPC). ``public_url``: where people reach the
+    collector (the dashboard's cookies are ``Secure`` when it is https).
     """
     app = FastAPI(
         title="diag-collector",
@@ -111,6 +114,8 @@ def create_app(
     app.state.agent_endpoint = endpoint
     for router in (ops_router, fleet_router, agents_router, cases_router, inspections_router, tokens_router):
         app.include_router(router)
+
+    install_web(app, public_url=public_url)  # the dashboard (collector.web): /, /fleet, /cases, ...
 
     @app.middleware("http")
     async def no_store_cache(
