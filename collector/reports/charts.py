@@ -211,9 +211,12 @@ def line_chart(
         f'stroke="{COLORS["axis"]}"/>'
     )
     if envelope is not None:
-        upper = " ".join(f"{x(ts):.1f},{y(hi):.1f}" for (ts, _), (_, hi) in zip(points, envelope, strict=True))
+        upper = " ".join(
+            f"{x(ts):.1f},{y(hi):.1f}" for (ts, _), (_, hi) in zip(points, envelope, strict=True)
+        )
         lower = " ".join(
-            f"{x(ts):.1f},{y(lo):.1f}" for (ts, _), (lo, _) in reversed(list(zip(points, envelope, strict=True)))
+            f"{x(ts):.1f},{y(lo):.1f}"
+            for (ts, _), (lo, _) in reversed(list(zip(points, envelope, strict=True)))
         )
         out.append(
             f'<polygon class="envelope" points="{upper} {lower}" fill="{COLORS["envelope"]}" stroke="none"/>'

@@ -122,9 +122,7 @@ class InventoryChange:
 
 
 def _rank_case() -> sa.ColumnElement[int]:
-    return sa.case(
-        *[(latest_results.c.severity == sev, rank) for sev, rank in _RANK_OF.items()], else_=-1
-    )
+    return sa.case(*[(latest_results.c.severity == sev, rank) for sev, rank in _RANK_OF.items()], else_=-1)
 
 
 class DashboardRepo:
@@ -141,7 +139,9 @@ class DashboardRepo:
             ).first()
         return row is not None and row.revoked_at is None and (row.expires_at is None or row.expires_at > now)
 
-    def fleet(self, scope: Scope, *, now: float, silent_after_s: float, recent_s: float) -> list[CustomerHealth]:
+    def fleet(
+        self, scope: Scope, *, now: float, silent_after_s: float, recent_s: float
+    ) -> list[CustomerHealth]:
         """Every customer the scope sees, most in need of attention first."""
         out: dict[str, CustomerHealth] = {}
         with self._engine.connect() as conn:
@@ -248,7 +248,11 @@ class DashboardRepo:
         out = []
         for r in rows:
             labels = json.loads(r.labels) if isinstance(r.labels, str) else dict(r.labels or {})
-            out.append(SeriesInfo(r.check, r.name, r.unit, tuple(sorted((str(k), str(v)) for k, v in labels.items()))))
+            out.append(
+                SeriesInfo(
+                    r.check, r.name, r.unit, tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+                )
+            )
         return out
 
     def host_inventory(
@@ -275,7 +279,9 @@ class DashboardRepo:
             doc,
             ts,
             [
-                InventoryChange(float(c.ts), json.loads(c.changes) if isinstance(c.changes, str) else c.changes)
+                InventoryChange(
+                    float(c.ts), json.loads(c.changes) if isinstance(c.changes, str) else c.changes
+                )
                 for c in changes
             ],
         )

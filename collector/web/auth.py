@@ -81,9 +81,7 @@ def root(request: Request) -> Response:
 
 def _sign_in_page(request: Request, next_path: str, error: str | None, status: int = 200) -> Response:
     token = secrets.token_urlsafe(32)
-    response = render(
-        request, "sign_in.html", status=status, next_path=next_path, csrf=token, error=error
-    )
+    response = render(request, "sign_in.html", status=status, next_path=next_path, csrf=token, error=error)
     response.set_cookie(
         SIGNIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_secure(request), path="/sign-in"
     )
@@ -91,7 +89,7 @@ def _sign_in_page(request: Request, next_path: str, error: str | None, status: i
 
 
 @router.get("/sign-in")
-def sign_in_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 (the query's name)
+def sign_in_form(request: Request, next: str | None = None) -> Response:
     return _sign_in_page(request, safe_next(next), None)
 
 
@@ -137,7 +135,7 @@ async def sign_out(request: Request) -> Response:
 
 
 @router.get("/lang/{lang}")
-def set_language(lang: str, request: Request, next: str | None = None) -> Response:  # noqa: A002
+def set_language(lang: str, request: Request, next: str | None = None) -> Response:
     """Remember the reader's language (a cookie; nothing else changes), then go back."""
     if lang not in LANGS:
         raise PageError(404, "web.error.not_found")

@@ -21,10 +21,10 @@ from fastapi.responses import RedirectResponse, Response
 
 from collector.emergency import service
 from collector.inspections.service import service_for
+from collector.reports import ReportError
 from collector.reports.fault import build_fault_report
 from collector.reports.model import Customer, SignOff
 from collector.reports.render import ChartMaker
-from collector.reports import ReportError
 from collector.store import Conflict, NotFound, Scope, StoreError
 from collector.store.cases import CASE_STATES, CaseRecord, CaseRepo
 from collector.web.frame import FormDep, PageError, WebUser, WebUserDep, render, require_write, store_of
@@ -166,7 +166,12 @@ def case_report(case_id: str, request: Request, user: WebUserDep, lang: str = "e
     runner = service_for(store_of(request), request.app.state.grpc).runner
     try:
         record, content = stored_fault_report(
-            runner, user.principal.scope, case_id, lang, "html", patient=False  # type: ignore[arg-type]
+            runner,
+            user.principal.scope,
+            case_id,
+            "zh-CN" if lang == "zh-CN" else "en",
+            "html",
+            patient=False,
         )
     except NotFound:
         raise PageError(404, "web.error.no_case", case=case_id) from None

@@ -1,4 +1,4 @@
-"""Pages: the fleet (customers × five layers) and a host.
+"""Pages: the fleet (customers by five layers) and a host.
 
 Threat model: both read only through the session's scope, filtered in SQL; a host of
 another customer, by URL, is the same 404 page as one that does not exist. ``/fleet.json``
@@ -15,8 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from checks.api import Layer
-from checks.api import Severity
+from checks.api import Layer, Severity
 from collector.store import NotFound, Scope, Store
 from collector.store.cases import CaseRepo
 from collector.store.dashboard import DashboardRepo
@@ -49,7 +48,13 @@ def fleet_page(request: Request, user: WebUserDep, customer: str | None = None) 
     if customer:
         rows = [r for r in rows if customer.lower() in r.customer]
     return render(
-        request, "fleet.html", user=user, active="fleet", rows=rows, layers=list(Layer), customer=customer or ""
+        request,
+        "fleet.html",
+        user=user,
+        active="fleet",
+        rows=rows,
+        layers=list(Layer),
+        customer=customer or "",
     )
 
 

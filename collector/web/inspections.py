@@ -152,7 +152,12 @@ def serve_report(record: ReportRecord, content: bytes, download: bool) -> Respon
 
 @router.get("/inspections/runs/{run_id}/report")
 def run_report(
-    run_id: str, request: Request, user: WebUserDep, lang: str = "en", format: str = "html", download: bool = False
+    run_id: str,
+    request: Request,
+    user: WebUserDep,
+    lang: str = "en",
+    format: str = "html",
+    download: bool = False,
 ) -> Response:
     if lang not in LANG_CHOICES:
         raise PageError(400, "web.error.bad_filter", field="lang")
@@ -161,7 +166,13 @@ def run_report(
     run = _run(request, user, run_id)
     service = _service(request)
     try:
-        record = render_run_report(service.runner, run, lang, format, patient=False)  # type: ignore[arg-type]
+        record = render_run_report(
+            service.runner,
+            run,
+            "zh-CN" if lang == "zh-CN" else "en",
+            "pdf" if format == "pdf" else "html",
+            patient=False,
+        )
         record, content = ReportRepo(store_of(request)).report_content(user.principal.scope, record.id)
     except ReportError:
         raise PageError(409, "web.error.report_unavailable") from None
@@ -182,7 +193,14 @@ def reports_page(request: Request, user: WebUserDep, kind: str = "", lang: str =
         user.principal.scope, kind=kind or None, lang=lang or None, limit=200
     )
     return render(
-        request, "reports.html", user=user, active="reports", rows=rows, kind=kind, lang_filter=lang, langs=LANG_CHOICES
+        request,
+        "reports.html",
+        user=user,
+        active="reports",
+        rows=rows,
+        kind=kind,
+        lang_filter=lang,
+        langs=LANG_CHOICES,
     )
 
 

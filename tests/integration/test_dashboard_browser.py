@@ -77,9 +77,7 @@ def collector(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     plans.mkdir()
     (plans / "nightly.yaml").write_text(PLAN)
     config = tmp_path / "collector.yaml"
-    config.write_text(
-        f"state_dir: {tmp_path / 'state'}\ninspections: {{plans_dir: {plans}, poll_s: 0.2}}\n"
-    )
+    config.write_text(f"state_dir: {tmp_path / 'state'}\ninspections: {{plans_dir: {plans}, poll_s: 0.2}}\n")
     port = free_port()
     proc: Proc = spawn(
         ["-m", "collector.cli", "serve", "--config", str(config), "--store", url,
@@ -207,7 +205,8 @@ def test_dashboard_in_chromium(collector, artifacts: Path) -> None:
             assert response is not None and response.status == 404
             expect(admin.locator("[role=alert]")).to_contain_text("app1")
             admin.screenshot(path=artifacts / "other-customer-404.png", full_page=True)
-            assert admin.goto(f"{base}/hosts/acme/db1").status == 200
+            own = admin.goto(f"{base}/hosts/acme/db1")
+            assert own is not None and own.status == 200
         finally:
             browser.close()
     assert sorted(p.name for p in artifacts.glob("*.png")) == sorted(

@@ -44,7 +44,9 @@ def seed(store: Store, now: float | None = None) -> dict[str, str]:
             for i in range(120):  # every 5 minutes for 10 hours, with a spike near the end
                 value = 1.0 + 0.05 * (i % 4) + (6.0 if i == 110 else 0.0)
                 seq += 1
-                points.append(PointRow(seq, now - (120 - i) * 300, "host.load", "host_load_ratio", "ratio", (), value))
+                points.append(
+                    PointRow(seq, now - (120 - i) * 300, "host.load", "host_load_ratio", "ratio", (), value)
+                )
         store.ingest(agent, IngestBatch(seq, 1, rows, points, [], []))
     engine = IncidentEngine(clock=lambda: now - 600)
     (incident,) = engine.feed(

@@ -40,7 +40,9 @@ def signed_in(store: Store, token: str, public_url: str = "") -> TestClient:
     client = client_for(store, public_url)
     page = client.get("/sign-in")
     response = client.post(
-        "/sign-in", data={"csrf": csrf_of(page.text), "token": token, "next": "/fleet"}, follow_redirects=False
+        "/sign-in",
+        data={"csrf": csrf_of(page.text), "token": token, "next": "/fleet"},
+        follow_redirects=False,
     )
     assert response.status_code == 303, response.text
     return client
@@ -68,7 +70,11 @@ def test_sign_in_refuses_bad_tokens_and_forms_without_csrf(site) -> None:
     client = client_for(store)
     page = client.get("/sign-in")
     bad = client.post("/sign-in", data={"csrf": csrf_of(page.text), "token": "nope", "next": "/fleet"})
-    assert bad.status_code == 401 and "invalid" in bad.text and "diag_session" not in bad.headers.get("set-cookie", "")
+    assert (
+        bad.status_code == 401
+        and "invalid" in bad.text
+        and "diag_session" not in bad.headers.get("set-cookie", "")
+    )
     fresh = client_for(store)  # no sign-in CSRF cookie: login CSRF from another site
     refused = fresh.post("/sign-in", data={"csrf": "x", "token": tokens["engineer"]}, follow_redirects=False)
     assert refused.status_code == 403 and "diag_session" not in refused.headers.get("set-cookie", "")
@@ -210,7 +216,9 @@ def test_language_is_switchable_and_remembered(site) -> None:
     admin = signed_in(store, tokens["admin"])
     assert "Emergency cases" in admin.get("/cases").text
     switched = admin.get("/lang/zh-CN?next=/cases")
-    assert switched.status_code == 200 and "应急工单" in switched.text and '<html lang="zh-CN">' in switched.text
+    assert (
+        switched.status_code == 200 and "应急工单" in switched.text and '<html lang="zh-CN">' in switched.text
+    )
     assert "应急工单" in admin.get("/cases").text
     assert admin.get("/lang/xx").status_code == 404
     evil = admin.get("/lang/en?next=//evil.example.com", follow_redirects=False)
