@@ -168,8 +168,7 @@ def _fleet_families() -> tuple[GaugeMetricFamily, ...]:
         ),
         GaugeMetricFamily(
             "diag_hosts",
-            "Hosts by worst state: the worst severity of their checks' latest results "
-            "(NONE: no result yet)",
+            "Hosts by worst state: the worst severity of their checks' latest results (NONE: no result yet)",
             labels=["customer", "state"],
         ),
         GaugeMetricFamily(
@@ -177,9 +176,7 @@ def _fleet_families() -> tuple[GaugeMetricFamily, ...]:
             "Emergency cases not yet resolved, by severity and state (open, acknowledged)",
             labels=["customer", "severity", "state"],
         ),
-        GaugeMetricFamily(
-            "diag_fleet_query_seconds", "Time the last fleet snapshot query for /metrics took"
-        ),
+        GaugeMetricFamily("diag_fleet_query_seconds", "Time the last fleet snapshot query for /metrics took"),
     )
 
 

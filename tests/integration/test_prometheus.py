@@ -23,6 +23,7 @@ What must hold, once the agent's data is in:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -129,10 +130,8 @@ def stack(tmp_path: Path) -> Iterator[tuple[Prometheus, str]]:
         yield Prometheus(f"http://127.0.0.1:{prom_port}"), f"http://127.0.0.1:{http_port}"
     finally:
         for proc in reversed(procs):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # it was killed
                 proc.terminate()
-            except subprocess.TimeoutExpired:
-                pass
 
 
 def _ready(prom: Prometheus) -> bool:

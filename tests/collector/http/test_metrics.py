@@ -43,7 +43,9 @@ def _seed(store: Store, checks: int = 3) -> None:
     db, _ = store.enroll_agent("acme", host="db1", agent_id="acme-db1")
     store.enroll_agent("globex", host="app1", agent_id="globex-app1")  # enrolled, never connected
     rows = [result(i + 1, f"host.check{i}", "WARN" if i == 1 else "OK") for i in range(checks)]
-    store.ingest(web, IngestBatch(checks + 1, 1, rows, [], [], [HealthRow(checks + 1, T0, {"spool_depth": 42})]))
+    store.ingest(
+        web, IngestBatch(checks + 1, 1, rows, [], [], [HealthRow(checks + 1, T0, {"spool_depth": 42})])
+    )
     store.ingest(db, IngestBatch(1, 1, [result(1, "host.load", "CRIT")], [], [], []))
     CaseRepo(store).open_case(
         CaseContent("inc-1", "acme", "DEGRADATION", "db1 degraded", "CRIT", ("db1",), [], [], {}, T0, T0),

@@ -12,14 +12,16 @@ from tests.collector.store.test_store import T0, result
 
 
 def _case(incident: str, customer: str, severity: str) -> CaseContent:
-    return CaseContent(incident, customer, "DEGRADATION", f"{incident} degraded", severity, ("h",), [], [], {}, T0, T0)
+    return CaseContent(
+        incident, customer, "DEGRADATION", f"{incident} degraded", severity, ("h",), [], [], {}, T0, T0
+    )
 
 
 def test_snapshot_counts_agents_hosts_by_worst_state_and_unresolved_cases(store: Store) -> None:
     before = time.time()
     a1, _ = store.enroll_agent("acme", host="web1", agent_id="a1")
     a2, _ = store.enroll_agent("acme", host="db1", agent_id="a2")
-    a3, _ = store.enroll_agent("acme", host="new1", agent_id="a3")  # never sends anything
+    store.enroll_agent("acme", host="new1", agent_id="a3")  # never sends anything
     g1, _ = store.enroll_agent("globex", host="app1", agent_id="g1")
     gone, _ = store.enroll_agent("globex", host="old1", agent_id="gone")
     # web1: worst of its checks' latest results is WARN (an earlier CRIT was replaced).
@@ -42,7 +44,11 @@ def test_snapshot_counts_agents_hosts_by_worst_state_and_unresolved_cases(store:
         IngestBatch(
             3,
             1,
-            [result(1, "host.load", "WARN"), result(2, "host.memory", "UNKNOWN"), result(3, "host.cpu", "CRIT")],
+            [
+                result(1, "host.load", "WARN"),
+                result(2, "host.memory", "UNKNOWN"),
+                result(3, "host.cpu", "CRIT"),
+            ],
             [],
             [],
             [],
