@@ -184,7 +184,7 @@ def scrape_registry(store: Store, *, fleet_ttl_s: float = DEFAULT_TTL_S) -> Coll
     """The app's registry: store and fleet gauges, process and Python collectors, build info."""
     from agent import __version__  # one version for the distribution; agent/__init__ imports nothing
 
-    prometheus_client.disable_created_metrics()
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StoreGauges(store))
     registry.register(FleetGauges(store, ttl_s=fleet_ttl_s))
