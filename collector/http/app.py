@@ -19,13 +19,11 @@ A host or agent of another customer answers 404, exactly like one that does not 
 # No `from __future__ import annotations` here: FastAPI resolves the endpoints' annotations
 # at runtime.
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 
 from collector.http import problems
 from collector.http.agents import router as agents_router
@@ -33,47 +31,16 @@ from collector.http.body_limits import BodyLimits
 from collector.http.cases import router as cases_router
 from collector.http.fleet import router as fleet_router
 from collector.http.inspections import router as inspections_router
+from collector.http.metrics import scrape_registry
 from collector.http.ops import router as ops_router
 from collector.http.tokens import router as tokens_router
 from collector.ingest.enrolment import AgentEndpoint
 from collector.store import Store
-from collector.store.errors import DatabaseError
-from collector.store.fleet import FleetRepo
 from collector.web import install as install_web
 
 __all__ = ["create_app"]
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
-
-class StoreGauges(Collector):
-    """Store-side gauges, read at scrape time."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        up = GaugeMetricFamily("diag_store_up", "1 if the store answered the scrape's query")
-        try:
-            stats = FleetRepo(self._store).stats()
-        except DatabaseError:  # a broken store is a metric value, not a failed scrape
-            up.add_metric([], 0.0)
-            yield up
-            return
-        up.add_metric([], 1.0)
-        customers = GaugeMetricFamily("diag_store_customers", "Customers in the store")
-        customers.add_metric([], stats["customers"])
-        hosts = GaugeMetricFamily("diag_store_hosts", "Hosts in the store")
-        hosts.add_metric([], stats["hosts"])
-        agents = GaugeMetricFamily("diag_store_agents", "Enrolled agents by state", labels=["state"])
-        agents.add_metric(["active"], stats["agents_active"])
-        agents.add_metric(["revoked"], stats["agents_revoked"])
-        skewed = GaugeMetricFamily(
-            "diag_hosts_clock_skewed",
-            "Hosts whose agent's latest batch was stamped too far ahead of the collector's clock",
-        )
-        skewed.add_metric([], stats["hosts_clock_skewed"])
-        yield from (up, customers, hosts, agents, skewed)
 
 
 def create_app(
@@ -103,9 +70,8 @@ def create_app(
     problems.install(app)
     problems.install_openapi(app)
     app.add_middleware(BodyLimits, store=store)
-    store_registry = CollectorRegistry(auto_describe=True)
+    store_registry = scrape_registry(store)  # store, fleet, process, build (collector.http.metrics)
     endpoint = agent_endpoint or AgentEndpoint(grpc_address, tls=False, server_name=None)
-    store_registry.register(StoreGauges(store))
 
     app.state.store = store
     app.state.grpc = grpc_service
