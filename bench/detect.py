@@ -88,8 +88,9 @@ def _row(r: NabResult) -> dict[str, Any]:
 def score_detector(
     make: Callable[[str], SeriesDetector], corpus: list[NabFile]
 ) -> tuple[list[ScoredFile], list[ScoredFile]]:
-    """Every file through a fresh detector: per-row alarm scores, and own alarms (1 where an
-    Anomaly opened or a Spike was reported)."""
+    """Every file through a fresh detector: per-row alarm scores, and own alarms (1 where the
+    detector raised an alarm: an Anomaly opened or a Spike was reported, once per
+    ``alarm_rest``)."""
     swept_files: list[ScoredFile] = []
     alarm_files: list[ScoredFile] = []
     for f in corpus:
@@ -100,7 +101,7 @@ def score_detector(
             ts = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
             event = detector.update(ts, value)
             scores.append(detector.alarm_score)
-            alarms.append(1.0 if isinstance(event, Anomaly) or detector.spike is not None else 0.0)
+            alarms.append(1.0 if detector.alarm else 0.0)
         swept_files.append(ScoredFile(f.name, len(f.values), f.windows, scores))
         alarm_files.append(ScoredFile(f.name, len(f.values), f.windows, alarms))
     return swept_files, alarm_files
