@@ -99,7 +99,7 @@ def score_detector(
         alarms: list[float] = []
         for stamp, value in zip(f.timestamps, f.values, strict=True):
             ts = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
-            event = detector.update(ts, value)
+            detector.update(ts, value)
             scores.append(detector.alarm_score)
             alarms.append(1.0 if detector.alarm else 0.0)
         swept_files.append(ScoredFile(f.name, len(f.values), f.windows, scores))
