@@ -151,10 +151,10 @@ def reference_tables() -> dict[str, Any]:
 
 
 GRID: tuple[dict[str, float], ...] = tuple(
-    {"spike_z": z, "spike_rest": r, "pattern_width": w}
-    for z in (4.0, 5.0)
-    for r in (50, 200)
-    for w in (1.5, 2.0, 3.0)
+    {"drift_z": z, "alarm_rest": r, "pattern_width": w}
+    for z in (1.5, 2.0)
+    for r in (50, 100, 200)
+    for w in (1.5, 2.0)
 )
 """The detector settings leave-one-category-out chooses from (the default is one of them)."""
 
