@@ -119,10 +119,24 @@ class DetectorConfig:
     score_memory: int = 500
     """``alarm_score``: a sample's score counts only when it beats the recent peak score,
     which decays by 1/``score_memory`` per sample (one episode scores once)."""
+    drift_alpha: float = 0.1
+    """DRIFT: the deviations (z, clipped at ±20) are averaged with this weight (a memory of
+    about 1/drift_alpha samples) ..."""
+    drift_z: float = 1.5
+    """... and an average at least this many scales off in the bad direction, after
+    ``pattern_warm`` samples, is reported like a spike: a change that no single sample
+    shows (a slow level shift, a burst of moderate excursions, a broken daily shape)."""
+    alarm_rest: int = 100
+    """``alarm``: an anomaly opening or a spike report is news only when no alarm was
+    raised in the previous ``alarm_rest`` samples (one alarm per episode, as an alert
+    manager's repeat interval); spikes and drifts inside the rest are not reported.
+    Anomaly events (and so cases) are never held back."""
 
     def __post_init__(self) -> None:
         if self.spike_z <= 0 or self.spike_rest < 0 or self.score_memory < 1:
             raise ValueError("need spike_z > 0, spike_rest >= 0 and score_memory >= 1")
+        if not 0 < self.drift_alpha <= 1 or self.drift_z <= 0 or self.alarm_rest < 0:
+            raise ValueError("need 0 < drift_alpha <= 1, drift_z > 0 and alarm_rest >= 0")
         if self.pattern_width <= 0 or self.pattern_warm < 0 or not 0 <= self.pattern_weight <= 1:
             raise ValueError("need pattern_width > 0, pattern_warm >= 0 and 0 <= pattern_weight <= 1")
         if not 0 < self.alpha <= 1 or not 0 < self.alpha_dev <= 1:
