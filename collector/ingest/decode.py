@@ -41,6 +41,7 @@ from collector.store.types import (
     HealthRow,
     InventoryRow,
     ResultRow,
+    SessionEntryRow,
 )
 from protos.diag.v1 import agent_pb2
 
@@ -72,6 +73,8 @@ class IngestLimits:
     max_document_len: int = 2 * 1024 * 1024
     max_check_durations: int = 2000
     max_result_chars: int = 256 * 1024
+    max_recording_chunk_bytes: int = 1024 * 1024
+    """One SessionRecordingChunk's data; an agent ships a recording in chunks far smaller."""
     max_clock_skew_s: float = 300.0
     """Entries stamped further than this ahead of the collector's clock are stored at their arrival."""
     """A result's summary and findings (details included) together: what a person can read;
@@ -377,6 +380,7 @@ def decode(
     spans: list[tuple[int, float, int]] = []
     inventories: list[InventoryRow] = []
     health: list[HealthRow] = []
+    session_rows: list[SessionEntryRow] = []
     prev = after_seq
     first_seq = 0
     findings_cache = _finding_cache(limits)
@@ -408,6 +412,8 @@ def decode(
             inventories.append(_decode_inventory(str(_At(i, seq)), seq, ts, entry.inventory, limits))
         elif kind == "health":
             health.append(_decode_health(str(_At(i, seq)), seq, ts, entry.health, limits))
+        elif kind == "recording" or kind == "session_event":
+            session_rows.append(_decode_session_entry(str(_At(i, seq)), seq, ts, entry, limits))
         # else: an entry kind from a newer agent; skipped, its seq still counts.
     return ColumnarBatch(
         max_seq=prev,
@@ -420,6 +426,7 @@ def decode(
         point_values=values,
         point_spans=spans,
         clock_skew_s=ahead_ms / 1000.0,
+        sessions=session_rows,
     )
 
 
@@ -637,6 +644,45 @@ def _decode_health(
     return HealthRow(seq=seq, ts=ts, document=document)
 
 
+SESSION_ID_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+"""A session id as the collector issues them (``s-`` and hex); anything else is refused."""
+_SESSION_WORD_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
+
+
+def _decode_session_entry(
+    where: str, seq: int, ts: float, entry: agent_pb2.Entry, limits: IngestLimits
+) -> SessionEntryRow:
+    """A SessionRecordingChunk or SessionEvent, checked field by field (the store checks ownership)."""
+    if entry.WhichOneof("kind") == "recording":
+        r = entry.recording
+        if not SESSION_ID_RE.fullmatch(r.session_id):
+            raise IngestError(f"{where} recording: session_id {r.session_id[:64]!r} is not a session id")
+        if len(r.data) > limits.max_recording_chunk_bytes:
+            raise IngestError(
+                f"{where} recording: chunk of {len(r.data)} bytes, "
+                f"more than {limits.max_recording_chunk_bytes}"
+            )
+        if r.index > 1_000_000:
+            raise IngestError(f"{where} recording: index {r.index} is out of range")
+        if r.last and not _HEX64_RE.fullmatch(r.sha256):
+            raise IngestError(f"{where} recording: the last chunk's sha256 is not 64 lowercase hex digits")
+        if r.sha256 and not r.last:
+            raise IngestError(f"{where} recording: sha256 is set on a chunk that is not the last")
+        return SessionEntryRow(
+            seq, ts, "chunk", r.session_id, index=r.index, data=bytes(r.data), last=r.last, sha256=r.sha256
+        )
+    e = entry.session_event
+    if not SESSION_ID_RE.fullmatch(e.session_id):
+        raise IngestError(f"{where} session_event: session_id {e.session_id[:64]!r} is not a session id")
+    if not _SESSION_WORD_RE.fullmatch(e.event):
+        raise IngestError(
+            f"{where} session_event: event {e.event[:64]!r} is not a snake_case word of at most 32"
+        )
+    actor = check_text(f"{where} session_event actor", e.actor, 200)
+    detail = check_text(f"{where} session_event detail", e.detail, limits.max_summary_len)
+    return SessionEntryRow(seq, ts, "event", e.session_id, event=e.event, actor=actor, detail=detail)
+
+
 LOGGED_LIMITS: Final = IngestLimits(
     max_batch_entries=1_000_000,
     max_findings=1_000_000,
@@ -649,6 +695,7 @@ LOGGED_LIMITS: Final = IngestLimits(
     max_document_len=1 << 30,
     max_check_durations=1_000_000,
     max_result_chars=1 << 30,
+    max_recording_chunk_bytes=1 << 30,
 )
 """A logged batch passed the limits in force when it arrived; a later, tighter config must
 not turn it into a quarantined row. Every other check (names, finite numbers, JSON) still runs."""
