@@ -40,7 +40,7 @@ from collector.http.models_sessions import (
     SessionRequest,
     SessionsQuery,
 )
-from collector.ingest.decode import SESSION_ID_RE
+from collector.ingest.decode_sessions import SESSION_ID_RE
 from collector.sessions.relay import SessionHub
 from collector.store import ApiPrincipal, Scope, Store
 from collector.store.errors import NotFound

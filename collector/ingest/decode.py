@@ -35,6 +35,7 @@ from typing import Any, Final
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
 
+from collector.ingest.decode_sessions import session_entry
 from collector.store.inventory import PRODUCT_TEXT_MAX, extract_products
 from collector.store.store import ColumnarBatch, SeriesRef
 from collector.store.types import (
@@ -413,7 +414,12 @@ def decode(
         elif kind == "health":
             health.append(_decode_health(str(_At(i, seq)), seq, ts, entry.health, limits))
         elif kind == "recording" or kind == "session_event":
-            session_rows.append(_decode_session_entry(str(_At(i, seq)), seq, ts, entry, limits))
+            try:
+                session_rows.append(
+                    session_entry(seq, ts, entry, limits.max_recording_chunk_bytes, limits.max_summary_len)
+                )
+            except ValueError as exc:
+                raise IngestError(f"{_At(i, seq)} {exc}") from None
         # else: an entry kind from a newer agent; skipped, its seq still counts.
     return ColumnarBatch(
         max_seq=prev,
@@ -642,45 +648,6 @@ def _decode_health(
         "abandoned_threads": h.abandoned_threads,
     }
     return HealthRow(seq=seq, ts=ts, document=document)
-
-
-SESSION_ID_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
-"""A session id as the collector issues them (``s-`` and hex); anything else is refused."""
-_SESSION_WORD_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
-
-
-def _decode_session_entry(
-    where: str, seq: int, ts: float, entry: agent_pb2.Entry, limits: IngestLimits
-) -> SessionEntryRow:
-    """A SessionRecordingChunk or SessionEvent, checked field by field (the store checks ownership)."""
-    if entry.WhichOneof("kind") == "recording":
-        r = entry.recording
-        if not SESSION_ID_RE.fullmatch(r.session_id):
-            raise IngestError(f"{where} recording: session_id {r.session_id[:64]!r} is not a session id")
-        if len(r.data) > limits.max_recording_chunk_bytes:
-            raise IngestError(
-                f"{where} recording: chunk of {len(r.data)} bytes, "
-                f"more than {limits.max_recording_chunk_bytes}"
-            )
-        if r.index > 1_000_000:
-            raise IngestError(f"{where} recording: index {r.index} is out of range")
-        if r.last and not _HEX64_RE.fullmatch(r.sha256):
-            raise IngestError(f"{where} recording: the last chunk's sha256 is not 64 lowercase hex digits")
-        if r.sha256 and not r.last:
-            raise IngestError(f"{where} recording: sha256 is set on a chunk that is not the last")
-        return SessionEntryRow(
-            seq, ts, "chunk", r.session_id, index=r.index, data=bytes(r.data), last=r.last, sha256=r.sha256
-        )
-    e = entry.session_event
-    if not SESSION_ID_RE.fullmatch(e.session_id):
-        raise IngestError(f"{where} session_event: session_id {e.session_id[:64]!r} is not a session id")
-    if not _SESSION_WORD_RE.fullmatch(e.event):
-        raise IngestError(
-            f"{where} session_event: event {e.event[:64]!r} is not a snake_case word of at most 32"
-        )
-    actor = check_text(f"{where} session_event actor", e.actor, 200)
-    detail = check_text(f"{where} session_event detail", e.detail, limits.max_summary_len)
-    return SessionEntryRow(seq, ts, "event", e.session_id, event=e.event, actor=actor, detail=detail)
 
 
 LOGGED_LIMITS: Final = IngestLimits(
