@@ -228,7 +228,7 @@ async def connect(ws: WebSocket, session_id: str) -> None:
     hub = _hub(ws)
     await ws.accept()
     refusal = await _admit(ws, store, hub, session_id)
-    if isinstance(refusal, tuple):
+    if len(refusal) == 3:
         code, text, record = refusal
         if record is not None:
             with contextlib.suppress(Exception):
@@ -237,8 +237,8 @@ async def connect(ws: WebSocket, session_id: str) -> None:
                 )
         await ws.close(code, text[:120])
         return
-    record, who = refusal
-    assert hub is not None
+    record, who = refusal[0], refusal[1]
+    assert hub is not None and isinstance(record, SessionRecord) and isinstance(who, ApiPrincipal)
     try:
         stream = await hub.open_stream(record, who.name)
     except LookupError as exc:
