@@ -278,7 +278,7 @@ def cmd_ssh(api: Api, args: argparse.Namespace, out: TextIO) -> None:
     """SSH with paramiko over the relay, checking the host key the collector pinned."""
     import socket
 
-    import paramiko
+    import paramiko  # type: ignore[import-untyped, unused-ignore]
 
     session = api.request("GET", _path(args.session_id))
     if not session["host_key"]:

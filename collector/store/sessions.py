@@ -20,6 +20,7 @@ agent says approved or active (:meth:`SessionRecord.connectable`).
 
 from __future__ import annotations
 
+import builtins
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -193,7 +194,7 @@ class SessionRepo:
         host: str | None = None,
         state: str | None = None,
         limit: int = 100,
-    ) -> list[SessionRecord]:
+    ) -> builtins.list[SessionRecord]:
         """Sessions the scope may see, newest first."""
         q = _SELECT.where(scope.where())
         if case_id is not None:
@@ -206,7 +207,7 @@ class SessionRepo:
             rows = conn.execute(q.order_by(sessions.c.created_at.desc(), sessions.c.id).limit(limit)).all()
         return [_record(r) for r in rows]
 
-    def grants_for_agent(self, agent_id: str, now: float) -> list[SessionRecord]:
+    def grants_for_agent(self, agent_id: str, now: float) -> builtins.list[SessionRecord]:
         """*internal*: the agent's unexpired, unrevoked sessions (re-sent on every connect)."""
         with self._engine.connect() as conn:
             rows = conn.execute(
@@ -216,7 +217,7 @@ class SessionRepo:
             ).all()
         return [_record(r) for r in rows]
 
-    def streams(self, scope: Scope, session_id: str) -> list[StreamRecord]:
+    def streams(self, scope: Scope, session_id: str) -> builtins.list[StreamRecord]:
         with self._engine.connect() as conn:
             self._get(conn, scope, session_id)
             rows = conn.execute(
@@ -253,7 +254,9 @@ class SessionRepo:
             r.session_id, bytes(r.content), int(r.size), r.sha256, bool(r.verified), r.assembled_at
         )
 
-    def audit(self, scope: Scope, session_id: str | None = None, limit: int = 10_000) -> list[AuditRow]:
+    def audit(
+        self, scope: Scope, session_id: str | None = None, limit: int = 10_000
+    ) -> builtins.list[AuditRow]:
         """Audit rows the scope may see (one session's, or all), by customer and seq."""
         q = (
             sa.select(session_audit, customers.c.slug)
@@ -268,7 +271,7 @@ class SessionRepo:
             rows = conn.execute(q.order_by(customers.c.slug, session_audit.c.seq).limit(limit)).all()
         return [_audit(r) for r in rows]
 
-    def verify_audit(self, scope: Scope) -> list[AuditVerdict]:
+    def verify_audit(self, scope: Scope) -> builtins.list[AuditVerdict]:
         """Check every chain the scope may see; each verdict names its first bad seq."""
         by_customer: dict[str, list[AuditRow]] = {}
         with self._engine.connect() as conn:
@@ -391,7 +394,7 @@ class SessionRepo:
 
     # ------------------------------------------------------------------ writes (the collector)
 
-    def expire_due(self, now: float) -> list[SessionRecord]:
+    def expire_due(self, now: float) -> builtins.list[SessionRecord]:
         """*internal*: every live session past ``not_after`` → expired (audited); returns them."""
         with self._write_engine.begin() as conn:
             due = conn.execute(_SELECT.where(sessions.c.state.in_(LIVE), sessions.c.not_after <= now)).all()

@@ -114,7 +114,10 @@ def test_request_approve_proxy_revoke_replay_and_audit(
         proc.stdin.close()
         proc.stdout.close()
         # the agent's recording arrives through the spool; replay plays it with its timing
-        cast = b'{"version": 2, "width": 80, "height": 24}\n[0.01, "o", "$ uname -a\\r\\n"]\n[0.02, "i", "x"]\n[0.03, "o", "Linux db1\\r\\n"]\n'
+        cast = (
+            b'{"version": 2, "width": 80, "height": 24}\n[0.01, "o", "$ uname -a\\r\\n"]\n'
+            b'[0.02, "i", "x"]\n[0.03, "o", "Linux db1\\r\\n"]\n'
+        )
         chunk = pb.SessionRecordingChunk(
             session_id=sid, index=0, data=cast, last=True, sha256=hashlib.sha256(cast).hexdigest()
         )

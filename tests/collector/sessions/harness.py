@@ -162,12 +162,13 @@ class FakeAgent:
         for i in range(0, len(data), 32 * 1024):
             piece = data[i : i + 32 * 1024]
             if self.honour_window:
-                assert wait_for(lambda: self.windows.get(stream_id, 0) >= len(piece), 10), "no window"
+                need = len(piece)
+                assert wait_for(lambda: self.windows.get(stream_id, 0) >= need, 10), "no window"  # noqa: B023
                 self.windows[stream_id] -= len(piece)
             self.send(pb.AgentMessage(session_data=pb.SessionData(stream_id=stream_id, data=piece)))
 
     def flood(self, stream_id: int, limit: int) -> int:
-        """Send within the window until it stays shut for half a second (or ``limit`` bytes); returns bytes sent."""
+        """Send within the window until it stays shut for 0.5 s (or ``limit`` bytes); returns bytes sent."""
         sent = 0
         piece = b"y" * 32 * 1024
         while sent < limit:

@@ -49,7 +49,7 @@ def test_only_engineers_request_and_input_is_checked(client: TestClient, t: dict
         r = client.post("/api/v1/sessions", headers=h(t[who]), json=_body(t))
         assert r.status_code == 403 and "engineer" in r.json()["detail"]
     assert client.post("/api/v1/sessions", json=_body(t)).status_code == 401
-    bad = [
+    bad: list[tuple[dict[str, object], str]] = [
         ({"public_key": "ssh-ed25519 AAAA"}, "public_key"),
         ({"public_key": KEY.replace("ssh-ed25519", "ssh-rsa")}, "public_key"),
         ({"mode": "root"}, "mode"),

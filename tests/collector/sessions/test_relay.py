@@ -14,13 +14,13 @@ import pytest
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
-from websockets.uri import parse_uri
 from websockets.sync.client import ClientConnection, connect
+from websockets.uri import parse_uri
 
 from collector.sessions.relay import INITIAL_WINDOW
 from collector.store import Store
-from collector.store.sessions import SessionRepo
 from collector.store.queries import Scope
+from collector.store.sessions import SessionRepo
 from protos.diag.v1 import agent_pb2 as pb
 from tests.collector.sessions.conftest import KEY, open_case
 from tests.collector.sessions.harness import FakeAgent, SessionCollector
@@ -74,9 +74,9 @@ def _request(c: SessionCollector, t: dict[str, str], host: str = "db1") -> str:
     return str(r.json()["id"])
 
 
-def _ws(c: SessionCollector, sid: str, token: str, **kw: object) -> ClientConnection:
+def _ws(c: SessionCollector, sid: str, token: str) -> ClientConnection:
     url = f"{c.ws_base}/api/v1/sessions/{sid}/connect"
-    return connect(url, additional_headers={"Authorization": f"Bearer {token}"}, **kw)  # type: ignore[arg-type]
+    return connect(url, additional_headers={"Authorization": f"Bearer {token}"})
 
 
 @contextlib.contextmanager
@@ -245,7 +245,7 @@ def test_hostile_agent_frames_are_refused_counted_and_contained(
             bad.send(
                 pb.AgentMessage(session_data=pb.SessionData(stream_id=stream_id, data=b"x" * (32 * 1024 + 1)))
             )
-            code, reason = _closed_with(ws)
+            _code, reason = _closed_with(ws)
             assert "oversized" in reason
         assert collector.refused("oversized") == 1
         assert wait_for(lambda: stream_id in bad.closed, 5)
