@@ -33,6 +33,7 @@ from collector.http.fleet import router as fleet_router
 from collector.http.inspections import router as inspections_router
 from collector.http.metrics import scrape_registry
 from collector.http.ops import router as ops_router
+from collector.http.sessions import router as sessions_router
 from collector.http.tokens import router as tokens_router
 from collector.ingest.enrolment import AgentEndpoint
 from collector.store import Store
@@ -51,6 +52,7 @@ def create_app(
     grpc_service: Any = None,
     agent_endpoint: AgentEndpoint | None = None,
     public_url: str = "",
+    sessions: Any = None,
 ) -> FastAPI:
     """The FastAPI app; ``agent_endpoint`` is what enrolment tells agents (default:
     ``grpc_address`` without TLS).
@@ -78,8 +80,10 @@ def create_app(
     app.state.store_registry = store_registry
     app.state.metrics_registry = metrics_registry
     app.state.agent_endpoint = endpoint
+    app.state.sessions = sessions  # the serving process's SessionHub (collector.sessions.relay), or None
     for router in (ops_router, fleet_router, agents_router, cases_router, inspections_router, tokens_router):
         app.include_router(router)
+    app.include_router(sessions_router)
 
     install_web(app, public_url=public_url)  # the dashboard (collector.web): /, /fleet, /cases, ...
 

@@ -59,6 +59,7 @@ from collector.store.schema import (
     series,
 )
 from collector.store.schema_ingest_log import ingest_log
+from collector.store.session_audit import apply_session_entries
 from collector.store.tokens import (
     AGENT_TOKEN_KIND,
     API_TOKEN_KIND,
@@ -67,7 +68,7 @@ from collector.store.tokens import (
     hash_token,
     new_token,
 )
-from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBatch, PointRow
+from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBatch, PointRow, SessionEntryRow
 
 __all__ = [
     "ROLES",
@@ -215,6 +216,8 @@ class ColumnarBatch(IngestBatch):
     clock_skew_s: float = 0.0
     """How far ahead of the collector's clock the furthest entry was stamped (0: none was
     implausible); those entries carry their arrival time instead (see ``ingest.decode``)."""
+    sessions: list[SessionEntryRow] = field(default_factory=list)
+    """Spooled session entries (recording chunks, host-side events): see ``store.session_audit``."""
 
     def point_rows(self) -> list[PointRow]:
         """The points as :class:`PointRow` objects (for tests and tools, not the hot path)."""
@@ -792,7 +795,7 @@ class Store:
         created: dict[SeriesRef, int],
         now: float,
     ) -> None:
-        """Write the entries above ``stored``: results, points, inventory, health; touch the host."""
+        """Write the entries above ``stored``: results, points, inventory, health, sessions."""
         self._write_results(conn, agent, host_id, stored, batch)
         refs, values, spans = _point_columns(batch)
         if refs:
@@ -808,6 +811,8 @@ class Store:
                     for h in health_rows.values()
                 ],
             )
+        if isinstance(batch, ColumnarBatch) and batch.sessions:
+            apply_session_entries(conn, agent, [e for e in batch.sessions if e.seq > stored], now)
         skew = batch.clock_skew_s if isinstance(batch, ColumnarBatch) else 0.0
         # The host's clock skew is its current state: set by a batch stamped too far ahead,
         # cleared by the next batch that is not.

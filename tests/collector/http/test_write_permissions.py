@@ -17,6 +17,7 @@ A real store (SQLite and PostgreSQL) behind the real FastAPI app.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,14 +27,19 @@ from fastapi.testclient import TestClient
 from collector.http.app import create_app
 from collector.inspections.plan import parse_plan
 from collector.inspections.service import service_for
-from collector.store import Store
+from collector.store import Scope, Store
 from collector.store.reports import ReportRepo
+from collector.store.schema_sessions import sessions
+from collector.store.sessions import SessionRepo
 from tests.collector.cases.test_api import open_case
+from tests.collector.sessions.conftest import KEY
 from tests.collector.store.conftest import pg_store_session, pg_url, store
 
 __all__ = ["pg_store_session", "pg_url", "store"]
 
 WRITE_METHODS = {"post", "put", "patch", "delete"}
+SID = "s-00000000000000a1"
+"""acme's session (requested), seeded with this id."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,8 @@ class Write:
     path: str
     body: dict[str, Any] | None = None
     params: dict[str, str] = field(default_factory=dict)
+    allowed: tuple[str, ...] = ("acme admin", "engineer")
+    """Who gets past the role check (the control); a route for one role names it."""
 
 
 WRITES: dict[tuple[str, str], Write] = {
@@ -60,6 +68,18 @@ WRITES: dict[tuple[str, str], Write] = {
     ("POST", "/api/v1/tokens/{token_id}/revoke"): Write("/api/v1/tokens/6/revoke"),
     # Report 1 is acme's stored fault report of C-acme-1 (see seeded).
     ("POST", "/api/v1/reports/{report_id}/render"): Write("/api/v1/reports/1/render"),
+    ("POST", "/api/v1/sessions"): Write(
+        "/api/v1/sessions",
+        {"host": "db1", "case": "C-acme-1", "reason": "disk", "public_key": KEY, "duration_s": 600},
+        allowed=("engineer",),
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/approve"): Write(
+        f"/api/v1/sessions/{SID}/approve", allowed=("acme admin",)
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/deny"): Write(
+        f"/api/v1/sessions/{SID}/deny", allowed=("acme admin",)
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/revoke"): Write(f"/api/v1/sessions/{SID}/revoke"),
     ("PUT", "/api/v1/customers/{customer}/profile"): Write(
         "/api/v1/customers/acme/profile", {"name": "Acme Trading Co."}
     ),
@@ -68,7 +88,6 @@ WRITES: dict[tuple[str, str], Write] = {
 
 REFUSED_ALWAYS = {"acme viewer": {403}}
 REFUSED_OTHER_CUSTOMER = {"globex viewer": {403, 404}, "globex admin": {403, 404}}
-ALLOWED = ("acme admin", "engineer")
 
 
 def write_routes(app: Any) -> set[tuple[str, str]]:
@@ -93,6 +112,19 @@ def seeded(store: Store) -> tuple[TestClient, dict[str, str]]:
         "globex viewer": store.create_api_token("globex-viewer", "viewer", customer="globex"),
     }
     store.create_api_token("acme-spare", "viewer", customer="acme")  # id 6: for the revoke route
+    s = SessionRepo(store).request(
+        Scope.everything(),
+        engineer="eng",
+        host="db1",
+        case_id="C-acme-1",
+        reason="disk",
+        mode="shell",
+        public_key=KEY,
+        duration_s=600,
+        now=time.time(),
+    )
+    with store.engine.begin() as conn:
+        conn.execute(sessions.update().where(sessions.c.id == s.id).values(id=SID))
     # Report 1: a stored fault report of acme's case, for the render-again route.
     ReportRepo(store).add_report("acme", "fault", "C-acme-1", "en", "html", b"<html></html>")
     return TestClient(create_app(store)), tokens
@@ -130,7 +162,7 @@ def test_read_only_and_foreign_callers_are_refused_every_write(
         response = send(client, method, write, tokens[who])
         assert response.status_code in expected, (who, response.status_code, response.text)
     # The control, after the refusals (which must have changed nothing it depends on).
-    for who in ALLOWED:
+    for who in write.allowed:
         response = send(client, method, write, tokens[who])
         assert response.status_code < 300 or response.status_code == 409, (who, response.text)
         if method == "POST" and route[1] == "/api/v1/agents":
