@@ -71,6 +71,7 @@ from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBat
 
 __all__ = [
     "ROLES",
+    "STAFF_ROLES",
     "ApiPrincipal",
     "ColumnarBatch",
     "LogAppend",
@@ -85,8 +86,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-Role = Literal["engineer", "customer_admin", "viewer"]
+Role = Literal["engineer", "customer_admin", "viewer", "service_manager"]
 ROLES: tuple[Role, ...] = get_args(Role)
+STAFF_ROLES: tuple[Role, ...] = ("engineer", "service_manager")
+"""The vendor's people: they see every customer (a service manager writes only cases)."""
 
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _AUTH_CACHE_TTL_S = 2.0  # revocation by another process takes effect within this
@@ -184,11 +187,17 @@ class ApiPrincipal:
 
     @property
     def scope(self) -> Scope:
-        return Scope.everything() if self.role == "engineer" else Scope.of(self.customer or "")
+        return Scope.everything() if self.role in STAFF_ROLES else Scope.of(self.customer or "")
 
     @property
     def can_write(self) -> bool:
+        """May change the fleet, plans and tokens (a service manager changes only cases)."""
         return self.role in ("engineer", "customer_admin")
+
+    @property
+    def is_staff(self) -> bool:
+        """An engineer or a service manager: works cases of every customer."""
+        return self.role in STAFF_ROLES
 
 
 SeriesRef = tuple[str, str, str, tuple[tuple[str, str], ...]]
@@ -1336,9 +1345,9 @@ class Store:
         """
         if role not in ROLES:
             raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        if role == "engineer" and customer is not None:
-            raise StoreError("engineer tokens see every customer: do not pass a customer")
-        if role != "engineer" and customer is None:
+        if role in STAFF_ROLES and customer is not None:
+            raise StoreError(f"{role} tokens see every customer: do not pass a customer")
+        if role not in STAFF_ROLES and customer is None:
             raise StoreError(f"a {role} token belongs to one customer: pass --customer")
         _check_name("token name", name)
         token = new_token(API_TOKEN_KIND)
