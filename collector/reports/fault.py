@@ -41,6 +41,7 @@ from collector.reports.model import (
 from collector.reports.on_demand import digest, renders
 from collector.reports.render import Format, render_fault_analysis
 from collector.schedule.cron import load_zone
+from collector.store.case_states import CASE_STATES, LABELS
 from collector.store.cases import CaseRecord, CaseRepo
 from collector.store.inspections import InspectionRepo
 from collector.store.queries import Scope
@@ -398,7 +399,7 @@ def build_fault_report(
     )
 
 
-_STATE_ZH = {"open": "处理中", "acknowledged": "已受理", "resolved": "已解决", "closed": "已关闭"}
+_STATE_ZH = {state: zh for state, (_en, zh) in LABELS.items() if state in CASE_STATES}
 
 
 def _severity(value: str) -> Severity:

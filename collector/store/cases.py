@@ -492,7 +492,7 @@ class CaseRepo:
             if missing and state in ("resolved", "follow_up"):
                 raise Conflict(
                     f"complaint {case_id} cannot be closed before its {' and '.join(missing)} "
-                    "are recorded (POST /api/v1/cases/{id}/complaint-steps)"
+                    f"are recorded (POST /api/v1/cases/{case_id}/complaint-steps)"
                 )
             transition(
                 conn, case_id, state, "close", actor=actor, now=now, text="closed",

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 
 from collector.store.case_records import CaseRecord
 from collector.store.case_states import (
+    ACTIVE_STATES,
     CASE_TYPES,
     CHANNELS,
     COMPLAINT_STEPS,
@@ -51,6 +52,7 @@ __all__ = [
     "DECISIONS",
     "DESK_STEPS",
     "SEVERITIES",
+    "DeskOverview",
     "DeskRepo",
     "NewCase",
     "TimeEntry",
@@ -105,6 +107,19 @@ class TimeLog:
     total_minutes: int
     onsite_minutes: int
     remote_minutes: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeskOverview:
+    """What the service manager's view shows."""
+
+    by_state: dict[str, int]
+    by_type: dict[str, int]
+    """Cases still being worked, per type."""
+    unassigned: tuple[str, ...]
+    waiting_on_customer: tuple[str, ...]
+    complaints_open: tuple[str, ...]
+    minutes_logged_30d: int
 
 
 def _check(condition: bool, message: str) -> None:
@@ -390,6 +405,51 @@ class DeskRepo:
             record_event(conn, case_id, now, "complaint_step", actor, f"{step.replace('_', ' ')}: {text}", data)
             conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
         return self._cases.get(scope, case_id)
+
+    # ------------------------------------------------------------------ the manager's view
+
+    def overview(self, scope: Scope, *, now: float, customer: str | None = None) -> DeskOverview:
+        """Counts and queues a service manager watches (SLA risk is the SLA clocks')."""
+        cond = scope.where() if customer is None else sa.and_(scope.where(), customers.c.slug == customer)
+        joined = cases.join(customers, customers.c.id == cases.c.customer_id)
+        with self._engine.connect() as conn:
+            by_state = {
+                str(state): int(n)
+                for state, n in conn.execute(
+                    sa.select(cases.c.state, sa.func.count()).select_from(joined).where(cond).group_by(cases.c.state)
+                )
+            }
+            by_type = {
+                str(kind): int(n)
+                for kind, n in conn.execute(
+                    sa.select(cases.c.type, sa.func.count())
+                    .select_from(joined)
+                    .where(cond, cases.c.state.in_(ACTIVE_STATES))
+                    .group_by(cases.c.type)
+                )
+            }
+
+            def ids(*where: sa.ColumnElement[bool]) -> tuple[str, ...]:
+                return tuple(
+                    conn.execute(
+                        sa.select(cases.c.id)
+                        .select_from(joined)
+                        .where(cond, *where)
+                        .order_by(cases.c.opened_at, cases.c.id)
+                        .limit(100)
+                    ).scalars()
+                )
+
+            unassigned = ids(cases.c.state == "new", cases.c.owner.is_(None))
+            waiting = ids(cases.c.state == "waiting_on_customer")
+            complaints = ids(cases.c.type == "complaint", cases.c.state != "closed")
+            minutes = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(case_time_entries.c.minutes), 0))
+                .select_from(case_time_entries.join(cases, cases.c.id == case_time_entries.c.case_id).join(
+                    customers, customers.c.id == cases.c.customer_id))
+                .where(cond, case_time_entries.c.logged_at >= now - 30 * 86400)
+            ).scalar_one()  # fmt: skip
+        return DeskOverview(by_state, by_type, unassigned, waiting, complaints, int(minutes))
 
     # ------------------------------------------------------------------ helpers
 
