@@ -35,6 +35,7 @@ OLD_STATES = "state IN ('open', 'acknowledged', 'resolved', 'closed')"
 def upgrade() -> None:
     with op.batch_alter_table("cases") as batch:
         batch.drop_constraint(op.f("ck_cases_state"), type_="check")
+        batch.alter_column("state", existing_type=sa.String(length=16), type_=sa.String(length=32))
         batch.alter_column("incident_id", existing_type=sa.String(length=64), nullable=True)
         batch.alter_column("kind", existing_type=sa.String(length=32), nullable=True)
         batch.add_column(sa.Column("type", sa.String(length=16), nullable=False, server_default="emergency"))
@@ -129,4 +130,5 @@ def downgrade() -> None:
             batch.drop_column(column)
         batch.alter_column("kind", existing_type=sa.String(length=32), nullable=False)
         batch.alter_column("incident_id", existing_type=sa.String(length=64), nullable=False)
+        batch.alter_column("state", existing_type=sa.String(length=32), type_=sa.String(length=16))
         batch.create_check_constraint("state", OLD_STATES)

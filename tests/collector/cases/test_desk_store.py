@@ -9,7 +9,7 @@ import datetime as dt
 import itertools
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from collector.store import IngestBatch, Scope, Store
@@ -79,6 +79,7 @@ def test_open_by_hand_validates_every_field_and_counts_per_customer(store: Store
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(st.lists(st.sampled_from(sorted(ACTIONS)), min_size=1, max_size=12))
+@example(["take", "start", "wait", "close", "resume", "resolve", "follow-up", "close", "reopen", "wait"])
 def test_every_step_follows_the_state_machine(desk: DeskRepo, store: Store, actions: list[str]) -> None:
     """Against a model: an allowed step moves to its target and leaves a {from, to} event;
     a refused one is a Conflict naming the steps allowed, and changes nothing."""
