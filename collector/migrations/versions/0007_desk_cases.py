@@ -15,7 +15,8 @@ Create Date: 2026-12-14
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from alembic import op
@@ -32,7 +33,36 @@ NEW_STATES = (
 OLD_STATES = "state IN ('open', 'acknowledged', 'resolved', 'closed')"
 
 
+CHILDREN = ("case_events", "case_incidents")
+"""Tables whose rows point at ``cases`` (foreign keys)."""
+
+
+@contextmanager
+def _children_set_aside() -> Iterator[None]:
+    """SQLite: batch mode rebuilds ``cases`` (copy, drop, rename) while other tables'
+    rows point at it, and ``PRAGMA foreign_keys`` cannot be turned off inside the
+    migration's transaction (deferring does not help: the drop's violations are never
+    taken back by the rename). So the children's rows wait in temporary tables while
+    ``cases`` is rebuilt, and come back after. PostgreSQL alters in place."""
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    if sqlite:
+        for table in CHILDREN:
+            op.execute(f"CREATE TEMP TABLE _keep_{table} AS SELECT * FROM {table}")
+            op.execute(f"DELETE FROM {table}")
+    yield
+    if sqlite:
+        for table in CHILDREN:
+            op.execute(f"INSERT INTO {table} SELECT * FROM _keep_{table}")
+            op.execute(f"DROP TABLE _keep_{table}")
+
+
 def upgrade() -> None:
+    with _children_set_aside():
+        _upgrade_cases()
+    _upgrade_rest()
+
+
+def _upgrade_cases() -> None:
     with op.batch_alter_table("cases") as batch:
         batch.drop_constraint(op.f("ck_cases_state"), type_="check")
         batch.alter_column("state", existing_type=sa.String(length=16), type_=sa.String(length=32))
@@ -62,6 +92,8 @@ def upgrade() -> None:
         batch.alter_column("channel", existing_type=sa.String(length=16), server_default=None)
         batch.create_check_constraint("state", NEW_STATES)
 
+
+def _upgrade_rest() -> None:
     op.create_table(
         "case_time_entries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -107,12 +139,18 @@ def downgrade() -> None:
         "DELETE FROM case_events WHERE case_id IN (SELECT id FROM cases WHERE incident_id IS NULL)"
     )
     op.execute("DELETE FROM cases WHERE incident_id IS NULL")
+    with _children_set_aside():
+        _downgrade_cases()
+
+
+def _downgrade_cases() -> None:
+    with op.batch_alter_table("cases") as batch:
+        batch.drop_constraint(op.f("ck_cases_state"), type_="check")
     op.execute(
         "UPDATE cases SET state = CASE WHEN state IN ('new', 'in_progress', 'waiting_on_customer')"
         " THEN 'open' WHEN state = 'follow_up' THEN 'resolved' ELSE state END"
     )
     with op.batch_alter_table("cases") as batch:
-        batch.drop_constraint(op.f("ck_cases_state"), type_="check")
         batch.drop_index("ix_cases_customer_type_opened")
         batch.drop_constraint(op.f("fk_cases_upgrade_id_product_upgrades"), type_="foreignkey")
         for column in (
