@@ -65,7 +65,10 @@ def cmd_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
 
 def _render_case(c: dict[str, Any], out: TextIO, lang: str = "en") -> None:
     print(f"{c['id']}  {c['severity']}  {desk.local(c, 'state', lang).upper()}  {c['title']}", file=out)
-    print(f"  customer {c['customer']}, hosts {', '.join(c['hosts']) or '-'}, owner {c['owner'] or '-'}", file=out)
+    print(
+        f"  customer {c['customer']}, hosts {', '.join(c['hosts']) or '-'}, owner {c['owner'] or '-'}",
+        file=out,
+    )
     desk.render_desk_fields(c, out, lang)
     print(
         f"  onset {when(c['onset_at'])}, detected {when(c['detected_at'])}, opened {when(c['opened_at'])}"

@@ -94,10 +94,7 @@ def cmd_time(api: Api, args: argparse.Namespace, out: TextIO) -> None:
             print(f"no time logged on {log['case_id']}", file=out)
             return
         table(
-            [
-                (e["work_date"], e["engineer"], e["minutes"], e["mode"], e["activity"])
-                for e in log["entries"]
-            ],
+            [(e["work_date"], e["engineer"], e["minutes"], e["mode"], e["activity"]) for e in log["entries"]],
             ("DATE", "ENGINEER", "MINUTES", "MODE", "ACTIVITY"),
             out,
         )
@@ -169,7 +166,9 @@ def register(add: Callable[..., Any], cases_sub: Any, action: ActionFactory) -> 
     p.add_argument("--host", help="one of the customer's hosts")
     p.add_argument("--contact", metavar="NAME", help="the customer's contact person")
     p.add_argument("--severity", choices=("CRIT", "WARN", "INFO"))
-    p = add("take", action("take", lambda a: {}), "take a new case: you become its first responder", cases_sub)
+    p = add(
+        "take", action("take", lambda a: {}), "take a new case: you become its first responder", cases_sub
+    )
     p.add_argument("case_id", metavar="CASE")
     for step, text in (
         ("start", "start work on an acknowledged case"),

@@ -58,7 +58,11 @@ def list_cases(
         before=decode_cursor(q.cursor),
     )  # fmt: skip
     return page(
-        request, response, [CaseSummaryOut.of(c) for c in rows], [(c.opened_at, c.position) for c in rows], q.limit
+        request,
+        response,
+        [CaseSummaryOut.of(c) for c in rows],
+        [(c.opened_at, c.position) for c in rows],
+        q.limit,
     )
 
 

@@ -49,7 +49,11 @@ class CaseOpen(_In):
     title: str = Field(min_length=1, max_length=500, pattern=ONE_LINE)
     description: str | None = Field(default=None, max_length=10_000, pattern=TEXT)
     host: str | None = Field(
-        default=None, min_length=1, max_length=253, pattern=ONE_LINE, description="One of the customer's hosts."
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=ONE_LINE,
+        description="One of the customer's hosts.",
     )
     contact: str | None = Field(
         default=None, min_length=1, max_length=200, pattern=ONE_LINE, description="The customer's contact."
@@ -58,7 +62,9 @@ class CaseOpen(_In):
 
 
 class StepRequest(_In):
-    note: str | None = Field(default=None, max_length=10_000, pattern=TEXT, description="Why, for the timeline.")
+    note: str | None = Field(
+        default=None, max_length=10_000, pattern=TEXT, description="Why, for the timeline."
+    )
 
 
 class TransferRequest(_In):
@@ -78,13 +84,18 @@ class TimeEntryRequest(_In):
 
 class DecisionRequest(_In):
     decision: Literal["accepted", "rejected", "deferred"]
-    text: str = Field(min_length=1, max_length=10_000, pattern=TEXT, description="The product team's reasons.")
+    text: str = Field(
+        min_length=1, max_length=10_000, pattern=TEXT, description="The product team's reasons."
+    )
 
 
 class ReleaseRequest(_In):
     release: str = Field(min_length=1, max_length=200, pattern=ONE_LINE, description="e.g. 5.2.1")
     upgrade_id: int | None = Field(
-        default=None, ge=1, le=2**31 - 1, description="The upgrade record (/api/v1/upgrades) that delivered it."
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="The upgrade record (/api/v1/upgrades) that delivered it.",
     )
 
 

@@ -287,7 +287,8 @@ def build_fault_report(
         recovered_ts = recovered_event or case.resolved_at
     end = recovered_ts if recovered_ts is not None and recovered_ts >= case.onset_at else None
 
-    en_kind, zh_kind = _KIND_TITLE.get(case.kind, (case.kind.title(), case.kind))
+    kind = case.kind or "DEGRADATION"  # a case a person opened has no incident kind
+    en_kind, zh_kind = _KIND_TITLE.get(kind, (kind.title(), kind))
     hosts_text = ", ".join(case.hosts) or "-"
     title = LocalText(case.title or f"{en_kind}: {hosts_text}", f"{zh_kind}：{hosts_text}")
 
@@ -380,7 +381,7 @@ def build_fault_report(
         customer=customer,
         case=CaseInfo(
             case_id=case.id,
-            incident_id=case.incident_id,
+            incident_id=case.incident_id or "",
             severity=_severity(case.severity),
             title=title,
             engineer=case.owner or signoff.prepared_by,

@@ -14,6 +14,7 @@ from collector.store.case_states import CaseState, CaseType, Channel
 
 __all__ = ["CaseContent", "CaseEvent", "CaseRecord", "IncidentRecord", "json_value"]
 
+
 @dataclass(frozen=True, slots=True)
 class CaseEvent:
     """One line of a case's timeline."""
@@ -193,5 +194,3 @@ def json_value(value: Any) -> Any:
     if isinstance(value, str | bytes):  # JSON stored as text (SQLite without the JSON type)
         return json.loads(value)
     return value
-
-

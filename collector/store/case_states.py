@@ -64,9 +64,7 @@ CASE_STATES: tuple[CaseState, ...] = get_args(CaseState)
 ACTIVE_STATES: tuple[CaseState, ...] = ("new", "acknowledged", "in_progress", "waiting_on_customer")
 """States in which the service owes the customer work (``?active=true``)."""
 
-CaseType = Literal[
-    "emergency", "routine", "adaptive", "perfective", "complaint", "consultation", "onsite"
-]
+CaseType = Literal["emergency", "routine", "adaptive", "perfective", "complaint", "consultation", "onsite"]
 CASE_TYPES: tuple[CaseType, ...] = get_args(CaseType)
 ROUTINE_SUBTYPES = ("operation_error", "data_error", "defect_l3", "user_training")
 """A routine case's subtype (required for routine cases, refused for the others)."""
@@ -167,8 +165,9 @@ def allowed_actions(state: str) -> list[str]:
 def conflict_message(case_id: str, state: str, action: str) -> str:
     """Why ``action`` is refused in ``state``, and what is allowed instead.
 
-    >>> conflict_message("C-acme-1", "new", "close")
-    'case C-acme-1 is new (resolve it first): close is allowed only from resolved or follow_up; allowed now: ack, take, resolve'
+    >>> print(conflict_message("C-acme-1", "new", "close").replace("; ", ";\n"))
+    case C-acme-1 is new (resolve it first): close is allowed only from resolved or follow_up;
+    allowed now: ack, take, resolve
     """
     step = ACTIONS[action]  # type: ignore[index]
     hint = ""

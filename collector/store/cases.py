@@ -151,7 +151,7 @@ class CaseRepo:
             ts, position = before
             cond = sa.and_(
                 cond,
-                sa.or_(cases.c.opened_at < ts, sa.and_(cases.c.opened_at == ts, _POSITION < position)),
+                sa.or_(cases.c.opened_at < ts, sa.and_(cases.c.opened_at == ts, position > _POSITION)),
             )
         with self._engine.connect() as conn:
             return self._select(conn, scope, cond, limit=limit)
@@ -501,7 +501,7 @@ class CaseRepo:
         return self.get(scope, case_id)
 
     @staticmethod
-    def _complaint_steps_missing(conn: sa.Connection, case_id: str) -> list[str]:
+    def _complaint_steps_missing(conn: sa.Connection, case_id: str) -> builtins.list[str]:
         """For a complaint: which of ``outcome`` and ``callback`` are not on its timeline yet."""
         if conn.execute(sa.select(cases.c.type).where(cases.c.id == case_id)).scalar() != "complaint":
             return []

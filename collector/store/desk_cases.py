@@ -270,12 +270,13 @@ class DeskRepo:
         )
         with self._write_engine.begin() as conn:
             self._row(conn, scope, case_id)
-            entry_id = conn.execute(
+            key = conn.execute(
                 case_time_entries.insert().values(
                     case_id=case_id, engineer=engineer.strip(), minutes=minutes, activity=activity[:500],
                     mode=mode, work_date=work_date, logged_by=actor, logged_at=now,
                 )
-            ).inserted_primary_key[0]  # fmt: skip
+            ).inserted_primary_key  # fmt: skip
+            entry_id = int(key[0]) if key else 0
             record_event(
                 conn, case_id, now, "time_logged", actor,
                 f"{engineer} logged {minutes} min ({mode}) on {work_date.isoformat()}: {activity}",
@@ -283,7 +284,9 @@ class DeskRepo:
                  "work_date": work_date.isoformat(), "engineer": engineer},
             )  # fmt: skip
             conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
-        return TimeEntry(int(entry_id), case_id, engineer.strip(), minutes, activity[:500], mode, work_date, actor, now)
+        return TimeEntry(
+            int(entry_id), case_id, engineer.strip(), minutes, activity[:500], mode, work_date, actor, now
+        )
 
     def time_log(self, scope: Scope, case_id: str) -> TimeLog:
         """The case's time entries, oldest first, with totals."""
@@ -295,7 +298,10 @@ class DeskRepo:
                 .order_by(case_time_entries.c.work_date, case_time_entries.c.id)
             ).all()
         entries = tuple(
-            TimeEntry(r.id, r.case_id, r.engineer, r.minutes, r.activity, r.mode, r.work_date, r.logged_by, r.logged_at)
+            TimeEntry(
+                r.id, r.case_id, r.engineer, r.minutes, r.activity, r.mode, r.work_date, r.logged_by,
+                r.logged_at,
+            )
             for r in rows
         )  # fmt: skip
         onsite = sum(e.minutes for e in entries if e.mode == "onsite")
@@ -402,7 +408,9 @@ class DeskRepo:
                 data["team"] = team.strip()[:200]
             if summary:
                 data["summary"] = summary.strip()[:MAX_TEXT]
-            record_event(conn, case_id, now, "complaint_step", actor, f"{step.replace('_', ' ')}: {text}", data)
+            record_event(
+                conn, case_id, now, "complaint_step", actor, f"{step.replace('_', ' ')}: {text}", data
+            )
             conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
         return self._cases.get(scope, case_id)
 
@@ -416,7 +424,10 @@ class DeskRepo:
             by_state = {
                 str(state): int(n)
                 for state, n in conn.execute(
-                    sa.select(cases.c.state, sa.func.count()).select_from(joined).where(cond).group_by(cases.c.state)
+                    sa.select(cases.c.state, sa.func.count())
+                    .select_from(joined)
+                    .where(cond)
+                    .group_by(cases.c.state)
                 )
             }
             by_type = {
@@ -456,15 +467,13 @@ class DeskRepo:
     @staticmethod
     def _row(conn: sa.Connection, scope: Scope, case_id: str) -> Mapping[str, Any]:
         found = conn.execute(
-            sa.select(
-                cases.c.state, cases.c.owner, cases.c.type, cases.c.decision, cases.c.customer_id
-            )
+            sa.select(cases.c.state, cases.c.owner, cases.c.type, cases.c.decision, cases.c.customer_id)
             .join(customers, customers.c.id == cases.c.customer_id)
             .where(cases.c.id == case_id, scope.where())
         ).first()
         if found is None:
             raise NotFound(f"no case {case_id!r}")
-        return found._mapping
+        return dict(found._mapping)
 
     def _product_case(self, conn: sa.Connection, scope: Scope, case_id: str, what: str) -> Mapping[str, Any]:
         row = self._row(conn, scope, case_id)

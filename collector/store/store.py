@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -44,7 +44,7 @@ from collector.store.errors import AgentRevoked, Conflict, StoreError, UnknownAg
 from collector.store.inventory import extract_products, product_changes
 from collector.store.migrate import upgrade
 from collector.store.observe import Committed, IngestObserver
-from collector.store.queries import Scope
+from collector.store.principal import ROLES, STAFF_ROLES, ApiPrincipal, Role
 from collector.store.retention import DAY, RetentionPolicy, delete_older, rollup_chunk, rollup_cutoff
 from collector.store.schema import (
     agent_health,
@@ -85,11 +85,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-Role = Literal["engineer", "customer_admin", "viewer", "service_manager"]
-ROLES: tuple[Role, ...] = get_args(Role)
-STAFF_ROLES: tuple[Role, ...] = ("engineer", "service_manager")
-"""The vendor's people: they see every customer (a service manager writes only cases)."""
 
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _AUTH_CACHE_TTL_S = 2.0  # revocation by another process takes effect within this
@@ -174,30 +169,6 @@ LogDecoder = Callable[[bytes, float], IngestBatch]
 """Turns a logged payload back into a batch (:func:`collector.ingest.decode.decode_logged`)."""
 
 _LOG_LOCK_NS = 0x6C6F67  # "log": PostgreSQL advisory locks (namespace, shard) of materialisers
-
-
-@dataclass(frozen=True, slots=True)
-class ApiPrincipal:
-    """Who is calling the HTTP API."""
-
-    token_id: int
-    name: str
-    role: Role
-    customer: str | None
-
-    @property
-    def scope(self) -> Scope:
-        return Scope.everything() if self.role in STAFF_ROLES else Scope.of(self.customer or "")
-
-    @property
-    def can_write(self) -> bool:
-        """May change the fleet, plans and tokens (a service manager changes only cases)."""
-        return self.role in ("engineer", "customer_admin")
-
-    @property
-    def is_staff(self) -> bool:
-        """An engineer or a service manager: works cases of every customer."""
-        return self.role in STAFF_ROLES
 
 
 SeriesRef = tuple[str, str, str, tuple[tuple[str, str], ...]]

@@ -107,9 +107,7 @@ def _upgrade_rest() -> None:
         sa.Column("logged_at", sa.Double(), nullable=False),
         sa.CheckConstraint("minutes > 0 AND minutes <= 1440", name=op.f("ck_case_time_entries_minutes")),
         sa.CheckConstraint("mode IN ('onsite', 'remote')", name=op.f("ck_case_time_entries_mode")),
-        sa.ForeignKeyConstraint(
-            ["case_id"], ["cases.id"], name=op.f("fk_case_time_entries_case_id_cases")
-        ),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.id"], name=op.f("fk_case_time_entries_case_id_cases")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_case_time_entries")),
     )
     op.create_index("ix_case_time_entries_case", "case_time_entries", ["case_id", "work_date"])
@@ -135,9 +133,7 @@ def downgrade() -> None:
     op.drop_index("ix_case_time_entries_case", table_name="case_time_entries")
     op.drop_table("case_time_entries")
     # Cases a person opened have no incident: they cannot exist before this revision.
-    op.execute(
-        "DELETE FROM case_events WHERE case_id IN (SELECT id FROM cases WHERE incident_id IS NULL)"
-    )
+    op.execute("DELETE FROM case_events WHERE case_id IN (SELECT id FROM cases WHERE incident_id IS NULL)")
     op.execute("DELETE FROM cases WHERE incident_id IS NULL")
     with _children_set_aside():
         _downgrade_cases()

@@ -88,7 +88,10 @@ def test_state_machine_with_owner_notes_and_conflicts(client: TestClient, tokens
     resolved = client.post("/api/v1/cases/C-acme-1/resolve", headers=h, json={"note": "new disk"}).json()
     assert resolved["state"] == "resolved" and resolved["resolved_at"]
     conflict = client.post("/api/v1/cases/C-acme-1/resolve", headers=h)
-    assert conflict.status_code == 409 and "resolve is allowed only from new, acknowledged" in conflict.json()["detail"]
+    assert (
+        conflict.status_code == 409
+        and "resolve is allowed only from new, acknowledged" in conflict.json()["detail"]
+    )
     closed = client.post("/api/v1/cases/C-acme-1/close", headers=h).json()
     assert closed["state"] == "closed"
     assert [e["kind"] for e in closed["events"]] == ["opened", "acknowledged", "note", "resolved", "closed"]

@@ -41,7 +41,13 @@ def post(client: TestClient, token: str, path: str, body: dict[str, Any] | None 
 
 
 def opened(client: TestClient, token: str, **fields: Any) -> dict[str, Any]:
-    body = {"customer": "acme", "type": "complaint", "channel": "hotline", "title": "reports are slow", **fields}
+    body = {
+        "customer": "acme",
+        "type": "complaint",
+        "channel": "hotline",
+        "title": "reports are slow",
+        **fields,
+    }
     response = post(client, token, "/api/v1/cases", body)
     assert response.status_code == 201, response.text
     data: dict[str, Any] = response.json()
@@ -51,22 +57,33 @@ def opened(client: TestClient, token: str, **fields: Any) -> dict[str, Any]:
 def test_who_may_open_a_case(desk: tuple[TestClient, dict[str, str]]) -> None:
     client, t = desk
     case = opened(client, t["engineer"], host="db1", contact="Wang", description="since Monday")
-    assert (case["id"], case["state"], case["type"], case["channel"]) == ("C-acme-2", "new", "complaint", "hotline")
+    assert (case["id"], case["state"], case["type"], case["channel"]) == (
+        "C-acme-2",
+        "new",
+        "complaint",
+        "hotline",
+    )
     assert case["labels"]["type"] == {"en": "complaint", "zh-CN": "投诉"}
     assert case["events"][0]["data"]["to"] == "new" and case["events"][0]["actor"] == "li"
     assert opened(client, t["manager"], customer="globex")["id"] == "C-globex-2"
     mine = opened(client, t["acme admin"], channel="email", type="consultation")
     assert mine["customer"] == "acme"
     # a customer admin comes in through remote or email only, and only for its own customer
-    hotline = post(client, t["acme admin"], "/api/v1/cases",
-                   {"customer": "acme", "type": "routine", "subtype": "data_error", "channel": "hotline", "title": "x"})  # fmt: skip
+    body = {
+        "customer": "acme",
+        "type": "routine",
+        "subtype": "data_error",
+        "channel": "hotline",
+        "title": "x",
+    }
+    hotline = post(client, t["acme admin"], "/api/v1/cases", body)
     assert hotline.status_code == 403 and "channel" in hotline.json()["detail"]
     for who in ("globex admin", "globex viewer", "acme viewer"):
         response = post(client, t[who], "/api/v1/cases", {"customer": "acme", "type": "consultation",
                                                           "channel": "email", "title": "x"})  # fmt: skip
         assert response.status_code == 403, who
     # bad input: 422 naming the field, nothing written
-    for body, field in (
+    bad: tuple[tuple[dict[str, Any], str], ...] = (
         ({"type": "outage"}, "type"),
         ({"channel": "automatic"}, "channel"),
         ({"type": "routine"}, "subtype"),
@@ -76,7 +93,8 @@ def test_who_may_open_a_case(desk: tuple[TestClient, dict[str, str]]) -> None:
         ({"title": "a\x1b]0;pwned\x07"}, "title"),
         ({"severity": "BAD"}, "severity"),
         ({"extra": 1}, "extra"),
-    ):
+    )
+    for body, field in bad:
         full = {"customer": "acme", "type": "consultation", "channel": "hotline", "title": "x", **body}
         response = post(client, t["engineer"], "/api/v1/cases", full)
         assert response.status_code == 422 and field in response.text, (body, response.text)
@@ -115,8 +133,13 @@ def test_working_a_case_is_for_engineers_and_service_managers(
 def test_notes_and_reads_per_role(desk: tuple[TestClient, dict[str, str]]) -> None:
     client, t = desk
     case_id = opened(client, t["engineer"])["id"]
-    assert post(client, t["acme admin"], f"/api/v1/cases/{case_id}/notes", {"text": "still slow"}).status_code == 200
-    assert post(client, t["manager"], f"/api/v1/cases/{case_id}/notes", {"text": "chasing"}).status_code == 200
+    assert (
+        post(client, t["acme admin"], f"/api/v1/cases/{case_id}/notes", {"text": "still slow"}).status_code
+        == 200
+    )
+    assert (
+        post(client, t["manager"], f"/api/v1/cases/{case_id}/notes", {"text": "chasing"}).status_code == 200
+    )
     assert post(client, t["acme viewer"], f"/api/v1/cases/{case_id}/notes", {"text": "x"}).status_code == 403
     assert post(client, t["globex admin"], f"/api/v1/cases/{case_id}/notes", {"text": "x"}).status_code == 404
     for who in ("acme viewer", "acme admin", "manager", "engineer"):
@@ -138,16 +161,20 @@ def test_a_hotline_complaint_end_to_end(desk: tuple[TestClient, dict[str, str]])
     client, t = desk
     eng, mgr = t["engineer"], t["manager"]
     case_id = opened(client, eng, contact="Wang")["id"]
-    assert post(client, mgr, f"/api/v1/cases/{case_id}/start").json()["detail"].endswith(
-        "allowed now: ack, take, resolve"
+    assert (
+        post(client, mgr, f"/api/v1/cases/{case_id}/start")
+        .json()["detail"]
+        .endswith("allowed now: ack, take, resolve")
     )
     assert post(client, eng, f"/api/v1/cases/{case_id}/take").json()["first_responder"] == "li"
     post(client, eng, f"/api/v1/cases/{case_id}/start")
     post(client, eng, f"/api/v1/cases/{case_id}/wait", {"note": "asked for the slow report's name"})
     post(client, eng, f"/api/v1/cases/{case_id}/resume")
-    moved = post(client, mgr, f"/api/v1/cases/{case_id}/transfer", {"to": "zhang", "reason": "DBA work"}).json()
+    moved = post(
+        client, mgr, f"/api/v1/cases/{case_id}/transfer", {"to": "zhang", "reason": "DBA work"}
+    ).json()
     assert (moved["assignee"], moved["owner"], moved["first_responder"]) == ("zhang", "zhang", "li")
-    steps = [
+    steps: list[dict[str, str | None]] = [
         {"step": "handed_over", "text": "to the DBA team", "team": "DBA"},
         {"step": "supervised", "text": "daily check", "team": None},
         {"step": "outcome", "text": "index rebuilt", "summary": "report back to 2 s"},
@@ -155,13 +182,23 @@ def test_a_hotline_complaint_end_to_end(desk: tuple[TestClient, dict[str, str]])
     for step in steps:
         assert post(client, mgr, f"/api/v1/cases/{case_id}/complaint-steps",
                     {k: v for k, v in step.items() if v}).status_code == 200  # fmt: skip
-    log = post(client, eng, f"/api/v1/cases/{case_id}/time", {"minutes": 120, "activity": "rebuild", "mode": "onsite"})
+    log = post(
+        client,
+        eng,
+        f"/api/v1/cases/{case_id}/time",
+        {"minutes": 120, "activity": "rebuild", "mode": "onsite"},
+    )
     assert log.status_code == 201 and log.json()["engineer"] == "li"
     assert post(client, eng, f"/api/v1/cases/{case_id}/resolve", {"note": "index rebuilt"}).status_code == 200
     post(client, eng, f"/api/v1/cases/{case_id}/follow-up")
     refused = post(client, eng, f"/api/v1/cases/{case_id}/close")
     assert refused.status_code == 409 and "callback" in refused.json()["detail"]
-    post(client, eng, f"/api/v1/cases/{case_id}/complaint-steps", {"step": "callback", "text": "Wang is satisfied"})
+    post(
+        client,
+        eng,
+        f"/api/v1/cases/{case_id}/complaint-steps",
+        {"step": "callback", "text": "Wang is satisfied"},
+    )
     closed = post(client, eng, f"/api/v1/cases/{case_id}/close").json()
     assert closed["state"] == "closed" and closed["allowed_actions"] == ["reopen"]
     history = [(e["data"]["from"], e["data"]["to"]) for e in closed["events"] if "to" in e["data"]]
@@ -178,19 +215,23 @@ def test_a_hotline_complaint_end_to_end(desk: tuple[TestClient, dict[str, str]])
 def test_decisions_and_list_filters(desk: tuple[TestClient, dict[str, str]]) -> None:
     client, t = desk
     case_id = opened(client, t["engineer"], type="adaptive", title="follow the new tax rule")["id"]
-    assert post(client, t["engineer"], f"/api/v1/cases/{case_id}/release", {"release": "5.3"}).status_code == 409
+    assert (
+        post(client, t["engineer"], f"/api/v1/cases/{case_id}/release", {"release": "5.3"}).status_code == 409
+    )
     decided = post(client, t["manager"], f"/api/v1/cases/{case_id}/decision",
                    {"decision": "accepted", "text": "law requires it"}).json()  # fmt: skip
     assert decided["decision"] == "accepted"
     released = post(client, t["engineer"], f"/api/v1/cases/{case_id}/release", {"release": "5.3"}).json()
     assert released["release"] == "5.3" and released["upgrade_id"] is None
-    bad = post(client, t["engineer"], f"/api/v1/cases/{case_id}/release", {"release": "5.3", "upgrade_id": 999})
+    bad = post(
+        client, t["engineer"], f"/api/v1/cases/{case_id}/release", {"release": "5.3", "upgrade_id": 999}
+    )
     assert bad.status_code == 422 and "upgrade_id" in bad.json()["detail"]
     eng = auth(t["engineer"])
     assert [c["id"] for c in client.get("/api/v1/cases?type=adaptive", headers=eng).json()] == [case_id]
-    assert [c["id"] for c in client.get("/api/v1/cases?channel=automatic&customer=acme", headers=eng).json()] == [
-        "C-acme-1"
-    ]
+    assert [
+        c["id"] for c in client.get("/api/v1/cases?channel=automatic&customer=acme", headers=eng).json()
+    ] == ["C-acme-1"]
     assert client.get("/api/v1/cases?state=open", headers=eng).status_code == 422
     paged = client.get("/api/v1/cases?limit=1", headers=eng)
     assert len(paged.json()) == 1 and 'rel="next"' in paged.headers["Link"]
@@ -208,8 +249,10 @@ def test_diagctl_desk_commands(server: tuple[str, Store], capsys: pytest.Capture
     assert diagctl(url, token, "cases", "wait", "C-acme-1")[0] == 1
     assert "allowed now: start, resolve" in capsys.readouterr().err
     assert diagctl(url, token, "cases", "start", "C-acme-1")[0] == 0
-    code, text = diagctl(url, token, "cases", "log-time", "C-acme-1", "--minutes", "45", "--activity", "查数据",
-                         "--onsite", "--date", "2023-11-14")  # fmt: skip
+    code, text = diagctl(
+        url, token, "cases", "log-time", "C-acme-1", "--minutes", "45", "--activity", "查数据", "--onsite",
+        "--date", "2023-11-14",
+    )  # fmt: skip
     assert code == 0 and "45 min onsite on 2023-11-14" in text
     code, text = diagctl(url, token, "cases", "time", "C-acme-1")
     assert text.splitlines()[0].split() == ["DATE", "ENGINEER", "MINUTES", "MODE", "ACTIVITY"]
@@ -218,7 +261,17 @@ def test_diagctl_desk_commands(server: tuple[str, Store], capsys: pytest.Capture
     assert code == 0 and "transferred from li to zhang" in text
     code, text = diagctl(url, token, "cases", "list", "--lang", "zh-CN", "--type", "routine")
     header, row = text.splitlines()
-    assert header.split() == ["CASE", "SEVERITY", "STATE", "TYPE", "CHANNEL", "OWNER", "OPENED", "HOSTS", "TITLE"]
+    assert header.split() == [
+        "CASE",
+        "SEVERITY",
+        "STATE",
+        "TYPE",
+        "CHANNEL",
+        "OWNER",
+        "OPENED",
+        "HOSTS",
+        "TITLE",
+    ]
     assert "处理中" in row and "日常" in row and "热线" in row
     # columns line up by display width: a Chinese character takes two columns
     assert display_width(row[: row.index("日常")]) == header.index("TYPE")

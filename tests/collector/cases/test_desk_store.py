@@ -68,16 +68,14 @@ def test_open_by_hand_validates_every_field_and_counts_per_customer(store: Store
         "title": NewCase("acme", "consultation", "email", "   "),
     }
     for field, new in bad.items():
-        with pytest.raises(StoreError, match=f"^{field}:"):
+        with pytest.raises(StoreError, match=rf"^{field}:"):
             desk.open(ALL, new, actor="li", now=T0)
     with pytest.raises(NotFound):  # a customer's scope cannot open a case for another customer
         desk.open(Scope.of("globex"), hotline(), actor="x", now=T0)
     assert [c.id for c in CaseRepo(store).list(Scope.of("acme"))] == ["C-acme-3", "C-acme-2", "C-acme-1"]
 
 
-@settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(sorted(ACTIONS)), min_size=1, max_size=12))
 @example(["take", "start", "wait", "close", "resume", "resolve", "follow-up", "close", "reopen", "wait"])
 def test_every_step_follows_the_state_machine(desk: DeskRepo, store: Store, actions: list[str]) -> None:
@@ -124,7 +122,7 @@ def test_first_responder_stays_accountable_through_transfers(store: Store, desk:
     assert all("to" not in m for m in moves)  # only state changes carry from/to
     with pytest.raises(Conflict, match="already assigned to wang"):
         desk.transfer(ALL, case_id, to="wang", reason="again", actor="li", now=T0 + 4)
-    with pytest.raises(StoreError, match="^reason:"):
+    with pytest.raises(StoreError, match=r"^reason:"):
         desk.transfer(ALL, case_id, to="li", reason=" ", actor="li", now=T0 + 4)
     CaseRepo(store).resolve(ALL, case_id, actor="wang", now=T0 + 5)
     CaseRepo(store).close(ALL, case_id, actor="wang", now=T0 + 6)
@@ -145,7 +143,10 @@ def test_time_log_lists_and_totals_per_case(store: Store, desk: DeskRepo) -> Non
     desk.log_time(ALL, other, minutes=5, activity="x", mode="remote", work_date=day, engineer="li",
                   actor="li", now=T0)  # fmt: skip
     log = desk.time_log(Scope.of("acme"), case_id)
-    assert [(e.engineer, e.minutes, e.mode) for e in log.entries] == [("zhang", 15, "remote"), ("li", 90, "onsite")]
+    assert [(e.engineer, e.minutes, e.mode) for e in log.entries] == [
+        ("zhang", 15, "remote"),
+        ("li", 90, "onsite"),
+    ]
     assert (log.total_minutes, log.onsite_minutes, log.remote_minutes) == (105, 90, 15)
     for kwargs, field in (
         ({"minutes": 0}, "minutes"),
@@ -155,7 +156,7 @@ def test_time_log_lists_and_totals_per_case(store: Store, desk: DeskRepo) -> Non
         ({"work_date": day + dt.timedelta(days=30)}, "work_date"),
     ):
         args = {"minutes": 10, "activity": "a", "mode": "remote", "work_date": day, **kwargs}
-        with pytest.raises(StoreError, match=f"^{field}:"):
+        with pytest.raises(StoreError, match=rf"^{field}:"):
             desk.log_time(ALL, case_id, engineer="li", actor="li", now=T0, **args)  # type: ignore[arg-type]
     assert desk.time_log(ALL, case_id).total_minutes == 105  # nothing half-written
     with pytest.raises(NotFound):
@@ -168,14 +169,16 @@ def test_decision_and_release_link_the_customers_upgrade_record(store: Store, de
     for ag in (agent, g_agent):
         for seq, version in ((1, "5.1.0"), (2, "5.2.0")):
             doc = {"os": "debian", "products": {"erp": version}}
-            store.ingest(ag, IngestBatch(seq, seq, [], [], [InventoryRow(seq, T0 + seq, doc, f"{seq:064x}")], []))
+            store.ingest(
+                ag, IngestBatch(seq, seq, [], [], [InventoryRow(seq, T0 + seq, doc, f"{seq:064x}")], [])
+            )
     (ours,) = FleetRepo(store).upgrades(Scope.of("acme"))
     (theirs,) = FleetRepo(store).upgrades(Scope.of("globex"))
     case_id = desk.open(ALL, hotline(type="perfective"), actor="li", now=T0).id
     with pytest.raises(Conflict, match="not decided yet"):
         desk.set_release(ALL, case_id, release="5.2.0", upgrade_id=None, actor="li", now=T0)
     desk.decide(ALL, case_id, decision="accepted", text="fits the roadmap", actor="pm", now=T0 + 1)
-    with pytest.raises(StoreError, match="^upgrade_id:"):  # another customer's record
+    with pytest.raises(StoreError, match=r"^upgrade_id:"):  # another customer's record
         desk.set_release(ALL, case_id, release="5.2.0", upgrade_id=theirs.row_id, actor="li", now=T0)
     case = desk.set_release(ALL, case_id, release="5.2.0", upgrade_id=ours.row_id, actor="li", now=T0 + 2)
     assert (case.decision, case.decision_text, case.release, case.upgrade_id) == (
@@ -185,7 +188,7 @@ def test_decision_and_release_link_the_customers_upgrade_record(store: Store, de
     consultation = desk.open(ALL, hotline(), actor="li", now=T0).id
     with pytest.raises(Conflict, match="only adaptive and perfective"):
         desk.decide(ALL, consultation, decision="accepted", text="x", actor="pm", now=T0)
-    with pytest.raises(StoreError, match="^decision:"):
+    with pytest.raises(StoreError, match=r"^decision:"):
         desk.decide(ALL, case_id, decision="maybe", text="x", actor="pm", now=T0)
 
 
@@ -193,13 +196,15 @@ def test_a_complaint_closes_only_after_its_outcome_and_callback(store: Store, de
     cases = CaseRepo(store)
     case_id = desk.open(ALL, hotline(type="complaint"), actor="desk", now=T0).id
     cases.acknowledge(ALL, case_id, actor="li", now=T0 + 1, action="take")
-    desk.complaint_step(ALL, case_id, step="handed_over", text="to the DBA team", team="DBA", actor="li", now=T0 + 2)
+    desk.complaint_step(
+        ALL, case_id, step="handed_over", text="to the DBA team", team="DBA", actor="li", now=T0 + 2
+    )
     desk.complaint_step(ALL, case_id, step="supervised", text="checked daily", actor="mgr", now=T0 + 3)
     with pytest.raises(Conflict, match="outcome before the callback"):
         desk.complaint_step(ALL, case_id, step="callback", text="called", actor="li", now=T0 + 4)
-    with pytest.raises(StoreError, match="^summary:"):
+    with pytest.raises(StoreError, match=r"^summary:"):
         desk.complaint_step(ALL, case_id, step="outcome", text="fixed", actor="li", now=T0 + 4)
-    with pytest.raises(StoreError, match="^team:"):
+    with pytest.raises(StoreError, match=r"^team:"):
         desk.complaint_step(ALL, case_id, step="handed_over", text="to someone", actor="li", now=T0 + 4)
     cases.resolve(ALL, case_id, actor="li", now=T0 + 5)
     with pytest.raises(Conflict, match="before its outcome and callback are recorded"):
@@ -230,7 +235,11 @@ def test_lists_filter_by_type_channel_assignee_and_page_without_repeats(store: S
     assert [c.id for c in repo.list(ALL, channel="automatic")] == ["C-acme-1"]
     assert [c.id for c in repo.list(ALL, assignee="li")] == [taken]
     assert {c.type for c in repo.list(ALL, type="routine")} == {"routine"}
-    assert [c.id for c in repo.list(Scope.of("globex"), type="routine")] == ["C-globex-3", "C-globex-2", "C-globex-1"]
+    assert [c.id for c in repo.list(Scope.of("globex"), type="routine")] == [
+        "C-globex-3",
+        "C-globex-2",
+        "C-globex-1",
+    ]
     seen: list[str] = []
     before = None
     while True:

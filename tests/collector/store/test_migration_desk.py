@@ -37,7 +37,8 @@ def test_0007_moves_existing_emergency_cases_to_the_desk_states(empty_url: str) 
             )
             for n, state, owner in ((1, "open", None), (2, "acknowledged", "li"), (3, "closed", "wang")):
                 conn.execute(
-                    sa.text(CASE), {"id": f"C-acme-{n}", "n": n, "inc": f"i{n}", "state": state, "owner": owner}
+                    sa.text(CASE),
+                    {"id": f"C-acme-{n}", "n": n, "inc": f"i{n}", "state": state, "owner": owner},
                 )
                 # timeline and incident rows point at the case (SQLite rebuilds the table under them)
                 conn.execute(
@@ -48,7 +49,9 @@ def test_0007_moves_existing_emergency_cases_to_the_desk_states(empty_url: str) 
                     {"id": f"C-acme-{n}"},
                 )
                 conn.execute(
-                    sa.text("INSERT INTO case_incidents (incident_id, case_id, linked_at) VALUES (:i, :id, 1)"),
+                    sa.text(
+                        "INSERT INTO case_incidents (incident_id, case_id, linked_at) VALUES (:i, :id, 1)"
+                    ),
                     {"i": f"i{n}", "id": f"C-acme-{n}"},
                 )
         upgrade(engine)
@@ -73,7 +76,7 @@ def test_0007_moves_existing_emergency_cases_to_the_desk_states(empty_url: str) 
         store.create_api_token("mgr", "service_manager")  # the role's check constraint allows it
         with engine.begin() as conn:
             command.downgrade(alembic_config(conn), "0006_report_version_token_expiry")
-            states = dict(conn.execute(sa.text("SELECT id, state FROM cases")).all())  # type: ignore[arg-type]
+            states = {str(k): str(v) for k, v in conn.execute(sa.text("SELECT id, state FROM cases"))}
         assert states == {"C-acme-1": "acknowledged", "C-acme-2": "open", "C-acme-3": "closed"}
         with engine.connect() as conn:
             events = conn.execute(sa.text("SELECT count(*) FROM case_events")).scalar_one()
