@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_sessions"
-down_revision: str | None = "0006_report_version_token_expiry"
+down_revision: str | None = "0007_desk_cases"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -80,7 +80,7 @@ def test_metrics_publish_the_fleet_process_and_build(store: Store) -> None:
         ("globex", "NONE"): 1.0,  # enrolment made the host; no result yet
     }
     cases = {tuple(s.labels.values()): s.value for s in families["diag_cases_open"] if s.value}
-    assert cases == {("acme", "CRIT", "open"): 1.0}
+    assert cases == {("acme", "CRIT", "new"): 1.0}
     assert len(families["diag_cases_open"]) == 2 * 3 * 2  # zero-filled: customers x severities x states
 
     (build,) = families["diag_build_info"]

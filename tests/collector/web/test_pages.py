@@ -155,10 +155,10 @@ def test_posts_without_csrf_are_refused_and_change_nothing(site) -> None:
     for body in ({}, {"csrf": "forged"}):
         refused = admin.post(f"/cases/{case_id}/ack", data=body)
         assert refused.status_code == 403
-    assert CaseRepo(store).get(Scope.everything(), case_id).state == "open"
+    assert CaseRepo(store).get(Scope.everything(), case_id).state == "new"
     anonymous = client_for(store).post(f"/cases/{case_id}/ack", data={"csrf": "x"}, follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/sign-in")
-    assert CaseRepo(store).get(Scope.everything(), case_id).state == "open"
+    assert CaseRepo(store).get(Scope.everything(), case_id).state == "new"
 
 
 def test_acknowledge_note_resolve_and_close_with_the_forms(site) -> None:
@@ -190,7 +190,7 @@ def test_viewers_and_other_customers_cannot_change_a_case(site) -> None:
     globex = signed_in(store, tokens["globex"])
     token = csrf_of(globex.get("/fleet").text)
     assert globex.post(f"/cases/{case_id}/ack", data={"csrf": token}).status_code == 404
-    assert CaseRepo(store).get(Scope.everything(), case_id).state == "open"
+    assert CaseRepo(store).get(Scope.everything(), case_id).state == "new"
 
 
 def test_sign_out_and_token_revocation_end_the_session(site) -> None:
