@@ -1,0 +1,160 @@
+"""A session's asciicast v2 recording, written to the state directory and spooled in chunks.
+
+One recording per session (every SSH channel of it, in time order): a header line
+``{"version": 2, "width": W, "height": H, "timestamp": T, "env": {...}, "title": ...}``,
+then one ``[t, "o", text]`` event per output and, unless ``record_input: false``,
+``[t, "i", text]`` per input. Each channel starts with an output line naming it
+(``[channel 2: exec 'uptime']``), so a replay shows what was run where.
+
+The file (``<state_dir>/sessions/<session id>.cast``, mode 0600) is the truth; chunks are
+its bytes from the last shipped offset, appended to the spool as ``session_recording``
+entries (so they reach the collector exactly once, like every spooled entry). The final
+chunk has ``last`` set and the sha256 of the whole file. The shipped offset and the next
+chunk index are kept with the grant, so a restarted agent continues the same recording.
+
+>>> import tempfile, pathlib, json
+>>> shipped = []
+>>> rec = Recorder(pathlib.Path(tempfile.mkdtemp()), "s1", lambda *c: shipped.append(c))
+>>> rec.start_channel("exec 'uptime'", 80, 24)
+>>> rec.output(b"up 3 days\\r\\n")
+>>> rec.finish()
+>>> [json.loads(line)[1:] for line in b"".join(c[1] for c in shipped).decode().splitlines()[1:]]
+[['o', "[channel 1: exec 'uptime']\\r\\n"], ['o', 'up 3 days\\r\\n']]
+>>> shipped[-1][2], len(shipped[-1][3])
+(True, 64)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+__all__ = ["CHUNK_BYTES", "Recorder"]
+
+CHUNK_BYTES: Final = 64 * 1024
+
+Ship = Callable[[int, bytes, bool, str], None]
+"""(index, data, last, sha256): append one chunk to the spool."""
+
+
+class Recorder:
+    """Appends asciicast events for one session and ships its chunks. Thread-safe."""
+
+    def __init__(
+        self,
+        directory: Path,
+        session_id: str,
+        ship: Ship,
+        *,
+        record_input: bool = True,
+        index: int = 0,
+        offset: int = 0,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.path = directory / f"{_safe(session_id)}.cast"
+        self.session_id = session_id
+        self._ship = ship
+        self.record_input = record_input
+        self.index = index
+        self.offset = offset
+        self._on_progress = on_progress
+        self._lock = threading.Lock()
+        self._started: float | None = None
+        self._channels = 0
+        self.finished = False
+        if self.path.exists() and self.path.stat().st_size:
+            with self.path.open("rb") as f:
+                header = json.loads(f.readline())
+            self._started = float(header["timestamp"])
+            self._channels = sum(1 for line in self.path.read_bytes().splitlines() if b'"[channel ' in line)
+
+    def _write(self, line: dict[str, object] | list[object]) -> None:
+        data = (json.dumps(line, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    def start_channel(self, what: str, width: int, height: int, term: str = "xterm") -> None:
+        """A channel opened: the header (first channel only), then a line naming the channel."""
+        with self._lock:
+            if self.finished:
+                return
+            if self._started is None:
+                self._started = time.time()
+                self._write(
+                    {
+                        "version": 2,
+                        "width": max(1, min(width, 1000)),
+                        "height": max(1, min(height, 1000)),
+                        "timestamp": int(self._started),
+                        "env": {"TERM": term, "SHELL": "/bin/sh"},
+                        "title": f"remote-diag session {self.session_id}",
+                    }
+                )
+            self._channels += 1
+            self._event("o", f"[channel {self._channels}: {what}]\r\n")
+
+    def _event(self, kind: str, text: str) -> None:
+        assert self._started is not None
+        self._write([round(time.time() - self._started, 6), kind, text])
+
+    def output(self, data: bytes) -> None:
+        self._record("o", data)
+
+    def input(self, data: bytes) -> None:
+        if self.record_input:
+            self._record("i", data)
+
+    def _record(self, kind: str, data: bytes) -> None:
+        with self._lock:
+            if self.finished or self._started is None:
+                return
+            self._event(kind, data.decode("utf-8", "replace"))
+            size = self.path.stat().st_size
+        if size - self.offset >= CHUNK_BYTES:
+            self.flush()
+
+    def flush(self, last: bool = False) -> None:
+        """Ship what was written since the last chunk (``last``: the final chunk, with the sha256)."""
+        with self._lock:
+            if self.finished:
+                return
+            data = b""
+            if self.path.exists():
+                with self.path.open("rb") as f:
+                    f.seek(self.offset)
+                    data = f.read()
+            if not data and not last:
+                return
+            if not data and self.index == 0:
+                self.finished = True  # nothing was ever recorded: no recording
+                return
+            pieces = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+            digest = ""
+            if last:
+                digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+            for n, piece in enumerate(pieces):
+                final = last and n == len(pieces) - 1
+                self._ship(self.index, piece, final, digest if final else "")
+                self.index += 1
+                self.offset += len(piece)
+            if last:
+                self.finished = True
+            if self._on_progress is not None:
+                self._on_progress(self.index, self.offset)
+
+    def finish(self) -> None:
+        """The session ended: ship the rest as the last chunk."""
+        self.flush(last=True)
+
+
+def _safe(session_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in session_id)[:128]
