@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import queue
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -53,18 +54,50 @@ class EventSink(Protocol):
 
 
 class SpoolEvents:
-    """Appends SessionEvents and recording chunks to the spool (JSON payloads, like health)."""
+    """Appends SessionEvents and recording chunks to the spool (JSON payloads, like health).
+
+    Through one writer thread, in order: callers include SFTP threads whose file-system
+    identity is ``shell_user``'s, and the spool is the agent's. Call :meth:`close` to
+    write what is queued.
+    """
 
     def __init__(self, spool: Any, notify: Callable[[], None] | None = None) -> None:
         self._spool = spool
         self.notify = notify
+        self._queue: queue.SimpleQueue[tuple[str, float, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     def _append(self, kind: str, doc: dict[str, Any]) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._write, name="sessions-spool", daemon=True)
+                self._thread.start()
+        self._queue.put((kind, time.time(), doc))
+
+    def _write(self) -> None:
         from agent.spool import encode_json
 
-        self._spool.append([(kind, time.time(), encode_json(doc))])
-        if self.notify is not None:
-            self.notify()
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            kind, ts, doc = item
+            try:
+                self._spool.append([(kind, ts, encode_json(doc))])
+            except Exception:  # a full disk loses an event, never the agent
+                log.exception("cannot spool a session %s", kind)
+                continue
+            if self.notify is not None:
+                self.notify()
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Write everything queued, then stop the writer."""
+        with self._lock:
+            thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout_s)
 
     def event(self, session_id: str, event: str, actor: str, detail: str) -> None:
         doc = {"session_id": session_id, "event": event, "actor": actor, "detail": detail[:1000]}
@@ -153,6 +186,8 @@ class _Base:
 
     def close(self) -> None:
         self.detach()
+        if isinstance(self._events, SpoolEvents):
+            self._events.close()
 
 
 class Refuser(_Base):
@@ -223,6 +258,8 @@ class SessionManager(_Base):
         for rec in list(self._recorders.values()):
             rec.flush()
         super().close()
+        if isinstance(self._events, SpoolEvents):
+            self._events.close()
 
     def detach(self) -> None:
         # Stream ids belong to one connection: its streams end with it.

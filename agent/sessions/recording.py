@@ -7,7 +7,8 @@ then one ``[t, "o", text]`` event per output and, unless ``record_input: false``
 (``[channel 2: exec 'uptime']``), so a replay shows what was run where.
 
 The file (``<state_dir>/sessions/<session id>.cast``, mode 0600) is the truth; chunks are
-its bytes from the last shipped offset, appended to the spool as ``session_recording``
+its bytes from the last shipped offset (the owner calls :meth:`Recorder.flush` every few
+seconds, never the threads that record), appended to the spool as ``session_recording``
 entries (so they reach the collector exactly once, like every spooled entry). The final
 chunk has ``last`` set and the sha256 of the whole file. The shipped offset and the next
 chunk index are kept with the grant, so a restarted agent continues the same recording.
@@ -68,19 +69,27 @@ class Recorder:
         self._started: float | None = None
         self._channels = 0
         self.finished = False
-        if self.path.exists() and self.path.stat().st_size:
-            with self.path.open("rb") as f:
-                header = json.loads(f.readline())
+        # Opened once, here: SFTP threads record with shell_user's file-system identity,
+        # which could not open the agent's files; writes and reads go through this fd.
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        existing = self._read(0)
+        if existing:
+            header = json.loads(existing.split(b"\n", 1)[0])
             self._started = float(header["timestamp"])
-            self._channels = sum(1 for line in self.path.read_bytes().splitlines() if b'"[channel ' in line)
+            self._channels = existing.count(b'"[channel ')
+
+    def _read(self, offset: int) -> bytes:
+        parts = []
+        while True:
+            piece = os.pread(self._fd, 1 << 20, offset)
+            if not piece:
+                return b"".join(parts)
+            parts.append(piece)
+            offset += len(piece)
 
     def _write(self, line: dict[str, object] | list[object]) -> None:
-        data = (json.dumps(line, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        data = (json.dumps(line, separators=(", ", ": ")) + "\n").encode()
+        os.write(self._fd, data)
 
     def start_channel(self, what: str, width: int, height: int, term: str = "xterm") -> None:
         """A channel opened: the header (first channel only), then a line naming the channel."""
@@ -118,38 +127,35 @@ class Recorder:
             if self.finished or self._started is None:
                 return
             self._event(kind, data.decode("utf-8", "replace"))
-            size = self.path.stat().st_size
-        if size - self.offset >= CHUNK_BYTES:
-            self.flush()
 
     def flush(self, last: bool = False) -> None:
         """Ship what was written since the last chunk (``last``: the final chunk, with the sha256)."""
         with self._lock:
             if self.finished:
                 return
-            data = b""
-            if self.path.exists():
-                with self.path.open("rb") as f:
-                    f.seek(self.offset)
-                    data = f.read()
+            data = self._read(self.offset)
             if not data and not last:
                 return
             if not data and self.index == 0:
-                self.finished = True  # nothing was ever recorded: no recording
+                self._finish_locked()  # nothing was ever recorded: no recording
                 return
             pieces = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
             digest = ""
             if last:
-                digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+                digest = hashlib.sha256(self._read(0)).hexdigest()
             for n, piece in enumerate(pieces):
                 final = last and n == len(pieces) - 1
                 self._ship(self.index, piece, final, digest if final else "")
                 self.index += 1
                 self.offset += len(piece)
             if last:
-                self.finished = True
+                self._finish_locked()
             if self._on_progress is not None:
                 self._on_progress(self.index, self.offset)
+
+    def _finish_locked(self) -> None:
+        self.finished = True
+        os.close(self._fd)
 
     def finish(self) -> None:
         """The session ended: ship the rest as the last chunk."""

@@ -106,12 +106,18 @@ def serve(sock: socket.socket, ctx: StreamContext, host_key: HostKey) -> paramik
     transport.add_server_key(host_key.key)
     transport.set_keepalive(30)
     if ctx.mode == "shell":
-        transport.set_subsystem_handler("sftp", SFTPServer, _FsSftp, ctx)
+        transport.set_subsystem_handler("sftp", _SftpServer, _FsSftp, ctx)
     transport.start_server(event=threading.Event(), server=_Server(ctx))
 
-    def drain() -> None:  # accepted channels are driven by the request callbacks
+    def drain() -> None:
+        # Channels are driven by the request callbacks; accepting only keeps a reference
+        # (paramiko closes a channel object that is garbage-collected).
+        channels: list[paramiko.Channel] = []
         while transport.is_active() and not ctx.closed.is_set():
-            transport.accept(0.5)
+            chan = transport.accept(0.5)
+            channels = [c for c in channels if not c.closed]
+            if chan is not None:
+                channels.append(chan)
 
     threading.Thread(target=drain, name=f"ssh-accept-{ctx.stream_id}", daemon=True).start()
     return transport
@@ -479,6 +485,51 @@ def _drop_fs_identity(uid: int, gid: int) -> None:
         raise OSError("setfsuid/setfsgid did not take effect")
 
 
+class _SftpServer(SFTPServer):
+    """paramiko's SFTP server, ending with exit status 0 as OpenSSH's sftp-server does
+    (``scp`` fails a transfer whose channel closes without one)."""
+
+    def finish_subsystem(self) -> None:
+        with contextlib.suppress(Exception):  # the channel may already be closed
+            self.sock.send_exit_status(0)
+        super().finish_subsystem()
+
+
+class _Handle(SFTPHandle):
+    """An open file: reads and writes by paramiko's defaults, plus fstat and fsetstat."""
+
+    filename: str
+    readfile: Any
+    writefile: Any
+
+    def stat(self) -> Any:
+        try:
+            return SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))
+        except OSError as exc:
+            return SFTPServer.convert_errno(exc.errno or 13)
+
+    def chattr(self, attr: SFTPAttributes) -> int:
+        try:
+            _set_attr(self.filename, attr)
+        except OSError as exc:
+            return int(SFTPServer.convert_errno(exc.errno or 13))
+        return paramiko.SFTP_OK
+
+
+def _set_attr(path: str, attr: SFTPAttributes) -> None:
+    """chmod, chown, utime and size, as sftp-server does (paramiko's own helper truncates a
+    file to zero before extending it to the size asked for)."""
+    flags = attr._flags
+    if flags & attr.FLAG_PERMISSIONS and attr.st_mode is not None:
+        os.chmod(path, attr.st_mode & 0o7777)
+    if flags & attr.FLAG_UIDGID and attr.st_uid is not None and attr.st_gid is not None:
+        os.chown(path, attr.st_uid, attr.st_gid)
+    if flags & attr.FLAG_AMTIME and attr.st_atime is not None and attr.st_mtime is not None:
+        os.utime(path, (attr.st_atime, attr.st_mtime))
+    if flags & attr.FLAG_SIZE and attr.st_size is not None:
+        os.truncate(path, attr.st_size)
+
+
 class _FsSftp(SFTPServerInterface):
     """The real file system as ``shell_user`` sees it (relative paths start at its home)."""
 
@@ -551,10 +602,10 @@ class _FsSftp(SFTPServerInterface):
         except OSError as exc:
             os.close(fd)
             return SFTPServer.convert_errno(exc.errno or 13)
-        handle = SFTPHandle(flags)
-        handle.filename = real  # type: ignore[attr-defined]
-        handle.readfile = f  # type: ignore[attr-defined]
-        handle.writefile = f  # type: ignore[attr-defined]
+        handle = _Handle(flags)
+        handle.filename = real
+        handle.readfile = f
+        handle.writefile = f
         self._note(f"open {real} ({'write' if flags & (os.O_WRONLY | os.O_RDWR) else 'read'})")
         self.ctx.on_event("sftp_open", f"{real} {'write' if flags & (os.O_WRONLY | os.O_RDWR) else 'read'}")
         return handle
@@ -593,7 +644,7 @@ class _FsSftp(SFTPServerInterface):
 
     def chattr(self, path: str, attr: SFTPAttributes) -> int:
         try:
-            SFTPServer.set_file_attr(self._path(path), attr)
+            _set_attr(self._path(path), attr)
         except OSError as exc:
             return int(SFTPServer.convert_errno(exc.errno or 13))
         return paramiko.SFTP_OK
