@@ -304,3 +304,60 @@ def test_diagnostic_mode_runs_the_allowlist_only(fake: FakeCollector, tmp_path: 
     finally:
         code = agent.terminate()
     assert code == 0, agent.output()
+
+
+def test_sessions_disabled_agent_refuses_everything(fake: FakeCollector, tmp_path: Path) -> None:
+    _, public = _keypair(tmp_path)
+    config = _config(tmp_path, fake.address, "", interval=2)
+    agent = _agent(tmp_path, config)
+    try:
+        assert wait_for(lambda: fake.outbox is not None, 30), agent.output()
+        assert list(fake.of("hello")[0].features) == []  # the collector must not offer sessions
+        fake.send(session_grant=_grant(public, "diagnostic", approval="customer_admin"))
+        refused = _status(fake, "refused")
+        assert refused.reason == f"sessions are disabled in {config}"
+        assert not refused.host_key
+        fake.send(session_open=pb.SessionOpen(session_id=SESSION, stream_id=41, window_bytes=1024))
+        fake.send(session_data=pb.SessionData(stream_id=42, data=b"SSH-2.0-x\r\n"))
+        assert wait_for(lambda: {c.stream_id for c in fake.of("session_close")} == {41, 42}, 10)
+        per_stream = {s.stream_id: s for s in fake.statuses() if s.stream_id}
+        assert per_stream[41].state == per_stream[42].state == "refused"
+        assert not (tmp_path / "state" / "sessions").exists()  # no grant store, no host key, no socket
+        assert _cli(tmp_path, "list").returncode == 1
+        # the refusal reaches the audit log once, through the spool
+        assert wait_for(lambda: len(fake.entries("session_event")) == 1, 15)
+        event = fake.entries("session_event")[0]
+        assert (event.session_id, event.event) == (SESSION, "refused")
+        results = len(fake.entries("result"))
+        assert wait_for(lambda: len(fake.entries("result")) > results, 15)  # results keep flowing
+    finally:
+        code = agent.terminate()
+    assert code == 0, agent.output()
+
+
+def test_a_flood_of_bad_session_frames_leaves_results_flowing(fake: FakeCollector, tmp_path: Path) -> None:
+    key, public = _keypair(tmp_path)
+    sessions = f"sessions:\n  enabled: true\n  approvals: [customer_admin]\n  shell_user: {_shell_user()}\n"
+    agent = _agent(tmp_path, _config(tmp_path, fake.address, sessions, interval=2))
+    try:
+        assert wait_for(lambda: fake.outbox is not None and len(fake.entries("result")) >= 2, 30), agent.output()
+        before = len(fake.entries("result"))
+        for i in range(1500):
+            fake.send(session_data=pb.SessionData(stream_id=7, data=b"x" * (33 * 1024)))  # oversized
+            fake.send(session_grant=pb.SessionGrant(session_id="bad\x00id", agent_id=AGENT_ID))  # malformed
+            fake.send(session_data=pb.SessionData(stream_id=1000 + i % 3, data=b"?"))  # no such stream
+        # batches and acks went on, and the agent still answers a real grant
+        assert wait_for(lambda: len(fake.entries("result")) >= before + 4, 30), agent.output()
+        fake.send(session_grant=_grant(public, "diagnostic", approval="customer_admin"))
+        status = _status(fake, "approved")
+        transport = _paramiko(fake, key, status.host_key)
+        assert _exec(transport, "uptime")[0] == 0
+        transport.close()
+        listed = _cli(tmp_path, "list", "--format", "json")
+        dropped = json.loads(listed.stdout)["dropped"]
+        assert dropped["oversized"] == 1500 and dropped["malformed"] == 1500 and dropped["unknown_stream"] == 1500
+        refusals = [s for s in fake.statuses() if s.stream_id in (1000, 1001, 1002)]
+        assert len(refusals) == 3  # each unknown stream answered once, not 1500 times
+    finally:
+        code = agent.terminate()
+    assert code == 0, agent.output()
