@@ -340,7 +340,9 @@ def test_a_flood_of_bad_session_frames_leaves_results_flowing(fake: FakeCollecto
     sessions = f"sessions:\n  enabled: true\n  approvals: [customer_admin]\n  shell_user: {_shell_user()}\n"
     agent = _agent(tmp_path, _config(tmp_path, fake.address, sessions, interval=2))
     try:
-        assert wait_for(lambda: fake.outbox is not None and len(fake.entries("result")) >= 2, 30), agent.output()
+        assert wait_for(lambda: fake.outbox is not None and len(fake.entries("result")) >= 2, 30), (
+            agent.output()
+        )
         before = len(fake.entries("result"))
         for i in range(1500):
             fake.send(session_data=pb.SessionData(stream_id=7, data=b"x" * (33 * 1024)))  # oversized
@@ -355,7 +357,11 @@ def test_a_flood_of_bad_session_frames_leaves_results_flowing(fake: FakeCollecto
         transport.close()
         listed = _cli(tmp_path, "list", "--format", "json")
         dropped = json.loads(listed.stdout)["dropped"]
-        assert dropped["oversized"] == 1500 and dropped["malformed"] == 1500 and dropped["unknown_stream"] == 1500
+        assert (
+            dropped["oversized"] == 1500
+            and dropped["malformed"] == 1500
+            and dropped["unknown_stream"] == 1500
+        )
         refusals = [s for s in fake.statuses() if s.stream_id in (1000, 1001, 1002)]
         assert len(refusals) == 3  # each unknown stream answered once, not 1500 times
     finally:
