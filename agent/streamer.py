@@ -29,7 +29,6 @@ and records its gap in one transaction (:meth:`agent.spool.Spool.skip`), so even
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging
@@ -235,17 +234,8 @@ def entry_to_wire(entry: SpoolEntry, *, metric_keys: bool = False) -> bytes | No
         elif entry.kind == KIND_INVENTORY:
             kind = wire.ENTRY_INVENTORY
             payload = wire.inventory(entry.payload.decode(), sha256(entry.payload).hexdigest())
-        elif entry.kind == KIND_SESSION_EVENT:
-            kind = frames.ENTRY_EVENT
-            payload = frames.event_entry(
-                str(doc["session_id"]), str(doc["event"]), str(doc["actor"]), str(doc["detail"])
-            )
-        elif entry.kind == KIND_SESSION_RECORDING:
-            kind = frames.ENTRY_RECORDING
-            data = base64.b64decode(doc["data"], validate=True)
-            payload = frames.recording_entry(
-                str(doc["session_id"]), int(doc["index"]), data, bool(doc["last"]), str(doc["sha256"])
-            )
+        elif entry.kind in (KIND_SESSION_EVENT, KIND_SESSION_RECORDING):
+            kind, payload = frames.spooled_entry(entry.kind == KIND_SESSION_EVENT, doc)
         else:
             return None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -16,6 +16,7 @@ SessionData(stream_id=7, data=b'hi')
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
@@ -249,6 +250,20 @@ def recording_entry(session_id: str, index: int, data: bytes, last: bool, sha256
 def event_entry(session_id: str, event: str, actor: str, detail: str) -> bytes:
     """The payload of an Entry's ``session_event`` (SessionEvent)."""
     return _str(1, session_id) + _str(2, event) + _str(3, actor) + _str(4, detail)
+
+
+def spooled_entry(is_event: bool, doc: dict[str, Any]) -> tuple[int, bytes]:
+    """(Entry kind field, payload) of a spooled ``session_event`` or ``session_recording``
+    (JSON written by :class:`agent.sessions.manager.SpoolEvents`). Raises KeyError,
+    TypeError or ValueError when the document is not what it writes."""
+    if is_event:
+        return ENTRY_EVENT, event_entry(
+            str(doc["session_id"]), str(doc["event"]), str(doc["actor"]), str(doc["detail"])
+        )
+    data = base64.b64decode(doc["data"], validate=True)
+    return ENTRY_RECORDING, recording_entry(
+        str(doc["session_id"]), int(doc["index"]), data, bool(doc["last"]), str(doc["sha256"])
+    )
 
 
 # --- for tests and fakes ---------------------------------------------------------------------

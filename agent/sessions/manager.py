@@ -373,9 +373,7 @@ class SessionManager(_Base):
                 key_blob=parse_public_key(grant.engineer_public_key)[1],
                 shell_user=self.config.shell_user,
                 recorder=self._recorder(grant),
-                on_event=lambda event, detail, sid=grant.session_id: self._events.event(
-                    sid, event, grant.engineer or "engineer", detail
-                ),
+                on_event=self._engineer_events(grant),
             )
             try:
                 transport = server.serve(relay.peer, ctx, self.host_key())
@@ -389,6 +387,14 @@ class SessionManager(_Base):
         self._events.event(
             grant.session_id, "started", grant.engineer or "engineer", f"stream {frame.stream_id}"
         )
+
+    def _engineer_events(self, grant: Grant) -> Callable[[str, str], None]:
+        sid, actor = grant.session_id, grant.engineer or "engineer"
+
+        def on_event(event: str, detail: str) -> None:
+            self._events.event(sid, event, actor, detail)
+
+        return on_event
 
     def _recorder(self, grant: Grant) -> Recorder:
         rec = self._recorders.get(grant.session_id)

@@ -79,7 +79,7 @@ class Recorder:
             self._channels = existing.count(b'"[channel ')
 
     def _read(self, offset: int) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while True:
             piece = os.pread(self._fd, 1 << 20, offset)
             if not piece:

@@ -47,6 +47,13 @@ from typing import Any
 
 import paramiko
 from paramiko import SFTPAttributes, SFTPHandle, SFTPServer, SFTPServerInterface
+from paramiko.common import (
+    AUTH_FAILED,
+    AUTH_SUCCESSFUL,
+    OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED,
+    OPEN_SUCCEEDED,
+)
+from paramiko.sftp import SFTP_OK
 
 from agent.sessions import allowlist
 from agent.sessions.recording import Recorder
@@ -201,22 +208,22 @@ class _Server(paramiko.ServerInterface):
         return "publickey"
 
     def check_auth_none(self, username: str) -> int:
-        return paramiko.AUTH_FAILED
+        return AUTH_FAILED
 
     def check_auth_password(self, username: str, password: str) -> int:
-        return paramiko.AUTH_FAILED
+        return AUTH_FAILED
 
     def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
         if key.asbytes() == self.ctx.key_blob:
-            return paramiko.AUTH_SUCCESSFUL
+            return AUTH_SUCCESSFUL
         self.ctx.on_event("auth_failed", f"key {key.get_name()} is not the grant's key")
-        return paramiko.AUTH_FAILED
+        return AUTH_FAILED
 
     # channels
     def check_channel_request(self, kind: str, chanid: int) -> int:
         if kind == "session":
-            return paramiko.OPEN_SUCCEEDED
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+            return OPEN_SUCCEEDED
+        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_env_request(self, channel: paramiko.Channel, name: bytes, value: bytes) -> bool:
         key, val = name.decode("utf-8", "replace"), value.decode("utf-8", "replace")
@@ -289,10 +296,10 @@ class _Server(paramiko.ServerInterface):
         return result
 
     def check_port_forward_request(self, address: str, port: int) -> int:
-        return False  # type: ignore[return-value]  # paramiko: False refuses
+        return False  # paramiko: False refuses
 
     def check_channel_direct_tcpip_request(self, chanid: int, origin: Any, destination: Any) -> int:
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_channel_x11_request(self, *args: Any) -> bool:
         return False
@@ -380,12 +387,13 @@ class _Server(paramiko.ServerInterface):
                     **args,
                 )
                 ctx.processes.append(proc)
-                assert proc.stdout is not None and proc.stderr is not None and proc.stdin is not None
-                out, err, stdin = proc.stdout, proc.stderr, proc.stdin
-                pumps.append(_pump(lambda: out.read1(32768), channel.sendall, rec.output if rec else None))
-                pumps.append(
-                    _pump(lambda: err.read1(32768), channel.sendall_stderr, rec.output if rec else None)
-                )
+                # BufferedReader.read1: whatever is there, without waiting for a full buffer
+                out: Any = proc.stdout
+                err: Any = proc.stderr
+                stdin: Any = proc.stdin
+                output = rec.output if rec else None
+                pumps.append(_pump(lambda: out.read1(32768), channel.sendall, output))
+                pumps.append(_pump(lambda: err.read1(32768), channel.sendall_stderr, output))
                 _pump(
                     lambda: channel.recv(32768), _stdin_writer(stdin), rec.input if rec else None, stdin.close
                 )
@@ -491,7 +499,8 @@ class _SftpServer(SFTPServer):
 
     def finish_subsystem(self) -> None:
         with contextlib.suppress(Exception):  # the channel may already be closed
-            self.sock.send_exit_status(0)
+            if self.sock is not None:
+                self.sock.send_exit_status(0)
         super().finish_subsystem()
 
 
@@ -513,13 +522,13 @@ class _Handle(SFTPHandle):
             _set_attr(self.filename, attr)
         except OSError as exc:
             return int(SFTPServer.convert_errno(exc.errno or 13))
-        return paramiko.SFTP_OK
+        return SFTP_OK
 
 
 def _set_attr(path: str, attr: SFTPAttributes) -> None:
     """chmod, chown, utime and size, as sftp-server does (paramiko's own helper truncates a
     file to zero before extending it to the size asked for)."""
-    flags = attr._flags
+    flags: int = attr._flags  # type: ignore[attr-defined]  # paramiko's own helper reads it too
     if flags & attr.FLAG_PERMISSIONS and attr.st_mode is not None:
         os.chmod(path, attr.st_mode & 0o7777)
     if flags & attr.FLAG_UIDGID and attr.st_uid is not None and attr.st_gid is not None:
@@ -616,7 +625,7 @@ class _FsSftp(SFTPServerInterface):
         except OSError as exc:
             return int(SFTPServer.convert_errno(exc.errno or 13))
         self._note(what)
-        return paramiko.SFTP_OK
+        return SFTP_OK
 
     def remove(self, path: str) -> int:
         return self._do(f"remove {path}", lambda: os.remove(self._path(path)))
@@ -647,7 +656,7 @@ class _FsSftp(SFTPServerInterface):
             _set_attr(self._path(path), attr)
         except OSError as exc:
             return int(SFTPServer.convert_errno(exc.errno or 13))
-        return paramiko.SFTP_OK
+        return SFTP_OK
 
     def canonicalize(self, path: str) -> str:
         try:

@@ -152,7 +152,7 @@ class FakeCollector(agent_pb2_grpc.AgentStreamServicer):
         return [getattr(m, kind) for m in list(self.received) if m.WhichOneof("body") == kind]
 
     def entries(self, kind: str) -> list[Any]:
-        out = []
+        out: list[Any] = []
         for batch in self.of("batch"):
             out.extend(getattr(e, kind) for e in batch.entries if e.WhichOneof("kind") == kind)
         return out
