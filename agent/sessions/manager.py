@@ -26,14 +26,16 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from agent.sessions import frames
 from agent.sessions.grants import Decision, Grant, GrantStore, decide, minute_now, parse_public_key
-from agent.sessions.recording import Recorder
 from agent.sessions.relay import Relay
 from agent.sessions.settings import SessionsConfig
 from agent.spool import KIND_SESSION_EVENT, KIND_SESSION_RECORDING
+
+if TYPE_CHECKING:
+    from agent.sessions.recording import Recorder
 
 __all__ = ["FEATURE", "EventSink", "Refuser", "SessionManager", "SpoolEvents"]
 
@@ -399,6 +401,8 @@ class SessionManager(_Base):
     def _recorder(self, grant: Grant) -> Recorder:
         rec = self._recorders.get(grant.session_id)
         if rec is None:
+            from agent.sessions.recording import Recorder
+
             sid = grant.session_id
 
             def progress(index: int, offset: int) -> None:

@@ -27,7 +27,6 @@ chunk index are kept with the grant, so a restarted agent continues the same rec
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -142,6 +141,8 @@ class Recorder:
             pieces = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
             digest = ""
             if last:
+                import hashlib  # (the idle agent does without OpenSSL's libcrypto)
+
                 digest = hashlib.sha256(self._read(0)).hexdigest()
             for n, piece in enumerate(pieces):
                 final = last and n == len(pieces) - 1

@@ -321,7 +321,10 @@ class _Server(paramiko.ServerInterface):
                 channel.shutdown_write()
                 channel.close()
 
-        threading.Thread(target=answer, daemon=True).start()
+        # paramiko replies to the request only after this callback returns: answering at
+        # once could close the channel before that reply, which clients see as a failure
+        # without the reason.
+        threading.Timer(0.2, answer).start()
 
     def _start(
         self,
