@@ -108,7 +108,12 @@ def test_other_users_are_turned_away(tmp_path: Path) -> None:
     # nobody must reach the directory: pytest's own tmp directories are root's alone
     where = Path(tempfile.mkdtemp(prefix="diag-control-"))
     where.chmod(0o755)
-    server = ControlServer(where / "control.sock", lambda req, actor: served.append(actor) or {"ok": True})
+
+    def handler(req: dict[str, Any], actor: str) -> dict[str, Any]:
+        served.append(actor)
+        return {"ok": True}
+
+    server = ControlServer(where / "control.sock", handler)
     server.start()
     python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
     try:
