@@ -99,9 +99,6 @@ class ControlServer:
 
     def _one(self, conn: socket.socket) -> None:
         uid = _peer_uid(conn)
-        if uid not in (0, os.geteuid()):
-            conn.sendall(b'{"ok": false, "error": "only root or the agent\'s user may control sessions"}\n')
-            return
         data = b""
         while b"\n" not in data and len(data) <= MAX_REQUEST:
             chunk = conn.recv(MAX_REQUEST + 1)
@@ -109,7 +106,9 @@ class ControlServer:
                 break
             data += chunk
         answer: dict[str, Any]
-        if len(data) > MAX_REQUEST:
+        if uid not in (0, os.geteuid()):  # answered after reading, so the client sees why
+            answer = {"ok": False, "error": "only root or the agent's user may control sessions"}
+        elif len(data) > MAX_REQUEST:
             answer = {"ok": False, "error": f"request larger than {MAX_REQUEST} bytes"}
         else:
             try:

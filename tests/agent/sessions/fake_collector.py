@@ -91,10 +91,10 @@ class FakeCollector(agent_pb2_grpc.AgentStreamServicer):
         self, request_iterator: Iterator[pb.AgentMessage], context: Any
     ) -> Iterator[pb.CollectorMessage]:
         outbox: queue.SimpleQueue[pb.CollectorMessage] = queue.SimpleQueue()
-        self.outbox = outbox
         self.connections += 1
         hello = next(request_iterator)
         self.received.append(hello)
+        self.outbox = outbox
 
         def read() -> None:
             with contextlib.suppress(grpc.RpcError):

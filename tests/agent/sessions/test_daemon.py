@@ -301,6 +301,18 @@ def test_diagnostic_mode_runs_the_allowlist_only(fake: FakeCollector, tmp_path: 
         other, _ = _keypair(tmp_path / "other")
         with pytest.raises(paramiko.AuthenticationException):
             _paramiko(fake, other, status.host_key)
+        # expiry ends the session's connections by itself
+        fake.session_id = "s-expiring"
+        short = _grant(public, "diagnostic", approval="customer_admin", minutes=3 / 60)
+        short.session_id = "s-expiring"
+        fake.send(session_grant=short)
+        assert wait_for(lambda: any(s.state == "approved" for s in fake.statuses("s-expiring")), 10)
+        transport = _paramiko(fake, key, status.host_key)
+        assert transport.is_active()
+        expires_in = short.not_after_unix_ms / 1000 - time.time()
+        assert wait_for(lambda: not transport.is_active(), expires_in + 1.0)
+        ended = [s for s in fake.statuses("s-expiring") if s.state == "ended" and not s.stream_id]
+        assert ended and ended[-1].reason == "expired"
     finally:
         code = agent.terminate()
     assert code == 0, agent.output()
