@@ -368,8 +368,9 @@ class SeriesDetector:
         if record:
             keep = 1.0 - (ts - self._record_ts) / cfg.spike_memory if cfg.spike_memory else 0.0
             record *= keep if 0.0 < keep < 1.0 else 1.0 if keep >= 1.0 else 0.0
-        self._record = bad if bad > record else record
-        self._record_ts = ts
+        if n >= cfg.cold_samples:  # cold-start deviations are not the series' own
+            self._record = bad if bad > record else record
+            self._record_ts = ts
         if event is not None:
             self._quiet = 0
             self.spike = None
