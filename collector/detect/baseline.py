@@ -446,13 +446,11 @@ class Baseline:
         margin = self._cfg.envelope_margin
         specific = self._cfg.envelope_specific
         if value >= expected:
-            return (
-                high - expected > specific * (typical[1] - expected)
-                and value <= high + margin * (high - expected)
+            return high - expected > specific * (typical[1] - expected) and value <= high + margin * (
+                high - expected
             )
-        return (
-            expected - low > specific * (expected - typical[0])
-            and value >= low - margin * (expected - low)
+        return expected - low > specific * (expected - typical[0]) and value >= low - margin * (
+            expected - low
         )
 
     def rebase(self, level: float) -> None:

@@ -102,12 +102,13 @@ def test_a_burst_no_larger_than_the_recent_record_is_no_spike_a_larger_one_is(se
     values, bursts = bursty(rng, 2000, 150, 200.0)
     big = bursts[-1] + 70
     values[big] = 400.0  # twice the usual burst
-    no_envelope = {"envelope_margin": -1.0}  # the record alone
-    with_record = SeriesDetector("tweets", Direction.UP_IS_BAD, DetectorConfig(**no_envelope))
+    record_only = DetectorConfig(envelope_margin=-1.0)  # the record alone
+    with_record = SeriesDetector("tweets", Direction.UP_IS_BAD, record_only)
     got = [i for i, key in spikes(with_record, values) if key == "SPIKE"]
     assert big in got and [i for i in got if i in bursts] == []
     # without the record the usual bursts are spikes (one per alarm rest): the record quiets them
-    bare = SeriesDetector("tweets", Direction.UP_IS_BAD, DetectorConfig(spike_memory=0.0, **no_envelope))
+    neither = DetectorConfig(spike_memory=0.0, envelope_margin=-1.0)
+    bare = SeriesDetector("tweets", Direction.UP_IS_BAD, neither)
     got = [i for i, key in spikes(bare, values) if key == "SPIKE"]
     assert big in got and len([i for i in got if i in bursts]) >= 3
 
@@ -123,7 +124,10 @@ def test_envelope_and_record_survive_a_restart_and_old_states_load():
     state = json.loads(json.dumps(first.to_state()))
     second = SeriesDetector.from_state(state)
     assert second.to_state() == first.to_state()
-    b += [(second.update(T0 + i * STEP, v), second.alarm_score, second.spike) for i, v in enumerate(values[cut:], cut)]
+    b += [
+        (second.update(T0 + i * STEP, v), second.alarm_score, second.spike)
+        for i, v in enumerate(values[cut:], cut)
+    ]
     assert a == b and any(s is not None for _, _, s in a)
     # a state saved before the envelope and the record loads, with both empty
     del state["record"]
