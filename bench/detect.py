@@ -85,6 +85,10 @@ def _row(r: NabResult) -> dict[str, Any]:
     }
 
 
+_STAMPS: dict[str, list[float]] = {}
+"""Parsed timestamps per corpus file (every setting of the grid reads the same rows)."""
+
+
 def score_detector(
     make: Callable[[str], SeriesDetector], corpus: list[NabFile]
 ) -> tuple[list[ScoredFile], list[ScoredFile]]:
@@ -97,8 +101,13 @@ def score_detector(
         detector = make(f.name)
         scores: list[float] = []
         alarms: list[float] = []
-        for stamp, value in zip(f.timestamps, f.values, strict=True):
-            ts = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+        stamps = _STAMPS.get(f.name)
+        if stamps is None:
+            stamps = _STAMPS[f.name] = [
+                datetime.strptime(s, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+                for s in f.timestamps
+            ]
+        for ts, value in zip(stamps, f.values, strict=True):
             detector.update(ts, value)
             scores.append(detector.alarm_score)
             alarms.append(1.0 if detector.alarm else 0.0)
@@ -151,10 +160,11 @@ def reference_tables() -> dict[str, Any]:
 
 
 GRID: tuple[dict[str, float], ...] = tuple(
-    {"drift_z": z, "alarm_rest": r, "pattern_width": w}
+    {"drift_z": z, "alarm_rest": r, "spike_memory": m * DAY, "envelope_specific": e}
     for z in (1.5, 2.0)
     for r in (50, 100, 200)
-    for w in (1.5, 2.0)
+    for m in (1, 3, 7)
+    for e in (1.5, 2.0)
 )
 """The detector settings leave-one-category-out chooses from (the default is one of them)."""
 

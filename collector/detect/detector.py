@@ -152,11 +152,16 @@ class Recovery:
 class Spike:
     """One odd sample while no anomaly is open: worth a look, not a case.
 
-    ``SPIKE``: at least ``spike_z`` scales off in the bad direction. ``NEW_PATTERN``: the
+    ``SPIKE``: at least ``spike_z`` scales off in the bad direction and at least
+    ``spike_record`` times the series' own largest deviation of the last ``spike_memory``
+    seconds (fading linearly), so a bursty series' usual bursts are not news. ``NEW_PATTERN``: the
     step from the previous sample's deviation level to this one's was never seen on this
     series (``pattern_width``). ``DRIFT``: the average deviation of recent samples
     (``drift_alpha``) is ``drift_z`` scales off in the bad direction, though no single
     sample need be (``observed`` is the sample, ``expected`` and the band the baseline's).
+    No spike or pattern is reported for a value inside the seasonal envelope
+    (:meth:`~collector.detect.baseline.Baseline.usual`: reached at this time of day on two
+    of the last days, further out than at other times of day: a nightly job's spike).
     None of them ever opens an anomaly (that needs
     ``enter_k`` of ``enter_n`` deviating samples); they are reported so an engineer (and
     the NAB score) sees them, with the same explanation as an anomaly: baseline, band, time.
@@ -205,6 +210,8 @@ class SeriesDetector:
         "_prev_level",
         "_quiet",
         "_recent",
+        "_record",
+        "_record_ts",
         "_since",
         "_width",
         "alarm",
@@ -251,6 +258,8 @@ class SeriesDetector:
         self.spike: Spike | None = None
         self._drift = 0.0
         self._since = _NEVER
+        self._record = 0.0
+        self._record_ts = 0.0
         self._peak = 0.0
         self._decay = 1.0 - 1.0 / config.score_memory
         self._quiet = 0
@@ -353,14 +362,26 @@ class SeriesDetector:
             (20.0 if z > 20.0 else -20.0 if z < -20.0 else z) - self._drift
         )
         self._drift = drift
+        # the series' own record deviation, decaying: a spike must beat a share of it
+        record = self._record
+        big = bad >= cfg.spike_z and bad >= cfg.spike_record * record
+        if record:
+            keep = 1.0 - (ts - self._record_ts) / cfg.spike_memory if cfg.spike_memory else 0.0
+            record *= keep if 0.0 < keep < 1.0 else 1.0 if keep >= 1.0 else 0.0
+        if n >= cfg.cold_samples:  # cold-start deviations are not the series' own
+            self._record = bad if bad > record else record
+            self._record_ts = ts
         if event is not None:
             self._quiet = 0
             self.spike = None
-        elif novel or bad >= cfg.spike_z:
+        elif novel or big:
             self._quiet += 1
             if self.open_key is None and n >= cfg.cold_samples:
-                key = "SPIKE" if bad >= cfg.spike_z else "NEW_PATTERN"
-                self.spike = self._spike(ts, value, z, score, key) if self._quiet > cfg.spike_rest else None
+                key = "SPIKE" if big else "NEW_PATTERN"
+                if self._quiet > cfg.spike_rest and not self.baseline.usual(value):
+                    self.spike = self._spike(ts, value, z, score, key)
+                else:
+                    self.spike = None
                 self._quiet = 0
             else:
                 self.spike = None
@@ -531,6 +552,7 @@ class SeriesDetector:
             "patterns": list(self._patterns),
             "level": self._prev_level,
             "drift": self._drift,
+            "record": [self._record, self._record_ts],
             "since": self._since,
             "open": None
             if self.open_key is None
@@ -573,6 +595,8 @@ class SeriesDetector:
             d._patterns = [int(c) for c in patterns]
         d._prev_level = max(-3, min(3, int(state.get("level", 0))))
         d._drift = float(state.get("drift", 0.0))  # absent in states saved before DRIFT
+        record = state.get("record", [0.0, 0.0])  # absent in states saved before the record
+        d._record, d._record_ts = float(record[0]), float(record[1])
         d._since = max(0, min(_NEVER, int(state.get("since", _NEVER))))
         opened = state["open"]
         if opened is not None:
