@@ -25,7 +25,7 @@ Adding a kind (an SLA breach, say) takes one model and one registration::
         render_email=lambda n, cfg, target, nid: ...,  # EmailMessage in cfg.language
     ))
 
-then add its event name to :data:`collector.notify.event.EVENT_KINDS` (so destinations
+then add its event name to ``EventKind`` and :data:`collector.notify.event.EVENT_KINDS` (so destinations
 may list it) and call ``notifier.notify(SlaBreach(...))``. Retries, backoff, the bound,
 leases, dedup and metrics come with the outbox.
 
