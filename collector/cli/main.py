@@ -386,13 +386,13 @@ def _cmd_token_other(args: argparse.Namespace) -> int:
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
-    from collector.ingest.enrolment import EnrolmentError, agent_config_text
+    from collector.ingest.enrolment import EnrolmentError, enrol
     from collector.store import StoreError
 
     config = _load(args)
     endpoint = config.grpc.agent_endpoint()
     try:
-        address = endpoint.require()
+        endpoint.require()  # before opening the store: the setting to add comes first
     except EnrolmentError as exc:
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 2
@@ -401,21 +401,14 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         return 2
     store = _open_store(config)
     try:
-        identity, token = store.enroll_agent(args.customer, args.host, args.agent_id)
-    except StoreError as exc:
+        enrolled = enrol(store, endpoint, args.customer, args.host, args.agent_id)
+    except (EnrolmentError, StoreError) as exc:
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 2
     finally:
         store.close()
-    text = agent_config_text(
-        identity.agent_id,
-        identity.customer,
-        address,
-        token,
-        tls=endpoint.tls,
-        server_name=endpoint.server_name,
-    )
-    _write_or_print(text, args.output, f"agent {identity.agent_id} (customer {identity.customer})")
+    who = enrolled.identity
+    _write_or_print(enrolled.config, args.output, f"agent {who.agent_id} (customer {who.customer})")
     return 0
 
 
