@@ -34,7 +34,7 @@ __all__ = ["ACTIVE_CASE_STATES", "HOST_STATES", "AgentGauge", "FleetMetricsRepo"
 HOST_STATES: Final = ("OK", "WARN", "UNKNOWN", "CRIT", "NONE")
 """A host's worst state: the worst severity of its checks' latest results, ``NONE`` before any."""
 
-ACTIVE_CASE_STATES: Final = ACTIVE_STATES
+ACTIVE_CASE_STATES: Final[tuple[str, ...]] = ACTIVE_STATES
 """Case states counted as not yet resolved."""
 
 _BY_RANK: Final = {s.rank: s.value for s in Severity}
