@@ -50,6 +50,7 @@ __all__ = [
     "Recommendation",
     "RejectedCause",
     "SignOff",
+    "ThresholdRow",
     "TimelineEvent",
     "TimelineKind",
     "Trend",
@@ -276,6 +277,17 @@ class CapacityTrend:
 
 
 @dataclass(frozen=True, slots=True)
+class ThresholdRow:
+    """The thresholds one inspection rule used, and whether the plan overrode its defaults."""
+
+    rule: str
+    title: LocalText
+    described: str
+    """``warn >= 70, crit >= 90``."""
+    overridden: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Comparison:
     """The comparison with the customer's previous inspection."""
 
@@ -311,6 +323,7 @@ class InspectionReport:
     trends: tuple[Trend, ...] = ()
     comparison: Comparison | None = None
     summary: LocalText | None = None
+    thresholds: tuple[ThresholdRow, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("period_start", "period_end", "generated_at"):
