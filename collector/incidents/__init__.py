@@ -38,7 +38,8 @@ Each module's docstring states its rules.
 
 from collector.incidents.cases import CasePolicy, decide
 from collector.incidents.causes import Cause, CauseKind, OutageFacts, rank_causes
-from collector.incidents.engine import EngineConfig, IncidentEngine
+from collector.incidents.config import EngineConfig
+from collector.incidents.engine import IncidentEngine
 from collector.incidents.model import (
     CaseAction,
     CaseDecision,
