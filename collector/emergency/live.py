@@ -47,7 +47,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from checks.api import Direction, Layer, Severity
-from collector.detect.detector import Anomaly, DetectorBank, Event, SeriesDetector, ceiling_for
+from collector.detect.detector import Anomaly, DetectorBank, Event, SeriesDetector
 from collector.emergency.case_content import case_content
 from collector.emergency.config import EmergencyConfig, maintenance_calendar
 from collector.incidents import (
@@ -59,9 +59,10 @@ from collector.incidents import (
     IncidentEngine,
     IncidentStatus,
     Signal,
+    ceiling_from,
     check_series,
     decide,
-    layer_of,
+    layer_from,
 )
 from collector.incidents.confirm import CheckConfirmer
 from collector.schedule.windows import MaintenanceCalendar
@@ -82,7 +83,6 @@ log = logging.getLogger("collector.emergency.live")
 STATE_VERSION = 1
 UPTIME_METRIC = "platform_unit_uptime_seconds"
 RESTART_KEY = "UNIT_RESTARTED"
-_LAYERS = {layer.value: layer for layer in Layer}
 _SILENT_HORIZON_S = 86_400.0
 """Agents last seen longer ago than this when the collector starts are not watched for silence."""
 
@@ -165,7 +165,7 @@ class LiveDetection:
         self.engine = IncidentEngine(config.engine, **engine_kwargs)
         self.calendar = calendar if calendar is not None else MaintenanceCalendar(config.windows)
         self.notifier = notifier
-        self._directions: dict[str, Direction] | None = None
+        self._decl: tuple[dict[str, Direction], dict[str, Layer]] | None = None
         self._series: dict[int, dict[tuple[str, str, str, tuple[tuple[str, str], ...]], _Series]] = {}
         self._last_seen: dict[tuple[str, str], float] = {}
         self._silent: set[tuple[str, str]] = set()
@@ -245,25 +245,27 @@ class LiveDetection:
 
     # ------------------------------------------------------------------ batch → signals
 
-    def _directions_map(self) -> dict[str, Direction]:
-        if self._directions is None:
-            from checks.registry import catalogue  # imports every check: once
+    def _declared(self) -> tuple[dict[str, Direction], dict[str, Layer]]:
+        """Each metric's direction and each check's layer (a point's layer), as declared."""
+        if self._decl is None:
+            from checks.registry import all_checks, catalogue  # imports every check: once
 
-            self._directions = {name: spec.direction for name, spec in catalogue().items()}
-        return self._directions
+            directions = {name: spec.direction for name, spec in catalogue().items()}
+            self._decl = directions, {name: check.layer for name, check in all_checks().items()}
+        return self._decl
 
     def _new_series(
         self, host_id: int, customer: str, host: str, ref: tuple[str, str, str, tuple[tuple[str, str], ...]]
     ) -> _Series:
-        check, name, _unit, labels = ref
+        check, name, unit, labels = ref
         series = series_key(name, labels)
         key = f"{customer}/{host}/{series}"
         detector = self.bank.detectors.get(key)
         if detector is None:
-            direction = self._directions_map().get(name, Direction.BOTH_BAD)
-            detector = SeriesDetector(key, direction, self.bank.config, ceiling=ceiling_for(name))
+            direction = self._declared()[0].get(name, Direction.BOTH_BAD)
+            detector = SeriesDetector(key, direction, self.bank.config, ceiling=ceiling_from(unit, name))
             self.bank.detectors[key] = detector
-        layer = layer_of(check) or layer_of(name) or Layer.APPLICATION
+        layer = layer_from(self._declared()[1].get(check), check, name) or Layer.APPLICATION
         entry = _Series(detector, series, check, name, dict(labels), layer)
         self._series.setdefault(host_id, {})[ref] = entry
         return entry
@@ -382,7 +384,7 @@ class LiveDetection:
                         "layer": r.layer,
                         "confirmed": confirmed.reason,
                     },
-                    layer=_LAYERS.get(r.layer) or layer_of(r.check) or Layer.APPLICATION,
+                    layer=layer_from(r.layer, r.check) or Layer.APPLICATION,
                 )
             )
         for series in [s for s in known if s not in crit_now]:

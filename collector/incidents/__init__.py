@@ -49,7 +49,16 @@ from collector.incidents.model import (
     Member,
     TimelineEntry,
 )
-from collector.incidents.signals import Change, ChangeKind, Signal, SignalKind, check_series, layer_of
+from collector.incidents.signals import (
+    Change,
+    ChangeKind,
+    Signal,
+    SignalKind,
+    ceiling_from,
+    check_series,
+    layer_from,
+    layer_of,
+)
 
 __all__ = [
     "CaseAction",
@@ -69,8 +78,10 @@ __all__ = [
     "Signal",
     "SignalKind",
     "TimelineEntry",
+    "ceiling_from",
     "check_series",
     "decide",
+    "layer_from",
     "layer_of",
     "rank_causes",
 ]
