@@ -101,7 +101,8 @@ def test_only_applied_rules_list_their_thresholds() -> None:
         ),
         pytest.param(
             {"NO_SUCH": {"warn": 70}},
-            "thresholds.NO_SUCH: unknown rule 'NO_SUCH'; rules with thresholds: CERT_EXPIRING, CONNTRACK_NEARLY_FULL",
+            "thresholds.NO_SUCH: unknown rule 'NO_SUCH'; "
+            "rules with thresholds: CERT_EXPIRING, CONNTRACK_NEARLY_FULL",
             id="unknown rule lists the known",
         ),
         pytest.param(
@@ -121,12 +122,14 @@ def test_only_applied_rules_list_their_thresholds() -> None:
         ),
         pytest.param(
             {"CPU_SATURATED": {"warn": 99}},
-            "thresholds.CPU_SATURATED: expected crit >= warn (higher values are worse), got warn 99.0, crit 95.0",
+            "thresholds.CPU_SATURATED: expected crit >= warn (higher values are worse), "
+            "got warn 99.0, crit 95.0",
             id="warn above the default crit",
         ),
         pytest.param(
             {"FS_FILLING_UP": {"crit": 40}},
-            "thresholds.FS_FILLING_UP: expected crit <= warn (lower values are worse), got warn 30.0, crit 40.0",
+            "thresholds.FS_FILLING_UP: expected crit <= warn (lower values are worse), "
+            "got warn 30.0, crit 40.0",
             id="lower-is-worse order",
         ),
         pytest.param(
