@@ -615,7 +615,10 @@ class SeriesDetector:
 
 
 def ceiling_for(metric_name: str) -> float | None:
-    """The hard ceiling of a metric, from its unit suffix: 100 for ``*_percent``.
+    """The hard ceiling of a metric, from its name's unit suffix: 100 for ``*_percent``.
+
+    For series that arrive without a unit (replayed CSV, old stored data); live detection
+    takes the samples' unit (:func:`collector.incidents.signals.ceiling_from`).
 
     >>> ceiling_for("host_cpu_busy_percent"), ceiling_for("app_latency_seconds")
     (100.0, None)
