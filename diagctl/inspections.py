@@ -172,6 +172,9 @@ def cmd_show(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         print(f"  hosts: {selector}; answer deadline {p['answer_deadline_s']:g} s", file=out)
         print(f"  checks ({len(p['checks'])}): {', '.join(p['checks'])}", file=out)
         print(f"  report language {p['language']}; recipients {', '.join(p['recipients']) or '-'}", file=out)
+        for rule, fields in sorted((p.get("thresholds") or {}).items()):
+            shown = ", ".join(f"{k}={v:g}" for k, v in fields.items())
+            print(f"  thresholds {rule}: {shown} (overrides the rule's defaults)", file=out)
         print("", file=out)
         table(_run_rows(d["runs"]), _RUN_HEADERS, out)
 
