@@ -41,6 +41,7 @@ from collector.http.models_sessions import (
     SessionsQuery,
 )
 from collector.ingest.decode_sessions import SESSION_ID_RE
+from collector.sessions import control
 from collector.sessions.relay import SessionHub
 from collector.store import ApiPrincipal, Scope, Store
 from collector.store.errors import NotFound
@@ -67,7 +68,11 @@ def _out(repo: SessionRepo, scope: Scope, s: SessionRecord) -> SessionOut:
 
 def _require_role(who: ApiPrincipal, *roles: str, what: str) -> None:
     if who.role not in roles:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"only {' or '.join(roles)} tokens may {what}")
+        _refuse(*roles, what=what)
+
+
+def _refuse(*roles: str, what: str) -> None:
+    raise HTTPException(status.HTTP_403_FORBIDDEN, f"only {' or '.join(roles)} tokens may {what}")
 
 
 @router.post("/sessions", response_model=SessionOut, status_code=201)
@@ -75,7 +80,8 @@ async def request_session(
     body: SessionRequest, request: Request, store: StoreDep, who: Principal
 ) -> SessionOut:
     """Request a session (engineers): stored as ``requested``; the agent gets the grant if connected."""
-    _require_role(who, "engineer", what="request remote sessions")
+    if not who.requests_sessions:
+        _refuse("engineer", what="request remote sessions")
     repo = SessionRepo(store)
     with store_errors():
         s = await run_in_threadpool(
@@ -140,13 +146,9 @@ async def approve(session_id: str, request: Request, store: StoreDep, who: Princ
     repo = SessionRepo(store)
     with store_errors():
         await run_in_threadpool(repo.get, who.scope, session_id)
-        _require_role(who, "customer_admin", what="approve sessions (ask the customer's admin)")
-        s = await run_in_threadpool(
-            lambda: repo.approve(who.scope, session_id, actor=who.name, now=time.time())
-        )
-    hub = _hub(request)
-    if hub is not None:
-        await hub.send_grant(s)
+        if not who.approves_sessions:
+            _refuse("customer_admin", what="approve sessions (ask the customer's admin)")
+        s = await control.approve(store, _hub(request), who, session_id)
     return await run_in_threadpool(_out, repo, who.scope, s)
 
 
@@ -173,24 +175,10 @@ async def _end(
     repo = SessionRepo(store)
     with store_errors():
         await run_in_threadpool(repo.get, who.scope, session_id)
-        require_write(who)
-        if how == "deny":
-            _require_role(who, "customer_admin", what="deny sessions")
-            fn = repo.deny
-        else:
-            fn = repo.revoke
-        s = await run_in_threadpool(
-            lambda: fn(
-                who.scope,
-                session_id,
-                actor=who.name,
-                reason=reason or f"{how}d by {who.name}",
-                now=time.time(),
-            )
-        )
-    hub = _hub(request)
-    if hub is not None:
-        await hub.end_session(s, f"session {s.state} by {who.name}")
+        require_write(who)  # revoke: who.revokes_sessions
+        if how == "deny" and not who.approves_sessions:
+            _refuse("customer_admin", what="deny sessions")
+        s = await control.end(store, _hub(request), who, session_id, "deny" if how == "deny" else "revoke", reason)
     return await run_in_threadpool(_out, repo, who.scope, s)
 
 
