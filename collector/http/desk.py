@@ -56,15 +56,14 @@ from collector.http.models_desk import (
 )
 from collector.http.problems import responses
 from collector.store import ApiPrincipal, Store
-from collector.store.principal import CUSTOMER_CHANNELS
 from collector.store.case_states import Action
 from collector.store.cases import CaseRepo
 from collector.store.desk_cases import DESK_STEPS, DeskRepo, NewCase
+from collector.store.principal import CUSTOMER_CHANNELS
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
-
 
 
 def _staff_case(store: Store, who: ApiPrincipal, case_id: str) -> None:

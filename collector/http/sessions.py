@@ -178,7 +178,9 @@ async def _end(
         require_write(who)  # revoke: who.revokes_sessions
         if how == "deny" and not who.approves_sessions:
             _refuse("customer_admin", what="deny sessions")
-        s = await control.end(store, _hub(request), who, session_id, "deny" if how == "deny" else "revoke", reason)
+        s = await control.end(
+            store, _hub(request), who, session_id, "deny" if how == "deny" else "revoke", reason
+        )
     return await run_in_threadpool(_out, repo, who.scope, s)
 
 

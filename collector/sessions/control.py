@@ -63,7 +63,9 @@ async def end(
     repo = SessionRepo(store)
     fn = repo.deny if how == "deny" else repo.revoke
     s = await run_in_threadpool(
-        lambda: fn(who.scope, session_id, actor=who.name, reason=reason or f"{how}d by {who.name}", now=time.time())
+        lambda: fn(
+            who.scope, session_id, actor=who.name, reason=reason or f"{how}d by {who.name}", now=time.time()
+        )
     )
     if hub is not None:
         await hub.end_session(s, f"session {s.state} by {who.name}")

@@ -61,7 +61,9 @@ TIME_MODES = ("remote", "onsite")
 # --------------------------------------------------------------------------- input
 
 
-def text_field(fields: dict[str, str], name: str, *, limit: int, required: bool = True, lines: bool = False) -> str:
+def text_field(
+    fields: dict[str, str], name: str, *, limit: int, required: bool = True, lines: bool = False
+) -> str:
     """A stripped form field of at most ``limit`` characters without control characters
     (newlines allowed when ``lines``); 422 page naming the field otherwise."""
     value = fields.get(name, "").strip()
@@ -134,7 +136,9 @@ def _back(case_id: str, anchor: str = "") -> Response:
 # --------------------------------------------------------------------------- opening
 
 
-def _open_form(request: Request, user: WebUser, values: dict[str, str], error: str = "", status: int = 200) -> Response:
+def _open_form(
+    request: Request, user: WebUser, values: dict[str, str], error: str = "", status: int = 200
+) -> Response:
     who = user.principal
     return render(
         request,
@@ -223,10 +227,8 @@ def step(case_id: str, request: Request, user: WebUserDep, fields: FormDep) -> R
         elif action == "close":
             CaseRepo(store).close(who.scope, case_id, actor=who.name, now=now)
         elif action in DESK_STEPS:
-            DeskRepo(store).step(who.scope, case_id, action, actor=who.name, now=now, note=note)  # type: ignore[arg-type]
+            DeskRepo(store).step(who.scope, case_id, action, actor=who.name, now=now, note=note)
     return _back(case_id)
-
-
 
 
 @router.post("/cases/{case_id}/transfer")
@@ -236,7 +238,9 @@ def transfer(case_id: str, request: Request, user: WebUserDep, fields: FormDep) 
     reason = text_field(fields, "reason", limit=10_000, lines=True)
     who = user.principal
     with store_pages(case_id):
-        DeskRepo(store_of(request)).transfer(who.scope, case_id, to=to, reason=reason, actor=who.name, now=time.time())
+        DeskRepo(store_of(request)).transfer(
+            who.scope, case_id, to=to, reason=reason, actor=who.name, now=time.time()
+        )
     return _back(case_id)
 
 
@@ -279,7 +283,9 @@ def decide(case_id: str, request: Request, user: WebUserDep, fields: FormDep) ->
     who = user.principal
     return _product_step(
         request, user, case_id,
-        lambda repo: repo.decide(who.scope, case_id, decision=decision, text=text, actor=who.name, now=time.time()),
+        lambda repo: repo.decide(
+            who.scope, case_id, decision=decision, text=text, actor=who.name, now=time.time()
+        ),
     )  # fmt: skip
 
 

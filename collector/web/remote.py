@@ -35,7 +35,16 @@ from collector.sessions import control
 from collector.store import Conflict, NotFound, StoreError
 from collector.store.sessions import SessionRecord, SessionRepo
 from collector.web.desk import text_field
-from collector.web.frame import FormDep, NavItem, PageError, WebUser, WebUserDep, register_nav, render, store_of
+from collector.web.frame import (
+    FormDep,
+    NavItem,
+    PageError,
+    WebUser,
+    WebUserDep,
+    register_nav,
+    render,
+    store_of,
+)
 
 __all__ = ["router"]
 
@@ -122,9 +131,13 @@ async def approve(session_id: str, request: Request, user: WebUserDep, fields: F
 
 @router.post("/remote-sessions/{session_id}/deny")
 async def deny(session_id: str, request: Request, user: WebUserDep, fields: FormDep) -> Response:
-    return await _act(request, user, session_id, "deny", text_field(fields, "reason", limit=500, required=False))
+    return await _act(
+        request, user, session_id, "deny", text_field(fields, "reason", limit=500, required=False)
+    )
 
 
 @router.post("/remote-sessions/{session_id}/revoke")
 async def revoke(session_id: str, request: Request, user: WebUserDep, fields: FormDep) -> Response:
-    return await _act(request, user, session_id, "revoke", text_field(fields, "reason", limit=500, required=False))
+    return await _act(
+        request, user, session_id, "revoke", text_field(fields, "reason", limit=500, required=False)
+    )

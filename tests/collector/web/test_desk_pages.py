@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from collector.store import Scope, Store
-from collector.store.cases import CaseRepo
+from collector.store.cases import CaseRecord, CaseRepo
 from collector.store.desk_cases import DeskRepo
 from collector.store.sessions import SessionRepo
 from tests.collector.web.seed import seed
@@ -34,7 +34,7 @@ def _session(store: Store, case_id: str) -> str:
     ).id  # fmt: skip
 
 
-def _case(store: Store, case_id: str):  # type: ignore[no-untyped-def]
+def _case(store: Store, case_id: str) -> CaseRecord:
     return CaseRepo(store).get(Scope.everything(), case_id)
 
 
@@ -61,7 +61,9 @@ def test_open_take_transfer_log_time_and_resolve_with_the_forms(site) -> None:
     )  # fmt: skip
     page = engineer.get(f"/cases/{case_id}").text
     assert 'class="case-type">routine · data error<' in page and 'class="case-channel">hotline<' in page
-    buttons = re.findall(r'name="action" value="([a-z-]+)"', page.split('class="desk-steps"')[1].split("</form>")[0])
+    buttons = re.findall(
+        r'name="action" value="([a-z-]+)"', page.split('class="desk-steps"')[1].split("</form>")[0]
+    )
     assert buttons == ["take", "resolve"]  # allowed_actions("new") less the API's ack
     token = csrf_of(page)
 
@@ -73,7 +75,9 @@ def test_open_take_transfer_log_time_and_resolve_with_the_forms(site) -> None:
     assert refused.status_code == 409 and "start, resolve" in refused.text
     assert _case(store, case_id).state == "acknowledged"
 
-    moved = engineer.post(f"/cases/{case_id}/transfer", data={"csrf": token, "to": "wang", "reason": "DB expert"})
+    moved = engineer.post(
+        f"/cases/{case_id}/transfer", data={"csrf": token, "to": "wang", "reason": "DB expert"}
+    )
     assert moved.status_code == 200
     case = _case(store, case_id)
     assert case.owner == "wang" and case.first_responder == "eng"
@@ -89,7 +93,9 @@ def test_open_take_transfer_log_time_and_resolve_with_the_forms(site) -> None:
     assert DeskRepo(store).time_log(Scope.everything(), case_id).total_minutes == 135
 
     for action in ("start", "wait", "resume", "resolve", "follow-up", "close", "reopen"):
-        done = engineer.post(f"/cases/{case_id}/steps", data={"csrf": token, "action": action, "note": action})
+        done = engineer.post(
+            f"/cases/{case_id}/steps", data={"csrf": token, "action": action, "note": action}
+        )
         assert done.status_code == 200, (action, done.text)
     case = _case(store, case_id)
     assert case.state == "in_progress" and case.reopened == 1
@@ -97,14 +103,20 @@ def test_open_take_transfer_log_time_and_resolve_with_the_forms(site) -> None:
     assert kinds[:3] == ["opened", "acknowledged", "transferred"] and kinds[-1] == "reopened"
 
     # The list filters by type, channel and assignee, and shows type and channel.
-    listed = engineer.get("/cases", params={"state": "all", "type": "routine", "channel": "hotline", "assignee": "wang"})
+    listed = engineer.get(
+        "/cases", params={"state": "all", "type": "routine", "channel": "hotline", "assignee": "wang"}
+    )
     assert f'data-case="{case_id}"' in listed.text and f'data-case="{tokens["case"]}"' not in listed.text
     assert engineer.get("/cases", params={"state": "all", "type": "emergency"}).text.count("data-case=") == 1
     assert engineer.get("/cases", params={"assignee": "nobody"}).text.count("data-case=") == 0
     assert engineer.get("/cases", params={"type": "bogus"}).status_code == 400
     engineer.cookies.set("diag_lang", "zh-CN")
     zh = engineer.get("/cases", params={"state": "all"}).text
-    assert 'class="case-type">日常<' in zh and 'class="case-channel">热线<' in zh and 'class="case-type">应急<' in zh
+    assert (
+        'class="case-type">日常<' in zh
+        and 'class="case-channel">热线<' in zh
+        and 'class="case-type">应急<' in zh
+    )
 
 
 def test_bad_input_is_a_clear_4xx_and_writes_nothing(site) -> None:
@@ -156,15 +168,19 @@ def test_decision_release_and_complaint_forms(site) -> None:
             follow_redirects=False,
         )  # fmt: skip
         assert answer.status_code == 303, answer.text
-        return answer.headers["location"].rsplit("/", 1)[1]
+        return str(answer.headers["location"]).rsplit("/", 1)[1]
 
     change = open_case("perfective")
     page = manager.get(f"/cases/{change}").text
-    assert 'action="/cases/{}/decision"'.format(change) in page and "/release" not in page
+    assert f'action="/cases/{change}/decision"' in page and "/release" not in page
     early = manager.post(f"/cases/{change}/release", data={"csrf": token, "release": "5.2"})
     assert early.status_code == 409 and "accepted decision" in early.text
-    manager.post(f"/cases/{change}/decision", data={"csrf": token, "decision": "accepted", "text": "worth it"})
-    shipped = manager.post(f"/cases/{change}/release", data={"csrf": token, "release": "5.2", "upgrade_id": ""})
+    manager.post(
+        f"/cases/{change}/decision", data={"csrf": token, "decision": "accepted", "text": "worth it"}
+    )
+    shipped = manager.post(
+        f"/cases/{change}/release", data={"csrf": token, "release": "5.2", "upgrade_id": ""}
+    )
     assert shipped.status_code == 200 and "5.2" in shipped.text and "accepted: worth it" in shipped.text
     assert (_case(store, change).decision, _case(store, change).release) == ("accepted", "5.2")
 
@@ -172,15 +188,23 @@ def test_decision_release_and_complaint_forms(site) -> None:
     manager.post(f"/cases/{complaint}/steps", data={"csrf": token, "action": "resolve"})
     refused = manager.post(f"/cases/{complaint}/steps", data={"csrf": token, "action": "close"})
     assert refused.status_code == 409 and "outcome" in refused.text
-    too_early = manager.post(f"/cases/{complaint}/complaint", data={"csrf": token, "step": "callback", "text": "x"})
+    too_early = manager.post(
+        f"/cases/{complaint}/complaint", data={"csrf": token, "step": "callback", "text": "x"}
+    )
     assert too_early.status_code == 409
-    no_summary = manager.post(f"/cases/{complaint}/complaint", data={"csrf": token, "step": "outcome", "text": "x"})
+    no_summary = manager.post(
+        f"/cases/{complaint}/complaint", data={"csrf": token, "step": "outcome", "text": "x"}
+    )
     assert no_summary.status_code == 422 and "summary" in no_summary.text
     for step, extra in (("outcome", {"summary": "apologised"}), ("callback", {})):
-        ok = manager.post(f"/cases/{complaint}/complaint", data={"csrf": token, "step": step, "text": "done", **extra})
+        ok = manager.post(
+            f"/cases/{complaint}/complaint", data={"csrf": token, "step": step, "text": "done", **extra}
+        )
         assert ok.status_code == 200
     assert "outcome recorded · callback to the customer" in ok.text
-    assert manager.post(f"/cases/{complaint}/steps", data={"csrf": token, "action": "close"}).status_code == 200
+    assert (
+        manager.post(f"/cases/{complaint}/steps", data={"csrf": token, "action": "close"}).status_code == 200
+    )
     assert _case(store, complaint).state == "closed"
 
 
@@ -197,12 +221,14 @@ def test_roles_and_other_customers_on_the_desk_forms(site) -> None:
     assert posed.status_code == 403
     mine = admin.post(
         "/cases/new",
-        data={"csrf": token, "customer": "globex", "type": "consultation", "channel": "remote", "severity": "INFO",
-              "title": "how do I"},
+        data={"csrf": token, "customer": "globex", "type": "consultation", "channel": "remote",
+              "severity": "INFO", "title": "how do I"},
         follow_redirects=False,
     )  # fmt: skip
     assert mine.status_code == 303
-    assert _case(store, mine.headers["location"].rsplit("/", 1)[1]).customer == "acme"  # its own, whatever it posts
+    assert (
+        _case(store, mine.headers["location"].rsplit("/", 1)[1]).customer == "acme"
+    )  # its own, whatever it posts
     page = admin.get(f"/cases/{case_id}").text
     assert "/steps" not in page and "/transfer" not in page and "/time" not in page
     for path, body in (("steps", {"action": "take"}), ("transfer", {"to": "x", "reason": "y"}),
@@ -218,7 +244,10 @@ def test_roles_and_other_customers_on_the_desk_forms(site) -> None:
     globex = signed_in(store, tokens["globex"])
     gtoken = csrf_of(globex.get("/fleet").text)
     for path in ("steps", "transfer", "time", "decision", "release", "complaint"):
-        assert globex.post(f"/cases/{case_id}/{path}", data={"csrf": gtoken, "action": "take"}).status_code == 404
+        assert (
+            globex.post(f"/cases/{case_id}/{path}", data={"csrf": gtoken, "action": "take"}).status_code
+            == 404
+        )
     assert f'data-case="{case_id}"' not in globex.get("/cases", params={"state": "all"}).text
     # No CSRF: refused before anything else.
     engineer = signed_in(store, tokens["engineer"])
@@ -236,17 +265,23 @@ def test_session_pages_approve_and_revoke_by_role(site) -> None:
     listed = engineer.get("/remote-sessions").text
     assert f'data-session="{session_id}"' in listed and 'href="/remote-sessions"' in listed  # in the nav
     page = engineer.get(f"/remote-sessions/{session_id}").text
-    assert "look at /data" in page and "requested" in page and "/approve" not in page  # engineers never approve
-    assert 'action="/remote-sessions/{}/revoke"'.format(session_id) in page
+    assert (
+        "look at /data" in page and "requested" in page and "/approve" not in page
+    )  # engineers never approve
+    assert f'action="/remote-sessions/{session_id}/revoke"' in page
     case_page = engineer.get(f"/cases/{tokens['case']}").text
-    assert f'href="/remote-sessions?case={tokens["case"]}"' in case_page and "1 remote session(s)" in case_page
+    assert (
+        f'href="/remote-sessions?case={tokens["case"]}"' in case_page and "1 remote session(s)" in case_page
+    )
     token = csrf_of(page)
     assert engineer.post(f"/remote-sessions/{session_id}/approve", data={"csrf": token}).status_code == 403
 
     viewer = signed_in(store, tokens["viewer"])
     vpage = viewer.get(f"/remote-sessions/{session_id}").text
     assert "/approve" not in vpage and "/revoke" not in vpage
-    assert viewer.post(f"/remote-sessions/{session_id}/revoke", data={"csrf": csrf_of(vpage)}).status_code == 403
+    assert (
+        viewer.post(f"/remote-sessions/{session_id}/revoke", data={"csrf": csrf_of(vpage)}).status_code == 403
+    )
 
     globex = signed_in(store, tokens["globex"])
     assert globex.get(f"/remote-sessions/{session_id}").status_code == 404
@@ -270,8 +305,8 @@ def test_session_pages_approve_and_revoke_by_role(site) -> None:
 
     # The agent pins its host key: the page shows its fingerprint and the ssh command.
     SessionRepo(store).agent_status(
-        s.agent_id, session_id, state="approved", reason="", host_key=HOST_KEY, host_key_sha256="SHA256:abc123",
-        approved_by="", now=time.time(),
+        s.agent_id, session_id, state="approved", reason="", host_key=HOST_KEY,
+        host_key_sha256="SHA256:abc123", approved_by="", now=time.time(),
     )  # fmt: skip
     shown = engineer.get(f"/remote-sessions/{session_id}").text
     assert "SHA256:abc123" in shown and f"HostKeyAlias=diag-session-{session_id}" in shown
@@ -294,7 +329,9 @@ def test_deny_as_the_customer_admin_and_the_pages_in_chinese(site) -> None:
     admin.cookies.set("diag_lang", "zh-CN")
     page = admin.get(f"/remote-sessions/{session_id}").text
     assert "远程会话" in page and "待批准" in page and "批准" in page
-    denied = admin.post(f"/remote-sessions/{session_id}/deny", data={"csrf": csrf_of(page), "reason": "not now"})
+    denied = admin.post(
+        f"/remote-sessions/{session_id}/deny", data={"csrf": csrf_of(page), "reason": "not now"}
+    )
     assert denied.status_code == 200 and "已拒绝" in denied.text
     assert SessionRepo(store).get(Scope.everything(), session_id).state == "denied"
     assert admin.get("/remote-sessions", params={"state": "bogus"}).status_code == 400
@@ -302,7 +339,7 @@ def test_deny_as_the_customer_admin_and_the_pages_in_chinese(site) -> None:
 
 
 def test_session_pages_need_a_session(site) -> None:
-    store, tokens = site
+    store, _tokens = site
     anonymous = client_for(store)
     answer = anonymous.get("/remote-sessions", follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/sign-in")

@@ -223,7 +223,9 @@ def test_language_is_switchable_and_remembered(site) -> None:
     assert "<h1>Cases</h1>" in admin.get("/cases").text
     switched = admin.get("/lang/zh-CN?next=/cases")
     assert (
-        switched.status_code == 200 and "<h1>工单</h1>" in switched.text and '<html lang="zh-CN">' in switched.text
+        switched.status_code == 200
+        and "<h1>工单</h1>" in switched.text
+        and '<html lang="zh-CN">' in switched.text
     )
     assert "<h1>工单</h1>" in admin.get("/cases").text
     assert admin.get("/lang/xx").status_code == 404
