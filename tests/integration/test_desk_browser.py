@@ -4,7 +4,7 @@ SQLite store (the fixture of :mod:`tests.integration.test_dashboard_browser`).
 
 An engineer opens a case from the form, takes it, transfers it, logs time (by keyboard
 alone) and resolves it; the engineer requests a remote session through the real API and
-the customer's admin approves it in the browser. Screenshots go to ``$DIAG_ARTIFACTS``.
+the customer's admin approves it in the browser. Screenshots go to ``$DIAG_ARTIFACTS/desk``.
 No agent is connected, so the approved grant is stored and audited but not sent (the
 agent's side is covered by tests/integration/test_sessions*.py).
 """
@@ -18,11 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_dashboard_browser import CHROMIUM, LAUNCH_ARGS, _sign_in, artifacts, collector
+from tests.integration.test_dashboard_browser import CHROMIUM, LAUNCH_ARGS, _sign_in, collector
 
-__all__ = ["artifacts", "collector"]
+__all__ = ["collector"]
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """Beside the dashboard test's screenshots, in their own folder (that test counts its own)."""
+    where = Path(os.environ.get("DIAG_ARTIFACTS") or tmp_path / "artifacts") / "desk"
+    where.mkdir(parents=True, exist_ok=True)
+    return where
 
 
 def _public_key() -> str:
