@@ -2,10 +2,11 @@
 
 Threat model:
 
-- *Who may do what*: an engineer requests (for a case and a host of that case's customer),
-  connects (only to a session they requested) and revokes; a customer_admin of the host's
-  customer approves, denies and revokes (an engineer never approves, least of all their
-  own request); a viewer only reads. Every read and write is scoped in SQL: another
+- *Who may do what* (the rules on :class:`~collector.store.ApiPrincipal`, shared with the
+  dashboard): an engineer requests (for a case and a host of that case's customer),
+  connects (only to a session they requested) and revokes (as may a service manager); a
+  customer_admin of the host's customer approves, denies and revokes (an engineer never
+  approves, least of all their own request); a viewer only reads. Every read and write is scoped in SQL: another
   customer's session answers 404, exactly like a missing one (404 before 403, so a viewer
   learns nothing about other customers' sessions).
 - *Connect* (WebSocket): the Bearer token is checked before anything is relayed; the
@@ -30,7 +31,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect, status
 from starlette.concurrency import run_in_threadpool
 
-from collector.http.deps import Principal, StoreDep, require_write, store_errors
+from collector.http.deps import Principal, StoreDep, store_errors
 from collector.http.models import NoQuery
 from collector.http.models_sessions import (
     AuditOut,
@@ -164,7 +165,7 @@ async def deny(
 async def revoke(
     session_id: str, request: Request, store: StoreDep, who: Principal, body: DenyRequest | None = None
 ) -> SessionOut:
-    """End a session now (engineers, or the customer's admin): every stream is cut off."""
+    """End a session now (engineers, service managers, or the customer's admin): every stream is cut off."""
     return await _end(session_id, request, store, who, "revoke", body.reason if body else "")
 
 
@@ -175,7 +176,8 @@ async def _end(
     repo = SessionRepo(store)
     with store_errors():
         await run_in_threadpool(repo.get, who.scope, session_id)
-        require_write(who)  # revoke: who.revokes_sessions
+        if not who.revokes_sessions:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
         if how == "deny" and not who.approves_sessions:
             _refuse("customer_admin", what="deny sessions")
         s = await control.end(

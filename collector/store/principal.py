@@ -73,5 +73,5 @@ class ApiPrincipal:
 
     @property
     def revokes_sessions(self) -> bool:
-        """May end a remote session now (engineers and the customer's admin)."""
-        return self.can_write
+        """May end a remote session now (the vendor's people and the customer's admin)."""
+        return self.role != "viewer"

@@ -12,7 +12,7 @@ Threat model:
 - *Who may*: the API's rules (:class:`~collector.store.ApiPrincipal`):
   ``approves_sessions`` (the customer admin of the host's customer approves and denies;
   an engineer never approves, least of all their own request: the store refuses that too),
-  ``revokes_sessions`` (engineers and the customer admin); viewers read only (403 page).
+  ``revokes_sessions`` (engineers, service managers and the customer admin); viewers read only (403 page).
   The change and the agent's notification are :mod:`collector.sessions.control`, the same
   code the API runs; every change is audited by the store.
 - *Forged or stale state*: approving a denied, revoked or expired session, or denying an

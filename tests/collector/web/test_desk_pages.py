@@ -338,6 +338,20 @@ def test_deny_as_the_customer_admin_and_the_pages_in_chinese(site) -> None:
     assert "已拒绝" in admin.get("/remote-sessions", params={"state": "denied"}).text
 
 
+def test_a_service_manager_revokes_but_never_approves(site) -> None:
+    store, tokens = site
+    session_id = _session(store, tokens["case"])
+    manager = signed_in(store, tokens["manager"])
+    page = manager.get(f"/remote-sessions/{session_id}").text
+    assert "/approve" not in page and f'action="/remote-sessions/{session_id}/revoke"' in page
+    token = csrf_of(page)
+    assert manager.post(f"/remote-sessions/{session_id}/approve", data={"csrf": token}).status_code == 403
+    assert manager.post(f"/remote-sessions/{session_id}/deny", data={"csrf": token}).status_code == 403
+    assert SessionRepo(store).get(Scope.everything(), session_id).state == "requested"
+    assert manager.post(f"/remote-sessions/{session_id}/revoke", data={"csrf": token}).status_code == 200
+    assert SessionRepo(store).get(Scope.everything(), session_id).ended_by == "boss"
+
+
 def test_session_pages_need_a_session(site) -> None:
     store, _tokens = site
     anonymous = client_for(store)
