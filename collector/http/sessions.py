@@ -7,8 +7,8 @@ Threat model:
   connects (only to a session they requested) and revokes (as may a service manager); a
   customer_admin of the host's customer approves, denies and revokes (an engineer never
   approves, least of all their own request); a viewer only reads. Every read and write is
-  scoped in SQL: another customer's session answers 404, exactly like a missing one (404 before 403, so a viewer
-  learns nothing about other customers' sessions).
+  scoped in SQL: another customer's session answers 404, exactly like a missing one (404
+  before 403, so a viewer learns nothing about other customers' sessions).
 - *Connect* (WebSocket): the Bearer token is checked before anything is relayed; the
   session must be approved by the agent itself, unexpired and unrevoked, and the caller
   its engineer; each refusal closes the socket with a code (4401, 4403, 4404, 4409) and
