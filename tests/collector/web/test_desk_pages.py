@@ -357,3 +357,40 @@ def test_session_pages_need_a_session(site) -> None:
     anonymous = client_for(store)
     answer = anonymous.get("/remote-sessions", follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/sign-in")
+
+
+# --------------------------------------------------------------------------- both languages
+
+
+def test_every_label_the_pages_use_exists_in_english_and_chinese() -> None:
+    from importlib import resources
+
+    from collector.store.case_states import ACTIONS
+    from collector.store.cases import EVENT_KINDS
+    from collector.store.desk_cases import DECISIONS
+    from collector.store.sessions import MODES
+    from collector.web.frame import web_catalogue
+    from collector.web.remote import STATES
+
+    en, zh = web_catalogue("en"), web_catalogue("zh-CN")
+    assert set(en) == set(zh)
+    templates = resources.files("collector.web").joinpath("templates")
+    literal = {
+        key
+        for t in templates.iterdir()
+        if t.name.endswith(".html")
+        for key in re.findall(r'f\.t\("([a-zA-Z0-9_.-]+)"\s*[,)]', t.read_text("utf-8"))
+    }
+    dynamic = (
+        {f"web.step.{a}" for a in ACTIONS if a != "ack"}
+        | {f"web.session_state.{s}" for s in STATES}
+        | {f"web.sessions.mode_{m}" for m in MODES}
+        | {f"web.decision.{d}" for d in DECISIONS}
+        | {f"web.event.{k}" for k in EVENT_KINDS}
+        | {f"sev.{s}" for s in ("CRIT", "WARN", "INFO", "UNKNOWN")}
+        | {"web.role.service_manager"}
+    )
+    assert {"web.desk.open_title", "web.sessions.approve", "web.desk.time_log"} <= literal
+    missing = sorted(k for k in literal | dynamic if k not in en or k not in zh)
+    assert not missing, missing
+    assert all(en[k] != zh[k] for k in dynamic if k.startswith(("web.step.", "web.session_state.")))
