@@ -100,7 +100,7 @@ def require_case_staff(who: ApiPrincipal) -> None:
     """403 unless an engineer or a service manager: they take, work, transfer and close cases."""
     if who.role == "viewer":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
-    if not who.is_staff:
+    if not who.is_staff:  # the rule the dashboard shares
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             f"a {who.role} may open cases and add notes; engineers and service managers work them",
@@ -109,7 +109,7 @@ def require_case_staff(who: ApiPrincipal) -> None:
 
 def require_case_writer(who: ApiPrincipal) -> None:
     """403 for viewers: everyone else may add notes to the cases it can see."""
-    if who.role == "viewer":
+    if not who.adds_notes:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
 
 

@@ -59,13 +59,11 @@ from collector.store import ApiPrincipal, Store
 from collector.store.case_states import Action
 from collector.store.cases import CaseRepo
 from collector.store.desk_cases import DESK_STEPS, DeskRepo, NewCase
+from collector.store.principal import CUSTOMER_CHANNELS
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["cases"])
-
-CUSTOMER_CHANNELS = ("remote", "email")
-"""How a customer admin's own requests come in."""
 
 
 def _staff_case(store: Store, who: ApiPrincipal, case_id: str) -> None:
@@ -81,7 +79,7 @@ def open_case(body: CaseOpen, store: StoreDep, who: Principal) -> CaseOut:
     if who.role == "viewer":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
     scope = scope_for(who, body.customer)
-    if not who.is_staff and body.channel not in CUSTOMER_CHANNELS:
+    if not who.may_open_case(body.channel):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             f"channel: a {who.role} opens cases through {' or '.join(CUSTOMER_CHANNELS)}",

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collector.http.models import _Out, _time
+from collector.sessions.control import known_hosts_line, ssh_command
 from collector.store.session_audit import AuditRow
 from collector.store.sessions import AuditVerdict, SessionRecord, StreamRecord
 
@@ -154,7 +155,6 @@ class SessionOut(_Out):
 
     @classmethod
     def of(cls, s: SessionRecord, now: float, streams: list[StreamRecord] | None = None) -> SessionOut:
-        alias = f"diag-session-{s.id}"
         return cls(
             id=s.id,
             customer=s.customer,
@@ -179,13 +179,8 @@ class SessionOut(_Out):
             host_key=s.host_key,
             host_key_sha256=s.host_key_sha256,
             connectable=s.connectable(now) is None,
-            ssh_command=(
-                f"ssh -o ProxyCommand='diagctl sessions proxy %h' -o HostKeyAlias={alias} "
-                f"-o UserKnownHostsFile=~/.ssh/diag_known_hosts user@{s.id}"
-                if s.host_key
-                else None
-            ),
-            known_hosts_line=f"{alias} {s.host_key}" if s.host_key else None,
+            ssh_command=ssh_command(s),
+            known_hosts_line=known_hosts_line(s),
             streams=[StreamOut.of(x) for x in streams or []],
         )
 

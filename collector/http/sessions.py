@@ -2,12 +2,13 @@
 
 Threat model:
 
-- *Who may do what*: an engineer requests (for a case and a host of that case's customer),
-  connects (only to a session they requested) and revokes; a customer_admin of the host's
-  customer approves, denies and revokes (an engineer never approves, least of all their
-  own request); a viewer only reads. Every read and write is scoped in SQL: another
-  customer's session answers 404, exactly like a missing one (404 before 403, so a viewer
-  learns nothing about other customers' sessions).
+- *Who may do what* (the rules on :class:`~collector.store.ApiPrincipal`, shared with the
+  dashboard): an engineer requests (for a case and a host of that case's customer),
+  connects (only to a session they requested) and revokes (as may a service manager); a
+  customer_admin of the host's customer approves, denies and revokes (an engineer never
+  approves, least of all their own request); a viewer only reads. Every read and write is
+  scoped in SQL: another customer's session answers 404, exactly like a missing one (404
+  before 403, so a viewer learns nothing about other customers' sessions).
 - *Connect* (WebSocket): the Bearer token is checked before anything is relayed; the
   session must be approved by the agent itself, unexpired and unrevoked, and the caller
   its engineer; each refusal closes the socket with a code (4401, 4403, 4404, 4409) and
@@ -30,7 +31,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, WebSocket, WebSocketDisconnect, status
 from starlette.concurrency import run_in_threadpool
 
-from collector.http.deps import Principal, StoreDep, require_write, store_errors
+from collector.http.deps import Principal, StoreDep, store_errors
 from collector.http.models import NoQuery
 from collector.http.models_sessions import (
     AuditOut,
@@ -41,6 +42,7 @@ from collector.http.models_sessions import (
     SessionsQuery,
 )
 from collector.ingest.decode_sessions import SESSION_ID_RE
+from collector.sessions import control
 from collector.sessions.relay import SessionHub
 from collector.store import ApiPrincipal, Scope, Store
 from collector.store.errors import NotFound
@@ -67,7 +69,11 @@ def _out(repo: SessionRepo, scope: Scope, s: SessionRecord) -> SessionOut:
 
 def _require_role(who: ApiPrincipal, *roles: str, what: str) -> None:
     if who.role not in roles:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"only {' or '.join(roles)} tokens may {what}")
+        _refuse(*roles, what=what)
+
+
+def _refuse(*roles: str, what: str) -> None:
+    raise HTTPException(status.HTTP_403_FORBIDDEN, f"only {' or '.join(roles)} tokens may {what}")
 
 
 @router.post("/sessions", response_model=SessionOut, status_code=201)
@@ -75,7 +81,8 @@ async def request_session(
     body: SessionRequest, request: Request, store: StoreDep, who: Principal
 ) -> SessionOut:
     """Request a session (engineers): stored as ``requested``; the agent gets the grant if connected."""
-    _require_role(who, "engineer", what="request remote sessions")
+    if not who.requests_sessions:
+        _refuse("engineer", what="request remote sessions")
     repo = SessionRepo(store)
     with store_errors():
         s = await run_in_threadpool(
@@ -140,13 +147,9 @@ async def approve(session_id: str, request: Request, store: StoreDep, who: Princ
     repo = SessionRepo(store)
     with store_errors():
         await run_in_threadpool(repo.get, who.scope, session_id)
-        _require_role(who, "customer_admin", what="approve sessions (ask the customer's admin)")
-        s = await run_in_threadpool(
-            lambda: repo.approve(who.scope, session_id, actor=who.name, now=time.time())
-        )
-    hub = _hub(request)
-    if hub is not None:
-        await hub.send_grant(s)
+        if not who.approves_sessions:
+            _refuse("customer_admin", what="approve sessions (ask the customer's admin)")
+        s = await control.approve(store, _hub(request), who, session_id)
     return await run_in_threadpool(_out, repo, who.scope, s)
 
 
@@ -162,7 +165,7 @@ async def deny(
 async def revoke(
     session_id: str, request: Request, store: StoreDep, who: Principal, body: DenyRequest | None = None
 ) -> SessionOut:
-    """End a session now (engineers, or the customer's admin): every stream is cut off."""
+    """End a session now (engineers, service managers, or the customer's admin): every stream is cut off."""
     return await _end(session_id, request, store, who, "revoke", body.reason if body else "")
 
 
@@ -173,24 +176,13 @@ async def _end(
     repo = SessionRepo(store)
     with store_errors():
         await run_in_threadpool(repo.get, who.scope, session_id)
-        require_write(who)
-        if how == "deny":
-            _require_role(who, "customer_admin", what="deny sessions")
-            fn = repo.deny
-        else:
-            fn = repo.revoke
-        s = await run_in_threadpool(
-            lambda: fn(
-                who.scope,
-                session_id,
-                actor=who.name,
-                reason=reason or f"{how}d by {who.name}",
-                now=time.time(),
-            )
+        if not who.revokes_sessions:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
+        if how == "deny" and not who.approves_sessions:
+            _refuse("customer_admin", what="deny sessions")
+        s = await control.end(
+            store, _hub(request), who, session_id, "deny" if how == "deny" else "revoke", reason
         )
-    hub = _hub(request)
-    if hub is not None:
-        await hub.end_session(s, f"session {s.state} by {who.name}")
     return await run_in_threadpool(_out, repo, who.scope, s)
 
 

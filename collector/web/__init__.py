@@ -1,7 +1,8 @@
 """The web dashboard: pages over the same repositories and roles as the JSON API.
 
 :func:`install` mounts it on the collector's FastAPI app (``create_app`` calls it): the
-sign-in page, the fleet, hosts, cases, inspections and reports pages, their small JSON
+sign-in page, the fleet, hosts, cases (with the service desk's forms), inspections,
+reports and remote sessions pages, their small JSON
 endpoints for live updates, and ``/static`` (CSS and one script; nothing external).
 
 Threat model (every byte reaching the collector is hostile):
@@ -49,12 +50,15 @@ def install(app: FastAPI, *, public_url: str = "", sessions: Sessions | None = N
     """Mount the dashboard on ``app`` (after the API's routers)."""
     from collector.web.auth import router as auth_router
     from collector.web.cases import router as cases_router
+    from collector.web.desk import router as desk_router
     from collector.web.fleet import router as fleet_router
     from collector.web.inspections import router as inspections_router
+    from collector.web.remote import router as remote_router
 
     app.state.web_sessions = sessions or Sessions()
     app.state.web_secure_cookies = public_url.startswith("https://")
-    for router in (auth_router, fleet_router, cases_router, inspections_router):
+    # desk before cases: /cases/new is not a case id
+    for router in (auth_router, fleet_router, desk_router, cases_router, inspections_router, remote_router):
         app.include_router(router)
     static = Path(str(resources.files("collector.web").joinpath("static")))
     app.mount("/static", StaticFiles(directory=static), name="static")

@@ -26,9 +26,12 @@ from collector.reports.fault import build_fault_report
 from collector.reports.model import Customer, SignOff
 from collector.reports.render import ChartMaker
 from collector.store import Conflict, NotFound, Scope, StoreError
-from collector.store.case_states import ACTIVE_STATES
+from collector.store.case_states import ACTIVE_STATES, CASE_TYPES, CHANNELS, COMPLAINT_STEPS
 from collector.store.cases import CASE_STATES, CaseRecord, CaseRepo
-from collector.web.frame import FormDep, PageError, WebUser, WebUserDep, render, require_write, store_of
+from collector.store.desk_cases import DECISIONS, DeskRepo
+from collector.store.sessions import SessionRepo
+from collector.web.desk import complaint_steps_of, desk_actions, desk_label
+from collector.web.frame import FormDep, PageError, WebUser, WebUserDep, render, store_of
 
 __all__ = ["router"]
 
@@ -45,17 +48,29 @@ def cases_page(
     state: str = "active",
     customer: str = "",
     severity: str = "",
+    type: str = "",
+    channel: str = "",
+    assignee: str = "",
 ) -> Response:
     scope = user.principal.scope
     if state not in ("active", "all", *CASE_STATES):
         raise PageError(400, "web.error.bad_filter", field="state")
     if severity and severity not in SEVERITIES:
         raise PageError(400, "web.error.bad_filter", field="severity")
+    if type and type not in CASE_TYPES:
+        raise PageError(400, "web.error.bad_filter", field="type")
+    if channel and channel not in CHANNELS:
+        raise PageError(400, "web.error.bad_filter", field="channel")
+    if len(assignee) > 200 or len(customer) > 63:
+        raise PageError(400, "web.error.bad_filter", field="assignee" if len(assignee) > 200 else "customer")
     wanted: Any = ACTIVE_STATES if state == "active" else None if state == "all" else state
     if customer and not scope.allows(customer):
         rows: list[CaseRecord] = []
     else:
-        rows = CaseRepo(store_of(request)).list(scope, state=wanted, customer=customer or None, limit=500)
+        rows = CaseRepo(store_of(request)).list(
+            scope, state=wanted, customer=customer or None, limit=500, type=type or None,
+            channel=channel or None, assignee=assignee.strip() or None,
+        )  # fmt: skip
     if severity:
         rows = [c for c in rows if c.severity == severity]
     return render(
@@ -69,6 +84,13 @@ def cases_page(
         state=state,
         customer=customer,
         severity=severity,
+        types=CASE_TYPES,
+        channels=CHANNELS,
+        type=type,
+        channel=channel,
+        assignee=assignee,
+        may_open=user.principal.may_open_case("remote"),
+        desk_label=desk_label(user),
     )
 
 
@@ -101,6 +123,13 @@ def case_page(case_id: str, request: Request, user: WebUserDep) -> Response:
         r=report,
         chart=ChartMaker(user.f),
         L=lambda text: text.get(user.lang),
+        desk_label=desk_label(user),
+        actions=desk_actions(case.state),
+        time_log=DeskRepo(store).time_log(user.principal.scope, case.id),
+        sessions=SessionRepo(store).list(user.principal.scope, case_id=case.id, limit=200),
+        complaint_done=[s for s in COMPLAINT_STEPS if s in complaint_steps_of(case)],
+        complaint_steps=COMPLAINT_STEPS,
+        decisions=DECISIONS,
     )
 
 
@@ -108,7 +137,8 @@ def _change(request: Request, user: WebUser, case_id: str, action: str, fields: 
     repo = CaseRepo(store_of(request))
     scope, actor, now = user.principal.scope, user.principal.name, time.time()
     _case(request, user, case_id)  # 404 before 403
-    require_write(user)
+    if not user.principal.adds_notes:
+        raise PageError(403, "web.error.read_only")
     if action != "note" and not user.principal.is_staff:  # as the API: people of a customer add notes
         raise PageError(403, "web.error.staff_only")
     note = fields.get("note", "").strip() or None

@@ -156,8 +156,8 @@ def test_dashboard_in_chromium(collector, artifacts: Path) -> None:
             page.fill("input[name=owner]", "wang")
             page.click("form[action$='/ack'] button")
             expect(page.locator(".state-acknowledged").first).to_be_visible()
-            page.fill("form[action$='/resolve'] input[name=note]", "disk cleaned")
-            page.click("form[action$='/resolve'] button")
+            page.fill("form.desk-steps input[name=note]", "disk cleaned")
+            page.click("form.desk-steps button[value=resolve]")
             expect(page.locator(".state-resolved").first).to_be_visible()
             page.screenshot(path=artifacts / "case.png", full_page=True)
 

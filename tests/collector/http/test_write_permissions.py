@@ -79,7 +79,9 @@ WRITES: dict[tuple[str, str], Write] = {
     ("POST", "/api/v1/sessions/{session_id}/deny"): Write(
         f"/api/v1/sessions/{SID}/deny", allowed=("acme admin",)
     ),
-    ("POST", "/api/v1/sessions/{session_id}/revoke"): Write(f"/api/v1/sessions/{SID}/revoke"),
+    ("POST", "/api/v1/sessions/{session_id}/revoke"): Write(
+        f"/api/v1/sessions/{SID}/revoke", allowed=("manager", "acme admin", "engineer")
+    ),
     ("POST", "/api/v1/cases"): Write(
         "/api/v1/cases", {"customer": "acme", "type": "consultation", "channel": "email", "title": "how?"}
     ),
