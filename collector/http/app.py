@@ -31,7 +31,7 @@ from collector.http.body_limits import BodyLimits
 from collector.http.cases import router as cases_router
 from collector.http.fleet import router as fleet_router
 from collector.http.inspections import router as inspections_router
-from collector.http.metrics import scrape_registry
+from collector.http.metrics import FleetExposition, scrape_registry
 from collector.http.ops import router as ops_router
 from collector.http.tokens import router as tokens_router
 from collector.ingest.enrolment import AgentEndpoint
@@ -76,6 +76,7 @@ def create_app(
     app.state.store = store
     app.state.grpc = grpc_service
     app.state.store_registry = store_registry
+    app.state.fleet_exposition = FleetExposition(store)  # the fleet series, cached as text
     app.state.metrics_registry = metrics_registry
     app.state.agent_endpoint = endpoint
     for router in (ops_router, fleet_router, agents_router, cases_router, inspections_router, tokens_router):

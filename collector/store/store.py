@@ -41,6 +41,7 @@ from sqlalchemy.engine import Engine
 
 from collector.store.engine import SQLITE_IMMEDIATE, Synchronous, create_engine
 from collector.store.errors import AgentRevoked, Conflict, StoreError, UnknownAgent
+from collector.store.fleet_state import refresh_host, touch_agent
 from collector.store.inventory import extract_products, product_changes
 from collector.store.migrate import upgrade
 from collector.store.observe import Committed, IngestObserver
@@ -67,7 +68,16 @@ from collector.store.tokens import (
     hash_token,
     new_token,
 )
-from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBatch, PointRow
+from collector.store.types import (
+    AgentIdentity,
+    ColumnarBatch,
+    GapRow,
+    HostFactsRow,
+    IngestBatch,
+    SeriesRef,
+    point_columns,
+    point_count,
+)
 
 __all__ = [
     "ROLES",
@@ -189,68 +199,6 @@ class ApiPrincipal:
     @property
     def can_write(self) -> bool:
         return self.role in ("engineer", "customer_admin")
-
-
-SeriesRef = tuple[str, str, str, tuple[tuple[str, str], ...]]
-"""(check, name, unit, labels) of a point: what the store needs to find or create its series."""
-
-
-@dataclass(slots=True)
-class ColumnarBatch(IngestBatch):
-    """An :class:`IngestBatch` whose points are columns, as :func:`collector.ingest.decode` builds it.
-
-    No object per point: ``points`` stays empty, and point ``i`` is the series
-    ``point_refs[i]`` with the value ``point_values[i]``. ``point_spans`` holds one
-    ``(seq, ts, end)`` per result with points, in order: the points from the previous
-    span's ``end`` up to this ``end`` (exclusive) belong to the entry ``seq`` at ``ts``.
-
-    >>> b = ColumnarBatch(2, 1, [], [], [], [], [("host.x", "a_ratio", "ratio", ())], [0.5], [(2, 9.0, 1)])
-    >>> b.point_rows(), point_count(b)
-    ([PointRow(seq=2, ts=9.0, check='host.x', name='a_ratio', unit='ratio', labels=(), value=0.5)], 1)
-    """
-
-    point_refs: list[SeriesRef] = field(default_factory=list)
-    point_values: list[float] = field(default_factory=list)
-    point_spans: list[tuple[int, float, int]] = field(default_factory=list)
-    clock_skew_s: float = 0.0
-    """How far ahead of the collector's clock the furthest entry was stamped (0: none was
-    implausible); those entries carry their arrival time instead (see ``ingest.decode``)."""
-
-    def point_rows(self) -> list[PointRow]:
-        """The points as :class:`PointRow` objects (for tests and tools, not the hot path)."""
-        rows: list[PointRow] = []
-        start = 0
-        for seq, ts, end in self.point_spans:
-            for (check, name, unit, labels), value in zip(
-                self.point_refs[start:end], self.point_values[start:end], strict=True
-            ):
-                rows.append(PointRow(seq, ts, check, name, unit, labels, value))
-            start = end
-        return rows
-
-
-def point_count(batch: IngestBatch) -> int:
-    """How many metric points ``batch`` carries, whichever way they are held."""
-    return len(batch.point_values) if isinstance(batch, ColumnarBatch) else len(batch.points)
-
-
-_Columns = tuple[list[SeriesRef], list[float], list[tuple[int, float, int]]]
-
-
-def _point_columns(batch: IngestBatch) -> _Columns:
-    if isinstance(batch, ColumnarBatch):
-        return batch.point_refs, batch.point_values, batch.point_spans
-    refs: list[SeriesRef] = []
-    values: list[float] = []
-    spans: list[tuple[int, float, int]] = []
-    for p in batch.points:
-        refs.append((p.check, p.name, p.unit, p.labels))
-        values.append(p.value)
-        if spans and spans[-1][0] == p.seq and spans[-1][1] == p.ts:
-            spans[-1] = (p.seq, p.ts, len(refs))
-        else:
-            spans.append((p.seq, p.ts, len(refs)))
-    return refs, values, spans
 
 
 def _check_slug(customer: str) -> str:
@@ -792,9 +740,10 @@ class Store:
         created: dict[SeriesRef, int],
         now: float,
     ) -> None:
-        """Write the entries above ``stored``: results, points, inventory, health; touch the host."""
-        self._write_results(conn, agent, host_id, stored, batch)
-        refs, values, spans = _point_columns(batch)
+        """Write the entries above ``stored``: results, points, inventory, health; touch the host
+        and record the batch in the fleet state (after the host row's update, see fleet_state)."""
+        results_changed = self._write_results(conn, agent, host_id, stored, batch)
+        refs, values, spans = point_columns(batch)
         if refs:
             self._write_points(conn, host_id, stored, refs, values, spans, known.get(host_id, {}), created)
         for inv in sorted((i for i in batch.inventories if i.seq > stored), key=lambda i: i.seq):
@@ -814,6 +763,9 @@ class Store:
         conn.exec_driver_sql(
             self._sql["touch_host"], (now, now, skew or None, now if skew else None, host_id)
         )
+        if results_changed:
+            refresh_host(conn, host_id)
+        touch_agent(conn, agent.agent_id, now, health_rows.values())
 
     # ------------------------------------------------------------------ ingest log
 
@@ -1074,7 +1026,8 @@ class Store:
 
     def _write_results(
         self, conn: sa.Connection, agent: AgentIdentity, host_id: int, stored: int, batch: IngestBatch
-    ) -> None:
+    ) -> bool:
+        """Insert the results above ``stored``, upsert the newest per check; True if any."""
         # Driver-level SQL with tuples: SQLAlchemy's per-row parameter processing cost more
         # than SQLite's own work here. findings_json is already JSON: stored as is.
         fresh: dict[int, tuple[Any, ...]] = {}
@@ -1109,6 +1062,7 @@ class Store:
                     conn.exec_driver_sql(
                         self._sql[sql], tuple(list(c) for c in zip(*rows.values(), strict=True))
                     )
+        return bool(fresh)
 
     def _write_points(
         self,
