@@ -164,27 +164,35 @@ def spool_depth_of(document: Any) -> int | None:
 
 def touch_agent(conn: sa.Connection, agent_id: str, now: float, health: Iterable[HealthRow]) -> None:
     """Record a stored batch of ``agent_id`` at ``now`` with its new ``health`` entries."""
+    conn.execute(_agent_upsert(conn), [_agent_row(agent_id, now, health)])
+
+
+def _agent_row(agent_id: str, at: float, health: Iterable[HealthRow]) -> dict[str, Any]:
     newest = max(health, key=lambda h: h.seq, default=None)
+    depth = None if newest is None else spool_depth_of(newest.document)
+    return {
+        "agent_id": agent_id,
+        "last_batch_at": at,
+        "spool_depth": depth,
+        "spool_seq": newest and newest.seq,
+    }
+
+
+def _agent_upsert(conn: sa.Connection) -> Any:
+    """Upsert of fleet_agents rows: the time never moves back, the spool only to a newer entry."""
     fa = fleet_agents.c
-    seq, depth = (None, None) if newest is None else (newest.seq, spool_depth_of(newest.document))
-    stmt = _insert(conn, fleet_agents).values(
-        agent_id=agent_id, last_batch_at=now, spool_depth=depth, spool_seq=seq
-    )
-    newer = sa.and_(
-        stmt.excluded.spool_seq.is_not(None), sa.func.coalesce(fa.spool_seq, -1) < stmt.excluded.spool_seq
-    )
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["agent_id"],
-            set_={
-                "last_batch_at": sa.case(
-                    (stmt.excluded.last_batch_at > fa.last_batch_at, stmt.excluded.last_batch_at),
-                    else_=fa.last_batch_at,
-                ),
-                "spool_depth": sa.case((newer, stmt.excluded.spool_depth), else_=fa.spool_depth),
-                "spool_seq": sa.case((newer, stmt.excluded.spool_seq), else_=fa.spool_seq),
-            },
-        )
+    stmt = _insert(conn, fleet_agents)
+    new = stmt.excluded
+    newer = sa.and_(new.spool_seq.is_not(None), sa.func.coalesce(fa.spool_seq, -1) < new.spool_seq)
+    return stmt.on_conflict_do_update(
+        index_elements=["agent_id"],
+        set_={
+            "last_batch_at": sa.case(
+                (new.last_batch_at > fa.last_batch_at, new.last_batch_at), else_=fa.last_batch_at
+            ),
+            "spool_depth": sa.case((newer, new.spool_depth), else_=fa.spool_depth),
+            "spool_seq": sa.case((newer, new.spool_seq), else_=fa.spool_seq),
+        },
     )
 
 
@@ -365,13 +373,13 @@ class FleetStateRepo:
                     sa.select(fc.customer_id, fc.layer, fc.worst, sa.func.count())
                     .where(fc.customer_id.in_(list(page)))
                     .group_by(fc.customer_id, fc.layer, fc.worst)
-                ):
+                ).all():
                     page[int(cid)].layers.setdefault(str(layer), {})[SEVERITY_ORDER[int(worst)]] = int(n)
             for layer, worst, n in conn.execute(
                 sa.select(fc.layer, fc.worst, sa.func.count())
                 .where(_in_scope(fc.customer_id, by_id, scoped))
                 .group_by(fc.layer, fc.worst)
-            ):
+            ).all():
                 total.layers.setdefault(str(layer), {})[SEVERITY_ORDER[int(worst)]] = int(n)
         return FleetOverview(list(page.values()), total, len(by_id), len(ordered), offset, limit)
 
@@ -448,14 +456,20 @@ class FleetStateRepo:
                 )
             }
             fa = fleet_agents.c
-            known = {str(a): float(t) for a, t in conn.execute(sa.select(fa.agent_id, fa.last_batch_at))}
-            for agent_id, seen in conn.execute(
-                sa.select(agents.c.agent_id, agents.c.last_seen_at).where(
-                    agents.c.max_seq > 0, agents.c.last_seen_at.is_not(None)
-                )
-            ):
-                at = known.get(str(agent_id), float(seen))  # a known time is kept
-                touch_agent(conn, str(agent_id), at, [health[agent_id]] if agent_id in health else [])
+            known = {
+                str(a): float(t) for a, t in conn.execute(sa.select(fa.agent_id, fa.last_batch_at)).all()
+            }
+            rows = [
+                # A known time is kept; an agent that stored entries gets its last_seen_at.
+                _agent_row(str(a), known.get(str(a), float(seen)), [health[a]] if a in health else [])
+                for a, seen in conn.execute(
+                    sa.select(agents.c.agent_id, agents.c.last_seen_at).where(
+                        agents.c.max_seq > 0, agents.c.last_seen_at.is_not(None)
+                    )
+                ).all()
+            ]
+            if rows:
+                conn.execute(_agent_upsert(conn), rows)
 
     # ------------------------------------------------------------------ per customer
 
@@ -465,7 +479,7 @@ class FleetStateRepo:
             int(cid): CustomerHealth(str(slug), str(name))
             for cid, slug, name in conn.execute(
                 sa.select(customers.c.id, customers.c.slug, customers.c.name).where(scope.where())
-            )
+            ).all()
         }
 
     @staticmethod
@@ -475,14 +489,14 @@ class FleetStateRepo:
             sa.select(h.customer_id, sa.func.count())
             .where(_in_scope(h.customer_id, by_id, scoped))
             .group_by(h.customer_id)
-        ):
+        ).all():
             by_id[int(cid)].hosts = int(n)
         fh = fleet_hosts.c
         for cid, worst, n in conn.execute(
             sa.select(fh.customer_id, fh.worst, sa.func.count())
             .where(_in_scope(fh.customer_id, by_id, scoped))
             .group_by(fh.customer_id, fh.worst)
-        ):
+        ).all():
             by_id[int(cid)].hosts_by_worst[SEVERITY_ORDER[int(worst)]] = int(n)
 
     @staticmethod
@@ -523,7 +537,7 @@ class FleetStateRepo:
             .select_from(agents.outerjoin(fleet_agents, f.agent_id == a.agent_id))
             .where(a.revoked_at.is_(None), _in_scope(a.customer_id, by_id, scoped))
             .group_by(a.customer_id)
-        ):
+        ).all():
             row = by_id[int(cid)]
             row.agents_active, row.agents_silent = int(active), int(quiet or 0)
             row.spool_backlog, row.agents_backlogged = int(backlog or 0), int(backlogged or 0)
@@ -533,7 +547,7 @@ class FleetStateRepo:
             .select_from(gaps.join(agents, a.agent_id == g.agent_id))
             .where(g.dropped_at >= now - recent_s, _in_scope(a.customer_id, by_id, scoped))
             .group_by(a.customer_id)
-        ):
+        ).all():
             by_id[int(cid)].gaps_recent, by_id[int(cid)].dropped_recent = int(n), int(dropped or 0)
         for (cid, sev, _state), n in self._case_counts(conn, by_id, scoped=scoped).items():
             by_id[cid].cases_active += n

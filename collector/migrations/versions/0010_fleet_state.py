@@ -67,6 +67,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_fleet_cells_customer_layer_worst", "fleet_cells", ["customer_id", "layer", "worst"], unique=False
     )
+    op.create_index("ix_fleet_cells_layer_worst", "fleet_cells", ["layer", "worst"], unique=False)
     op.create_table(
         "fleet_hosts",
         sa.Column("host_id", sa.Integer(), autoincrement=False, nullable=False),
@@ -128,7 +129,8 @@ def _backfill(conn: sa.Connection) -> None:
     if rows:
         conn.execute(
             sa.text(
-                "INSERT INTO fleet_agents (agent_id, last_batch_at, spool_depth, spool_seq) VALUES (:a, :t, :d, :s)"
+                "INSERT INTO fleet_agents (agent_id, last_batch_at, spool_depth, spool_seq) "
+                "VALUES (:a, :t, :d, :s)"
             ),
             rows,
         )
@@ -138,5 +140,6 @@ def downgrade() -> None:
     op.drop_table("fleet_agents")
     op.drop_index("ix_fleet_hosts_customer_worst", table_name="fleet_hosts")
     op.drop_table("fleet_hosts")
+    op.drop_index("ix_fleet_cells_layer_worst", table_name="fleet_cells")
     op.drop_index("ix_fleet_cells_customer_layer_worst", table_name="fleet_cells")
     op.drop_table("fleet_cells")
