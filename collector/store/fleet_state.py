@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from checks.api import Layer, Severity
 from collector.store.queries import Scope
@@ -69,7 +67,6 @@ ACTIVE_CASE_STATES: Final = ("open", "acknowledged")
 
 _RANK: Final = {s.value: s.rank for s in Severity}
 _UNKNOWN: Final = Severity.UNKNOWN.rank  # a severity this version does not know: not OK
-_COUNT_COLUMNS: Final = ("n_ok", "n_warn", "n_unknown", "n_crit")  # by rank
 _SPOOL_MAX: Final = 2**62
 
 
@@ -78,10 +75,6 @@ def _rank(severity: str) -> int:
 
 
 # ---------------------------------------------------------------------------- writes
-
-
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    return (sqlite_dialect if conn.dialect.name == "sqlite" else pg_dialect).insert(table)
 
 
 def _cells_of(rows: Iterable[Any]) -> dict[tuple[int, str], list[int]]:
@@ -96,60 +89,78 @@ def _worst(counts: Sequence[int]) -> int:
     return max(rank for rank, n in enumerate(counts) if n)
 
 
+def _sql(conn: sa.Connection) -> dict[str, str]:
+    """Per-batch statements in the driver's parameter style (SQLAlchemy's per-call overhead
+    was most of their cost on the ingest path, ``bench/fleet_ingest.py``)."""
+    return _SQL["qmark" if conn.dialect.name == "sqlite" else "format"]
+
+
+def _statements(p: str) -> dict[str, str]:
+    newer = f"excluded.spool_seq IS NOT NULL AND COALESCE({_FA}.spool_seq, -1) < excluded.spool_seq"
+    return {
+        "fresh": (
+            f"SELECT layer, severity, COUNT(*) FROM latest_results WHERE host_id = {p} "
+            "GROUP BY layer, severity"
+        ),
+        "current": f"SELECT layer, n_ok, n_warn, n_unknown, n_crit FROM fleet_cells WHERE host_id = {p}",
+        "customer": f"SELECT customer_id FROM hosts WHERE id = {p}",
+        "drop_cells": f"DELETE FROM fleet_cells WHERE host_id = {p}",
+        "drop_host": f"DELETE FROM fleet_hosts WHERE host_id = {p}",
+        "add_cell": (
+            "INSERT INTO fleet_cells (host_id, layer, customer_id, worst, n_ok, n_warn, n_unknown, n_crit) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+        ),
+        "add_host": f"INSERT INTO fleet_hosts (host_id, customer_id, worst) VALUES ({p}, {p}, {p})",
+        "touch": (
+            f"INSERT INTO {_FA} (agent_id, last_batch_at, spool_depth, spool_seq) "
+            f"VALUES ({p}, {p}, {p}, {p}) "
+            f"ON CONFLICT (agent_id) DO UPDATE SET "
+            f"last_batch_at = CASE WHEN excluded.last_batch_at > {_FA}.last_batch_at "
+            f"THEN excluded.last_batch_at ELSE {_FA}.last_batch_at END, "
+            f"spool_depth = CASE WHEN {newer} THEN excluded.spool_depth ELSE {_FA}.spool_depth END, "
+            f"spool_seq = CASE WHEN {newer} THEN excluded.spool_seq ELSE {_FA}.spool_seq END"
+        ),
+    }
+
+
+_FA: Final = "fleet_agents"
+_SQL: Final = {"qmark": _statements("?"), "format": _statements("%s")}
+
+
 def refresh_host(conn: sa.Connection, host_id: int) -> bool:
     """Recount ``host_id``'s latest results into its cells; True if the state changed."""
-    lr = latest_results.c
+    sql = _sql(conn)
     fresh = _cells_of(
-        conn.execute(
-            sa.select(lr.host_id, lr.layer, lr.severity, sa.func.count())
-            .where(lr.host_id == host_id)
-            .group_by(lr.host_id, lr.layer, lr.severity)
-        )
+        (host_id, layer, sev, n) for layer, sev, n in conn.exec_driver_sql(sql["fresh"], (host_id,))
     )
-    fc = fleet_cells.c
     current = {
         (host_id, str(layer)): [int(a), int(b), int(c), int(d)]
-        for layer, a, b, c, d in conn.execute(
-            sa.select(fc.layer, fc.n_ok, fc.n_warn, fc.n_unknown, fc.n_crit).where(fc.host_id == host_id)
-        )
+        for layer, a, b, c, d in conn.exec_driver_sql(sql["current"], (host_id,))
     }
     if fresh == current:
         return False
-    customer_id = conn.execute(sa.select(hosts.c.customer_id).where(hosts.c.id == host_id)).scalar_one()
-    _write_cells(conn, {host_id: int(customer_id)}, fresh, replace=[host_id])
+    (customer_id,) = conn.exec_driver_sql(sql["customer"], (host_id,)).one()
+    conn.exec_driver_sql(sql["drop_cells"], (host_id,))
+    conn.exec_driver_sql(sql["drop_host"], (host_id,))
+    _add_cells(conn, {host_id: int(customer_id)}, fresh)
     return True
 
 
-def _write_cells(
-    conn: sa.Connection,
-    customer_of: dict[int, int],
-    cells: dict[tuple[int, str], list[int]],
-    *,
-    replace: Sequence[int] | None,
+def _add_cells(
+    conn: sa.Connection, customer_of: dict[int, int], cells: dict[tuple[int, str], list[int]]
 ) -> None:
-    """Replace the cells and host rows of ``replace`` (None: of every host) with ``cells``."""
-    if replace is None:
-        conn.execute(fleet_cells.delete())
-        conn.execute(fleet_hosts.delete())
-    else:
-        conn.execute(fleet_cells.delete().where(fleet_cells.c.host_id.in_(replace)))
-        conn.execute(fleet_hosts.delete().where(fleet_hosts.c.host_id.in_(replace)))
+    """Insert ``cells`` and their hosts' rows (their old rows are gone)."""
     if not cells:
         return
     worst: dict[int, int] = {}
-    cell_rows = []
+    rows = []
     for (host_id, layer), counts in cells.items():
         w = _worst(counts)
         worst[host_id] = max(w, worst.get(host_id, 0))
-        cell_rows.append(
-            {"host_id": host_id, "layer": layer, "customer_id": customer_of[host_id], "worst": w}
-            | dict(zip(_COUNT_COLUMNS, counts, strict=True))
-        )
-    conn.execute(fleet_cells.insert(), cell_rows)
-    conn.execute(
-        fleet_hosts.insert(),
-        [{"host_id": h, "customer_id": customer_of[h], "worst": w} for h, w in worst.items()],
-    )
+        rows.append((host_id, layer, customer_of[host_id], w, *counts))
+    sql = _sql(conn)
+    conn.exec_driver_sql(sql["add_cell"], rows)
+    conn.exec_driver_sql(sql["add_host"], [(h, customer_of[h], w) for h, w in worst.items()])
 
 
 def spool_depth_of(document: Any) -> int | None:
@@ -163,37 +174,18 @@ def spool_depth_of(document: Any) -> int | None:
 
 
 def touch_agent(conn: sa.Connection, agent_id: str, now: float, health: Iterable[HealthRow]) -> None:
-    """Record a stored batch of ``agent_id`` at ``now`` with its new ``health`` entries."""
-    conn.execute(_agent_upsert(conn), [_agent_row(agent_id, now, health)])
+    """Record a stored batch of ``agent_id`` at ``now`` with its new ``health`` entries:
+    the time never moves back, the spool depth only to a newer entry's."""
+    conn.exec_driver_sql(_sql(conn)["touch"], _agent_row(agent_id, now, health))
 
 
-def _agent_row(agent_id: str, at: float, health: Iterable[HealthRow]) -> dict[str, Any]:
+def _agent_row(
+    agent_id: str, at: float, health: Iterable[HealthRow]
+) -> tuple[str, float, int | None, int | None]:
     newest = max(health, key=lambda h: h.seq, default=None)
-    depth = None if newest is None else spool_depth_of(newest.document)
-    return {
-        "agent_id": agent_id,
-        "last_batch_at": at,
-        "spool_depth": depth,
-        "spool_seq": newest and newest.seq,
-    }
-
-
-def _agent_upsert(conn: sa.Connection) -> Any:
-    """Upsert of fleet_agents rows: the time never moves back, the spool only to a newer entry."""
-    fa = fleet_agents.c
-    stmt = _insert(conn, fleet_agents)
-    new = stmt.excluded
-    newer = sa.and_(new.spool_seq.is_not(None), sa.func.coalesce(fa.spool_seq, -1) < new.spool_seq)
-    return stmt.on_conflict_do_update(
-        index_elements=["agent_id"],
-        set_={
-            "last_batch_at": sa.case(
-                (new.last_batch_at > fa.last_batch_at, new.last_batch_at), else_=fa.last_batch_at
-            ),
-            "spool_depth": sa.case((newer, new.spool_depth), else_=fa.spool_depth),
-            "spool_seq": sa.case((newer, new.spool_seq), else_=fa.spool_seq),
-        },
-    )
+    if newest is None:
+        return agent_id, at, None, None
+    return agent_id, at, spool_depth_of(newest.document), newest.seq
 
 
 # ---------------------------------------------------------------------------- read models
@@ -438,7 +430,9 @@ class FleetStateRepo:
             customer_of = {
                 int(h): int(c) for h, c in conn.execute(sa.select(hosts.c.id, hosts.c.customer_id))
             }
-            _write_cells(conn, customer_of, cells, replace=None)
+            conn.execute(fleet_cells.delete())
+            conn.execute(fleet_hosts.delete())
+            _add_cells(conn, customer_of, cells)
             newest = (
                 sa.select(agent_health.c.agent_id, sa.func.max(agent_health.c.seq).label("seq"))
                 .group_by(agent_health.c.agent_id)
@@ -469,7 +463,7 @@ class FleetStateRepo:
                 ).all()
             ]
             if rows:
-                conn.execute(_agent_upsert(conn), rows)
+                conn.exec_driver_sql(_sql(conn)["touch"], rows)
 
     # ------------------------------------------------------------------ per customer
 

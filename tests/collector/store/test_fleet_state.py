@@ -20,7 +20,7 @@ from collector.ingest.decode import decode_logged
 from collector.store import AgentIdentity, HealthRow, IngestBatch, PointRow, Store
 from collector.store.cases import CaseContent, CaseRepo
 from collector.store.engine import create_engine
-from collector.store.fleet_state import FleetStateRepo, spool_depth_of
+from collector.store.fleet_state import FleetOverview, FleetStateRepo, spool_depth_of
 from collector.store.migrate import alembic_config, upgrade
 from collector.store.queries import Scope
 from collector.store.schema_fleet import fleet_agents, fleet_cells, fleet_hosts
@@ -61,13 +61,25 @@ def _assert_matches_rebuild(store: Store) -> None:
     assert _state(store) == before
 
 
-def _overview(store: Store, scope: Scope | None = None, now: float | None = None, **kw: object):  # type: ignore[no-untyped-def]
+def _overview(
+    store: Store,
+    scope: Scope | None = None,
+    now: float | None = None,
+    *,
+    search: str = "",
+    state: str = "",
+    offset: int = 0,
+    limit: int = 50,
+) -> FleetOverview:
     return FleetStateRepo(store).overview(
         scope or Scope.everything(),
         now=time.time() if now is None else now,
         silent_after_s=SILENT,
         recent_s=86400.0,
-        **kw,  # type: ignore[arg-type]
+        search=search,
+        state=state,
+        offset=offset,
+        limit=limit,
     )
 
 
