@@ -98,11 +98,13 @@ def _sql(conn: sa.Connection) -> dict[str, str]:
 def _statements(p: str) -> dict[str, str]:
     newer = f"excluded.spool_seq IS NOT NULL AND COALESCE({_FA}.spool_seq, -1) < excluded.spool_seq"
     return {
-        "fresh": (
-            f"SELECT layer, severity, COUNT(*) FROM latest_results WHERE host_id = {p} "
-            "GROUP BY layer, severity"
+        # The host's latest results by layer and severity, then its cells (one round trip).
+        "recount": (
+            "SELECT 1, layer, severity, COUNT(*), 0, 0, 0 FROM latest_results "
+            f"WHERE host_id = {p} GROUP BY layer, severity "
+            "UNION ALL SELECT 2, layer, '', n_ok, n_warn, n_unknown, n_crit FROM fleet_cells "
+            f"WHERE host_id = {p}"
         ),
-        "current": f"SELECT layer, n_ok, n_warn, n_unknown, n_crit FROM fleet_cells WHERE host_id = {p}",
         "customer": f"SELECT customer_id FROM hosts WHERE id = {p}",
         "drop_cells": f"DELETE FROM fleet_cells WHERE host_id = {p}",
         "drop_host": f"DELETE FROM fleet_hosts WHERE host_id = {p}",
@@ -130,13 +132,9 @@ _SQL: Final = {"qmark": _statements("?"), "format": _statements("%s")}
 def refresh_host(conn: sa.Connection, host_id: int) -> bool:
     """Recount ``host_id``'s latest results into its cells; True if the state changed."""
     sql = _sql(conn)
-    fresh = _cells_of(
-        (host_id, layer, sev, n) for layer, sev, n in conn.exec_driver_sql(sql["fresh"], (host_id,))
-    )
-    current = {
-        (host_id, str(layer)): [int(a), int(b), int(c), int(d)]
-        for layer, a, b, c, d in conn.exec_driver_sql(sql["current"], (host_id,))
-    }
+    rows = conn.exec_driver_sql(sql["recount"], (host_id, host_id)).all()
+    fresh = _cells_of((host_id, r[1], r[2], r[3]) for r in rows if r[0] == 1)
+    current = {(host_id, str(r[1])): [int(n) for n in r[3:]] for r in rows if r[0] == 2}
     if fresh == current:
         return False
     (customer_id,) = conn.exec_driver_sql(sql["customer"], (host_id,)).one()
