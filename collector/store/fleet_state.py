@@ -188,6 +188,18 @@ def _agent_row(
 
 # ---------------------------------------------------------------------------- read models
 
+_SUMMED: Final = (
+    "hosts",
+    "agents_active",
+    "agents_silent",
+    "spool_backlog",
+    "agents_backlogged",
+    "gaps_recent",
+    "dropped_recent",
+    "cases_active",
+    "cases_crit",
+)
+
 
 @dataclass(slots=True)
 class CustomerHealth:
@@ -238,14 +250,17 @@ class CustomerHealth:
             -self.agents_backlogged,
         )
 
-    def add(self, other: CustomerHealth) -> None:
-        """Add ``other``'s counts (not its layers) into this one: the totals row."""
-        for name in ("hosts", "agents_active", "agents_silent", "spool_backlog", "agents_backlogged"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("gaps_recent", "dropped_recent", "cases_active", "cases_crit"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for sev, n in other.hosts_by_worst.items():
-            self.hosts_by_worst[sev] = self.hosts_by_worst.get(sev, 0) + n
+    @classmethod
+    def totals(cls, rows: Sequence[CustomerHealth]) -> CustomerHealth:
+        """The sum of ``rows``' counts (not their layers): the totals row (``customer=""``)."""
+        total = cls("")
+        for name in _SUMMED:
+            setattr(total, name, sum(getattr(r, name) for r in rows))
+        for sev in SEVERITY_ORDER:
+            n = sum(r.hosts_by_worst.get(sev, 0) for r in rows)
+            if n:
+                total.hosts_by_worst[sev] = n
+        return total
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -343,9 +358,7 @@ class FleetStateRepo:
             by_id = self._customers(conn, scope)
             scoped = scope.customer is not None
             self._per_customer(conn, by_id, scoped, now=now, silent_after_s=silent_after_s, recent_s=recent_s)
-            total = CustomerHealth("")
-            for row in by_id.values():
-                total.add(row)
+            total = CustomerHealth.totals(list(by_id.values()))
             needle = search.strip().lower()
             ordered = sorted(
                 (
