@@ -33,7 +33,7 @@ from collector.http.cases import router as cases_router
 from collector.http.desk import router as desk_router
 from collector.http.fleet import router as fleet_router
 from collector.http.inspections import router as inspections_router
-from collector.http.metrics import scrape_registry
+from collector.http.metrics import FleetExposition, scrape_registry
 from collector.http.ops import router as ops_router
 from collector.http.sessions import router as sessions_router
 from collector.http.tokens import router as tokens_router
@@ -80,6 +80,7 @@ def create_app(
     app.state.store = store
     app.state.grpc = grpc_service
     app.state.store_registry = store_registry
+    app.state.fleet_exposition = FleetExposition(store)  # the fleet series, cached as text
     app.state.metrics_registry = metrics_registry
     app.state.agent_endpoint = endpoint
     app.state.sessions = sessions  # the serving process's SessionHub (collector.sessions.relay), or None

@@ -3,13 +3,15 @@
 :func:`scrape_registry` builds the app's registry:
 
 - :class:`StoreGauges`: row counts (customers, hosts, agents by state) and ``diag_store_up``;
-- :class:`FleetGauges`: per active agent the age of its last stored batch and its spool
-  backlog; per customer the hosts by worst state and the cases not yet resolved by severity
-  and state. One read transaction (:class:`~collector.store.fleet_metrics.FleetMetricsRepo`)
-  cached for ``ttl_s`` seconds, so several Prometheus servers (or a dashboard refreshing)
-  cost one query per ``ttl_s``; ages are computed at each scrape from the cached timestamps;
 - ``process_*`` and ``python_*`` (prometheus_client's process, platform and GC collectors);
 - ``diag_build_info{version,python,implementation,store} 1``.
+
+:class:`FleetExposition` is the fleet part, appended to that registry's text by ``/metrics``:
+:class:`FleetGauges` (per active agent the age of its last stored batch and its spool
+backlog; per customer the hosts by worst state and the cases not yet resolved by severity
+and state), read from the fleet state kept at ingest
+(:meth:`~collector.store.fleet_state.FleetStateRepo.snapshot`) and rendered to text at most
+once per ``ttl_s`` seconds (10,000 agents: ``bench/metrics_scrape.py``).
 
 ``_created`` series are dropped (:func:`prometheus_client.disable_created_metrics`): they
 double the counters' series and no dashboard or alert here reads them.
@@ -32,16 +34,16 @@ from collections.abc import Callable, Iterator
 from typing import Final
 
 import prometheus_client
-from prometheus_client import CollectorRegistry, Info
+from prometheus_client import CollectorRegistry, Info, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from collector.store import Store
 from collector.store.errors import DatabaseError
 from collector.store.fleet import FleetRepo
-from collector.store.fleet_metrics import ACTIVE_CASE_STATES, HOST_STATES, FleetMetricsRepo, FleetSnapshot
+from collector.store.fleet_state import ACTIVE_CASE_STATES, HOST_STATES, FleetStateRepo
 
-__all__ = ["CASE_SEVERITIES", "FleetGauges", "StoreGauges", "scrape_registry"]
+__all__ = ["CASE_SEVERITIES", "FleetExposition", "FleetGauges", "StoreGauges", "scrape_registry"]
 
 log = logging.getLogger(__name__)
 
@@ -91,53 +93,33 @@ def _store_families() -> tuple[GaugeMetricFamily, ...]:
 
 
 class FleetGauges(Collector):
-    """Per-agent and per-customer fleet gauges from one cached store snapshot."""
+    """Per-agent and per-customer fleet gauges: one fleet-state read per :meth:`collect`."""
 
-    def __init__(
-        self,
-        store: Store,
-        *,
-        ttl_s: float = DEFAULT_TTL_S,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._repo = FleetMetricsRepo(store)
-        self._ttl_s = ttl_s
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time) -> None:
+        self._repo = FleetStateRepo(store)
         self._clock = clock
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._snapshot: FleetSnapshot | None = None
-        self._taken_at = float("-inf")
-        self._query_s = float("nan")
-
-    def _current(self) -> FleetSnapshot | None:
-        with self._lock:  # concurrent scrapes share one query
-            now = self._monotonic()
-            if now - self._taken_at >= self._ttl_s:
-                t0 = time.perf_counter()
-                try:
-                    self._snapshot = self._repo.snapshot()
-                except DatabaseError as exc:  # diag_store_up says so; no stale fleet figures
-                    log.warning("fleet metrics: the store did not answer: %s", exc)
-                    self._snapshot = None
-                self._query_s = time.perf_counter() - t0
-                self._taken_at = now
-            return self._snapshot
 
     def describe(self) -> Iterator[Metric]:
         yield from _fleet_families()
 
     def collect(self) -> Iterator[Metric]:
-        snap = self._current()
         age, spool, hosts, open_cases, query = _fleet_families()
-        query.add_metric([], self._query_s)
+        t0 = time.perf_counter()
+        try:
+            snap = self._repo.snapshot()
+        except DatabaseError as exc:  # diag_store_up says so; no stale fleet figures
+            log.warning("fleet metrics: the store did not answer: %s", exc)
+            snap = None
+        query.add_metric([], time.perf_counter() - t0)
         yield query
         if snap is None:
             return
         now = self._clock()
         for a in snap.agents:
-            if a.last_seen_at is not None:
-                age.add_metric([a.customer, a.agent_id], max(0.0, now - a.last_seen_at))
+            # Connected but nothing stored yet (every batch refused): silent since enrolment.
+            since = a.last_batch_at if a.last_batch_at is not None else a.enrolled_at if a.connected else None
+            if since is not None:
+                age.add_metric([a.customer, a.agent_id], max(0.0, now - since))
             if a.spool_depth is not None:
                 spool.add_metric([a.customer, a.agent_id], float(a.spool_depth))
         host_counts = dict.fromkeys(((c, s) for c in snap.customers for s in HOST_STATES), 0)
@@ -153,12 +135,46 @@ class FleetGauges(Collector):
         yield from (age, spool, hosts, open_cases)
 
 
+class FleetExposition:
+    """The fleet part of /metrics as exposition text, rendered at most once per ``ttl_s``.
+
+    Formatting 20,000 per-agent samples costs far more than reading them, so the text
+    itself is cached: several Prometheus servers (or a dashboard refreshing) cost one read
+    and one rendering per ``ttl_s``, and a warm scrape copies bytes. Ages are as of the
+    rendering (at most ``ttl_s`` old).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ttl_s: float = DEFAULT_TTL_S,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(FleetGauges(store, clock=clock))
+        self._ttl_s = ttl_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._text = b""
+        self._taken_at = float("-inf")
+
+    def render(self) -> bytes:
+        with self._lock:  # concurrent scrapes share one rendering
+            now = self._monotonic()
+            if now - self._taken_at >= self._ttl_s:
+                self._text = generate_latest(self._registry)
+                self._taken_at = now
+            return self._text
+
+
 def _fleet_families() -> tuple[GaugeMetricFamily, ...]:
     return (
         GaugeMetricFamily(
             "diag_agent_last_batch_age_seconds",
-            "Seconds since the collector last stored a batch of this active agent (or accepted its "
-            "Hello); agents that never connected have no series",
+            "Seconds since the collector last stored a batch of this active agent (a Hello does not "
+            "count; connected but none stored: since enrolment); agents that never connected have no series",
             labels=["customer", "agent"],
         ),
         GaugeMetricFamily(
@@ -173,21 +189,21 @@ def _fleet_families() -> tuple[GaugeMetricFamily, ...]:
         ),
         GaugeMetricFamily(
             "diag_cases_open",
-            "Emergency cases not yet resolved, by severity and state (open, acknowledged)",
+            "Cases not yet resolved, by severity and state (new, acknowledged, in_progress, waiting_on_customer)",
             labels=["customer", "severity", "state"],
         ),
         GaugeMetricFamily("diag_fleet_query_seconds", "Time the last fleet snapshot query for /metrics took"),
     )
 
 
-def scrape_registry(store: Store, *, fleet_ttl_s: float = DEFAULT_TTL_S) -> CollectorRegistry:
-    """The app's registry: store and fleet gauges, process and Python collectors, build info."""
+def scrape_registry(store: Store) -> CollectorRegistry:
+    """The app's registry: store gauges, process and Python collectors, build info (the fleet
+    is :class:`FleetExposition`, appended as cached text)."""
     from agent import __version__  # one version for the distribution; agent/__init__ imports nothing
 
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StoreGauges(store))
-    registry.register(FleetGauges(store, ttl_s=fleet_ttl_s))
     prometheus_client.ProcessCollector(registry=registry)
     prometheus_client.PlatformCollector(registry=registry)
     prometheus_client.GCCollector(registry=registry)

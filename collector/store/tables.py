@@ -8,6 +8,7 @@ from :mod:`.schema` alone would see only the core tables.
 from collector.store import (
     schema_cases,
     schema_desk,
+    schema_fleet,
     schema_ingest_log,
     schema_inspections,
     schema_outbox,
@@ -19,6 +20,7 @@ __all__ = [
     "metadata",
     "schema_cases",
     "schema_desk",
+    "schema_fleet",
     "schema_ingest_log",
     "schema_inspections",
     "schema_outbox",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from collector.store.batches import ColumnarBatch, SeriesRef, point_columns
+from collector.store.fleet_state import refresh_host, touch_agent
 from collector.store.inventory import extract_products, product_changes
 from collector.store.schema import agent_health, inventory, inventory_changes, product_upgrades, series
 from collector.store.session_audit import apply_session_entries
@@ -52,8 +53,10 @@ class Writes:
         created: dict[SeriesRef, int],
         now: float,
     ) -> None:
-        """Write the entries above ``stored``: results, points, inventory, health, sessions; the host."""
-        self._write_results(conn, agent, host_id, stored, batch)
+        """Write the entries above ``stored``: results, points, inventory, health, sessions; touch
+        the host and record the batch in the fleet state (after the host row's update, see
+        fleet_state)."""
+        results_changed = self._write_results(conn, agent, host_id, stored, batch)
         refs, values, spans = point_columns(batch)
         if refs:
             self._write_points(conn, host_id, stored, refs, values, spans, known.get(host_id, {}), created)
@@ -76,6 +79,9 @@ class Writes:
         conn.exec_driver_sql(
             self.store._sql["touch_host"], (now, now, skew or None, now if skew else None, host_id)
         )
+        if results_changed:
+            refresh_host(conn, host_id)
+        touch_agent(conn, agent.agent_id, now, health_rows.values())
 
     def remember_series(self, known: dict[int, dict[SeriesRef, int]]) -> None:
         """Cache series ids created by a committed transaction (never before: a rollback orphans them)."""
@@ -92,7 +98,7 @@ class Writes:
 
     def _write_results(
         self, conn: sa.Connection, agent: AgentIdentity, host_id: int, stored: int, batch: IngestBatch
-    ) -> None:
+    ) -> bool:
         # Driver-level SQL with tuples: SQLAlchemy's per-row parameter processing cost more
         # than SQLite's own work here. findings_json is already JSON: stored as is.
         fresh: dict[int, tuple[Any, ...]] = {}
@@ -127,6 +133,7 @@ class Writes:
                     conn.exec_driver_sql(
                         self.store._sql[sql], tuple(list(c) for c in zip(*rows.values(), strict=True))
                     )
+        return bool(fresh)
 
     def _write_points(
         self,

@@ -247,6 +247,7 @@ def _env() -> Environment:
         lstrip_blocks=True,
     )
     env.globals.update(Layer=Layer, Severity=Severity, LANGS=LANGS, quote=quote)
+    env.filters["seg"] = lambda value: quote(str(value), safe="")  # one URL path segment or query value
     return env
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.store import Store
+from collector.store import IngestBatch, Store
+from tests.collector.store.test_store import result
 from tests.collector.web.seed import seed
 from tests.integration.harness import Proc, free_port, spawn
 
@@ -45,6 +46,8 @@ layers: [host, storage]
 language: zh-CN
 answer_deadline: 2s
 """
+ODD_HOST = "x/y?z#w 网 %2F"
+"""A host name that breaks unquoted links (and one that already looks quoted)."""
 
 
 def _skip_reason() -> str | None:
@@ -72,6 +75,8 @@ def collector(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     url = f"sqlite:///{tmp_path / 'c.db'}"
     store = Store.open(url)
     tokens = seed(store)
+    odd, _ = store.enroll_agent("acme", host=ODD_HOST, agent_id="acme-odd")
+    store.ingest(odd, IngestBatch(1, 1, [result(1, "host.load", "WARN")], [], [], []))
     store.close()
     plans = tmp_path / "plans"
     plans.mkdir()
@@ -131,9 +136,11 @@ def test_dashboard_in_chromium(collector, artifacts: Path) -> None:
             expect(page.locator("h1")).to_contain_text(case_id)
 
             page.goto(f"{base}/fleet")
-            rows = page.locator("table.fleet tbody tr")
+            rows = page.locator("table.fleet tbody tr[data-customer]")
             expect(rows).to_have_count(2)
             expect(rows.first).to_have_attribute("data-customer", "acme")
+            expect(page.locator("tr[data-total] th")).to_contain_text("Whole fleet (2 customers)")
+            expect(page.locator("tr[data-total] td.num").first).to_have_text("4")  # hosts, whole fleet
             page.screenshot(path=artifacts / "fleet.png", full_page=True)
             crit = page.locator('tr[data-customer="acme"] td[data-layer="storage"] .sev-crit')
             red = [c for c in _pixel_colours(crit.screenshot()) if c[0] > 150 and c[1] < 90 and c[2] < 90]
@@ -142,6 +149,19 @@ def test_dashboard_in_chromium(collector, artifacts: Path) -> None:
             page.keyboard.press("Tab")  # keyboard: the skip link comes first and is visible on focus
             expect(page.locator("a.skip")).to_be_focused()
 
+            # The filter form: worst state OK leaves globex alone (the totals stay whole).
+            page.select_option("select[name=state]", "OK")
+            page.click("form.filters button")
+            expect(rows).to_have_count(1)
+            expect(rows.first).to_have_attribute("data-customer", "globex")
+            expect(page.locator("tr[data-total] td.num").first).to_have_text("4")
+
+            # A host whose name holds "/", "?", "#", a space, non-ASCII and "%2F" opens.
+            page.goto(f"{base}/fleet/acme")
+            page.click(f'a:text-is("{ODD_HOST}")')
+            expect(page.locator("h1")).to_contain_text(ODD_HOST)
+
+            page.goto(f"{base}/fleet")
             page.click('a[href="/fleet/acme"]')
             page.click('a[href="/hosts/acme/db1"]')
             expect(page.locator("h1")).to_contain_text("db1")

@@ -13,34 +13,38 @@
     var url = table.getAttribute("data-live");
     get(url, function (data) {
       data.customers.forEach(function (c) {
-        var row = table.querySelector('tr[data-customer="' + CSS.escape(c.customer) + '"]');
-        if (!row) { return; }
-        Object.keys(c.layers).forEach(function (layer) {
-          var cell = row.querySelector('td[data-layer="' + layer + '"]');
-          if (!cell) { return; }
-          var worst = c.layers[layer].worst;
-          cell.className = "cell sev-bg-" + (worst ? worst.toLowerCase() : "none");
-          var badge = cell.querySelector(".sev");
-          if (badge) { badge.className = "sev sev-" + (worst ? worst.toLowerCase() : "none"); }
-          var counts = cell.querySelectorAll(".counts .c");
-          counts.forEach(function (el) {
-            SEV.forEach(function (s) {
-              if (el.classList.contains("c-" + s.toLowerCase())) {
-                el.textContent = el.textContent.replace(/\d+/, String(c.layers[layer].counts[s] || 0));
-              }
-            });
-          });
-        });
-        ["agents_silent", "spool_backlog", "gaps_recent"].forEach(function (field) {
-          var cell = row.querySelector('td[data-field="' + field + '"]');
-          if (cell) {
-            var text = field === "agents_silent" ? c.agents_silent + " / " + c.agents_active : String(c[field]);
-            cell.textContent = text;
+        update(table.querySelector('tr[data-customer="' + CSS.escape(c.customer) + '"]'), c);
+      });
+      update(table.querySelector("tr[data-total]"), data.total);
+      var stamp = document.getElementById("fleet-updated");
+      if (stamp) { stamp.setAttribute("data-updated", String(data.generated_at)); }
+    });
+  }
+  // One row (a customer's, or the totals) from its JSON.
+  function update(row, c) {
+    if (!row || !c) { return; }
+    Object.keys(c.layers).forEach(function (layer) {
+      var cell = row.querySelector('td[data-layer="' + layer + '"]');
+      if (!cell) { return; }
+      var worst = c.layers[layer].worst;
+      cell.className = "cell sev-bg-" + (worst ? worst.toLowerCase() : "none");
+      var badge = cell.querySelector(".sev");
+      if (badge) { badge.className = "sev sev-" + (worst ? worst.toLowerCase() : "none"); }
+      var counts = cell.querySelectorAll(".counts .c");
+      counts.forEach(function (el) {
+        SEV.forEach(function (s) {
+          if (el.classList.contains("c-" + s.toLowerCase())) {
+            el.textContent = el.textContent.replace(/\d+/, String(c.layers[layer].counts[s] || 0));
           }
         });
       });
-      var stamp = document.getElementById("fleet-updated");
-      if (stamp) { stamp.setAttribute("data-updated", String(data.generated_at)); }
+    });
+    ["agents_silent", "spool_backlog", "gaps_recent"].forEach(function (field) {
+      var cell = row.querySelector('td[data-field="' + field + '"]');
+      if (cell) {
+        var text = field === "agents_silent" ? c.agents_silent + " / " + c.agents_active : String(c[field]);
+        cell.textContent = text;
+      }
     });
   }
   function run(section) {

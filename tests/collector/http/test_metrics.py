@@ -12,11 +12,11 @@ from prometheus_client.samples import Sample
 
 from agent import __version__
 from collector.http.app import create_app
-from collector.http.metrics import FleetGauges
+from collector.http.metrics import FleetExposition
 from collector.ingest.metrics import CollectorMetrics
 from collector.store import HealthRow, IngestBatch, Store
 from collector.store.cases import CaseContent, CaseRepo
-from collector.store.fleet_metrics import ACTIVE_CASE_STATES, FleetMetricsRepo
+from collector.store.fleet_state import ACTIVE_CASE_STATES, FleetStateRepo
 from tests.collector.store.test_store import T0, result
 
 FLEET = (
@@ -107,28 +107,52 @@ def test_fleet_series_are_bounded_by_agents_and_customers_not_by_what_agents_sen
     assert per_customer == 2 * 5 + 2 * 3 * len(ACTIVE_CASE_STATES)
 
 
-def test_the_snapshot_is_cached_and_ages_move_with_the_clock(store: Store) -> None:
+def test_the_fleet_text_is_cached_for_the_ttl_then_read_and_rendered_again(store: Store) -> None:
     web, _ = store.enroll_agent("acme", host="web1", agent_id="web1")
     store.ingest(web, IngestBatch(1, 1, [result(1)], [], [], []))
-    now = {"wall": 0.0, "mono": 100.0}
-    gauges = FleetGauges(store, ttl_s=5.0, clock=lambda: now["wall"], monotonic=lambda: now["mono"])
+    last = FleetStateRepo(store).snapshot().agents[0].last_batch_at
+    assert last is not None
+    now = {"wall": last + 30.0, "mono": 100.0}
+    fleet = FleetExposition(store, ttl_s=5.0, clock=lambda: now["wall"], monotonic=lambda: now["mono"])
 
     def ages() -> dict[str, float]:
-        family = next(f for f in gauges.collect() if f.name == "diag_agent_last_batch_age_seconds")
+        (family,) = [
+            f
+            for f in text_string_to_metric_families(fleet.render().decode())
+            if f.name == "diag_agent_last_batch_age_seconds"
+        ]
         return {s.labels["agent"]: s.value for s in family.samples}
 
-    (seen,) = ages().keys()
-    last = FleetMetricsRepo(store).snapshot().agents[0].last_seen_at
-    assert seen == "web1" and last is not None
-    now["wall"] = last + 30.0
     assert ages() == {"web1": pytest.approx(30.0)}
     other, _ = store.enroll_agent("acme", host="db1", agent_id="db1")
     store.ingest(other, IngestBatch(1, 1, [result(1)], [], [], []))
-    now["mono"] += 4.9  # within the TTL: the cached snapshot, ages from the clock
+    now["mono"] += 4.9  # within the TTL: the same text, byte for byte
     now["wall"] += 4.9
-    assert ages() == {"web1": pytest.approx(34.9)}
-    now["mono"] += 0.2  # past the TTL: one new query
-    assert sorted(ages()) == ["db1", "web1"]
+    assert ages() == {"web1": pytest.approx(30.0)}
+    now["mono"] += 0.2  # past the TTL: read and rendered again, ages as of now
+    assert ages() == {"web1": pytest.approx(34.9), "db1": pytest.approx(now["wall"] - last, abs=60.0)}
+
+
+def test_an_agent_whose_batches_are_never_stored_ages_from_enrolment_whatever_its_hellos(
+    store: Store,
+) -> None:
+    """The issue: a Hello refreshed last_seen_at, so an agent reconnecting while every batch
+    was refused never looked silent. Only a stored batch counts now."""
+    from tests.collector.store.test_store import facts
+
+    clock = {"now": T0}
+    timed = Store(store.engine, clock=lambda: clock["now"])
+    agent, _ = timed.enroll_agent("acme", host="web1", agent_id="web1")
+    clock["now"] = T0 + 3600
+    timed.hello(agent, facts("web1"))  # connects; every batch it then sends is refused
+    fleet = FleetExposition(store, ttl_s=0.0, clock=lambda: T0 + 3601)
+    families = {f.name: f for f in text_string_to_metric_families(fleet.render().decode())}
+    (age,) = families["diag_agent_last_batch_age_seconds"].samples
+    assert age.value == pytest.approx(3601.0)
+    timed.ingest(agent, IngestBatch(1, 1, [result(1)], [], [], []))  # one is stored at T0 + 3600
+    families = {f.name: f for f in text_string_to_metric_families(fleet.render().decode())}
+    (age,) = families["diag_agent_last_batch_age_seconds"].samples
+    assert age.value == pytest.approx(1.0)
 
 
 def test_a_broken_store_keeps_metrics_200_without_fleet_series(tmp_path: Path) -> None:
