@@ -189,7 +189,7 @@ def _fleet_families() -> tuple[GaugeMetricFamily, ...]:
         ),
         GaugeMetricFamily(
             "diag_cases_open",
-            "Cases not yet resolved, by severity and state (new, acknowledged, in_progress, waiting_on_customer)",
+            "Cases not yet resolved, by severity and state (new, acknowledged, in progress, waiting)",
             labels=["customer", "severity", "state"],
         ),
         GaugeMetricFamily("diag_fleet_query_seconds", "Time the last fleet snapshot query for /metrics took"),
