@@ -287,7 +287,7 @@ def test_snapshot_counts_agents_hosts_by_worst_state_and_unresolved_cases(store:
         ("acme", "NONE"): 1,
         ("globex", "OK"): 2,  # the revoked agent's host is still a host of globex
     }
-    assert snap.cases == {("acme", "CRIT", "open"): 2, ("acme", "WARN", "acknowledged"): 1}
+    assert snap.cases == {("acme", "CRIT", "new"): 2, ("acme", "WARN", "acknowledged"): 1}
     _assert_matches_rebuild(store)
 
 
