@@ -505,7 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = token_sub.add_parser("create", help="create an API token (printed once)")
     common(create)
     create.add_argument("--name", required=True)
-    create.add_argument("--role", default="engineer", choices=["engineer", "customer_admin", "viewer"])
+    create.add_argument(
+        "--role", default="engineer", choices=["engineer", "customer_admin", "viewer", "service_manager"]
+    )
     create.add_argument("--customer", help="required for customer_admin and viewer")
     create.add_argument(
         "--expires",

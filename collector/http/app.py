@@ -11,7 +11,8 @@ what they see is scoped by role:
 
 - engineer: every customer, may enroll and revoke agents;
 - customer_admin: its own customer, may enroll and revoke that customer's agents;
-- viewer: its own customer, read-only.
+- viewer: its own customer, read-only;
+- service_manager: every customer, reads all and works cases (the service desk's view).
 
 A host or agent of another customer answers 404, exactly like one that does not exist.
 """
@@ -29,6 +30,7 @@ from collector.http import problems
 from collector.http.agents import router as agents_router
 from collector.http.body_limits import BodyLimits
 from collector.http.cases import router as cases_router
+from collector.http.desk import router as desk_router
 from collector.http.fleet import router as fleet_router
 from collector.http.inspections import router as inspections_router
 from collector.http.metrics import scrape_registry
@@ -78,7 +80,8 @@ def create_app(
     app.state.store_registry = store_registry
     app.state.metrics_registry = metrics_registry
     app.state.agent_endpoint = endpoint
-    for router in (ops_router, fleet_router, agents_router, cases_router, inspections_router, tokens_router):
+    routers = (ops_router, fleet_router, agents_router, cases_router, desk_router, inspections_router)
+    for router in (*routers, tokens_router):
         app.include_router(router)
 
     install_web(app, public_url=public_url)  # the dashboard (collector.web): /, /fleet, /cases, ...

@@ -41,6 +41,7 @@ from collector.reports.model import (
 from collector.reports.on_demand import digest, renders
 from collector.reports.render import Format, render_fault_analysis
 from collector.schedule.cron import load_zone
+from collector.store.case_states import CASE_STATES, LABELS
 from collector.store.cases import CaseRecord, CaseRepo
 from collector.store.inspections import InspectionRepo
 from collector.store.queries import Scope
@@ -286,7 +287,8 @@ def build_fault_report(
         recovered_ts = recovered_event or case.resolved_at
     end = recovered_ts if recovered_ts is not None and recovered_ts >= case.onset_at else None
 
-    en_kind, zh_kind = _KIND_TITLE.get(case.kind, (case.kind.title(), case.kind))
+    kind = case.kind or "DEGRADATION"  # a case a person opened has no incident kind
+    en_kind, zh_kind = _KIND_TITLE.get(kind, (kind.title(), kind))
     hosts_text = ", ".join(case.hosts) or "-"
     title = LocalText(case.title or f"{en_kind}: {hosts_text}", f"{zh_kind}：{hosts_text}")
 
@@ -379,7 +381,7 @@ def build_fault_report(
         customer=customer,
         case=CaseInfo(
             case_id=case.id,
-            incident_id=case.incident_id,
+            incident_id=case.incident_id or "",
             severity=_severity(case.severity),
             title=title,
             engineer=case.owner or signoff.prepared_by,
@@ -398,7 +400,7 @@ def build_fault_report(
     )
 
 
-_STATE_ZH = {"open": "处理中", "acknowledged": "已受理", "resolved": "已解决", "closed": "已关闭"}
+_STATE_ZH = {state: zh for state, (_en, zh) in LABELS.items() if state in CASE_STATES}
 
 
 def _severity(value: str) -> Severity:

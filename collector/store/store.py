@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -44,7 +44,7 @@ from collector.store.errors import AgentRevoked, Conflict, StoreError, UnknownAg
 from collector.store.inventory import extract_products, product_changes
 from collector.store.migrate import upgrade
 from collector.store.observe import Committed, IngestObserver
-from collector.store.queries import Scope
+from collector.store.principal import ROLES, STAFF_ROLES, ApiPrincipal, Role
 from collector.store.retention import DAY, RetentionPolicy, delete_older, rollup_chunk, rollup_cutoff
 from collector.store.schema import (
     agent_health,
@@ -71,6 +71,7 @@ from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBat
 
 __all__ = [
     "ROLES",
+    "STAFF_ROLES",
     "ApiPrincipal",
     "ColumnarBatch",
     "LogAppend",
@@ -84,9 +85,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-Role = Literal["engineer", "customer_admin", "viewer"]
-ROLES: tuple[Role, ...] = get_args(Role)
 
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 _AUTH_CACHE_TTL_S = 2.0  # revocation by another process takes effect within this
@@ -171,24 +169,6 @@ LogDecoder = Callable[[bytes, float], IngestBatch]
 """Turns a logged payload back into a batch (:func:`collector.ingest.decode.decode_logged`)."""
 
 _LOG_LOCK_NS = 0x6C6F67  # "log": PostgreSQL advisory locks (namespace, shard) of materialisers
-
-
-@dataclass(frozen=True, slots=True)
-class ApiPrincipal:
-    """Who is calling the HTTP API."""
-
-    token_id: int
-    name: str
-    role: Role
-    customer: str | None
-
-    @property
-    def scope(self) -> Scope:
-        return Scope.everything() if self.role == "engineer" else Scope.of(self.customer or "")
-
-    @property
-    def can_write(self) -> bool:
-        return self.role in ("engineer", "customer_admin")
 
 
 SeriesRef = tuple[str, str, str, tuple[tuple[str, str], ...]]
@@ -1336,9 +1316,9 @@ class Store:
         """
         if role not in ROLES:
             raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        if role == "engineer" and customer is not None:
-            raise StoreError("engineer tokens see every customer: do not pass a customer")
-        if role != "engineer" and customer is None:
+        if role in STAFF_ROLES and customer is not None:
+            raise StoreError(f"{role} tokens see every customer: do not pass a customer")
+        if role not in STAFF_ROLES and customer is None:
             raise StoreError(f"a {role} token belongs to one customer: pass --customer")
         _check_name("token name", name)
         token = new_token(API_TOKEN_KIND)

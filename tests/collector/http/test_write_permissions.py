@@ -10,7 +10,9 @@ Each sample is a valid request for customer acme's own objects; it is sent by
   objects are forbidden or invisible);
 - acme's customer_admin and an engineer (the control): must get past the role check
   (2xx, or 409 when the object's state forbids the step), which shows the request
-  itself is valid, so the refusals above are the role's doing.
+  itself is valid, so the refusals above are the role's doing. Steps only the vendor's
+  people take (``staff``: working a case) are refused to acme's customer_admin (403) and
+  pass for a service manager instead.
 
 A real store (SQLite and PostgreSQL) behind the real FastAPI app.
 """
@@ -43,6 +45,8 @@ class Write:
     path: str
     body: dict[str, Any] | None = None
     params: dict[str, str] = field(default_factory=dict)
+    staff: bool = False
+    """Engineers and service managers only (a customer_admin gets 403)."""
 
 
 WRITES: dict[tuple[str, str], Write] = {
@@ -50,14 +54,38 @@ WRITES: dict[tuple[str, str], Write] = {
         "/api/v1/agents", {"customer": "acme", "host": "new1", "agent_id": "acme-new1"}
     ),
     ("POST", "/api/v1/agents/{agent_id}/revoke"): Write("/api/v1/agents/acme-db1/revoke"),
-    ("POST", "/api/v1/cases/{case_id}/ack"): Write("/api/v1/cases/C-acme-1/ack", {"owner": "x"}),
+    ("POST", "/api/v1/cases/{case_id}/ack"): Write("/api/v1/cases/C-acme-1/ack", {"owner": "x"}, staff=True),
     ("POST", "/api/v1/cases/{case_id}/notes"): Write("/api/v1/cases/C-acme-1/notes", {"text": "a note"}),
-    ("POST", "/api/v1/cases/{case_id}/resolve"): Write("/api/v1/cases/C-acme-1/resolve", {"note": "fixed"}),
-    ("POST", "/api/v1/cases/{case_id}/close"): Write("/api/v1/cases/C-acme-1/close"),
+    ("POST", "/api/v1/cases/{case_id}/resolve"): Write(
+        "/api/v1/cases/C-acme-1/resolve", {"note": "fixed"}, staff=True
+    ),
+    ("POST", "/api/v1/cases/{case_id}/close"): Write("/api/v1/cases/C-acme-1/close", staff=True),
+    ("POST", "/api/v1/cases"): Write(
+        "/api/v1/cases", {"customer": "acme", "type": "consultation", "channel": "email", "title": "how?"}
+    ),
+    **{
+        ("POST", f"/api/v1/cases/{{case_id}}/{step}"): Write(f"/api/v1/cases/C-acme-1/{step}", staff=True)
+        for step in ("take", "start", "wait", "resume", "follow-up", "reopen")
+    },
+    ("POST", "/api/v1/cases/{case_id}/transfer"): Write(
+        "/api/v1/cases/C-acme-1/transfer", {"to": "zhang", "reason": "DBA work"}, staff=True
+    ),
+    ("POST", "/api/v1/cases/{case_id}/time"): Write(
+        "/api/v1/cases/C-acme-1/time", {"minutes": 30, "activity": "analysis"}, staff=True
+    ),
+    ("POST", "/api/v1/cases/{case_id}/decision"): Write(
+        "/api/v1/cases/C-acme-1/decision", {"decision": "deferred", "text": "next year"}, staff=True
+    ),
+    ("POST", "/api/v1/cases/{case_id}/release"): Write(
+        "/api/v1/cases/C-acme-1/release", {"release": "5.3"}, staff=True
+    ),
+    ("POST", "/api/v1/cases/{case_id}/complaint-steps"): Write(
+        "/api/v1/cases/C-acme-1/complaint-steps", {"step": "supervised", "text": "daily"}, staff=True
+    ),
     ("POST", "/api/v1/inspections/plans/{name}/runs"): Write("/api/v1/inspections/plans/weekly/runs"),
     ("POST", "/api/v1/tokens"): Write("/api/v1/tokens", {"name": "ci", "role": "viewer", "customer": "acme"}),
-    # Token 6 is acme's spare viewer token (see seeded); ids 1-5 are the callers' own.
-    ("POST", "/api/v1/tokens/{token_id}/revoke"): Write("/api/v1/tokens/6/revoke"),
+    # Token 7 is acme's spare viewer token (see seeded); ids 1-6 are the callers' own.
+    ("POST", "/api/v1/tokens/{token_id}/revoke"): Write("/api/v1/tokens/7/revoke"),
     # Report 1 is acme's stored fault report of C-acme-1 (see seeded).
     ("POST", "/api/v1/reports/{report_id}/render"): Write("/api/v1/reports/1/render"),
     ("PUT", "/api/v1/customers/{customer}/profile"): Write(
@@ -92,7 +120,9 @@ def seeded(store: Store) -> tuple[TestClient, dict[str, str]]:
         "globex admin": store.create_api_token("globex-admin", "customer_admin", customer="globex"),
         "globex viewer": store.create_api_token("globex-viewer", "viewer", customer="globex"),
     }
-    store.create_api_token("acme-spare", "viewer", customer="acme")  # id 6: for the revoke route
+    manager = store.create_api_token("manager", "service_manager")
+    store.create_api_token("acme-spare", "viewer", customer="acme")  # id 7: for the revoke route
+    tokens["manager"] = manager
     # Report 1: a stored fault report of acme's case, for the render-again route.
     ReportRepo(store).add_report("acme", "fault", "C-acme-1", "en", "html", b"<html></html>")
     return TestClient(create_app(store)), tokens
@@ -129,8 +159,11 @@ def test_read_only_and_foreign_callers_are_refused_every_write(
     for who, expected in {**REFUSED_ALWAYS, **REFUSED_OTHER_CUSTOMER}.items():
         response = send(client, method, write, tokens[who])
         assert response.status_code in expected, (who, response.status_code, response.text)
+    if write.staff:
+        response = send(client, method, write, tokens["acme admin"])
+        assert response.status_code == 403, ("acme admin", response.text)
     # The control, after the refusals (which must have changed nothing it depends on).
-    for who in ALLOWED:
+    for who in ("manager", "engineer") if write.staff else ALLOWED:
         response = send(client, method, write, tokens[who])
         assert response.status_code < 300 or response.status_code == 409, (who, response.text)
         if method == "POST" and route[1] == "/api/v1/agents":
