@@ -1,0 +1,147 @@
+"""API: service records, their customers' sign-offs and verification (``/api/v1/records...``).
+
+- ``GET  /records``                    every kind of stored record (inspection and fault
+  reports, service records), newest first, with whether a contact signed it
+- ``GET  /records/verify``             hash every record again: altered or missing ones
+- ``GET  /records/{id}``               one record with its sign-off links and signatures
+- ``GET  /records/{id}/content``       its bytes
+- ``POST /records/{id}/signoff``       a one-time link for a named contact to sign it
+- ``GET  /records/{id}/signoffs``      its sign-off links and signatures
+
+Threat model: a record of another customer is 404 exactly like a missing one; making a
+sign-off link is for the vendor's staff (engineers, service managers: 403 for customer
+admins and viewers), and its token is returned once and stored only as a hash (see
+:mod:`collector.records.signoff` for the page's own threat model). Verification reads only
+the caller's customers' records.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request, Response, status
+
+from collector.http.deps import Principal, StoreDep, list_scope, scope_for, store_errors
+from collector.http.models_records import (
+    RecordDetailOut,
+    RecordOut,
+    RecordsQuery,
+    SignoffIn,
+    SignoffLinkOut,
+    SignoffOut,
+    VerificationOut,
+    VerifyQuery,
+)
+from collector.http.reports import CONTENT_TYPES
+from collector.records import signoff
+from collector.store import ApiPrincipal
+from collector.store.records import RecordRepo
+from collector.store.reports import ReportRecord, ReportRepo
+
+__all__ = ["install", "router"]
+
+router = APIRouter(prefix="/api/v1", tags=["records"])
+
+RecordId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A stored record's id (GET /records).")]
+
+
+def require_staff(who: ApiPrincipal, what: str) -> None:
+    """403 unless an engineer or a service manager."""
+    if who.role == "viewer":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
+    if not who.is_staff:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"only engineers and service managers {what}")
+
+
+def _download(record: ReportRecord, content: bytes) -> Response:
+    name = f"{record.kind}-{record.subject}.{record.lang}.{record.format}"
+    return Response(
+        content,
+        media_type=CONTENT_TYPES[record.format],
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Record-Id": str(record.id),
+            "X-Record-Sha256": record.sha256,
+        },
+    )
+
+
+@router.get("/records", response_model=list[RecordOut])
+def list_records(store: StoreDep, who: Principal, q: Annotated[RecordsQuery, Query()]) -> list[RecordOut]:
+    """Stored records of the caller's customers, newest first."""
+    scope = list_scope(who, q.customer)
+    rows = ReportRepo(store).reports(scope, kind=q.kind, subject=q.subject, limit=q.limit)
+    signed = RecordRepo(store).signed_versions(scope, [r.id for r in rows])
+    return [RecordOut.of_record(r, r.id in signed) for r in rows]
+
+
+@router.get("/records/verify", response_model=VerificationOut)
+def verify_records(store: StoreDep, who: Principal, q: Annotated[VerifyQuery, Query()]) -> VerificationOut:
+    """Recompute every record's SHA-256 (the caller's customers, or ``customer``'s)."""
+    scope = scope_for(who, q.customer)
+    return VerificationOut.of(RecordRepo(store).verify(scope, customer=q.customer))
+
+
+@router.get("/records/{record_id}", response_model=RecordDetailOut)
+def show_record(record_id: RecordId, store: StoreDep, who: Principal) -> RecordDetailOut:
+    with store_errors():
+        record = ReportRepo(store).report(who.scope, record_id)
+    links = RecordRepo(store).signoffs(who.scope, report_id=record_id)
+    now = time.time()
+    base = RecordOut.of_record(record, any(s.signed_at is not None for s in links)).model_dump()
+    return RecordDetailOut(**base, signoffs=[SignoffOut.of(s, now) for s in links])
+
+
+@router.get(
+    "/records/{record_id}/content",
+    response_class=Response,
+    responses={200: {"content": {t: {} for t in CONTENT_TYPES.values()}}},
+)
+def record_content(record_id: RecordId, store: StoreDep, who: Principal) -> Response:
+    with store_errors():
+        record, content = ReportRepo(store).report_content(who.scope, record_id)
+    return _download(record, content)
+
+
+@router.post(
+    "/records/{record_id}/signoff", response_model=SignoffLinkOut, status_code=status.HTTP_201_CREATED
+)
+def make_signoff_link(
+    record_id: RecordId, body: SignoffIn, request: Request, store: StoreDep, who: Principal
+) -> SignoffLinkOut:
+    """A one-time link for ``contact`` to sign this record as it is now (the token is shown once)."""
+    with store_errors():
+        ReportRepo(store).report(who.scope, record_id)  # another customer's record: 404 first
+        require_staff(who, "ask customers to sign records")
+        now = time.time()
+        link, token = signoff.make_link(
+            RecordRepo(store),
+            who.scope,
+            record_id,
+            contact=body.contact,
+            contact_email=body.contact_email,
+            lang=body.lang,
+            actor=who.name,
+            now=now,
+            ttl_s=body.expires_in_hours * 3600,
+        )
+    public = str(getattr(request.app.state, "public_url", "") or "").rstrip("/")
+    out = SignoffOut.of(link, now).model_dump()
+    return SignoffLinkOut(**out, token=token, url=f"{public}/sign/{token}")
+
+
+@router.get("/records/{record_id}/signoffs", response_model=list[SignoffOut])
+def list_signoffs(record_id: RecordId, store: StoreDep, who: Principal) -> list[SignoffOut]:
+    with store_errors():
+        ReportRepo(store).report(who.scope, record_id)
+    now = time.time()
+    return [SignoffOut.of(s, now) for s in RecordRepo(store).signoffs(who.scope, report_id=record_id)]
+
+
+def install(app: FastAPI) -> None:
+    """Mount the records API, the customer's sign-off page and the customer documents API."""
+    from collector.http.signoff import router as signoff_router
+
+    app.include_router(router)
+    app.include_router(signoff_router)
