@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("collector.cli",),
     ("collector.http",),
     ("collector.web",),
-    ("collector.ingest", "collector.emergency", "collector.inspections"),
+    ("collector.ingest", "collector.emergency", "collector.inspections", "collector.records"),
     ("collector.reports",),
     ("collector.notify",),
     ("collector.incidents",),

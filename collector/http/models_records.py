@@ -14,6 +14,7 @@ from collector.store.records import Problem, SignoffRecord, Verification
 from collector.store.reports import ReportRecord
 
 __all__ = [
+    "BuildIn",
     "RecordDetailOut",
     "RecordOut",
     "RecordsQuery",
@@ -114,6 +115,19 @@ class SignoffIn(BaseModel):
         if not value or not value.isprintable():
             raise ValueError("contact must be a printable name")
         return value
+
+
+class BuildIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["emergency", "repair", "routine", "upgrade"]
+    customer: str | None = Field(default=None, max_length=63, pattern=SLUG, description="routine, upgrade")
+    case: str | None = Field(default=None, max_length=80, description="emergency, repair; upgrade: optional")
+    period: str | None = Field(
+        default=None, pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$", description="2026-11 (month) or 2026-Q4"
+    )
+    lang: Literal["en", "zh-CN"] = "en"
+    format: Literal["html", "pdf", "json"] = "html"
 
 
 class ProblemOut(_Out):

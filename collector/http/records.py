@@ -2,6 +2,8 @@
 
 - ``GET  /records``                    every kind of stored record (inspection and fault
   reports, service records), newest first, with whether a contact signed it
+- ``POST /records/build``             build an emergency or repair service report (from a
+  case), a routine operations report or a product upgrade record (a customer's period)
 - ``GET  /records/verify``             hash every record again: altered or missing ones
 - ``GET  /records/{id}``               one record with its sign-off links and signatures
 - ``GET  /records/{id}/content``       its bytes
@@ -22,8 +24,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request, Response, status
 
-from collector.http.deps import Principal, StoreDep, list_scope, scope_for, store_errors
+from collector.http.deps import GrpcDep, Principal, StoreDep, list_scope, scope_for, store_errors
 from collector.http.models_records import (
+    BuildIn,
     RecordDetailOut,
     RecordOut,
     RecordsQuery,
@@ -34,7 +37,10 @@ from collector.http.models_records import (
     VerifyQuery,
 )
 from collector.http.reports import CONTENT_TYPES
+from collector.inspections.service import service_for
 from collector.records import signoff
+from collector.reports import ReportError
+from collector.reports.on_demand import RenderBusy
 from collector.store import ApiPrincipal
 from collector.store.records import RecordRepo
 from collector.store.reports import ReportRecord, ReportRepo
@@ -74,6 +80,39 @@ def list_records(store: StoreDep, who: Principal, q: Annotated[RecordsQuery, Que
     rows = ReportRepo(store).reports(scope, kind=q.kind, subject=q.subject, limit=q.limit)
     signed = RecordRepo(store).signed_versions(scope, [r.id for r in rows])
     return [RecordOut.of_record(r, r.id in signed) for r in rows]
+
+
+@router.post("/records/build", response_model=RecordOut, status_code=status.HTTP_201_CREATED)
+def build_record(body: BuildIn, store: StoreDep, grpc: GrpcDep, who: Principal) -> RecordOut:
+    """Build (or serve the stored, unchanged) service record; 201 either way."""
+    from collector.records.stored import build_service_record
+
+    require_staff(who, "build service records")
+    scope = scope_for(who, body.customer)
+    with store_errors():
+        try:
+            record = build_service_record(
+                service_for(store, grpc).runner,
+                scope,
+                body.kind,
+                body.lang,
+                body.format,
+                now=time.time(),
+                customer=body.customer,
+                case_id=body.case,
+                period=body.period,
+                patient=False,
+            )
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        except ReportError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+        except RenderBusy as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": str(exc.retry_after_s)}
+            ) from None
+    signed = RecordRepo(store).signed_versions(scope, [record.id])
+    return RecordOut.of_record(record, record.id in signed)
 
 
 @router.get("/records/verify", response_model=VerificationOut)

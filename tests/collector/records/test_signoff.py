@@ -4,6 +4,7 @@ changed record) and each role and another customer's people on the API."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -259,3 +260,70 @@ def test_two_submissions_of_one_link_sign_once(store: Store) -> None:
         statement="t",
     )
     assert first is not None and first.client_addr == "a" and second is None
+
+
+def test_verify_finds_altered_and_missing_records(
+    setup: tuple[TestClient, Tokens], store: Store, tmp_path: Any
+) -> None:
+    client, t = setup
+    signed = fault_record(client, t["engineer"])
+    token, link = link_token(client, t["engineer"], signed)
+    assert client.post(f"/sign/{token}", data=form(signed, link["record_sha256"])).status_code == 200
+    kept = fault_record(client, t["engineer"], lang="zh-CN")
+    theirs = fault_record(client, t["engineer"], case="C-globex-1")
+    copy = tmp_path / "kept.html"
+    copy.write_bytes(client.get(f"/api/v1/records/{kept}/content", headers=auth(t["engineer"])).content)
+    with store.engine.begin() as conn:
+        conn.execute(reports.update().where(reports.c.id == kept).values(path=str(copy)))
+    clean = client.get("/api/v1/records/verify", headers=auth(t["engineer"])).json()
+    assert clean == {"ok": True, "checked": 3, "signatures": 1, "problems": []}
+
+    # altered behind the collector's back (bytes and hash rewritten together: the signature catches it)
+    forged = b"<html>all fine</html>"
+    with store.engine.begin() as conn:
+        conn.execute(
+            reports.update()
+            .where(reports.c.id == signed)
+            .values(content=forged, sha256=hashlib.sha256(forged).hexdigest())
+        )
+    copy.write_bytes(b"changed on disk")
+    found = client.get("/api/v1/records/verify", headers=auth(t["acme viewer"])).json()
+    assert found["ok"] is False and found["checked"] == 2  # a viewer verifies its own customer's records
+    assert sorted((p["record"], p["problem"]) for p in found["problems"]) == [
+        (signed, "altered"), (kept, "file_altered"),
+    ]  # fmt: skip
+    assert "Wang Fang signed" in found["problems"][0]["detail"]
+    # missing: a signed record deleted
+    with store.engine.begin() as conn:
+        conn.execute(reports.delete().where(reports.c.id == signed))
+    copy.unlink()
+    found = client.get("/api/v1/records/verify?customer=acme", headers=auth(t["engineer"])).json()
+    assert sorted((p["record"], p["problem"]) for p in found["problems"]) == [
+        (signed, "missing"), (kept, "file_missing"),
+    ]  # fmt: skip
+    assert client.get(f"/sign/{token}").status_code == 404  # its link cannot show what is gone
+    # another customer's people see only their own records, which are fine
+    theirs_only = client.get("/api/v1/records/verify", headers=auth(t["globex admin"])).json()
+    assert theirs_only == {"ok": True, "checked": 1, "signatures": 0, "problems": []} and theirs
+    assert (
+        client.get("/api/v1/records/verify?customer=acme", headers=auth(t["globex admin"])).status_code == 403
+    )
+
+
+def test_diagctl_verify_exits_non_zero_on_a_problem(tmp_path: Any) -> None:
+    from tests.collector.http_server import serving
+    from tests.collector.records.test_service_records import diagctl
+
+    store = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
+    open_case(store, "acme", "db1")
+    token = store.create_api_token("li", "engineer")
+    try:
+        with serving(create_app(store)) as url:
+            client_record = fault_record(TestClient(create_app(store)), token)
+            assert diagctl(url, token, "records", "verify")[0] == 0
+            with store.engine.begin() as conn:
+                conn.execute(reports.update().where(reports.c.id == client_record).values(content=b"x"))
+            code, text = diagctl(url, token, "records", "verify")
+            assert code == 1 and "altered" in text and "C-acme-1" in text
+    finally:
+        store.close()
