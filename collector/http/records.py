@@ -180,7 +180,9 @@ def list_signoffs(record_id: RecordId, store: StoreDep, who: Principal) -> list[
 
 def install(app: FastAPI) -> None:
     """Mount the records API, the customer's sign-off page and the customer documents API."""
+    from collector.http.documents import router as documents_router
     from collector.http.signoff import router as signoff_router
 
     app.include_router(router)
     app.include_router(signoff_router)
+    app.include_router(documents_router)
