@@ -17,7 +17,7 @@ stored for it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import quote
 
@@ -25,7 +25,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from starlette.concurrency import run_in_threadpool
 
 from collector.http.deps import Principal, StoreDep, scope_for, store_errors
-from collector.http.models import _Out, _time
+from collector.http.models import _Out
 from collector.records.documents import MAX_BYTES, DocumentRefused, check_upload
 from collector.store import ApiPrincipal, Store
 from collector.store.documents import DocumentRecord, DocumentRepo
@@ -59,7 +59,7 @@ class DocumentOut(_Out):
             size=d.size,
             sha256=d.sha256,
             uploaded_by=d.uploaded_by,
-            uploaded_at=_time(d.uploaded_at),  # type: ignore[arg-type]
+            uploaded_at=datetime.fromtimestamp(d.uploaded_at, UTC),
             download=f"/api/v1/documents/{d.id}/content",
         )
 

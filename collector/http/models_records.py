@@ -79,8 +79,8 @@ class SignoffOut(_Out):
             contact_email=s.contact_email,
             lang=s.lang,
             created_by=s.created_by,
-            created_at=_time(s.created_at),  # type: ignore[arg-type]
-            expires_at=_time(s.expires_at),  # type: ignore[arg-type]
+            created_at=_time(s.created_at),
+            expires_at=_time(s.expires_at),
             state=s.state(now),
             signed_at=_time(s.signed_at),
             client_addr=s.client_addr,

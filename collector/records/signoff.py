@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
@@ -223,11 +223,10 @@ def sign(
 
 def page_lang(requested: str | None, link: SignoffRecord | None) -> Lang:
     """``?lang=`` when it is a report language, else the link's, else English."""
-    for lang in LANGS:
-        if requested == lang:
-            return lang
-    if link is not None and link.lang in LANGS:
-        return cast(Lang, link.lang)
+    for wanted in (requested, None if link is None else link.lang):
+        for lang in LANGS:
+            if wanted == lang:
+                return lang
     return "en"
 
 

@@ -78,7 +78,8 @@ def build(client: TestClient, token: str, **body: Any) -> Any:
 def content(client: TestClient, token: str, record: dict[str, Any]) -> bytes:
     response = client.get(f"/api/v1/records/{record['id']}/content", headers=auth(token))
     assert response.status_code == 200
-    return response.content
+    data: bytes = response.content
+    return data
 
 
 def test_emergency_service_report_from_the_case(
