@@ -28,7 +28,8 @@ from fastapi.testclient import TestClient
 from collector.http.app import create_app
 from collector.inspections.plan import parse_plan
 from collector.inspections.service import service_for
-from collector.store import Store
+from collector.store import Scope, Store
+from collector.store.documents import DocumentRepo
 from collector.store.reports import ReportRepo
 from tests.collector.cases.test_api import open_case
 from tests.collector.store.conftest import pg_store_session, pg_url, store
@@ -47,6 +48,8 @@ class Write:
     params: dict[str, str] = field(default_factory=dict)
     staff: bool = False
     """Engineers and service managers only (a customer_admin gets 403)."""
+    content: bytes | None = None
+    """A raw body (a document upload) instead of JSON."""
 
 
 WRITES: dict[tuple[str, str], Write] = {
@@ -91,6 +94,17 @@ WRITES: dict[tuple[str, str], Write] = {
     ("PUT", "/api/v1/customers/{customer}/profile"): Write(
         "/api/v1/customers/acme/profile", {"name": "Acme Trading Co."}
     ),
+    # Service records (collector.http.records, documents): record 1 as above, document 1 (seeded).
+    ("POST", "/api/v1/records/build"): Write(
+        "/api/v1/records/build", {"kind": "emergency", "case": "C-acme-1"}, staff=True
+    ),
+    ("POST", "/api/v1/records/{record_id}/signoff"): Write(
+        "/api/v1/records/1/signoff", {"contact": "Wang Fang"}, staff=True
+    ),
+    ("POST", "/api/v1/customers/{customer}/documents"): Write(
+        "/api/v1/customers/acme/documents", params={"name": "notes.txt"}, content=b"disk grown\n"
+    ),
+    ("DELETE", "/api/v1/documents/{document_id}"): Write("/api/v1/documents/1"),
 }
 """(method, route path) -> a valid request for acme's objects."""
 
@@ -125,10 +139,18 @@ def seeded(store: Store) -> tuple[TestClient, dict[str, str]]:
     tokens["manager"] = manager
     # Report 1: a stored fault report of acme's case, for the render-again route.
     ReportRepo(store).add_report("acme", "fault", "C-acme-1", "en", "html", b"<html></html>")
+    # Document 1: acme's, for the delete route.
+    DocumentRepo(store).add(Scope.everything(), "acme", name="a.pdf", media_type="application/pdf",
+                            content=b"%PDF-1.4", uploaded_by="eng")  # fmt: skip
     return TestClient(create_app(store)), tokens
 
 
 def send(client: TestClient, method: str, write: Write, token: str) -> Any:
+    if write.content is not None:
+        return client.request(
+            method, write.path, content=write.content, params=write.params,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/octet-stream"},
+        )  # fmt: skip
     return client.request(
         method,
         write.path,
@@ -168,3 +190,5 @@ def test_read_only_and_foreign_callers_are_refused_every_write(
         assert response.status_code < 300 or response.status_code == 409, (who, response.text)
         if method == "POST" and route[1] == "/api/v1/agents":
             break  # the agent id now exists: a second enrolment is a 409 by design
+        if method == "DELETE" and route[1] == "/api/v1/documents/{document_id}":
+            break  # the document is gone: a second delete is a 404
