@@ -84,7 +84,7 @@ def cmd_build(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         "lang": args.lang,
         "format": args.report_format,
     }
-    data = api.request("POST", "/api/v1/records/build", body={k: v for k, v in body.items() if v is not None})
+    data = api.request("POST", "/api/v1/records", body={k: v for k, v in body.items() if v is not None})
     if args.output:
         content, name = _fetch(api, f"/api/v1/records/{data['id']}/content", {})
         _save(content, name, args.output, out)

@@ -2,7 +2,7 @@
 
 - ``GET  /records``                    every kind of stored record (inspection and fault
   reports, service records), newest first, with whether a contact signed it
-- ``POST /records/build``             build an emergency or repair service report (from a
+- ``POST /records``                    build an emergency or repair service report (from a
   case), a routine operations report or a product upgrade record (a customer's period)
 - ``GET  /records/verify``             hash every record again: altered or missing ones
 - ``GET  /records/{id}``               one record with its sign-off links and signatures
@@ -82,7 +82,7 @@ def list_records(store: StoreDep, who: Principal, q: Annotated[RecordsQuery, Que
     return [RecordOut.of_record(r, r.id in signed) for r in rows]
 
 
-@router.post("/records/build", response_model=RecordOut, status_code=status.HTTP_201_CREATED)
+@router.post("/records", response_model=RecordOut, status_code=status.HTTP_201_CREATED)
 def build_record(body: BuildIn, store: StoreDep, grpc: GrpcDep, who: Principal) -> RecordOut:
     """Build (or serve the stored, unchanged) service record; 201 either way."""
     from collector.records.stored import build_service_record

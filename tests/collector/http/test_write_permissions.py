@@ -95,8 +95,8 @@ WRITES: dict[tuple[str, str], Write] = {
         "/api/v1/customers/acme/profile", {"name": "Acme Trading Co."}
     ),
     # Service records (collector.http.records, documents): record 1 as above, document 1 (seeded).
-    ("POST", "/api/v1/records/build"): Write(
-        "/api/v1/records/build", {"kind": "emergency", "case": "C-acme-1"}, staff=True
+    ("POST", "/api/v1/records"): Write(
+        "/api/v1/records", {"kind": "emergency", "case": "C-acme-1"}, staff=True
     ),
     ("POST", "/api/v1/records/{record_id}/signoff"): Write(
         "/api/v1/records/1/signoff", {"contact": "Wang Fang"}, staff=True

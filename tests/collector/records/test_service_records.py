@@ -72,7 +72,7 @@ def world(store: Store) -> tuple[TestClient, dict[str, str]]:
 
 
 def build(client: TestClient, token: str, **body: Any) -> Any:
-    return client.post("/api/v1/records/build", headers=auth(token), json=body)
+    return client.post("/api/v1/records", headers=auth(token), json=body)
 
 
 def content(client: TestClient, token: str, record: dict[str, Any]) -> bytes:
