@@ -21,7 +21,7 @@ from diagctl.inspections import _document_parser, _fetch, _save
 __all__ = ["register"]
 
 KINDS = ("inspection", "fault", "emergency", "repair", "routine", "upgrade", "analysis")
-BUILT = ("emergency", "repair", "routine", "upgrade")
+BUILT = ("emergency", "repair", "routine", "upgrade", "analysis")
 
 _HEADERS = ("ID", "CUSTOMER", "KIND", "SUBJECT", "LANG", "FORMAT", "BYTES", "CREATED", "SIGNED")
 
@@ -142,6 +142,11 @@ def cmd_verify(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         )
 
 
+def cmd_analysis(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    args.kind, args.case = "analysis", None
+    cmd_build(api, args, out)
+
+
 def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     """Add ``diagctl records ...``; ``add(name, func, help, owner)`` as in build_parser."""
     records = sub.add_parser(
@@ -159,9 +164,9 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p.add_argument("id", type=int)
     p = _document_parser(rsub, "build", cmd_build, "build a service record from a case or a period")
     p.add_argument("kind", choices=BUILT)
-    p.add_argument("--customer", help="routine, upgrade: whose record")
+    p.add_argument("--customer", help="routine, upgrade, analysis: whose record")
     p.add_argument("--case", help="emergency, repair: the case (C-acme-12); upgrade: optional")
-    p.add_argument("--period", help="routine, upgrade: 2026-11 (a month) or 2026-Q4 (a quarter)")
+    p.add_argument("--period", help="routine, upgrade, analysis: 2026-11 (a month) or 2026-Q4 (a quarter)")
     p.add_argument("--format", dest="report_format", choices=("html", "pdf", "json"), default="html")
     p.add_argument("--lang", choices=("en", "zh-CN"), default="en")
     p = add("sign", cmd_sign, "a one-time sign-off link for a customer's contact", rsub)
@@ -172,3 +177,12 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p.add_argument("--hours", type=float, help="how long the link works (default 168, at most 720)")
     p = add("verify", cmd_verify, "recompute every record's SHA-256; exit 1 on altered or missing", rsub)
     p.add_argument("--customer")
+    analysis = sub.add_parser(
+        "analysis", help="service-operation analysis (服务运行分析报告)", parents=[common]
+    )
+    asub = analysis.add_subparsers(dest="analysis_command", required=True, parser_class=Parser)
+    p = _document_parser(asub, "build", cmd_analysis, "analyse a customer's month or quarter")
+    p.add_argument("--customer", required=True)
+    p.add_argument("--period", required=True, help="2026-11 (a month) or 2026-Q4 (a quarter)")
+    p.add_argument("--format", dest="report_format", choices=("html", "pdf", "json"), default="html")
+    p.add_argument("--lang", choices=("en", "zh-CN"), default="en")

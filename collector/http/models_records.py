@@ -120,8 +120,10 @@ class SignoffIn(BaseModel):
 class BuildIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["emergency", "repair", "routine", "upgrade"]
-    customer: str | None = Field(default=None, max_length=63, pattern=SLUG, description="routine, upgrade")
+    kind: Literal["emergency", "repair", "routine", "upgrade", "analysis"]
+    customer: str | None = Field(
+        default=None, max_length=63, pattern=SLUG, description="routine, upgrade, analysis"
+    )
     case: str | None = Field(default=None, max_length=80, description="emergency, repair; upgrade: optional")
     period: str | None = Field(
         default=None, pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$", description="2026-11 (month) or 2026-Q4"

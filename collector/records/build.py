@@ -52,16 +52,25 @@ class Period:
     start: float
     end: float
     """Exclusive."""
+    timezone: str = "UTC"
 
-    def previous(self, timezone: str) -> Period:
+    def previous(self) -> Period:
         """The period of the same length just before this one."""
         year, month, quarter = _parts(self.name)
         if quarter is not None:
             q = quarter - 1 or 4
-            return parse_period(f"{year - (quarter == 1)}-Q{q}", timezone)
+            return parse_period(f"{year - (quarter == 1)}-Q{q}", self.timezone)
         assert month is not None
         m = month - 1 or 12
-        return parse_period(f"{year - (month == 1)}-{m:02d}", timezone)
+        return parse_period(f"{year - (month == 1)}-{m:02d}", self.timezone)
+
+    def days(self) -> tuple[date, date]:
+        """The first day and the day after the last, in the period's time zone."""
+        zone = load_zone(self.timezone)
+        return (
+            datetime.fromtimestamp(self.start, zone).date(),
+            datetime.fromtimestamp(self.end, zone).date(),
+        )
 
 
 def _parts(name: str) -> tuple[int, int | None, int | None]:
@@ -81,7 +90,7 @@ def parse_period(name: str, timezone: str) -> Period:
     zone = load_zone(timezone)
     start = datetime(year, first, 1, tzinfo=zone)
     end = datetime(year + (last > 12), (last - 1) % 12 + 1, 1, tzinfo=zone)
-    return Period(name, start.timestamp(), end.timestamp())
+    return Period(name, start.timestamp(), end.timestamp(), timezone)
 
 
 def _label(value: str | None) -> LocalText:

@@ -12,6 +12,7 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from collector.records.analysis import PREVIOUS_PERIODS, analysis_record
 from collector.records.build import case_record, parse_period, routine_record, upgrade_record
 from collector.records.model import ServiceRecord
 from collector.records.render import render_record
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BUILDABLE", "build_service_record", "record_version"]
 
-BUILDABLE = ("emergency", "repair", "routine", "upgrade")
+BUILDABLE = ("emergency", "repair", "routine", "upgrade", "analysis")
 
 
 def record_version(record: ServiceRecord) -> str:
@@ -85,7 +86,7 @@ def _model(
         return upgrade_record(
             who, signoff, case.id, None, changes, {case.upgrade_id: case.id}, now
         ), case.customer
-    if kind not in ("routine", "upgrade"):
+    if kind not in ("routine", "upgrade", "analysis"):
         raise ValueError(f"unknown record kind {kind!r}: expected one of {', '.join(BUILDABLE)}")
     if customer is None or period is None:
         raise ValueError(
@@ -93,6 +94,16 @@ def _model(
         )
     who = _customer(runner, scope, customer)
     span = parse_period(period, who.timezone)
+    if kind == "analysis":
+        history = [span]
+        for _ in range(PREVIOUS_PERIODS):
+            history.append(history[-1].previous())
+        counts = [(p.name, data.period_counts(scope, customer, p.start, p.end, p.days())) for p in history]
+        facts = data.case_facts(scope, customer, span.start, span.end)
+        products = data.host_products(scope, customer)
+        # Contract rates come with the SLA contracts (sla branch); until then: hours, no cost.
+        model = analysis_record(who, signoff, span, facts, counts, products, None, now)
+        return model, customer
     linked = data.upgrade_cases(scope, customer)
     changes = data.upgrades(scope, customer, span.start, span.end)
     if kind == "upgrade":

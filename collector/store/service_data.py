@@ -8,7 +8,10 @@ reports, product upgrade records and service-operation analyses.
 from __future__ import annotations
 
 import builtins
+import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -16,12 +19,40 @@ from collector.store.case_records import CaseRecord
 from collector.store.cases import CaseRepo
 from collector.store.desk_cases import TimeEntry, TimeLog
 from collector.store.queries import Scope, UpgradeInfo
-from collector.store.schema import customers, hosts, product_upgrades
+from collector.store.schema import customers, hosts, inventory, product_upgrades
 from collector.store.schema_cases import cases
 from collector.store.schema_desk import case_time_entries
 from collector.store.store import Store
 
-__all__ = ["ServiceDataRepo"]
+__all__ = ["CaseFacts", "PeriodCounts", "ServiceDataRepo"]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    """What an analysis needs of a case (no timeline, no evidence)."""
+
+    id: str
+    type: str
+    subtype: str | None
+    severity: str
+    state: str
+    hosts: tuple[str, ...]
+    layer: str | None
+    """The top probable cause's layer (cases detection opened), else None."""
+    opened_at: float
+    acknowledged_at: float | None
+    resolved_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodCounts:
+    """A period's figures for the comparison with earlier periods."""
+
+    opened: int
+    emergency: int
+    resolved: int
+    onsite_minutes: int
+    remote_minutes: int
 
 
 class ServiceDataRepo:
@@ -125,3 +156,98 @@ class ServiceDataRepo:
         )
         with self._engine.connect() as conn:
             return {int(r.upgrade_id): r.id for r in conn.execute(query)}
+
+    # ------------------------------------------------------------------ analysis
+
+    def case_facts(self, scope: Scope, customer: str, start: float, end: float) -> list[CaseFacts]:
+        """Cases of ``customer`` opened in [start, end), oldest first: one query, no timelines."""
+        query = (
+            sa.select(
+                cases.c.id,
+                cases.c.type,
+                cases.c.subtype,
+                cases.c.severity,
+                cases.c.state,
+                cases.c.hosts,
+                cases.c.causes,
+                cases.c.opened_at,
+                cases.c.acknowledged_at,
+                cases.c.resolved_at,
+            )
+            .join(customers, customers.c.id == cases.c.customer_id)
+            .where(
+                scope.where(),
+                customers.c.slug == customer,
+                cases.c.opened_at >= start,
+                cases.c.opened_at < end,
+            )
+            .order_by(cases.c.opened_at, cases.c.id)
+        )
+        with self._engine.connect() as conn:
+            return [_facts(r) for r in conn.execute(query)]
+
+    def period_counts(
+        self, scope: Scope, customer: str, start: float, end: float, days: tuple[dt.date, dt.date]
+    ) -> PeriodCounts:
+        """Cases opened, emergency cases opened and cases resolved in [start, end); minutes
+        logged on the work dates in [days[0], days[1])."""
+        mine = sa.and_(scope.where(), customers.c.slug == customer)
+        joined = cases.join(customers, customers.c.id == cases.c.customer_id)
+        in_period = sa.and_(cases.c.opened_at >= start, cases.c.opened_at < end)
+        counts = (
+            sa.select(
+                sa.func.count().filter(in_period),
+                sa.func.count().filter(in_period, cases.c.type == "emergency"),
+                sa.func.count().filter(cases.c.resolved_at >= start, cases.c.resolved_at < end),
+            )
+            .select_from(joined)
+            .where(mine)
+        )
+        first, last = days
+        minutes = (
+            sa.select(case_time_entries.c.mode, sa.func.sum(case_time_entries.c.minutes))
+            .select_from(case_time_entries.join(joined, cases.c.id == case_time_entries.c.case_id))
+            .where(mine, case_time_entries.c.work_date >= first, case_time_entries.c.work_date < last)
+            .group_by(case_time_entries.c.mode)
+        )
+        with self._engine.connect() as conn:
+            opened, emergency, resolved = conn.execute(counts).one()
+            by_mode = {mode: int(total or 0) for mode, total in conn.execute(minutes)}
+        return PeriodCounts(
+            int(opened), int(emergency), int(resolved), by_mode.get("onsite", 0), by_mode.get("remote", 0)
+        )
+
+    def host_products(self, scope: Scope, customer: str) -> dict[str, dict[str, str]]:
+        """Each host's products and versions, from its current inventory."""
+        query = (
+            sa.select(hosts.c.name, inventory.c.document)
+            .join(inventory, inventory.c.host_id == hosts.c.id)
+            .join(customers, customers.c.id == hosts.c.customer_id)
+            .where(scope.where(), customers.c.slug == customer)
+        )
+        out: dict[str, dict[str, str]] = {}
+        with self._engine.connect() as conn:
+            for name, document in conn.execute(query):
+                products = document.get("products") if isinstance(document, dict) else None
+                if isinstance(products, dict):
+                    out[name] = {
+                        str(p): str(v) for p, v in products.items() if isinstance(v, str | int | float)
+                    }
+        return out
+
+
+def _facts(row: Any) -> CaseFacts:
+    causes = row.causes if isinstance(row.causes, list) else []
+    layer = causes[0].get("layer") if causes and isinstance(causes[0], dict) else None
+    return CaseFacts(
+        id=row.id,
+        type=row.type,
+        subtype=row.subtype,
+        severity=row.severity,
+        state=row.state,
+        hosts=tuple(row.hosts or ()),
+        layer=None if layer is None else str(layer),
+        opened_at=float(row.opened_at),
+        acknowledged_at=None if row.acknowledged_at is None else float(row.acknowledged_at),
+        resolved_at=None if row.resolved_at is None else float(row.resolved_at),
+    )

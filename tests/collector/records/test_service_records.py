@@ -192,10 +192,10 @@ def test_a_zh_cn_pdf_renders(world: tuple[TestClient, dict[str, str]]) -> None:
 def test_periods() -> None:
     nov = parse_period("2026-11", "Asia/Shanghai")
     assert dt.datetime.fromtimestamp(nov.start, dt.UTC).isoformat() == "2026-10-31T16:00:00+00:00"
-    assert nov.previous("Asia/Shanghai").name == "2026-10"
-    assert parse_period("2026-01", "UTC").previous("UTC").name == "2025-12"
+    assert nov.previous().name == "2026-10"
+    assert parse_period("2026-01", "UTC").previous().name == "2025-12"
     q1 = parse_period("2026-Q1", "UTC")
-    assert (q1.end - q1.start) / 86400 == 90 and q1.previous("UTC").name == "2025-Q4"
+    assert (q1.end - q1.start) / 86400 == 90 and q1.previous().name == "2025-Q4"
     with pytest.raises(ValueError, match="month"):
         parse_period("2026-Q5", "UTC")
 
@@ -236,3 +236,92 @@ def test_diagctl_records(tmp_path: Path) -> None:
             assert code == 1
     finally:
         store.close()
+
+
+def more_case(store: Store, customer: str, host: str, *, at: float, item: str) -> str:
+    """Another case of an enrolled host, opened the way the live observer opens one."""
+    from collector.emergency.case_content import case_content
+    from collector.incidents import IncidentEngine, Signal
+
+    (incident,) = IncidentEngine(clock=lambda: at).feed(
+        Signal.check_crit(customer, host, "storage.filesystem", "FS_FULL", ts=at, item=item)
+    )
+    return CaseRepo(store).open_case(case_content(incident), now=at)
+
+
+def test_service_operation_analysis(world: tuple[TestClient, dict[str, str]], store: Store) -> None:
+    client, t = world
+    # More cases on db1 this month than before: growth, a host's share, a layer's share.
+    for i in range(2, 6):
+        more_case(store, "acme", "db1", at=T0 + i * 86400, item=f"/data{i}")
+    made = build(client, t["engineer"], kind="analysis", customer="acme", period=PERIOD, format="json")
+    assert made.status_code == 201, made.text
+    doc = json.loads(content(client, t["engineer"], made.json()))
+    figures = doc["figures"]
+    assert figures["cases"] == 6  # C-acme-1, C-acme-2 and four more db1 cases
+    assert figures["by_type"] == {"emergency": 5, "perfective": 1}
+    assert figures["history"][0] == {"period": PERIOD, "opened": 6, "resolved": 1}
+    assert [h["period"] for h in figures["history"]] == ["2023-11", "2023-10", "2023-09", "2023-08"]
+    assert figures["minutes"] == {"onsite": 240, "remote": 90}
+    assert figures["cost"] is None and figures["surveys"] is None
+    titles = [s["title"] for s in doc["sections"]]
+    assert "Customer satisfaction" in titles and "Service cost" in titles
+    satisfaction = doc["sections"][titles.index("Customer satisfaction")]
+    assert satisfaction["text"] == [
+        "No satisfaction surveys are recorded yet, so there are no results or trends to show."
+    ]
+    advice = doc["sections"][titles.index("Recommendations")]["text"]
+    assert any("Host db1 was involved in" in a for a in advice), advice
+    html = content(
+        client,
+        t["engineer"],
+        build(client, t["engineer"], kind="analysis", customer="acme", period=PERIOD, lang="zh-CN").json(),
+    ).decode()
+    assert "服务运行分析报告" in html and "尚未记录满意度调查" in html and "<svg" in html
+    assert "主机 db1 涉及" in html
+
+
+def test_analysis_recommendations_cite_their_numbers() -> None:
+    from collector.records.analysis import THRESHOLDS, _recommendations, version_rates
+    from collector.store.service_data import CaseFacts, PeriodCounts
+
+    period = parse_period("2026-11", "UTC")
+
+    def case(i: int, host: str, layer: str | None = "storage", kind: str = "emergency") -> CaseFacts:
+        return CaseFacts(
+            f"C-a-{i}",
+            kind,
+            None,
+            "CRIT",
+            "resolved",
+            (host,),
+            layer,
+            period.start + i,
+            None,
+            period.start + i + 60,
+        )
+
+    cases = [case(i, "db1") for i in range(6)] + [case(6, "web1", "network")]
+    history = [("2026-11", PeriodCounts(7, 7, 7, 0, 0))] + [
+        (f"p{i}", PeriodCounts(2, 2, 2, 0, 0)) for i in range(3)
+    ]
+    products = {
+        "db1": {"erp": "5.1"},
+        "db2": {"erp": "5.1"},
+        "web1": {"erp": "5.2"},
+        "web2": {"erp": "5.2"},
+        "web3": {"erp": "5.2"},
+    }
+    advice = [
+        a.en for a in _recommendations(cases, history, version_rates(cases, products), period, THRESHOLDS)
+    ]
+    assert any(a.startswith("Cases rose to 7 from an average of 2.0") and "+250%" in a for a in advice), (
+        advice
+    )
+    assert any("Host db1 was involved in 6 of 7 cases (86%" in a for a in advice)
+    assert any("storage layer caused 6 of 7" in a for a in advice)
+    assert any("erp 5.1 had 3.00 cases per host (6 cases, 2 hosts), against 0.33" in a for a in advice)
+    # below every threshold: nothing to recommend
+    calm = [case(0, "db1", None), case(1, "web1", None)]
+    steady = [("2026-11", PeriodCounts(2, 2, 2, 0, 0)), ("p", PeriodCounts(2, 2, 2, 0, 0))]
+    assert _recommendations(calm, steady, [], period, THRESHOLDS) == []
