@@ -87,7 +87,7 @@ def _dist(counter: Counter[str], label: object = None) -> tuple[tuple[str | Loca
     total = sum(counter.values())
     rows: list[tuple[str | LocalText, ...]] = []
     for key, n in counter.most_common():
-        shown: str | LocalText = label(key) if callable(label) else key  # type: ignore[assignment]
+        shown: str | LocalText = label(key) if callable(label) else key
         rows.append((shown, str(n), _pct(n, total)))
     return tuple(rows)
 

@@ -234,6 +234,13 @@ def test_diagctl_records(tmp_path: Path) -> None:
             assert code == 0 and "1 records and 0 signatures checked" in text
             code, _ = diagctl(url, token, "records", "build", "routine", "--customer", "acme")
             assert code == 1
+            target = tmp_path / "analysis.json"
+            code, text = diagctl(
+                url, token, "analysis", "build", "--customer", "acme", "--period", PERIOD,
+                "--format", "json", "--lang", "zh-CN", "-o", str(target),
+            )  # fmt: skip
+            assert code == 0 and "wrote" in text
+            assert json.loads(target.read_text())["title"] == "服务运行分析报告"
     finally:
         store.close()
 
