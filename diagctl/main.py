@@ -22,7 +22,7 @@ import httpx
 
 from diagconfig.completion import add_completion_option
 from diagconfig.terminal import terminal_text
-from diagctl import cases, inspections, records, tokens
+from diagctl import cases, inspections, records, sessions, tokens
 from diagctl.client import (
     EVERY_ROW,
     Api,
@@ -325,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     cases.register(add, sub, common)
     inspections.register(add, sub, common)
     tokens.register(add, sub, common)
+    sessions.register(add, sub, common)
     records.register(add, sub, common)
     return parser
 

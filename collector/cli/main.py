@@ -232,7 +232,11 @@ async def _serve(
     metrics.watch_ingest_log(store.log_stats, time.time)
     for worker in workers:
         await asyncio.to_thread(worker.start)
-    service = AgentStreamService(store, settings, metrics, ingest_processes=workers)
+    from collector.sessions.relay import SessionHub
+
+    hub = SessionHub(store, metrics.registry)
+    service = AgentStreamService(store, settings, metrics, ingest_processes=workers, sessions=hub)
+    hub.attach(service)
     if not workers:  # ingest commits in this process: observers (detection) run here
         from collector.store.observe import build_observer
 
@@ -257,6 +261,7 @@ async def _serve(
         grpc_service=service,
         agent_endpoint=endpoint,
         public_url=config.emergency.public_url,
+        sessions=hub,
     )
     web = _Server(
         uvicorn.Config(
@@ -275,6 +280,7 @@ async def _serve(
 
     ctx = ServeContext(store=store, config=config, grpc=service, metrics=metrics, stop=stop)
     background = [*incidents_service.start(ctx), *inspections_service.start(ctx)]
+    background.append(asyncio.create_task(hub.expiry_loop()))
     if not workers:
         background.append(asyncio.create_task(_tick_loop(store)))
         background.append(asyncio.create_task(_drain_log_loop(store)))
@@ -311,6 +317,7 @@ async def _serve(
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)
     web.should_exit = True
+    await hub.close()
     await stop_grpc_server(grpc_server, service, health, SHUTDOWN_GRACE_S)
     with contextlib.suppress(asyncio.CancelledError, SystemExit):
         await asyncio.wait_for(web_task, SHUTDOWN_GRACE_S + 2)
@@ -379,13 +386,13 @@ def _cmd_token_other(args: argparse.Namespace) -> int:
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
-    from collector.ingest.enrolment import EnrolmentError, agent_config_text
+    from collector.ingest.enrolment import EnrolmentError, enrol
     from collector.store import StoreError
 
     config = _load(args)
     endpoint = config.grpc.agent_endpoint()
     try:
-        address = endpoint.require()
+        endpoint.require()  # before opening the store: the setting to add comes first
     except EnrolmentError as exc:
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 2
@@ -394,21 +401,14 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         return 2
     store = _open_store(config)
     try:
-        identity, token = store.enroll_agent(args.customer, args.host, args.agent_id)
-    except StoreError as exc:
+        enrolled = enrol(store, endpoint, args.customer, args.host, args.agent_id)
+    except (EnrolmentError, StoreError) as exc:
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 2
     finally:
         store.close()
-    text = agent_config_text(
-        identity.agent_id,
-        identity.customer,
-        address,
-        token,
-        tls=endpoint.tls,
-        server_name=endpoint.server_name,
-    )
-    _write_or_print(text, args.output, f"agent {identity.agent_id} (customer {identity.customer})")
+    who = enrolled.identity
+    _write_or_print(enrolled.config, args.output, f"agent {who.agent_id} (customer {who.customer})")
     return 0
 
 

@@ -44,7 +44,6 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checks.api import Direction, Layer, Severity
@@ -233,7 +232,7 @@ class LiveDetection:
                 self.save_state()
 
     def close(self) -> None:
-        """Save the state; close the notifier's outbox."""
+        """Save the state; stop the notifier."""
         try:
             with self._lock:
                 self.save_state(wait=True)
@@ -525,7 +524,7 @@ class LiveDetection:
     def _notify(self, case_id: str, incident: Incident, event: EventKind) -> None:
         if self.notifier is None:
             return
-        from collector.notify import CaseEvent, OutboxError
+        from collector.notify import CaseEvent
 
         top = incident.top_cause
         base = self.config.public_url.rstrip("/")
@@ -544,8 +543,10 @@ class LiveDetection:
                     url=f"{base}/cases/{case_id}" if base else "",
                 )
             )
-        except (OutboxError, OSError) as exc:
-            log.error("notification of case %s not queued: %s", case_id, exc)
+        except DatabaseError as exc:
+            log.error(
+                "notification of case %s not queued: the store failed (%s)", case_id, type(exc).__name__
+            )
             return
         if queued:
             self.repo.add_event(
@@ -673,7 +674,7 @@ def make_observer(
     """The observer for ``store`` under ``config`` (a CollectorConfig); None when detection is off.
 
     ``clock``, ``notifier`` and ``new_id`` (incident ids) are for tests; by default the
-    notifier queues into ``<state_dir>/notify`` when any customer has destinations.
+    notifier queues into the store's outbox when any customer has destinations.
     """
     emergency: EmergencyConfig = config.emergency
     if not emergency.detection.enabled:
@@ -685,10 +686,7 @@ def make_observer(
     except ConfigError as exc:  # ValueError: what the ingest worker reports at start-up
         raise ValueError(str(exc)) from None
     if notifier is None and emergency.notify.customers:
-        from collector.notify import Notifier, OutboxError
+        from collector.notify import Notifier
 
-        try:
-            notifier = Notifier.from_config(Path(config.state_dir) / "notify", emergency.notify, clock=clock)
-        except OutboxError as exc:  # detection and cases still run; say loudly what is missing
-            log.error("case notifications will not be queued: %s", exc)
+        notifier = Notifier.from_config(store, emergency.notify, clock=clock)
     return LiveDetection(store, emergency, calendar=calendar, notifier=notifier, clock=clock, new_id=new_id)

@@ -35,6 +35,7 @@ from collector.http.fleet import router as fleet_router
 from collector.http.inspections import router as inspections_router
 from collector.http.metrics import scrape_registry
 from collector.http.ops import router as ops_router
+from collector.http.sessions import router as sessions_router
 from collector.http.records import install as install_records
 from collector.http.tokens import router as tokens_router
 from collector.ingest.enrolment import AgentEndpoint
@@ -54,6 +55,7 @@ def create_app(
     grpc_service: Any = None,
     agent_endpoint: AgentEndpoint | None = None,
     public_url: str = "",
+    sessions: Any = None,
 ) -> FastAPI:
     """The FastAPI app; ``agent_endpoint`` is what enrolment tells agents (default:
     ``grpc_address`` without TLS).
@@ -81,9 +83,11 @@ def create_app(
     app.state.store_registry = store_registry
     app.state.metrics_registry = metrics_registry
     app.state.agent_endpoint = endpoint
+    app.state.sessions = sessions  # the serving process's SessionHub (collector.sessions.relay), or None
     routers = (ops_router, fleet_router, agents_router, cases_router, desk_router, inspections_router)
     for router in (*routers, tokens_router):
         app.include_router(router)
+    app.include_router(sessions_router)
     app.state.public_url = public_url
     install_records(app)  # service records, their sign-off page, customer documents
 

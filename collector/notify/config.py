@@ -239,6 +239,9 @@ class DeliveryPolicy(_Model):
     """Outbox bound: when full, the oldest entry is dropped (counted as ``dropped``)."""
     batch: int = Field(default=50, ge=1, le=10_000)
     """Most notifications attempted in one delivery pass."""
+    lease_s: float = Field(default=300.0, ge=1, le=86_400)
+    """How long a collector holds a notification it is delivering before another collector
+    sharing the store may take it over (it died mid-delivery); longer than one attempt."""
 
     @model_validator(mode="after")
     def _order(self) -> DeliveryPolicy:
@@ -254,6 +257,23 @@ class NotifyConfig(_Model):
     """Retry and outbox policy."""
     customers: dict[str, CustomerNotifyConfig] = {}
     """Destinations by customer id; a customer without an entry is not notified."""
+
+    @model_validator(mode="after")
+    def _lease_outlasts_attempts(self) -> NotifyConfig:
+        lease = self.delivery.lease_s
+        for name, cfg in self.customers.items():
+            for hook in cfg.webhooks:
+                if hook.timeout_s >= lease:
+                    raise ValueError(
+                        f"customers.{name}: webhook {hook.key} timeout_s ({hook.timeout_s:g}) must be "
+                        f"shorter than delivery.lease_s ({lease:g}), or another collector may send it again"
+                    )
+            if cfg.email is not None and cfg.email.timeout_s >= lease:
+                raise ValueError(
+                    f"customers.{name}: email timeout_s ({cfg.email.timeout_s:g}) must be shorter "
+                    f"than delivery.lease_s ({lease:g}), or another collector may send it again"
+                )
+        return self
 
     def for_customer(self, customer: str) -> CustomerNotifyConfig | None:
         """The customer's settings, or None when it has none."""

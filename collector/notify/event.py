@@ -50,9 +50,11 @@ from checks.api import Severity
 
 __all__ = [
     "EVENT_KINDS",
+    "ID_NAMESPACE",
     "PAYLOAD_VERSION",
     "CaseEvent",
     "EventKind",
+    "case_identity",
     "iso_utc",
     "notification_id",
     "payload_bytes",
@@ -66,8 +68,8 @@ EventKind = Literal["opened", "acknowledged", "resolved", "reopened"]
 EVENT_KINDS: Final[tuple[EventKind, ...]] = ("opened", "acknowledged", "resolved", "reopened")
 """Every case transition that can be notified, in lifecycle order."""
 
-# Namespace for deterministic notification ids (uuid5), fixed forever: receivers dedup on them.
-_ID_NAMESPACE: Final = uuid.UUID("6f1c2b9e-1d7a-5c3e-9a41-8e2f0d3b7c55")
+ID_NAMESPACE: Final = uuid.UUID("6f1c2b9e-1d7a-5c3e-9a41-8e2f0d3b7c55")
+"""Namespace for deterministic notification ids (uuid5), fixed forever: receivers dedup on them."""
 
 
 def iso_utc(ts: float) -> str:
@@ -126,8 +128,12 @@ def notification_id(event: CaseEvent, channel: str, target: str) -> str:
     >>> notification_id(ev, "email", "email") == notification_id(ev, "webhook", "w")
     False
     """
-    name = "\x1f".join((event.customer, event.case_id, event.event, repr(event.event_at), channel, target))
-    return uuid.uuid5(_ID_NAMESPACE, name).hex
+    return uuid.uuid5(ID_NAMESPACE, "\x1f".join((case_identity(event), channel, target))).hex
+
+
+def case_identity(event: CaseEvent) -> str:
+    """What makes two case events the same notification: customer, case, transition and its time."""
+    return "\x1f".join((event.customer, event.case_id, event.event, repr(event.event_at)))
 
 
 def webhook_payload(event: CaseEvent, notification: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from checks.api import Layer, Severity
+from collector.store.case_states import ACTIVE_STATES
 from collector.store.queries import Scope, resolve_host
 from collector.store.schema import (
     agent_health,
@@ -229,7 +230,7 @@ class DashboardRepo:
                     sa.func.sum(sa.case((cases.c.severity == "CRIT", 1), else_=0)),
                 )
                 .join(customers, customers.c.id == cases.c.customer_id)
-                .where(scope.where(), cases.c.state.in_(("open", "acknowledged")))
+                .where(scope.where(), cases.c.state.in_(ACTIVE_STATES))
                 .group_by(customers.c.slug)
             ):
                 row(slug).cases_active, row(slug).cases_crit = int(n), int(crit or 0)

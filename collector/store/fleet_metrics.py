@@ -24,6 +24,7 @@ from typing import Final
 import sqlalchemy as sa
 
 from checks.api import Severity
+from collector.store.case_states import ACTIVE_STATES
 from collector.store.schema import agent_health, agents, customers, hosts, latest_results
 from collector.store.schema_cases import cases
 from collector.store.store import Store
@@ -33,7 +34,7 @@ __all__ = ["ACTIVE_CASE_STATES", "HOST_STATES", "AgentGauge", "FleetMetricsRepo"
 HOST_STATES: Final = ("OK", "WARN", "UNKNOWN", "CRIT", "NONE")
 """A host's worst state: the worst severity of its checks' latest results, ``NONE`` before any."""
 
-ACTIVE_CASE_STATES: Final = ("open", "acknowledged")
+ACTIVE_CASE_STATES: Final[tuple[str, ...]] = ACTIVE_STATES
 """Case states counted as not yet resolved."""
 
 _BY_RANK: Final = {s.rank: s.value for s in Severity}

@@ -5,7 +5,15 @@ Import :data:`metadata` from here (migrations, the drift check, tests): importin
 from :mod:`.schema` alone would see only the core tables.
 """
 
-from collector.store import schema_cases, schema_desk, schema_ingest_log, schema_inspections, schema_records
+from collector.store import (
+    schema_cases,
+    schema_desk,
+    schema_ingest_log,
+    schema_inspections,
+    schema_outbox,
+    schema_records,
+    schema_sessions,
+)
 from collector.store.schema import metadata
 
 __all__ = [
@@ -14,5 +22,7 @@ __all__ = [
     "schema_desk",
     "schema_ingest_log",
     "schema_inspections",
+    "schema_outbox",
     "schema_records",
+    "schema_sessions",
 ]

@@ -26,6 +26,7 @@ from collector.reports.fault import build_fault_report
 from collector.reports.model import Customer, SignOff
 from collector.reports.render import ChartMaker
 from collector.store import Conflict, NotFound, Scope, StoreError
+from collector.store.case_states import ACTIVE_STATES
 from collector.store.cases import CASE_STATES, CaseRecord, CaseRepo
 from collector.web.frame import FormDep, PageError, WebUser, WebUserDep, render, require_write, store_of
 
@@ -50,7 +51,7 @@ def cases_page(
         raise PageError(400, "web.error.bad_filter", field="state")
     if severity and severity not in SEVERITIES:
         raise PageError(400, "web.error.bad_filter", field="severity")
-    wanted: Any = ("open", "acknowledged") if state == "active" else None if state == "all" else state
+    wanted: Any = ACTIVE_STATES if state == "active" else None if state == "all" else state
     if customer and not scope.allows(customer):
         rows: list[CaseRecord] = []
     else:
@@ -108,6 +109,8 @@ def _change(request: Request, user: WebUser, case_id: str, action: str, fields: 
     scope, actor, now = user.principal.scope, user.principal.name, time.time()
     _case(request, user, case_id)  # 404 before 403
     require_write(user)
+    if action != "note" and not user.principal.is_staff:  # as the API: people of a customer add notes
+        raise PageError(403, "web.error.staff_only")
     note = fields.get("note", "").strip() or None
     if note is not None and len(note) > NOTE_MAX:
         raise PageError(422, "web.error.note_long", n=NOTE_MAX)

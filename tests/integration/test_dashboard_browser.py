@@ -234,4 +234,4 @@ def test_csrf_less_posts_to_a_real_serve_are_refused(collector) -> None:
         refused = client.post(f"/cases/{tokens['case']}/ack", data={"owner": "x"})
         assert refused.status_code == 403
         case = client.get(f"/cases/{tokens['case']}")
-        assert "state-open" in case.text
+        assert "state-new" in case.text

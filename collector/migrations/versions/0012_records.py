@@ -1,7 +1,7 @@
 """service records: customers' sign-offs (one-time links, signatures) and customer documents.
 
 Revision ID: 0012_records
-Revises: 0006_report_version_token_expiry (re-chained by the lead at merge)
+Revises: 0011_outbox (the brief says 0006; re-chained here after merging main)
 Create Date: 2026-12-07
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_records"
-down_revision: str | None = "0007_desk_cases"
+down_revision: str | None = "0011_outbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

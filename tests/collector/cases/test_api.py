@@ -178,10 +178,10 @@ def test_diagctl_cases_commands(server: tuple[str, Store], capsys: pytest.Captur
 
 
 def test_ack_and_resolve_queue_notifications(
-    client: TestClient, tokens: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, store: Store, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from collector.emergency import service
-    from collector.notify import Notifier, NotifyConfig
+    from collector.notify import CaseEvent, Notifier, NotifyConfig
 
     config = NotifyConfig.model_validate(
         {
@@ -190,18 +190,19 @@ def test_ack_and_resolve_queue_notifications(
             }
         }
     )
-    notifier = Notifier.from_config(tmp_path / "notify", config)
+    notifier = Notifier.from_config(store, config)
     monkeypatch.setattr(service, "_notifier", notifier)
     try:
         h = auth(tokens["engineer"])
         client.post("/api/v1/cases/C-acme-1/ack", headers=h)
         client.post("/api/v1/cases/C-acme-1/resolve", headers=h, json={"note": "new disk"})
-        entries = notifier.outbox.entries()
-        assert [(e.event.event, e.event.actor, e.target) for e in entries] == [
+        rows = notifier.outbox.entries()
+        events = [CaseEvent.model_validate_json(r.payload) for r in rows]
+        assert [(e.event, e.actor, r.target) for e, r in zip(events, rows, strict=True)] == [
             ("acknowledged", "eng", "ops"),
             ("resolved", "eng", "ops"),
         ]
-        assert entries[1].event.note == "new disk" and entries[1].event.case_id == "C-acme-1"
+        assert events[1].note == "new disk" and events[1].case_id == "C-acme-1"
     finally:
         notifier.close()
 

@@ -16,7 +16,7 @@ from collector.http.metrics import FleetGauges
 from collector.ingest.metrics import CollectorMetrics
 from collector.store import HealthRow, IngestBatch, Store
 from collector.store.cases import CaseContent, CaseRepo
-from collector.store.fleet_metrics import FleetMetricsRepo
+from collector.store.fleet_metrics import ACTIVE_CASE_STATES, FleetMetricsRepo
 from tests.collector.store.test_store import T0, result
 
 FLEET = (
@@ -80,8 +80,11 @@ def test_metrics_publish_the_fleet_process_and_build(store: Store) -> None:
         ("globex", "NONE"): 1.0,  # enrolment made the host; no result yet
     }
     cases = {tuple(s.labels.values()): s.value for s in families["diag_cases_open"] if s.value}
-    assert cases == {("acme", "CRIT", "open"): 1.0}
-    assert len(families["diag_cases_open"]) == 2 * 3 * 2  # zero-filled: customers x severities x states
+    assert cases == {("acme", "CRIT", "new"): 1.0}
+    # zero-filled: customers x severities x states
+    assert len(families["diag_cases_open"]) == 2 * 3 * len(
+        ACTIVE_CASE_STATES
+    )  # zero-filled: customers x severities x states
 
     (build,) = families["diag_build_info"]
     assert build.value == 1.0
@@ -101,7 +104,7 @@ def test_fleet_series_are_bounded_by_agents_and_customers_not_by_what_agents_sen
     per_agent = sum(len(families[name]) for name in FLEET[:2])
     per_customer = sum(len(families[name]) for name in FLEET[2:])
     assert per_agent == 2 + 1  # two ages, one spool backlog (only acme-web1 sent health)
-    assert per_customer == 2 * 5 + 2 * 6
+    assert per_customer == 2 * 5 + 2 * 3 * len(ACTIVE_CASE_STATES)
 
 
 def test_the_snapshot_is_cached_and_ages_move_with_the_clock(store: Store) -> None:

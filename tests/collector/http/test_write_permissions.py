@@ -19,6 +19,7 @@ A real store (SQLite and PostgreSQL) behind the real FastAPI app.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,12 +32,17 @@ from collector.inspections.service import service_for
 from collector.store import Scope, Store
 from collector.store.documents import DocumentRepo
 from collector.store.reports import ReportRepo
+from collector.store.schema_sessions import sessions
+from collector.store.sessions import SessionRepo
 from tests.collector.cases.test_api import open_case
+from tests.collector.sessions.conftest import KEY
 from tests.collector.store.conftest import pg_store_session, pg_url, store
 
 __all__ = ["pg_store_session", "pg_url", "store"]
 
 WRITE_METHODS = {"post", "put", "patch", "delete"}
+SID = "s-00000000000000a1"
+"""acme's session (requested), seeded with this id."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class Write:
     params: dict[str, str] = field(default_factory=dict)
     staff: bool = False
     """Engineers and service managers only (a customer_admin gets 403)."""
+    allowed: tuple[str, ...] = ()
+    """Who gets past the role check (the control), when not the default for ``staff``."""
     content: bytes | None = None
     """A raw body (a document upload) instead of JSON."""
 
@@ -63,6 +71,18 @@ WRITES: dict[tuple[str, str], Write] = {
         "/api/v1/cases/C-acme-1/resolve", {"note": "fixed"}, staff=True
     ),
     ("POST", "/api/v1/cases/{case_id}/close"): Write("/api/v1/cases/C-acme-1/close", staff=True),
+    ("POST", "/api/v1/sessions"): Write(
+        "/api/v1/sessions",
+        {"host": "db1", "case": "C-acme-1", "reason": "disk", "public_key": KEY, "duration_s": 600},
+        allowed=("engineer",),
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/approve"): Write(
+        f"/api/v1/sessions/{SID}/approve", allowed=("acme admin",)
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/deny"): Write(
+        f"/api/v1/sessions/{SID}/deny", allowed=("acme admin",)
+    ),
+    ("POST", "/api/v1/sessions/{session_id}/revoke"): Write(f"/api/v1/sessions/{SID}/revoke"),
     ("POST", "/api/v1/cases"): Write(
         "/api/v1/cases", {"customer": "acme", "type": "consultation", "channel": "email", "title": "how?"}
     ),
@@ -137,6 +157,19 @@ def seeded(store: Store) -> tuple[TestClient, dict[str, str]]:
     manager = store.create_api_token("manager", "service_manager")
     store.create_api_token("acme-spare", "viewer", customer="acme")  # id 7: for the revoke route
     tokens["manager"] = manager
+    s = SessionRepo(store).request(
+        Scope.everything(),
+        engineer="eng",
+        host="db1",
+        case_id="C-acme-1",
+        reason="disk",
+        mode="shell",
+        public_key=KEY,
+        duration_s=600,
+        now=time.time(),
+    )
+    with store.engine.begin() as conn:
+        conn.execute(sessions.update().where(sessions.c.id == s.id).values(id=SID))
     # Report 1: a stored fault report of acme's case, for the render-again route.
     ReportRepo(store).add_report("acme", "fault", "C-acme-1", "en", "html", b"<html></html>")
     # Document 1: acme's, for the delete route.
@@ -185,7 +218,7 @@ def test_read_only_and_foreign_callers_are_refused_every_write(
         response = send(client, method, write, tokens["acme admin"])
         assert response.status_code == 403, ("acme admin", response.text)
     # The control, after the refusals (which must have changed nothing it depends on).
-    for who in ("manager", "engineer") if write.staff else ALLOWED:
+    for who in write.allowed or (("manager", "engineer") if write.staff else ALLOWED):
         response = send(client, method, write, tokens[who])
         assert response.status_code < 300 or response.status_code == 409, (who, response.text)
         if method == "POST" and route[1] == "/api/v1/agents":

@@ -85,7 +85,7 @@ def test_snapshot_counts_agents_hosts_by_worst_state_and_unresolved_cases(store:
         ("acme", "NONE"): 1,
         ("globex", "OK"): 2,
     }
-    assert snap.cases == {("acme", "CRIT", "open"): 2, ("acme", "WARN", "acknowledged"): 1}
+    assert snap.cases == {("acme", "CRIT", "new"): 2, ("acme", "WARN", "acknowledged"): 1}
 
 
 def test_an_empty_store_gives_an_empty_snapshot(store: Store) -> None:
