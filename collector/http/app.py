@@ -35,8 +35,8 @@ from collector.http.fleet import router as fleet_router
 from collector.http.inspections import router as inspections_router
 from collector.http.metrics import scrape_registry
 from collector.http.ops import router as ops_router
-from collector.http.sessions import router as sessions_router
 from collector.http.records import install as install_records
+from collector.http.sessions import router as sessions_router
 from collector.http.tokens import router as tokens_router
 from collector.ingest.enrolment import AgentEndpoint
 from collector.store import Store
