@@ -179,8 +179,13 @@ def list_signoffs(record_id: RecordId, store: StoreDep, who: Principal) -> list[
 
 
 def install(app: FastAPI) -> None:
-    """Mount the records API, the customer's sign-off page and the customer documents API."""
+    """Mount the records API, the customer's sign-off page and the customer documents API;
+    a resolved emergency case's fault-analysis report goes out through the outbox."""
+    from collector.emergency.service import on_resolved
     from collector.http.documents import router as documents_router
+    from collector.records.fault_mail import send_fault_report
+
+    on_resolved(send_fault_report)
     from collector.http.signoff import router as signoff_router
 
     app.include_router(router)
