@@ -7,15 +7,20 @@
 - ``records sign ID``       a one-time link for a customer's contact to sign it (shown once)
 - ``records verify``        recompute every record's SHA-256; exit 1 on any altered or
   missing record
+- ``analysis build``        the service-operation analysis of a customer's month or quarter
+- ``documents list|upload|download|delete``  the customer service file's documents
 """
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
-from diagctl.client import Api, Parser, ServerError, emit, positive, table, when
+import httpx
+
+from diagctl.client import Api, Parser, ServerError, UsageError, emit, positive, table, when
 from diagctl.inspections import _document_parser, _fetch, _save
 
 __all__ = ["register"]
@@ -147,6 +152,59 @@ def cmd_analysis(api: Api, args: argparse.Namespace, out: TextIO) -> None:
     cmd_build(api, args, out)
 
 
+_DOC_HEADERS = ("ID", "CUSTOMER", "NAME", "TYPE", "BYTES", "SHA-256", "UPLOADED", "BY")
+
+
+def _doc_row(d: dict[str, Any]) -> tuple[object, ...]:
+    return (
+        d["id"], d["customer"], d["name"], d["media_type"].split(";")[0], d["size"], d["sha256"][:12] + "…",
+        when(d["uploaded_at"]), d["uploaded_by"],
+    )  # fmt: skip
+
+
+def cmd_documents_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    data = api.request("GET", f"/api/v1/customers/{args.customer}/documents", {"limit": args.limit})
+    emit(args, data, lambda rows, out: table([_doc_row(d) for d in rows], _DOC_HEADERS, out), out)
+
+
+def cmd_documents_upload(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    path = Path(args.file)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    try:
+        response = api._client.post(
+            f"/api/v1/customers/{args.customer}/documents",
+            params={"name": args.name or path.name},
+            content=content,
+            headers={"Content-Type": "application/octet-stream"},
+            timeout=120.0,
+        )
+    except httpx.HTTPError as exc:
+        raise ServerError(
+            f"request to {api.server} failed: {type(exc).__name__}; is the collector running?"
+        ) from None
+    if response.status_code >= 400:
+        raise ServerError(f"{response.status_code}: {response.json().get('detail')}")
+    emit(args, response.json(), lambda d, out: table([_doc_row(d)], _DOC_HEADERS, out), out)
+
+
+def cmd_documents_download(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    content, name = _fetch(api, f"/api/v1/documents/{args.id}/content", {})
+    _save(content, name, args.output, out)
+
+
+def cmd_documents_delete(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    data = api.request("DELETE", f"/api/v1/documents/{args.id}")
+    emit(
+        args,
+        data,
+        lambda d, out: print(f"deleted document {d['id']} {d['name']!r} of {d['customer']}", file=out),
+        out,
+    )
+
+
 def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     """Add ``diagctl records ...``; ``add(name, func, help, owner)`` as in build_parser."""
     records = sub.add_parser(
@@ -186,3 +244,16 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p.add_argument("--period", required=True, help="2026-11 (a month) or 2026-Q4 (a quarter)")
     p.add_argument("--format", dest="report_format", choices=("html", "pdf", "json"), default="html")
     p.add_argument("--lang", choices=("en", "zh-CN"), default="en")
+    documents = sub.add_parser("documents", help="the customer service file's documents", parents=[common])
+    dsub = documents.add_subparsers(dest="documents_command", required=True, parser_class=Parser)
+    p = add("list", cmd_documents_list, "a customer's documents, newest first", dsub)
+    p.add_argument("--customer", required=True)
+    p.add_argument("--limit", type=positive, default=100)
+    p = add("upload", cmd_documents_upload, "upload a PDF, image, Office file or text file", dsub)
+    p.add_argument("file")
+    p.add_argument("--customer", required=True)
+    p.add_argument("--name", help="the name to keep (default: the file's)")
+    p = _document_parser(dsub, "download", cmd_documents_download, "a document's bytes (-o FILE, -o -)")
+    p.add_argument("id", type=int)
+    p = add("delete", cmd_documents_delete, "delete a document", dsub)
+    p.add_argument("id", type=int)

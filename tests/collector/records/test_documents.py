@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import zipfile
 from typing import Any
 
@@ -140,3 +141,31 @@ def test_size_limit(setup: tuple[TestClient, dict[str, str]], store: Store) -> N
     assert stored(store) == 0
     # the NUL guard of JSON bodies does not apply to a document's raw bytes, and still does elsewhere
     assert upload(client, t["engineer"], "scan.png", PNG).status_code == 201
+
+
+def test_diagctl_documents(tmp_path: Any) -> None:
+    from tests.collector.http_server import serving
+    from tests.collector.records.test_service_records import diagctl
+
+    store = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
+    store.enroll_agent("acme", "db1", "acme-db1")
+    token = store.create_api_token("li", "engineer")
+    source = tmp_path / "acceptance.pdf"
+    source.write_bytes(PDF)
+    try:
+        with serving(create_app(store)) as url:
+            code, text = diagctl(url, token, "documents", "upload", str(source), "--customer", "acme")
+            assert code == 0 and "acceptance.pdf" in text and "application/pdf" in text
+            code, text = diagctl(url, token, "documents", "list", "--customer", "acme", "--format", "json")
+            assert code == 0 and [d["name"] for d in json.loads(text)] == ["acceptance.pdf"]
+            target = tmp_path / "copy.pdf"
+            code, _ = diagctl(url, token, "documents", "download", "1", "-o", str(target))
+            assert code == 0 and target.read_bytes() == PDF
+            html = tmp_path / "page.txt"
+            html.write_bytes(b"<html><script>x</script>")
+            code, _ = diagctl(url, token, "documents", "upload", str(html), "--customer", "acme")
+            assert code == 1
+            code, text = diagctl(url, token, "documents", "delete", "1")
+            assert code == 0 and "deleted document 1" in text
+    finally:
+        store.close()
