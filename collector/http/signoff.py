@@ -101,10 +101,17 @@ def sign_record(token: str, request: Request, store: StoreDep) -> Response:
 
 @router.post("/sign/{token}", response_class=HTMLResponse)
 async def sign_submit(token: str, request: Request, store: StoreDep) -> HTMLResponse:
-    body = await request.body()
+    # Outside /api/ (no body limit there): read at most FORM_MAX_BYTES + 1, never the whole body.
+    body = b""
+    declared = request.headers.get("content-length", "")
+    if not (declared.isdigit() and int(declared) > signoff.FORM_MAX_BYTES):
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > signoff.FORM_MAX_BYTES:
+                break
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     fields: dict[str, str] | None = None
-    if len(body) <= signoff.FORM_MAX_BYTES and ctype == "application/x-www-form-urlencoded":
+    if body and len(body) <= signoff.FORM_MAX_BYTES and ctype == "application/x-www-form-urlencoded":
         try:
             fields = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=10))
         except (UnicodeDecodeError, ValueError):

@@ -194,6 +194,12 @@ def test_bad_forms_are_refused_with_a_page(setup: tuple[TestClient, Tokens], sto
     assert as_json.status_code == 400 and "could not be read" in as_json.text
     huge = client.post(f"/sign/{token}", data={**form(record, link["record_sha256"]), "pad": "x" * 5000})
     assert huge.status_code == 400
+    streamed = client.post(  # a chunked body of 1 MiB: read up to the limit, then refused
+        f"/sign/{token}",
+        content=iter([b"record=1&" + b"x" * 65536] * 16),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert streamed.status_code == 400
     assert signed_rows(store) == []
 
 
