@@ -20,7 +20,7 @@ the caller's customers' records.
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, FastAPI, HTTPException, Path, Query, Request, Response, status
 
@@ -44,6 +44,10 @@ from collector.reports.on_demand import RenderBusy
 from collector.store import ApiPrincipal
 from collector.store.records import RecordRepo
 from collector.store.reports import ReportRecord, ReportRepo
+
+if TYPE_CHECKING:
+    from collector.notify import Notifier
+    from collector.store.cases import CaseRecord
 
 __all__ = ["install", "router"]
 
@@ -183,11 +187,17 @@ def install(app: FastAPI) -> None:
     a resolved emergency case's fault-analysis report goes out through the outbox."""
     from collector.emergency.service import on_resolved
     from collector.http.documents import router as documents_router
-    from collector.records.fault_mail import send_fault_report
 
-    on_resolved(send_fault_report)
+    on_resolved(_send_fault_report)
     from collector.http.signoff import router as signoff_router
 
     app.include_router(router)
     app.include_router(signoff_router)
     app.include_router(documents_router)
+
+
+def _send_fault_report(notifier: Notifier, case: CaseRecord) -> None:
+    """The resolved-case hook: the case's fault-analysis report through the outbox."""
+    from collector.records.fault_mail import send_fault_report
+
+    send_fault_report(service_for(notifier.outbox.store).runner, notifier, case)

@@ -37,6 +37,7 @@ from collector.store import DatabaseError
 from collector.store.queries import Scope
 
 if TYPE_CHECKING:
+    from collector.inspections.runner import Runner
     from collector.notify import Notifier
     from collector.store.cases import CaseRecord
 
@@ -148,19 +149,16 @@ FAULT_REPORT: Final = register(
 )
 
 
-def send_fault_report(notifier: Notifier, case: CaseRecord) -> list[str]:
+def send_fault_report(runner: Runner, notifier: Notifier, case: CaseRecord) -> list[str]:
     """Queue ``case``'s fault-analysis report (emergency cases only); the ids newly queued.
 
     Never raises: a report that cannot be rendered or queued is logged and left for an
     engineer to send by hand (``diagctl reports fault``)."""
     if case.type != "emergency" or case.state != "resolved":
         return []
-    from collector.inspections.service import service_for
     from collector.reports import ReportError
     from collector.reports.fault import stored_fault_report
 
-    store = notifier.outbox.store
-    runner = service_for(store).runner
     attachments = []
     try:
         for lang in ("en", "zh-CN"):

@@ -94,11 +94,11 @@ def test_other_cases_and_repeats_send_no_report(
     notifier.deliver_due()
     assert len([m for m in srv.messages if b"record.fault_report" in m.data]) == 1
     assert client.post("/api/v1/cases/C-acme-1/resolve", headers=auth(token)).status_code == 200
+    from collector.inspections.service import service_for
     from collector.records.fault_mail import send_fault_report
     from collector.store.cases import CaseRepo
 
-    assert (
-        send_fault_report(notifier, CaseRepo(store).get(Scope.everything(), "C-acme-1")) == []
-    )  # already queued
+    case = CaseRepo(store).get(Scope.everything(), "C-acme-1")
+    assert send_fault_report(service_for(store).runner, notifier, case) == []  # already queued
     notifier.deliver_due()
     assert len([m for m in srv.messages if b"record.fault_report" in m.data]) == 2
