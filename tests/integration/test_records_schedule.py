@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from collector.store import Scope
-from collector.store.reports import ReportRepo
+from collector.store.reports import ReportRecord, ReportRepo
 from collector.store.store import Store
 from tests.collector.cases.test_api import open_case
 from tests.integration.harness import free_port, spawn
@@ -40,7 +40,7 @@ def test_serve_builds_the_analysis_of_the_month_that_ended(tmp_path: Path) -> No
     proc = spawn(["-m", "collector.cli", "serve", "--config", str(config)], tmp_path / "serve.log")
     try:
         deadline = time.monotonic() + 45
-        found = []
+        found: list[ReportRecord] = []
         while not found and time.monotonic() < deadline:
             assert proc.popen.poll() is None, proc.output()
             found = ReportRepo(store).reports(Scope.of("acme"), kind="analysis")
