@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from collector.cli.secret_files import resolve_secret_files
 from collector.emergency.config import EmergencyConfig
 from collector.ingest.enrolment import AgentEndpoint, agent_endpoint, is_wildcard
+from collector.records.schedule import RecordsConfig
 from collector.store.retention import RetentionPolicy
 from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, read_config_file, show_value
 
@@ -226,6 +227,8 @@ class CollectorConfig(_Model):
     emergency: EmergencyConfig = Field(default_factory=EmergencyConfig)
     """Detection, incidents, emergency cases, maintenance windows, notifications."""
     inspections: InspectionsConfig = Field(default_factory=InspectionsConfig)
+    records: RecordsConfig = Field(default_factory=RecordsConfig)
+    """Scheduled service-operation analyses (collector.records.schedule)."""
 
     @model_validator(mode="after")
     def _distinct_listeners(self) -> CollectorConfig:

@@ -277,9 +277,11 @@ async def _serve(
     from collector.cli.serve_context import ServeContext
     from collector.emergency import service as incidents_service
     from collector.inspections import service as inspections_service
+    from collector.records import schedule as records_schedule
 
     ctx = ServeContext(store=store, config=config, grpc=service, metrics=metrics, stop=stop)
     background = [*incidents_service.start(ctx), *inspections_service.start(ctx)]
+    background += records_schedule.start(ctx, inspections_service.service_for(store, service).runner)
     background.append(asyncio.create_task(hub.expiry_loop()))
     if not workers:
         background.append(asyncio.create_task(_tick_loop(store)))

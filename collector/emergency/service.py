@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,12 +27,20 @@ if TYPE_CHECKING:
     from collector.notify import EventKind, Notifier
     from collector.store.cases import CaseRecord
 
-__all__ = ["current_notifier", "notify_case", "start"]
+__all__ = ["current_notifier", "notify_case", "on_resolved", "start"]
 
 log = logging.getLogger("collector.incidents")
 
 _notifier: Notifier | None = None
 _public_url = ""
+_on_resolved: list[Callable[[Notifier, CaseRecord], object]] = []
+
+
+def on_resolved(hook: Callable[[Notifier, CaseRecord], object]) -> None:
+    """Also call ``hook(notifier, case)`` after a resolved case is notified (once per hook;
+    e.g. :func:`collector.records.fault_mail.send_fault_report`). A hook must not raise."""
+    if hook not in _on_resolved:
+        _on_resolved.append(hook)
 
 
 def current_notifier() -> Notifier | None:
@@ -73,6 +82,9 @@ def notify_case(
         )
     except ValueError as exc:
         log.error("notification %s of case %s not queued: %s", event, case.id, exc)
+    if event == "resolved":
+        for hook in _on_resolved:
+            hook(notifier, case)
 
 
 def start(ctx: ServeContext) -> list[asyncio.Task[None]]:

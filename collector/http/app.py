@@ -35,6 +35,7 @@ from collector.http.fleet import router as fleet_router
 from collector.http.inspections import router as inspections_router
 from collector.http.metrics import FleetExposition, scrape_registry
 from collector.http.ops import router as ops_router
+from collector.http.records import install as install_records
 from collector.http.sessions import router as sessions_router
 from collector.http.tokens import router as tokens_router
 from collector.ingest.enrolment import AgentEndpoint
@@ -88,6 +89,8 @@ def create_app(
     for router in (*routers, tokens_router):
         app.include_router(router)
     app.include_router(sessions_router)
+    app.state.public_url = public_url
+    install_records(app)  # service records, their sign-off page, customer documents
 
     install_web(app, public_url=public_url)  # the dashboard (collector.web): /, /fleet, /cases, ...
 

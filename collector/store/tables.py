@@ -12,6 +12,7 @@ from collector.store import (
     schema_ingest_log,
     schema_inspections,
     schema_outbox,
+    schema_records,
     schema_sessions,
 )
 from collector.store.schema import metadata
@@ -24,5 +25,6 @@ __all__ = [
     "schema_ingest_log",
     "schema_inspections",
     "schema_outbox",
+    "schema_records",
     "schema_sessions",
 ]

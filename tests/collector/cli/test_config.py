@@ -105,7 +105,8 @@ def test_every_problem_is_reported_at_once() -> None:
     lines = str(info.value).splitlines()
     assert len(lines) == 3
     assert lines[2].startswith(
-        "c.yaml: bogus: unknown key; valid keys here: emergency, grpc, http, inspections, state_dir, store"
+        "c.yaml: bogus: unknown key; valid keys here: "
+        "emergency, grpc, http, inspections, records, state_dir, store"
     )
 
 

@@ -30,6 +30,7 @@ from collector.http.app import create_app
 from collector.inspections.plan import parse_plan
 from collector.inspections.service import service_for
 from collector.store import Scope, Store
+from collector.store.documents import DocumentRepo
 from collector.store.reports import ReportRepo
 from collector.store.schema_sessions import sessions
 from collector.store.sessions import SessionRepo
@@ -55,6 +56,8 @@ class Write:
     """Engineers and service managers only (a customer_admin gets 403)."""
     allowed: tuple[str, ...] = ()
     """Who gets past the role check (the control), when not the default for ``staff``."""
+    content: bytes | None = None
+    """A raw body (a document upload) instead of JSON."""
 
 
 WRITES: dict[tuple[str, str], Write] = {
@@ -113,6 +116,17 @@ WRITES: dict[tuple[str, str], Write] = {
     ("PUT", "/api/v1/customers/{customer}/profile"): Write(
         "/api/v1/customers/acme/profile", {"name": "Acme Trading Co."}
     ),
+    # Service records (collector.http.records, documents): record 1 as above, document 1 (seeded).
+    ("POST", "/api/v1/records"): Write(
+        "/api/v1/records", {"kind": "emergency", "case": "C-acme-1"}, staff=True
+    ),
+    ("POST", "/api/v1/records/{record_id}/signoff"): Write(
+        "/api/v1/records/1/signoff", {"contact": "Wang Fang"}, staff=True
+    ),
+    ("POST", "/api/v1/customers/{customer}/documents"): Write(
+        "/api/v1/customers/acme/documents", params={"name": "notes.txt"}, content=b"disk grown\n"
+    ),
+    ("DELETE", "/api/v1/documents/{document_id}"): Write("/api/v1/documents/1"),
 }
 """(method, route path) -> a valid request for acme's objects."""
 
@@ -160,10 +174,18 @@ def seeded(store: Store) -> tuple[TestClient, dict[str, str]]:
         conn.execute(sessions.update().where(sessions.c.id == s.id).values(id=SID))
     # Report 1: a stored fault report of acme's case, for the render-again route.
     ReportRepo(store).add_report("acme", "fault", "C-acme-1", "en", "html", b"<html></html>")
+    # Document 1: acme's, for the delete route.
+    DocumentRepo(store).add(Scope.everything(), "acme", name="a.pdf", media_type="application/pdf",
+                            content=b"%PDF-1.4", uploaded_by="eng")  # fmt: skip
     return TestClient(create_app(store)), tokens
 
 
 def send(client: TestClient, method: str, write: Write, token: str) -> Any:
+    if write.content is not None:
+        return client.request(
+            method, write.path, content=write.content, params=write.params,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/octet-stream"},
+        )  # fmt: skip
     return client.request(
         method,
         write.path,
@@ -203,3 +225,5 @@ def test_read_only_and_foreign_callers_are_refused_every_write(
         assert response.status_code < 300 or response.status_code == 409, (who, response.text)
         if method == "POST" and route[1] == "/api/v1/agents":
             break  # the agent id now exists: a second enrolment is a 409 by design
+        if method == "DELETE" and route[1] == "/api/v1/documents/{document_id}":
+            break  # the document is gone: a second delete is a 404
