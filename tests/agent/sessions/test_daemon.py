@@ -105,6 +105,8 @@ def _paramiko(fake: FakeCollector, key: Path, host_key: str) -> paramiko.Transpo
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(str(fake.socket_path))
     transport = paramiko.Transport(sock)
+    # A loaded CI machine can take longer than paramiko's 15-s defaults to answer the banner.
+    transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = 60.0
     transport.connect(username="whoever", pkey=paramiko.Ed25519Key.from_private_key_file(str(key)))
     served = transport.get_remote_server_key()
     assert f"{served.get_name()} {served.get_base64()}" == host_key  # the key the status pinned
