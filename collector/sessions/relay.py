@@ -380,6 +380,9 @@ class SessionHub:
             self.send_frame(agent_id, grant_message(record))
 
     async def _status(self, agent_id: str, status: agent_pb2.SessionStatus) -> None:
+        if status.stream_id:
+            self._stream_status(agent_id, status)
+            return
         try:
             record = await self._run(
                 self.repo.agent_status,
@@ -406,6 +409,18 @@ class SessionHub:
                 self._close_stream(
                     stream, f"the agent said {status.state}: {status.reason[:200]}", tell_agent=False
                 )
+
+    def _stream_status(self, agent_id: str, status: agent_pb2.SessionStatus) -> None:
+        """A status about one stream (``active``, ``ended``, ``refused``): it never changes the
+        session's state (a stream ending does not end the session); an end closes that stream,
+        whose close reason the stream's audit row keeps."""
+        stream = self._streams.get((agent_id, status.stream_id))
+        if stream is None or (status.session_id and status.session_id != stream.session_id):
+            return
+        if status.state in ("refused", "ended", "revoked", "denied"):
+            self._close_stream(
+                stream, f"the agent said {status.state}: {status.reason[:200]}".rstrip(": "), tell_agent=False
+            )
 
     async def _audit_end(self, stream: RelayStream, row_id: int) -> None:
         await stream.closed.wait()
