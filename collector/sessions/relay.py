@@ -203,6 +203,7 @@ class SessionHub:
         self._streams: dict[tuple[str, int], RelayStream] = {}
         self._ids = itertools.count(1)
         self._capable: set[str] = set()
+        self._without_sessions: set[str] = set()  # connected, but their Hello did not offer sessions
         self._outboxes: dict[str, _Outbox] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.refused = Counter(
@@ -230,6 +231,10 @@ class SessionHub:
         """The agent is connected and its Hello offered sessions."""
         return agent_id in self._capable
 
+    def refuses_sessions(self, agent_id: str) -> bool:
+        """The agent is connected and did not offer sessions (``sessions.enabled`` is off there)."""
+        return agent_id in self._without_sessions
+
     # ---------------------------------------------------------------- called by the gRPC service
 
     def agent_connected(self, agent_id: str, features: tuple[str, ...]) -> None:
@@ -237,12 +242,15 @@ class SessionHub:
         self._drop_agent(agent_id, "the agent reconnected")
         if "sessions" not in features:
             self._capable.discard(agent_id)
+            self._without_sessions.add(agent_id)
             return
+        self._without_sessions.discard(agent_id)
         self._capable.add(agent_id)
         self._spawn(self._send_grants(agent_id))
 
     def agent_disconnected(self, agent_id: str) -> None:
         self._capable.discard(agent_id)
+        self._without_sessions.discard(agent_id)
         self._drop_agent(agent_id, "the agent disconnected")
 
     def agent_frame(self, agent_id: str, msg: agent_pb2.AgentMessage) -> None:
