@@ -477,7 +477,11 @@ class SessionManager(_Base):
         every open stream once ``allowed_hours`` closes (the grant stays: it may be used again
         when the window reopens, and until then every SessionOpen is refused with the reason)."""
         now = int(time.time() * 1000)
-        if self.config.hours is not None and self._streams and not self.config.within_hours(self.minute_of_day()):
+        if (
+            self.config.hours is not None
+            and self._streams
+            and not self.config.within_hours(self.minute_of_day())
+        ):
             reason = f"outside allowed hours {self.config.allowed_hours}"
             for stream in list(self._streams.values()):
                 stream.relay.close(reason, notify=True)

@@ -304,7 +304,8 @@ async def _admit(
     if hub is not None and hub.refuses_sessions(record.agent_id):
         return (
             4409,
-            f"the agent of host {record.host} does not accept sessions (sessions.enabled is off in its config)",
+            f"the agent of host {record.host} does not accept sessions "
+            "(sessions.enabled is off in its config)",
             record,
         )
     why = record.connectable(time.time())

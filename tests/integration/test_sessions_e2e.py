@@ -15,8 +15,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import pwd
 import pty
+import pwd
 import select
 import shutil
 import subprocess
@@ -240,7 +240,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         for name, token, sess in (("web1", token1, enabled), ("web2", token2, None)):
             cfg = _agent_config(tmp, name, grpc_addr, token, sess)
             agents.append(
-                spawn(["-m", "agent.cli", "run", "--config", str(cfg), "--log-level", "debug"], tmp / f"{name}.log")
+                spawn(
+                    ["-m", "agent.cli", "run", "--config", str(cfg), "--log-level", "debug"],
+                    tmp / f"{name}.log",
+                )
             )
         s = Stack(
             tmp, store, f"http://127.0.0.1:{http_port}", collector, agents[0], agents[1],
@@ -354,7 +357,9 @@ def test_request_approve_ssh_scp_revoke_replay_and_audit(stack: Stack) -> None:
         code, printed = _in_a_terminal(["asciinema", "cat", str(stack.tmp / "s.cast")])
         assert code == 0, printed
         assert f"hello-from-{_shell_user()}" in printed
-        code, printed = _in_a_terminal(["asciinema", "play", "-s", "100", "-i", "0.1", str(stack.tmp / "s.cast")])
+        code, printed = _in_a_terminal(
+            ["asciinema", "play", "-s", "100", "-i", "0.1", str(stack.tmp / "s.cast")]
+        )
         assert code == 0, printed
         assert f"hello-from-{_shell_user()}" in printed
     elif os.environ.get("DIAG_FAIL_ON_SKIP"):
@@ -362,15 +367,25 @@ def test_request_approve_ssh_scp_revoke_replay_and_audit(stack: Stack) -> None:
 
     # the audit log: the whole story, verified; then one byte changed in the DB breaks it
     events_seen = stack.audit_events(sid)
-    for event in ("requested", "approved", "agent_approved", "started", "ended", "revoked", "agent_revoked", "recording_stored"):
+    for event in (
+        "requested",
+        "approved",
+        "agent_approved",
+        "started",
+        "ended",
+        "revoked",
+        "agent_revoked",
+        "recording_stored",
+    ):
         assert event in events_seen, (event, sorted(set(events_seen)))
     code, out, err = stack.ctl(stack.engineer, "sessions", "audit", "--verify")
     assert code == 0, err
     assert "BROKEN" not in out and "acme" in out
     with stack.store.engine.begin() as conn:
         row = conn.execute(
-            sa.select(session_audit.c.customer_id, session_audit.c.seq, session_audit.c.detail)
-            .where(session_audit.c.session_id == sid, session_audit.c.event == "requested")
+            sa.select(session_audit.c.customer_id, session_audit.c.seq, session_audit.c.detail).where(
+                session_audit.c.session_id == sid, session_audit.c.event == "requested"
+            )
         ).one()
         changed = row.detail.replace("disk", "dusk", 1)
         assert len(changed) == len(row.detail) and changed != row.detail
@@ -397,7 +412,8 @@ def test_host_approval_and_the_paramiko_client(stack: Stack) -> None:
     sid = stack.request()
     _wait_agent_state(stack, sid, "waiting")
     approve = subprocess.run(
-        [sys.executable, "-m", "agent.cli", "sessions", "approve", sid, "--state-dir", str(stack.tmp / "web1")],
+        [sys.executable, "-m", "agent.cli", "sessions", "approve", sid,
+         "--state-dir", str(stack.tmp / "web1")],
         capture_output=True, text=True, timeout=30, env=python_env(),
     )  # fmt: skip
     assert approve.returncode == 0, approve.stdout + approve.stderr

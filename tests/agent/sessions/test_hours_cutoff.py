@@ -35,7 +35,7 @@ class _Events:
 
 
 def _frame(manager: SessionManager, **kw: object) -> None:
-    (name, message), = kw.items()
+    ((name, message),) = kw.items()
     number = pb.CollectorMessage.DESCRIPTOR.fields_by_name[name].number
     manager.on_frame(number, message.SerializeToString())  # type: ignore[attr-defined]
 

@@ -91,11 +91,24 @@ def test_the_case_api_shows_its_sessions_to_its_customer_only(store: Store) -> N
 @pytest.mark.parametrize(
     ("lang", "section", "words"),
     [
-        ("en", "Remote sessions", ["acme-admin", "Shell", "Diagnostic (read-only)", "Available", "Not available", "2023-11-14 22:14"]),
+        (
+            "en",
+            "Remote sessions",
+            [
+                "acme-admin",
+                "Shell",
+                "Diagnostic (read-only)",
+                "Available",
+                "Not available",
+                "2023-11-14 22:14",
+            ],
+        ),
         ("zh-CN", "远程会话", ["acme-admin", "命令行", "可回放", "诊断（只读）", "2023-11-14 22:14"]),
     ],
 )
-def test_the_fault_report_lists_the_case_sessions(store: Store, lang: str, section: str, words: list[str]) -> None:
+def test_the_fault_report_lists_the_case_sessions(
+    store: Store, lang: str, section: str, words: list[str]
+) -> None:
     case = open_case(store, "acme", "db1")
     done, waiting = _two_sessions(store, case)
     record = CaseRepo(store).get(EVERYTHING, case)

@@ -304,8 +304,12 @@ def test_a_chunk_spooled_twice_under_new_seqs_is_stored_once(store: Store) -> No
         rec = pb.SessionRecordingChunk(session_id=sid, index=index, data=data, last=last, sha256=sha)
         return pb.Entry(seq=seq, ts_unix_ms=ts, recording=rec)
 
-    store.ingest(agent, decode(pb.EntryBatch(entries=[chunk(1, 0, first)]), limits=IngestLimits(), after_seq=0))
-    again = pb.EntryBatch(entries=[chunk(2, 0, first), chunk(3, 1, second, last=True), chunk(4, 1, second, True)])
+    store.ingest(
+        agent, decode(pb.EntryBatch(entries=[chunk(1, 0, first)]), limits=IngestLimits(), after_seq=0)
+    )
+    again = pb.EntryBatch(
+        entries=[chunk(2, 0, first), chunk(3, 1, second, last=True), chunk(4, 1, second, True)]
+    )
     store.ingest(agent, decode(again, limits=IngestLimits(), after_seq=1))
     with store.engine.connect() as conn:
         idx = conn.execute(
