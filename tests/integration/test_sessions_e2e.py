@@ -67,6 +67,7 @@ class Stack:
     web1: Proc
     web2: Proc
     engineer: str
+    other_engineer: str
     admin: str
     other_admin: str
     viewer: str
@@ -216,6 +217,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     _, token2 = store.enroll_agent("acme", "web2", "web2")
     store.enroll_agent("globex", "db1", "db1")
     engineer = store.create_api_token("eng@vendor", "engineer")
+    other_engineer = store.create_api_token("colleague@vendor", "engineer")
     admin = store.create_api_token("admin@acme", "customer_admin", "acme")
     other_admin = store.create_api_token("admin@globex", "customer_admin", "globex")
     viewer = store.create_api_token("viewer@acme", "viewer", "acme")
@@ -247,7 +249,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             )
         s = Stack(
             tmp, store, f"http://127.0.0.1:{http_port}", collector, agents[0], agents[1],
-            engineer, admin, other_admin, viewer, case1, case2, key, public,
+            engineer, other_engineer, admin, other_admin, viewer, case1, case2, key, public,
         )  # fmt: skip
         yield s
     finally:
@@ -435,12 +437,12 @@ def test_host_approval_and_the_paramiko_client(stack: Stack) -> None:
     stack.ctl(stack.engineer, "sessions", "revoke", sid)
 
 
-def _proxy(stack: Stack, session_id: str) -> subprocess.CompletedProcess[str]:
+def _proxy(stack: Stack, session_id: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
     """``diagctl sessions proxy`` as ssh runs it: stdin stays open until the collector answers."""
     proc = subprocess.Popen(
         [str(BIN / "diagctl"), "sessions", "proxy", session_id],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=stack.env(stack.engineer),
+        env=stack.env(token or stack.engineer),
     )  # fmt: skip
     try:
         code = proc.wait(30)
@@ -483,6 +485,11 @@ def test_refusals(stack: Stack) -> None:
     sid = stack.request()
     assert stack.ctl(stack.admin, "sessions", "approve", sid)[0] == 0
     approved = _wait_agent_state(stack, sid, "approved")
+    # only the engineer who requested it may connect: not a colleague, not the customer's people
+    for token, code_text in ((stack.other_engineer, "4403"), (stack.admin, "4403"), (stack.viewer, "4403")):
+        refused = _proxy(stack, sid, token)
+        assert refused.returncode != 0 and code_text in refused.stderr, refused.stderr
+        assert "eng@vendor, who requested" in refused.stderr
     other, _ = _keypair(stack.tmp / "intruder")
     wrong = stack.ssh(approved, "true", key=other)
     assert wrong.returncode == 255 and "Permission denied" in wrong.stderr, wrong.stderr
