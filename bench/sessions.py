@@ -11,8 +11,11 @@ Measured (printed as one JSON object):
 - ``keystroke_rtt_ms``: one byte written to ``ssh ... cat`` and its echo read back,
   ``--keystrokes`` times, p50 and p99, relay and direct, and their ratio;
 - ``scp``: a ``--mb`` MB file copied up with ``scp`` (SFTP), MB/s relay and direct, ratio;
-- ``agent_rss_mb``: the agent's RSS with sessions enabled and no session open (``idle``),
-  and the largest sample while the keystroke and scp runs go through it (``session``).
+- ``agent_rss_mb``: the agent's RSS (all default checks, run from the source tree) with
+  sessions enabled and no grant (``no_grant``: paramiko not loaded), with an approved grant
+  and no connection (``grant_idle``: paramiko and the host key loaded), and the largest
+  sample while the keystroke and scp runs go through it (``session``). The RSS budget
+  itself is measured by ``bench/agent_rss.py --modes sessions-idle`` (packaged, tuned env).
 
 Usage: ``python bench/sessions.py [--keystrokes 300] [--mb 100]`` (as root or as a user who
 may run sshd; needs openssh-client and openssh-server).
@@ -189,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         body = {"host": "web1", "case": case, "reason": "bench", "mode": "shell", "public_key": public,
                 "duration_s": 3600}  # fmt: skip
         time.sleep(3)  # the agent connects (a grant requested before reaches it on connect too)
+        no_grant_rss = round(_rss_mb(agent.popen.pid), 1)
         sid = _api(server, engineer, "POST", "/api/v1/sessions", body)["id"]
         _api(server, admin, "POST", f"/api/v1/sessions/{sid}/approve")
         if not wait_for(lambda: _api(server, engineer, "GET", f"/api/v1/sessions/{sid}")["connectable"], 30):
@@ -255,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                 "direct_mb_s": round(direct_rate, 1),
                 "ratio": round(direct_rate / relay_rate, 2),
             },
-            "agent_rss_mb": {"idle": idle_rss, "session": session_rss},
+            "agent_rss_mb": {"no_grant": no_grant_rss, "grant_idle": idle_rss, "session": session_rss},
         }
         print(json.dumps(result, indent=1))
         return 0
