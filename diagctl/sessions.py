@@ -448,7 +448,11 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p.add_argument("session_id", metavar="SESSION")
     p.add_argument("-l", "--user", default="diag")
     p.add_argument("-i", "--identity", default="~/.ssh/id_ed25519", help="your private key")
-    p.add_argument("command", nargs="*", help="run this instead of a shell")
+    p.add_argument(
+        "command",
+        nargs="*",
+        help="run this instead of a shell (options go before SESSION: ssh -i KEY ID -- CMD)",
+    )
     p = add("replay", cmd_replay, "play a session's recording with its timing", s)
     p.add_argument("session_id", metavar="SESSION")
     p.add_argument("--speed", type=float, default=1.0)

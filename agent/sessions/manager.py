@@ -7,7 +7,7 @@ every grant, open and data frame is answered ``refused`` ("sessions are disabled
 (:func:`agent.sessions.grants.decide`), answers with SessionStatus, keeps grants in the
 state directory, runs one SSH server per stream (:mod:`agent.sessions.server`, imported
 on first use), records, and cuts streams off on revocation or expiry (a sweeper checks
-every 0.2 s, so within 1 s).
+every 0.2 s, so within 1 s; and, once ``allowed_hours`` closes, every open stream).
 
 Both count and drop what they cannot use: a frame that does not decode or breaks the
 contract's bounds (``malformed``; a SessionData over 32 KiB is ``oversized``), data for a
@@ -242,6 +242,8 @@ class SessionManager(_Base):
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="sessions-sweeper", daemon=True)
         self._control: Any = None
+        self.minute_of_day: Callable[[], int] = minute_now
+        """Local minutes since midnight (``allowed_hours``); tests replace it."""
 
     def start(self) -> None:
         """Start the sweeper and the local control socket."""
@@ -277,7 +279,7 @@ class SessionManager(_Base):
             grant,
             self.agent_id,
             now_ms=int(time.time() * 1000),
-            minute_of_day=minute_now(),
+            minute_of_day=self.minute_of_day(),
             config_path=self.config_path,
         )
 
@@ -471,8 +473,18 @@ class SessionManager(_Base):
                 log.exception("session sweep failed")
 
     def sweep(self) -> None:
-        """End what expired (grants past not_after, their streams, their recordings)."""
+        """End what expired (grants past not_after, their streams, their recordings) and cut off
+        every open stream once ``allowed_hours`` closes (the grant stays: it may be used again
+        when the window reopens, and until then every SessionOpen is refused with the reason)."""
         now = int(time.time() * 1000)
+        if (
+            self.config.hours is not None
+            and self._streams
+            and not self.config.within_hours(self.minute_of_day())
+        ):
+            reason = f"outside allowed hours {self.config.allowed_hours}"
+            for stream in list(self._streams.values()):
+                stream.relay.close(reason, notify=True)
         with self._lock:
             for grant in self.store.all():
                 if grant.expired(now) and not grant.revoked:

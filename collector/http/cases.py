@@ -34,10 +34,12 @@ from collector.http.models_cases import (
     NoteRequest,
     ResolveRequest,
 )
+from collector.http.models_sessions import CaseSessionOut
 from collector.http.pages import decode_cursor, page
 from collector.notify.event import EventKind
 from collector.store.case_states import ACTIVE_STATES
 from collector.store.cases import CaseRecord, CaseRepo
+from collector.store.sessions import SessionRepo
 
 __all__ = ["router"]
 
@@ -68,9 +70,11 @@ def list_cases(
 
 @router.get("/cases/{case_id}", response_model=CaseOut)
 def get_case(case_id: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]) -> CaseOut:
-    """One case with its probable causes, evidence and timeline."""
+    """One case with its probable causes, evidence, timeline and remote sessions."""
     with store_errors():
-        return CaseOut.of(CaseRepo(store).get(who.scope, case_id))
+        case = CaseRepo(store).get(who.scope, case_id)
+        linked = SessionRepo(store).for_case(who.scope, case_id)
+        return CaseOut.of(case, [CaseSessionOut.of(s) for s in linked])
 
 
 @router.post("/cases/{case_id}/ack", response_model=CaseOut)

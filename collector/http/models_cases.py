@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from collector.http.models import SLUG_PATTERN, _Out, _time
+from collector.http.models_sessions import CaseSessionOut
 from collector.http.pages import CURSOR_DESCRIPTION
 from collector.store.case_states import CaseState, CaseType, Channel, allowed_actions, label
 from collector.store.cases import CaseEvent, CaseRecord, IncidentRecord
@@ -162,10 +163,14 @@ class CaseOut(CaseSummaryOut):
     )
     events: list[CaseEventOut] = Field(description="The case timeline, oldest first.")
     incident_timeline: list[dict[str, Any]] = Field(description="The incident's own timeline.")
+    sessions: list[CaseSessionOut] = Field(
+        default=[], description="Remote sessions opened for the case, oldest first (GET /cases/{id})."
+    )
 
     @classmethod
-    def of(cls, c: CaseRecord) -> CaseOut:
+    def of(cls, c: CaseRecord, sessions: list[CaseSessionOut] | None = None) -> CaseOut:
         return cls(
+            sessions=sessions or [],
             **cls.fields_of(c),
             description=c.description,
             decision=c.decision,

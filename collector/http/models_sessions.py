@@ -14,11 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from collector.http.models import _Out, _time
 from collector.sessions.control import known_hosts_line, ssh_command
 from collector.store.session_audit import AuditRow
-from collector.store.sessions import AuditVerdict, SessionRecord, StreamRecord
+from collector.store.sessions import AuditVerdict, CaseSession, SessionRecord, StreamRecord
 
 __all__ = [
     "AuditOut",
     "AuditVerifyOut",
+    "CaseSessionOut",
     "DenyRequest",
     "SessionOut",
     "SessionRequest",
@@ -211,4 +212,37 @@ class AuditVerifyOut(_Out):
     def of(cls, v: AuditVerdict) -> AuditVerifyOut:
         return cls(
             customer=v.customer, rows=v.rows, ok=v.first_bad_seq is None, first_bad_seq=v.first_bad_seq
+        )
+
+
+class CaseSessionOut(_Out):
+    """A remote session as its case lists it."""
+
+    id: str
+    host: str
+    engineer: str
+    mode: str
+    state: str
+    reason: str
+    approval: str = Field(description="customer_admin or host ('' while not approved).")
+    approved_by: str | None
+    started_at: datetime | None = Field(description="When the first SSH connection opened.")
+    ended_at: datetime | None
+    recording: bool = Field(description="A recording is stored: diagctl sessions replay ID.")
+
+    @classmethod
+    def of(cls, c: CaseSession) -> CaseSessionOut:
+        s = c.record
+        return cls(
+            id=s.id,
+            host=s.host,
+            engineer=s.engineer,
+            mode=s.mode,
+            state=s.state,
+            reason=s.reason,
+            approval=s.approval,
+            approved_by=s.approved_by,
+            started_at=_time(c.started_at),
+            ended_at=_time(c.ended_at),
+            recording=c.recording,
         )

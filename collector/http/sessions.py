@@ -293,6 +293,13 @@ async def _admit(
         return 4404, f"no session {session_id!r}", None
     if who.role != "engineer" or who.name != record.engineer:
         return 4403, f"only {record.engineer}, who requested session {session_id}, may connect", record
+    if hub is not None and hub.refuses_sessions(record.agent_id):
+        return (
+            4409,
+            f"the agent of host {record.host} does not accept sessions "
+            "(sessions.enabled is off in its config)",
+            record,
+        )
     why = record.connectable(time.time())
     if why is not None:
         return 4409, why, record

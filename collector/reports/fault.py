@@ -34,6 +34,7 @@ from collector.reports.model import (
     ProbableCause,
     Recommendation,
     RejectedCause,
+    RemoteSession,
     SignOff,
     TimelineEvent,
     TimelineKind,
@@ -47,6 +48,7 @@ from collector.store.inspections import InspectionRepo
 from collector.store.queries import Scope
 from collector.store.reports import ReportRecord
 from collector.store.series import SeriesRepo
+from collector.store.sessions import SessionRepo
 from collector.store.store import Store
 
 if TYPE_CHECKING:
@@ -397,6 +399,25 @@ def build_fault_report(
         evidence=tuple(evidence),
         actions=actions,
         recommendations=_recommendations(causes),
+        sessions=_sessions(store, case, clock),
+    )
+
+
+def _sessions(store: Store, case: CaseRecord, clock: _Clock) -> tuple[RemoteSession, ...]:
+    """The case's remote sessions (the case was read in its scope: this is its customer's)."""
+    return tuple(
+        RemoteSession(
+            c.record.id,
+            c.record.engineer,
+            c.record.host,
+            c.record.mode,
+            c.record.state,
+            c.record.approved_by,
+            None if c.started_at is None else clock.at(c.started_at),
+            None if c.ended_at is None else clock.at(c.ended_at),
+            c.recording,
+        )
+        for c in SessionRepo(store).for_case(Scope.everything(), case.id)
     )
 
 

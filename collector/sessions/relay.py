@@ -203,6 +203,7 @@ class SessionHub:
         self._streams: dict[tuple[str, int], RelayStream] = {}
         self._ids = itertools.count(1)
         self._capable: set[str] = set()
+        self._without_sessions: set[str] = set()  # connected, but their Hello did not offer sessions
         self._outboxes: dict[str, _Outbox] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.refused = Counter(
@@ -230,6 +231,10 @@ class SessionHub:
         """The agent is connected and its Hello offered sessions."""
         return agent_id in self._capable
 
+    def refuses_sessions(self, agent_id: str) -> bool:
+        """The agent is connected and did not offer sessions (``sessions.enabled`` is off there)."""
+        return agent_id in self._without_sessions
+
     # ---------------------------------------------------------------- called by the gRPC service
 
     def agent_connected(self, agent_id: str, features: tuple[str, ...]) -> None:
@@ -237,12 +242,15 @@ class SessionHub:
         self._drop_agent(agent_id, "the agent reconnected")
         if "sessions" not in features:
             self._capable.discard(agent_id)
+            self._without_sessions.add(agent_id)
             return
+        self._without_sessions.discard(agent_id)
         self._capable.add(agent_id)
         self._spawn(self._send_grants(agent_id))
 
     def agent_disconnected(self, agent_id: str) -> None:
         self._capable.discard(agent_id)
+        self._without_sessions.discard(agent_id)
         self._drop_agent(agent_id, "the agent disconnected")
 
     def agent_frame(self, agent_id: str, msg: agent_pb2.AgentMessage) -> None:
@@ -380,6 +388,9 @@ class SessionHub:
             self.send_frame(agent_id, grant_message(record))
 
     async def _status(self, agent_id: str, status: agent_pb2.SessionStatus) -> None:
+        if status.stream_id:
+            self._stream_status(agent_id, status)
+            return
         try:
             record = await self._run(
                 self.repo.agent_status,
@@ -406,6 +417,18 @@ class SessionHub:
                 self._close_stream(
                     stream, f"the agent said {status.state}: {status.reason[:200]}", tell_agent=False
                 )
+
+    def _stream_status(self, agent_id: str, status: agent_pb2.SessionStatus) -> None:
+        """A status about one stream (``active``, ``ended``, ``refused``): it never changes the
+        session's state (a stream ending does not end the session); an end closes that stream,
+        whose close reason the stream's audit row keeps."""
+        stream = self._streams.get((agent_id, status.stream_id))
+        if stream is None or (status.session_id and status.session_id != stream.session_id):
+            return
+        if status.state in ("refused", "ended", "revoked", "denied"):
+            self._close_stream(
+                stream, f"the agent said {status.state}: {status.reason[:200]}".rstrip(": "), tell_agent=False
+            )
 
     async def _audit_end(self, stream: RelayStream, row_id: int) -> None:
         await stream.closed.wait()

@@ -42,6 +42,7 @@ __all__ = [
     "AGENT_STATES",
     "MODES",
     "AuditVerdict",
+    "CaseSession",
     "RecordingRecord",
     "SessionRecord",
     "SessionRepo",
@@ -120,6 +121,19 @@ class RecordingRecord:
     sha256: str
     verified: bool
     assembled_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CaseSession:
+    """A session as a case (API, fault-analysis report) lists it: who, where, when, recorded."""
+
+    record: SessionRecord
+    started_at: float | None
+    """When its first SSH connection opened (None: nobody connected)."""
+    ended_at: float | None
+    """When it ended (revoked, expired, denied) or, while live, when its last connection closed."""
+    recording: bool
+    """An assembled recording is stored (``diagctl sessions replay``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +220,36 @@ class SessionRepo:
         with self._engine.connect() as conn:
             rows = conn.execute(q.order_by(sessions.c.created_at.desc(), sessions.c.id).limit(limit)).all()
         return [_record(r) for r in rows]
+
+    def for_case(self, scope: Scope, case_id: str) -> builtins.list[CaseSession]:
+        """The sessions of a case the scope may see, oldest first, with their connection times."""
+        st = session_streams.c
+        streams = (
+            sa.select(
+                st.session_id,
+                sa.func.min(st.opened_at).label("first_open"),
+                sa.func.max(st.closed_at).label("last_close"),
+            )
+            .group_by(st.session_id)
+            .subquery()
+        )
+        q = (
+            _SELECT.add_columns(
+                streams.c.first_open,
+                streams.c.last_close,
+                session_recordings.c.session_id.is_not(None).label("has_recording"),
+            )
+            .outerjoin(streams, streams.c.session_id == sessions.c.id)
+            .outerjoin(session_recordings, session_recordings.c.session_id == sessions.c.id)
+            .where(scope.where(), sessions.c.case_id == case_id)
+            .order_by(sessions.c.created_at, sessions.c.id)
+        )
+        with self._engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [
+            CaseSession(_record(r), r.first_open, r.ended_at or r.last_close, bool(r.has_recording))
+            for r in rows
+        ]
 
     def grants_for_agent(self, agent_id: str, now: float) -> builtins.list[SessionRecord]:
         """*internal*: the agent's unexpired, unrevoked sessions (re-sent on every connect)."""

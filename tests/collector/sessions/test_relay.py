@@ -268,3 +268,38 @@ def test_hostile_agent_frames_are_refused_counted_and_contained(
     finally:
         bad.close()
         other.close()
+
+
+def test_a_stream_status_ends_that_connection_not_the_session(
+    collector: SessionCollector, sqlite_store: Store
+) -> None:
+    """The agent reports each connection's end (SessionStatus with stream_id): the collector
+    closes that WebSocket with the agent's reason, and the session stays connectable."""
+    t = _setup(sqlite_store)
+    agent = FakeAgent(collector.address, t["db1"], "acme-db1-live")
+    repo = SessionRepo(sqlite_store)
+    try:
+        sid = _request(collector, t)
+        assert wait_for(lambda: repo.get(Scope.everything(), sid).agent_state == "approved", 5)
+        for n, (state, why) in enumerate(
+            (("ended", "the shell exited"), ("refused", "too many open streams"))
+        ):
+            with _ws(collector, sid, t["eng"]) as ws:
+                assert wait_for(lambda: len(agent.opened) == n + 1, 5)  # noqa: B023
+                stream_id = max(agent.opened)
+                status = pb.SessionStatus(session_id=sid, state=state, reason=why, stream_id=stream_id)
+                agent.send(pb.AgentMessage(session_status=status))
+                code, reason = _closed_with(ws)
+            assert why in reason and state in reason, (code, reason)
+            record = repo.get(Scope.everything(), sid)
+            assert record.agent_state == "approved" and record.connectable(time.time()) is None
+        # a stream status naming another session, or a stream that is not open, changes nothing
+        agent.send(
+            pb.AgentMessage(session_status=pb.SessionStatus(session_id=sid, state="ended", stream_id=99))
+        )
+        with _ws(collector, sid, t["eng"]) as ws:
+            ws.send(b"still here")
+            assert ws.recv(timeout=5) == b"STILL HERE"
+        assert repo.get(Scope.everything(), sid).agent_state == "approved"
+    finally:
+        agent.close()

@@ -286,3 +286,36 @@ def test_malformed_session_entries_are_refused_naming_the_field(entry: pb.Entry,
     entry.seq, entry.ts_unix_ms = 1, int(T0 * 1000)
     with pytest.raises(IngestError, match=message):
         decode(pb.EntryBatch(entries=[entry]), limits=IngestLimits(), after_seq=0)
+
+
+def test_a_chunk_spooled_twice_under_new_seqs_is_stored_once(store: Store) -> None:
+    """After a crash the agent may spool a chunk again (a new seq, the same (session, index)):
+    the collector keeps the first copy and still assembles and verifies the recording."""
+    case = open_case(store, "acme", "db1")
+    repo = SessionRepo(store)
+    sid = _request(repo, case)
+    cast = b'{"version": 2, "width": 80, "height": 24}\n[0.1, "o", "$ "]\n[0.5, "o", "ok\\r\\n"]\n'
+    first, second = cast[:30], cast[30:]
+    ts = int(T0 * 1000)
+    agent = _identity(store, "acme", "db1")
+
+    def chunk(seq: int, index: int, data: bytes, last: bool = False) -> pb.Entry:
+        sha = hashlib.sha256(cast).hexdigest() if last else ""
+        rec = pb.SessionRecordingChunk(session_id=sid, index=index, data=data, last=last, sha256=sha)
+        return pb.Entry(seq=seq, ts_unix_ms=ts, recording=rec)
+
+    store.ingest(
+        agent, decode(pb.EntryBatch(entries=[chunk(1, 0, first)]), limits=IngestLimits(), after_seq=0)
+    )
+    again = pb.EntryBatch(
+        entries=[chunk(2, 0, first), chunk(3, 1, second, last=True), chunk(4, 1, second, True)]
+    )
+    store.ingest(agent, decode(again, limits=IngestLimits(), after_seq=1))
+    with store.engine.connect() as conn:
+        idx = conn.execute(
+            sa.select(session_recording_chunks.c.idx).where(session_recording_chunks.c.session_id == sid)
+        ).scalars()
+        assert sorted(idx) == [0, 1]
+    rec = repo.recording(EVERYTHING, sid)
+    assert rec.content == cast and rec.verified
+    assert [r.event for r in repo.audit(EVERYTHING, sid)].count("recording_stored") == 1
