@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("collector.cli",),
     ("collector.http",),
     ("collector.web",),
-    ("collector.ingest", "collector.emergency", "collector.inspections", "collector.sessions"),
+    ("collector.ingest", "collector.emergency", "collector.inspections", "collector.sessions", "collector.desk"),
     ("collector.reports",),
     ("collector.notify",),
     ("collector.incidents",),

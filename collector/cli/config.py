@@ -24,6 +24,7 @@ from typing import Any, Literal, NoReturn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.cli.secret_files import resolve_secret_files
+from collector.desk.followup import SurveyConfig
 from collector.emergency.config import EmergencyConfig
 from collector.ingest.enrolment import AgentEndpoint, agent_endpoint, is_wildcard
 from collector.store.retention import RetentionPolicy
@@ -226,6 +227,8 @@ class CollectorConfig(_Model):
     emergency: EmergencyConfig = Field(default_factory=EmergencyConfig)
     """Detection, incidents, emergency cases, maintenance windows, notifications."""
     inspections: InspectionsConfig = Field(default_factory=InspectionsConfig)
+    surveys: SurveyConfig = Field(default_factory=SurveyConfig)
+    """The follow-up step: satisfaction survey links and callbacks (collector.desk.followup)."""
 
     @model_validator(mode="after")
     def _distinct_listeners(self) -> CollectorConfig:

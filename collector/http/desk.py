@@ -59,6 +59,7 @@ from collector.store import ApiPrincipal, Store
 from collector.store.case_states import Action
 from collector.store.cases import CaseRepo
 from collector.store.desk_cases import DESK_STEPS, DeskRepo, NewCase
+from collector.store.surveys import SurveyRepo
 
 __all__ = ["router"]
 
@@ -215,11 +216,20 @@ def complaint_step(case_id: str, body: ComplaintStepRequest, store: StoreDep, wh
 @router.get("/desk/overview", response_model=DeskOverviewOut)
 def overview(store: StoreDep, who: Principal, q: Annotated[CustomerQuery, Query()]) -> DeskOverviewOut:
     """The service manager's view: cases per state and type, unassigned cases, cases
-    waiting on the customer, open complaints, time logged in the last 30 days."""
+    waiting on the customer, open complaints, time logged in the last 30 days; surveys not
+    answered (open, expired) and callbacks due."""
     if who.role != "service_manager":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the desk overview is for service managers")
-    view = DeskRepo(store).overview(scope_for(who, q.customer), now=time.time(), customer=q.customer)
+    now = time.time()
+    scope = scope_for(who, q.customer)
+    view = DeskRepo(store).overview(scope, now=now, customer=q.customer)
+    follow = SurveyRepo(store)
+    counts = follow.counts(scope, now=now, customer=q.customer)
     return DeskOverviewOut(
+        surveys_open=counts.surveys_open,
+        surveys_expired_unanswered=counts.surveys_expired,
+        callbacks_due=list(follow.callbacks_due(scope, customer=q.customer)),
+        callbacks_no_answer=counts.callbacks_no_answer,
         by_state=view.by_state,
         by_type=view.by_type,
         unassigned=list(view.unassigned),

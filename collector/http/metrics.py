@@ -36,6 +36,7 @@ from prometheus_client import CollectorRegistry, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from collector.http.metrics_followup import FollowUpGauges
 from collector.store import Store
 from collector.store.errors import DatabaseError
 from collector.store.fleet import FleetRepo
@@ -188,6 +189,7 @@ def scrape_registry(store: Store, *, fleet_ttl_s: float = DEFAULT_TTL_S) -> Coll
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StoreGauges(store))
     registry.register(FleetGauges(store, ttl_s=fleet_ttl_s))
+    registry.register(FollowUpGauges(store))  # surveys and callbacks (collector.http.metrics_followup)
     prometheus_client.ProcessCollector(registry=registry)
     prometheus_client.PlatformCollector(registry=registry)
     prometheus_client.GCCollector(registry=registry)

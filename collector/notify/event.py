@@ -64,9 +64,10 @@ __all__ = [
 PAYLOAD_VERSION: Final = 1
 """Version of the webhook payload schema; bumped on any incompatible change."""
 
-EventKind = Literal["opened", "acknowledged", "resolved", "reopened"]
-EVENT_KINDS: Final[tuple[EventKind, ...]] = ("opened", "acknowledged", "resolved", "reopened")
-"""Every case transition that can be notified, in lifecycle order."""
+EventKind = Literal["opened", "acknowledged", "resolved", "reopened", "survey"]
+EVENT_KINDS: Final[tuple[EventKind, ...]] = ("opened", "acknowledged", "resolved", "reopened", "survey")
+"""Every case transition that can be notified, in lifecycle order; ``survey`` is the follow-up's
+satisfaction survey to the case's contact (:mod:`collector.notify.survey`)."""
 
 ID_NAMESPACE: Final = uuid.UUID("6f1c2b9e-1d7a-5c3e-9a41-8e2f0d3b7c55")
 """Namespace for deterministic notification ids (uuid5), fixed forever: receivers dedup on them."""

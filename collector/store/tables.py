@@ -12,6 +12,7 @@ from collector.store import (
     schema_inspections,
     schema_outbox,
     schema_sessions,
+    schema_surveys,
 )
 from collector.store.schema import metadata
 
@@ -23,4 +24,5 @@ __all__ = [
     "schema_inspections",
     "schema_outbox",
     "schema_sessions",
+    "schema_surveys",
 ]
