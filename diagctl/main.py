@@ -22,7 +22,7 @@ import httpx
 
 from diagconfig.completion import add_completion_option
 from diagconfig.terminal import terminal_text
-from diagctl import cases, inspections, sessions, tokens
+from diagctl import cases, inspections, sessions, surveys, tokens
 from diagctl.client import (
     EVERY_ROW,
     Api,
@@ -326,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspections.register(add, sub, common)
     tokens.register(add, sub, common)
     sessions.register(add, sub, common)
+    surveys.register(add, sub, common)
     return parser
 
 
