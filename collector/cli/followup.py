@@ -26,6 +26,7 @@ def survey_secret(config: CollectorConfig) -> bytes:
     if config.surveys.secret is not None:
         return config.surveys.secret.get_secret_value().encode()
     path = Path(config.state_dir) / SECRET_FILE
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
