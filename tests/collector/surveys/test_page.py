@@ -188,7 +188,8 @@ def test_without_the_follow_up_step_resolving_stays_resolved(store: Store) -> No
     token = store.create_api_token("li", "engineer")
     case = plain.post(
         "/api/v1/cases", headers=auth(token),
-        json={"customer": "acme", "type": "consultation", "channel": "hotline", "title": "t", "contact": CONTACT},
+        json={"customer": "acme", "type": "consultation", "channel": "hotline", "title": "t",
+              "contact": CONTACT},
     ).json()  # fmt: skip
     assert (
         plain.post(f"/api/v1/cases/{case['id']}/resolve", headers=auth(token)).json()["state"] == "resolved"
