@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from collector.cli.config import CollectorConfig
+from collector.cli.config import CollectorConfig, load_config
 from collector.cli.followup import SECRET_FILE, build_followup, survey_secret
 from collector.desk.followup import DEFAULT_QUESTIONS, SurveyConfig
 from collector.notify import SURVEY, SurveyNotice
@@ -39,6 +39,14 @@ def test_questions_and_fraction_come_from_the_config() -> None:
     ):
         with pytest.raises(ValidationError, match=field):
             CollectorConfig.model_validate({"surveys": bad})
+
+
+def test_the_secret_may_come_from_a_file(tmp_path: Path) -> None:
+    (tmp_path / "survey-secret").write_text("s" * 40 + "\n")
+    (tmp_path / "c.yaml").write_text(f"surveys:\n  secret_file: {tmp_path / 'survey-secret'}\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.surveys.secret is not None and cfg.surveys.secret.get_secret_value() == "s" * 40
+    assert "s" * 40 not in repr(cfg)
 
 
 def test_the_secret_is_kept_in_the_state_dir_once(tmp_path: Path) -> None:
