@@ -139,7 +139,7 @@ _SURVEY_COLUMNS = (
 )  # fmt: skip
 
 
-def _survey(row: sa.Row[Any]) -> SurveyRecord:
+def _survey(row: Any) -> SurveyRecord:
     ratings = row.ratings
     return SurveyRecord(
         int(row.id), row.case_id, row.slug, row.title, row.contact, row.language, float(row.created_at),

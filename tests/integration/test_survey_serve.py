@@ -85,7 +85,7 @@ surveys:
                     msg = email.message_from_bytes(m.data, policy=default)
                     if msg["X-Diag-Event"] == "case.survey":
                         assert m.rcpt_to == ["wang@acme.example"], m.rcpt_to  # the contact, nobody else
-                        return msg  # type: ignore[return-value]
+                        return msg
                 return None
 
             assert wait_for(lambda: survey_mail() is not None, 30, interval=0.2), proc.output()

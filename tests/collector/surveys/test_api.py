@@ -5,6 +5,7 @@ overview and /metrics counting what is unanswered."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ def desk(store: Store) -> Desk:
     return make_desk(store, SurveyConfig(callback_fraction=1.0))
 
 
-def get(desk: Desk, role: str, path: str) -> tuple[int, object]:
+def get(desk: Desk, role: str, path: str) -> tuple[int, Any]:
     response = desk.client.get(path, headers=auth(desk.tokens[role]))
     return response.status_code, response.json()
 
@@ -40,7 +41,7 @@ def test_surveys_are_listed_within_each_callers_customer(desk: Desk) -> None:
     (acme_survey,) = SurveyRepo(desk.store).list(Scope.of("acme"), now=0)
     (globex_survey,) = SurveyRepo(desk.store).list(Scope.of("globex"), now=0)
 
-    seen = {role: sorted(s["case_id"] for s in get(desk, role, "/api/v1/surveys")[1]) for role in ROLES}  # type: ignore[union-attr]
+    seen = {role: sorted(s["case_id"] for s in get(desk, role, "/api/v1/surveys")[1]) for role in ROLES}
     assert seen == {
         "engineer": sorted([acme_case, globex_case]),
         "manager": sorted([acme_case, globex_case]),
@@ -50,16 +51,16 @@ def test_surveys_are_listed_within_each_callers_customer(desk: Desk) -> None:
         "globex viewer": [globex_case],
     }
     status, one = get(desk, "acme viewer", f"/api/v1/surveys/{acme_survey.id}")
-    assert status == 200 and one["state"] == "answered" and one["mean"] == 4.0  # type: ignore[index]
-    assert one["ratings"] == {k: 4 for k in QUESTIONS}  # type: ignore[index]
+    assert status == 200 and one["state"] == "answered" and one["mean"] == 4.0
+    assert one["ratings"] == {k: 4 for k in QUESTIONS}
     for role in ("globex admin", "globex viewer"):
         assert get(desk, role, f"/api/v1/surveys/{acme_survey.id}")[0] == 404
         assert get(desk, role, "/api/v1/surveys?customer=acme")[0] == 403
     assert get(desk, "acme admin", f"/api/v1/surveys/{globex_survey.id}")[0] == 404
     _, answered = get(desk, "engineer", "/api/v1/surveys?state=answered")
-    assert [s["case_id"] for s in answered] == [acme_case]  # type: ignore[union-attr]
+    assert [s["case_id"] for s in answered] == [acme_case]
     _, open_ = get(desk, "manager", "/api/v1/surveys?state=open&customer=globex")
-    assert [s["case_id"] for s in open_] == [globex_case]  # type: ignore[union-attr]
+    assert [s["case_id"] for s in open_] == [globex_case]
     assert get(desk, "engineer", "/api/v1/surveys?state=lost")[0] == 422
     assert get(desk, "engineer", "/api/v1/surveys?bogus=1")[0] == 422
 
@@ -80,7 +81,7 @@ def test_callbacks_are_recorded_by_the_vendor_on_its_customers_cases(desk: Desk)
         )
         assert response.status_code == expected, (role, response.text)
     assert SurveyRepo(desk.store).callback(ALL, acme_case).result is None  # nothing recorded by them
-    assert get(desk, "acme viewer", f"/api/v1/cases/{acme_case}/callback")[1]["selected"] is True  # type: ignore[index]
+    assert get(desk, "acme viewer", f"/api/v1/cases/{acme_case}/callback")[1]["selected"] is True
     assert get(desk, "globex viewer", f"/api/v1/cases/{acme_case}/callback")[0] == 404
 
     bad = desk.client.post(
@@ -144,10 +145,10 @@ def test_overview_and_metrics_count_what_is_unanswered(desk: Desk) -> None:
 
     status, view = get(desk, "manager", "/api/v1/desk/overview")
     assert status == 200
-    assert (view["surveys_open"], view["surveys_expired_unanswered"]) == (2, 0)  # type: ignore[index]
-    assert view["callbacks_due"] == [answered_case, globex_case]  # type: ignore[index]
+    assert (view["surveys_open"], view["surveys_expired_unanswered"]) == (2, 0)
+    assert view["callbacks_due"] == [answered_case, globex_case]
     _, acme = get(desk, "manager", "/api/v1/desk/overview?customer=acme")
-    assert (acme["surveys_open"], acme["callbacks_due"]) == (1, [answered_case])  # type: ignore[index]
+    assert (acme["surveys_open"], acme["callbacks_due"]) == (1, [answered_case])
     assert get(desk, "acme admin", "/api/v1/desk/overview")[0] == 403
 
     desk.client.post(f"/api/v1/cases/{globex_case}/callback", headers=engineer, json={"result": "no_answer"})
