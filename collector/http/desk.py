@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from collector.emergency import service
 from collector.http.deps import Principal, StoreDep, require_case_staff, scope_for, store_errors
@@ -110,9 +110,17 @@ def take(case_id: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Q
 
 
 def _step_endpoint(action: Action) -> Callable[..., CaseOut]:
-    def endpoint(case_id: str, store: StoreDep, who: Principal, body: StepRequest | None = None) -> CaseOut:
+    def endpoint(
+        case_id: str, store: StoreDep, who: Principal, request: Request, body: StepRequest | None = None
+    ) -> CaseOut:
         _staff_case(store, who, case_id)
         note = body.note if body is not None else None
+        followup = request.app.state.followup
+        if action == "follow-up" and followup is not None and followup.config.enabled:
+            with store_errors():  # the follow-up step with its survey link (collector.desk.followup)
+                case = CaseRepo(store).get(who.scope, case_id)
+                followup.start(store, case, actor=who.name, now=time.time())
+                return CaseOut.of(CaseRepo(store).get(who.scope, case_id))
         with store_errors():
             return CaseOut.of(
                 DeskRepo(store).step(who.scope, case_id, action, actor=who.name, now=time.time(), note=note)

@@ -26,7 +26,7 @@ credential, bound to one case and one contact.
   ``frame-ancestors 'none'``).
 - *Bad input*: the body is bounded (``FORM_MAX_BYTES``), ratings must be 1..5 for every
   configured question (else the form again with a message, 422), the comment is cut to
-  4000 characters; unknown fields are ignored. Never a 5xx or a traceback.
+  4000 characters without control characters; unknown fields are ignored. Never a 5xx or a traceback.
 """
 
 # No `from __future__ import annotations` here: FastAPI resolves the endpoints' annotations
@@ -34,6 +34,7 @@ credential, bound to one case and one contact.
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import defaultdict, deque
@@ -58,6 +59,8 @@ FORM_MAX_BYTES = 16 * 1024
 MAX_FAILURES = 20
 FAILURE_WINDOW_S = 300.0
 LANGS = ("en", "zh-CN")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Control characters other than line breaks and tabs: dropped from the comment."""
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
@@ -216,7 +219,7 @@ def _answer(token: str, request: Request, body: bytes) -> Response:
         value = fields.get(f"q_{q.key}", "")
         if value in ("1", "2", "3", "4", "5"):
             ratings[q.key] = int(value)
-    comment = fields.get("comment", "")[:4000]
+    comment = _CONTROLS.sub("", fields.get("comment", ""))[:4000]
     if len(ratings) != len(followup.config.questions):
         return _page(
             request, lang, 422, "form", error="error.missing", case_id=survey.case_id,

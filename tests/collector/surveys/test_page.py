@@ -195,3 +195,22 @@ def test_without_the_follow_up_step_resolving_stays_resolved(store: Store) -> No
         plain.post(f"/api/v1/cases/{case['id']}/resolve", headers=auth(token)).json()["state"] == "resolved"
     )
     assert plain.get("/survey/anything").status_code == 404
+
+
+@pytest.mark.usefixtures("acme_company")
+def test_the_manual_follow_up_step_sends_the_survey_too(desk: Desk) -> None:
+    case_id = opened(desk)
+    CaseRepo(desk.store).resolve(ALL, case_id, actor="detection", now=1_000.0)  # resolved outside the API
+    assert survey_links(desk.store).get(case_id) is None
+    viewer = desk.client.post(f"/api/v1/cases/{case_id}/follow-up", headers=auth(desk.tokens["acme viewer"]))
+    assert viewer.status_code == 403 and survey_links(desk.store).get(case_id) is None
+    step = desk.client.post(f"/api/v1/cases/{case_id}/follow-up", headers=auth(desk.tokens["engineer"]))
+    assert step.status_code == 200 and step.json()["state"] == "follow_up"
+    link = survey_links(desk.store)[case_id]
+    page = desk.client.get(f"/survey/{token_of(link)}")
+    answer = {**form(nonce_in(page.text), **{k: 4 for k in QUESTIONS}), "comment": "ok\x1b[31m\x07\nthanks"}
+    assert desk.client.post(f"/survey/{token_of(link)}", data=answer).status_code == 200
+    stored = SurveyRepo(desk.store).by_token(hash_token(token_of(link)))
+    assert stored is not None and stored.comment == "ok[31m\nthanks"  # control characters dropped
+    again = desk.client.post(f"/api/v1/cases/{case_id}/follow-up", headers=auth(desk.tokens["engineer"]))
+    assert again.status_code == 409 and len(SurveyRepo(desk.store).list(ALL, now=0, case_id=case_id)) == 1
