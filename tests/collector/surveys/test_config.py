@@ -90,3 +90,24 @@ def test_the_survey_email_goes_to_the_contact_in_their_language() -> None:
     assert "how did we do?" in str(english["Subject"])
     payload = SURVEY.webhook_payload(notice, "nid")
     assert "tok" not in str(payload) and "wang" not in str(payload)  # webhooks never get the link
+
+
+def test_the_page_wording_exists_in_both_languages() -> None:
+    import json
+    from importlib import resources
+
+    words = {
+        lang: json.loads(
+            resources.files("collector.desk").joinpath("i18n", f"{lang}.json").read_text("utf-8")
+        )
+        for lang in ("en", "zh-CN")
+    }
+    assert set(words["en"]) == set(words["zh-CN"]) and all(words["zh-CN"].values())
+    template = resources.files("collector.desk").joinpath("templates", "survey.html").read_text("utf-8")
+    import re
+
+    used = set(re.findall(r't\("([a-z_.]+)"\)', template)) | {f"scale.{n}" for n in range(1, 6)}
+    used |= {
+        f"error.{r}" for r in ("unknown", "expired", "used", "nonce", "throttled", "missing", "bad_form")
+    }
+    assert used <= set(words["en"]), used - set(words["en"])

@@ -159,6 +159,9 @@ def test_bad_links_are_refused_and_store_nothing(desk: Desk) -> None:
     )  # fmt: skip
     gone = desk.client.get("/survey/old-token")
     assert gone.status_code == 410 and "has expired" in gone.text
+    for refused in (gone, forged, zh, crossed):
+        assert_self_contained(refused.text)
+        assert refused.headers["referrer-policy"] == "no-referrer"
     gone_post = desk.client.post("/survey/old-token", data=form("1.x", **every))
     assert gone_post.status_code == 410
 
