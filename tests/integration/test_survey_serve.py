@@ -122,6 +122,11 @@ surveys:
             run(base, token, "cases", "close", case["id"])
             overview_token = _manager_token(db)
             assert as_json(base, overview_token, "cases", "overview")["callbacks_due"] == [case["id"]]
+            overview = run(base, overview_token, "cases", "overview")
+            assert (
+                f"surveys unanswered: 0 open, 0 expired; callbacks due: {case['id']} (0 not answered)"
+                in overview
+            )
             out = run(base, token, "cases", "callback", case["id"], "--result", "reached", "--satisfied", "4",
                       "--note", "all good")  # fmt: skip
             assert f"{case['id']}: callback reached, satisfied 4/5 (by li)" in out
