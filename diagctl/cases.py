@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from diagctl import desk
+from diagctl import desk, surveys
 from diagctl.client import Api, Parser, emit, positive, table, when
 
 __all__ = ["register"]
@@ -181,3 +181,4 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p = add("close", _action("close", lambda a: {}), "close a resolved case", cases_sub)
     p.add_argument("case_id", metavar="CASE")
     desk.register(add, cases_sub, _action)
+    surveys.register_case_commands(add, cases_sub)

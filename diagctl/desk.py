@@ -143,6 +143,13 @@ def cmd_overview(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         ):
             print(f"\n{title}: {', '.join(v[key]) or '-'}", file=out)
         print(f"time logged in the last 30 days: {v['minutes_logged_30d']} min", file=out)
+        print(
+            f"surveys unanswered: {v.get('surveys_open', 0)} open, "
+            f"{v.get('surveys_expired_unanswered', 0)} expired; callbacks due: "
+            f"{', '.join(v.get('callbacks_due', [])) or '-'} "
+            f"({v.get('callbacks_no_answer', 0)} not answered)",
+            file=out,
+        )
 
     emit(args, data, render, out)
 

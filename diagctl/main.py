@@ -22,7 +22,7 @@ import httpx
 
 from diagconfig.completion import add_completion_option
 from diagconfig.terminal import terminal_text
-from diagctl import cases, inspections, records, sessions, tokens
+from diagctl import cases, inspections, records, sessions, surveys, tokens
 from diagctl.client import (
     EVERY_ROW,
     Api,
@@ -327,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.register(add, sub, common)
     sessions.register(add, sub, common)
     records.register(add, sub, common)
+    surveys.register(add, sub, common)
     return parser
 
 

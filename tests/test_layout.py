@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "collector.inspections",
         "collector.sessions",
         "collector.records",
+        "collector.desk",
     ),
     ("collector.reports",),
     ("collector.notify",),

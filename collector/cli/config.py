@@ -24,6 +24,7 @@ from typing import Any, Literal, NoReturn
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from collector.cli.secret_files import resolve_secret_files
+from collector.desk.followup import SurveyConfig
 from collector.emergency.config import EmergencyConfig
 from collector.ingest.enrolment import AgentEndpoint, agent_endpoint, is_wildcard
 from collector.records.schedule import RecordsConfig
@@ -229,6 +230,8 @@ class CollectorConfig(_Model):
     inspections: InspectionsConfig = Field(default_factory=InspectionsConfig)
     records: RecordsConfig = Field(default_factory=RecordsConfig)
     """Scheduled service-operation analyses (collector.records.schedule)."""
+    surveys: SurveyConfig = Field(default_factory=SurveyConfig)
+    """The follow-up step: satisfaction survey links and callbacks (collector.desk.followup)."""
 
     @model_validator(mode="after")
     def _distinct_listeners(self) -> CollectorConfig:

@@ -182,6 +182,7 @@ async def _serve(
 ) -> int:
     import uvicorn
 
+    from collector.cli.followup import build_followup
     from collector.http.app import create_app
     from collector.ingest.grpc_server import start_grpc_server, stop_grpc_server
     from collector.ingest.grpc_service import AgentStreamService
@@ -262,6 +263,7 @@ async def _serve(
         agent_endpoint=endpoint,
         public_url=config.emergency.public_url,
         sessions=hub,
+        followup=build_followup(config),
     )
     web = _Server(
         uvicorn.Config(

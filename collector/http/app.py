@@ -37,6 +37,8 @@ from collector.http.metrics import FleetExposition, scrape_registry
 from collector.http.ops import router as ops_router
 from collector.http.records import install as install_records
 from collector.http.sessions import router as sessions_router
+from collector.http.survey_page import router as survey_page_router
+from collector.http.surveys import router as surveys_router
 from collector.http.tokens import router as tokens_router
 from collector.ingest.enrolment import AgentEndpoint
 from collector.store import Store
@@ -56,13 +58,16 @@ def create_app(
     agent_endpoint: AgentEndpoint | None = None,
     public_url: str = "",
     sessions: Any = None,
+    followup: Any = None,
 ) -> FastAPI:
     """The FastAPI app; ``agent_endpoint`` is what enrolment tells agents (default:
     ``grpc_address`` without TLS).
 
     ``grpc_service``: the serving process's AgentStreamService, for endpoints that talk to
     connected agents (None in an app without gRPC). ``public_url``: where people reach the
-    collector (the dashboard's cookies are ``Secure`` when it is https).
+    collector (the dashboard's cookies are ``Secure`` when it is https). ``followup``: the
+    follow-up step (:class:`collector.desk.followup.FollowUp`): resolving a case starts it
+    (None: resolving leaves the case resolved; the survey page answers 404).
     """
     app = FastAPI(
         title="diag-collector",
@@ -91,6 +96,9 @@ def create_app(
     app.include_router(sessions_router)
     app.state.public_url = public_url
     install_records(app)  # service records, their sign-off page, customer documents
+    app.state.followup = followup
+    app.include_router(surveys_router)
+    app.include_router(survey_page_router)  # /survey/{token}: public, the token is the credential
 
     install_web(app, public_url=public_url)  # the dashboard (collector.web): /, /fleet, /cases, ...
 

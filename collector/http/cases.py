@@ -102,8 +102,12 @@ def add_note(case_id: str, body: NoteRequest, store: StoreDep, who: Principal) -
 
 
 @router.post("/cases/{case_id}/resolve", response_model=CaseOut)
-def resolve(case_id: str, store: StoreDep, who: Principal, body: ResolveRequest | None = None) -> CaseOut:
-    """new, acknowledged, in_progress or waiting_on_customer → resolved, with an optional note."""
+def resolve(
+    case_id: str, store: StoreDep, who: Principal, request: Request, body: ResolveRequest | None = None
+) -> CaseOut:
+    """new, acknowledged, in_progress or waiting_on_customer → resolved, with an optional note;
+    with the follow-up step on (``surveys.enabled``), then → follow_up with a survey link to
+    the case's contact."""
     repo = CaseRepo(store)
     note = body.note if body is not None else None
     with store_errors():
@@ -111,17 +115,30 @@ def resolve(case_id: str, store: StoreDep, who: Principal, body: ResolveRequest 
         require_case_staff(who)
         case = repo.resolve(who.scope, case_id, actor=who.name, note=note, now=time.time())
     _notify(case, "resolved", who.name, note)
+    followup = request.app.state.followup
+    if followup is not None and followup.config.enabled:  # resolved → follow_up, survey link
+        with store_errors():
+            followup.start(store, case, actor=who.name, now=time.time())
+            case = repo.get(who.scope, case_id)
     return CaseOut.of(case)
 
 
 @router.post("/cases/{case_id}/close", response_model=CaseOut)
-def close(case_id: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]) -> CaseOut:
-    """resolved or follow_up → closed (a complaint needs its outcome and callback first)."""
+def close(
+    case_id: str, store: StoreDep, who: Principal, request: Request, _q: Annotated[NoQuery, Query()]
+) -> CaseOut:
+    """resolved or follow_up → closed (a complaint needs its outcome and callback first);
+    with the follow-up step on, the closed case is drawn for a callback (once)."""
     repo = CaseRepo(store)
     with store_errors():
         repo.get(who.scope, case_id)
         require_case_staff(who)
-        return CaseOut.of(repo.close(who.scope, case_id, actor=who.name, now=time.time()))
+        case = repo.close(who.scope, case_id, actor=who.name, now=time.time())
+        followup = request.app.state.followup
+        if followup is not None:
+            followup.case_closed(store, case, now=time.time())
+            case = repo.get(who.scope, case_id)
+        return CaseOut.of(case)
 
 
 @router.get("/incidents", response_model=list[IncidentOut], tags=["cases"])

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from collector.emergency import service
 from collector.http.deps import Principal, StoreDep, require_case_staff, scope_for, store_errors
@@ -60,6 +60,7 @@ from collector.store.case_states import Action
 from collector.store.cases import CaseRepo
 from collector.store.desk_cases import DESK_STEPS, DeskRepo, NewCase
 from collector.store.principal import CUSTOMER_CHANNELS
+from collector.store.surveys import SurveyRepo
 
 __all__ = ["router"]
 
@@ -107,9 +108,17 @@ def take(case_id: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Q
 
 
 def _step_endpoint(action: Action) -> Callable[..., CaseOut]:
-    def endpoint(case_id: str, store: StoreDep, who: Principal, body: StepRequest | None = None) -> CaseOut:
+    def endpoint(
+        case_id: str, store: StoreDep, who: Principal, request: Request, body: StepRequest | None = None
+    ) -> CaseOut:
         _staff_case(store, who, case_id)
         note = body.note if body is not None else None
+        followup = request.app.state.followup
+        if action == "follow-up" and followup is not None and followup.config.enabled:
+            with store_errors():  # the follow-up step with its survey link (collector.desk.followup)
+                case = CaseRepo(store).get(who.scope, case_id)
+                followup.start(store, case, actor=who.name, now=time.time())
+                return CaseOut.of(CaseRepo(store).get(who.scope, case_id))
         with store_errors():
             return CaseOut.of(
                 DeskRepo(store).step(who.scope, case_id, action, actor=who.name, now=time.time(), note=note)
@@ -213,11 +222,20 @@ def complaint_step(case_id: str, body: ComplaintStepRequest, store: StoreDep, wh
 @router.get("/desk/overview", response_model=DeskOverviewOut)
 def overview(store: StoreDep, who: Principal, q: Annotated[CustomerQuery, Query()]) -> DeskOverviewOut:
     """The service manager's view: cases per state and type, unassigned cases, cases
-    waiting on the customer, open complaints, time logged in the last 30 days."""
+    waiting on the customer, open complaints, time logged in the last 30 days; surveys not
+    answered (open, expired) and callbacks due."""
     if who.role != "service_manager":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the desk overview is for service managers")
-    view = DeskRepo(store).overview(scope_for(who, q.customer), now=time.time(), customer=q.customer)
+    now = time.time()
+    scope = scope_for(who, q.customer)
+    view = DeskRepo(store).overview(scope, now=now, customer=q.customer)
+    follow = SurveyRepo(store)
+    counts = follow.counts(scope, now=now, customer=q.customer)
     return DeskOverviewOut(
+        surveys_open=counts.surveys_open,
+        surveys_expired_unanswered=counts.surveys_expired,
+        callbacks_due=list(follow.callbacks_due(scope, customer=q.customer)),
+        callbacks_no_answer=counts.callbacks_no_answer,
         by_state=view.by_state,
         by_type=view.by_type,
         unassigned=list(view.unassigned),

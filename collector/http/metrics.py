@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, Info, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from collector.http.metrics_followup import FollowUpGauges
 from collector.store import Store
 from collector.store.errors import DatabaseError
 from collector.store.fleet import FleetRepo
@@ -204,6 +205,7 @@ def scrape_registry(store: Store) -> CollectorRegistry:
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StoreGauges(store))
+    registry.register(FollowUpGauges(store))  # surveys and callbacks (collector.http.metrics_followup)
     prometheus_client.ProcessCollector(registry=registry)
     prometheus_client.PlatformCollector(registry=registry)
     prometheus_client.GCCollector(registry=registry)

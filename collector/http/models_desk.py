@@ -161,3 +161,7 @@ class DeskOverviewOut(_Out):
     waiting_on_customer: list[str]
     complaints_open: list[str] = Field(description="Complaints not closed yet, oldest first.")
     minutes_logged_30d: int = Field(description="Time logged on cases in the last 30 days.")
+    surveys_open: int = Field(default=0, description="Survey links sent and not answered yet.")
+    surveys_expired_unanswered: int = Field(default=0, description="Survey links that expired unanswered.")
+    callbacks_due: list[str] = Field(default=[], description="Cases drawn for a callback, none recorded yet.")
+    callbacks_no_answer: int = Field(default=0, description="Callbacks whose last attempt got no answer.")

@@ -38,6 +38,7 @@ from collector.notify.mail import render_email, send_email
 from collector.notify.metrics import NotifyMetrics, NullNotifyMetrics, PrometheusNotifyMetrics
 from collector.notify.notifier import CustomerLookup, Notifier, PassReport, backoff_delay
 from collector.notify.signing import SIGNATURE_HEADER, sign, verify
+from collector.notify.survey import SURVEY, SurveyNotice
 from collector.notify.webhook import send_webhook
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "KINDS",
     "PAYLOAD_VERSION",
     "SIGNATURE_HEADER",
+    "SURVEY",
     "CaseEvent",
     "CustomerLookup",
     "CustomerNotifyConfig",
@@ -60,6 +62,7 @@ __all__ = [
     "NullNotifyMetrics",
     "PassReport",
     "PrometheusNotifyMetrics",
+    "SurveyNotice",
     "WebhookTarget",
     "backoff_delay",
     "kind_of",

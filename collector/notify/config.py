@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from collector.notify.event import EVENT_KINDS, EventKind
+from collector.notify.event import CASE_TRANSITIONS, EVENT_KINDS, EventKind
 
 __all__ = [
     "CustomerNotifyConfig",
@@ -107,8 +107,9 @@ class WebhookTarget(_Model):
     """Label used in logs, metrics and the outbox; derived from the host when omitted."""
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     """Connect and read timeout of one attempt."""
-    events: tuple[EventKind, ...] = EVENT_KINDS
-    """Case events sent to this endpoint."""
+    events: tuple[EventKind, ...] = CASE_TRANSITIONS
+    """Case events sent to this endpoint (default: the transitions; add ``survey`` to hear of
+    surveys sent, without their link)."""
 
     _v_events = field_validator("events")(_events)
 
@@ -169,7 +170,8 @@ class EmailTarget(_Model):
     timeout_s: float = Field(default=30.0, gt=0, le=300)
     """Socket timeout of each SMTP step."""
     events: tuple[EventKind, ...] = EVENT_KINDS
-    """Case events sent by e-mail."""
+    """Case events sent by e-mail; ``survey`` (the follow-up's survey link) goes to the case's
+    contact, not to ``to``."""
 
     _v_events = field_validator("events")(_events)
 

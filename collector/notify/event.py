@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from checks.api import Severity
 
 __all__ = [
+    "CASE_TRANSITIONS",
     "EVENT_KINDS",
     "ID_NAMESPACE",
     "PAYLOAD_VERSION",
@@ -64,11 +65,14 @@ __all__ = [
 PAYLOAD_VERSION: Final = 1
 """Version of the webhook payload schema; bumped on any incompatible change."""
 
-EventKind = Literal["opened", "acknowledged", "resolved", "reopened", "fault_report"]
-EVENT_KINDS: Final[tuple[EventKind, ...]] = ("opened", "acknowledged", "resolved", "reopened")
-"""Every case transition that can be notified, in lifecycle order (a destination's default).
-``fault_report`` (a resolved emergency case's report, :mod:`collector.records.fault_mail`)
-goes only to destinations that list it."""
+EventKind = Literal["opened", "acknowledged", "resolved", "reopened", "survey", "fault_report"]
+EVENT_KINDS: Final[tuple[EventKind, ...]] = ("opened", "acknowledged", "resolved", "reopened", "survey")
+"""Every case event that can be notified, in lifecycle order; ``survey`` is the follow-up's
+satisfaction survey to the case's contact (:mod:`collector.notify.survey`). ``fault_report``
+(a resolved emergency case's report, :mod:`collector.records.fault_mail`) goes only to
+destinations that list it."""
+CASE_TRANSITIONS: Final[tuple[EventKind, ...]] = ("opened", "acknowledged", "resolved", "reopened")
+"""The case transitions: what a webhook receives unless its ``events`` say otherwise."""
 
 ID_NAMESPACE: Final = uuid.UUID("6f1c2b9e-1d7a-5c3e-9a41-8e2f0d3b7c55")
 """Namespace for deterministic notification ids (uuid5), fixed forever: receivers dedup on them."""

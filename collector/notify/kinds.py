@@ -72,6 +72,9 @@ class NoticeKind:
     webhook_event: Callable[[Any], str]
     webhook_payload: Callable[[Any, str], dict[str, Any]]
     render_email: Callable[[Any, CustomerNotifyConfig, EmailTarget, str], EmailMessage]
+    email_to: Callable[[Any], tuple[str, ...]] | None = None
+    """Recipients named by the notification itself (a survey's contact) instead of the
+    customer's configured ``to``; the SMTP server and sender stay the configured ones."""
 
 
 KINDS: Final[dict[str, NoticeKind]] = {}

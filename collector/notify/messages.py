@@ -31,6 +31,7 @@ MESSAGES: Final[dict[str, Messages]] = {
         "event.acknowledged": "acknowledged",
         "event.resolved": "resolved",
         "event.reopened": "reopened",
+        "event.survey": "resolved: how did we do?",
         "intro.opened": (
             "remote-diag detected a sharp degradation on your system and opened an emergency "
             "maintenance case. Our engineers have been alerted and are investigating."
@@ -44,6 +45,7 @@ MESSAGES: Final[dict[str, Messages]] = {
             "The problem came back, so this emergency case has been reopened. Our engineers are "
             "investigating again."
         ),
+        "intro.survey": "This case has been resolved. Please tell us how satisfied you are with our service.",
         "severity.CRIT": "Critical",
         "severity.WARN": "Warning",
         "severity.UNKNOWN": "Unknown",
@@ -67,6 +69,7 @@ MESSAGES: Final[dict[str, Messages]] = {
         "event.acknowledged": "已受理",
         "event.resolved": "已解决",
         "event.reopened": "已重新打开",
+        "event.survey": "已解决，请评价我们的服务",
         "intro.opened": (
             "远程诊断系统检测到您的系统性能急剧下降，已创建应急维护紧急事件。"
             "我们的工程师已收到告警，正在排查。"
@@ -74,6 +77,7 @@ MESSAGES: Final[dict[str, Messages]] = {
         "intro.acknowledged": "工程师已受理此紧急事件，正在处理。",
         "intro.resolved": "此紧急事件已解决，事故分析报告将随后提供。如仍发现问题，请及时告知我们。",
         "intro.reopened": "问题再次出现，此紧急事件已重新打开，我们的工程师正在重新排查。",
+        "intro.survey": "此事件已解决，请您对我们的服务进行满意度评价。",
         "severity.CRIT": "严重",
         "severity.WARN": "警告",
         "severity.UNKNOWN": "未知",

@@ -252,7 +252,10 @@ class Notifier:
                 if cfg is None or cfg.email is None:
                     return self._finish(row, "unroutable", f"{what}: e-mail no longer configured")
                 what = f"{what} via {cfg.email.smtp_host}:{cfg.email.smtp_port}"
-                send_email(cfg.email, kind.render_email(notice, cfg, cfg.email, row.id))
+                email = cfg.email
+                if kind.email_to is not None:
+                    email = email.model_copy(update={"to": kind.email_to(notice)})
+                send_email(email, kind.render_email(notice, cfg, email, row.id))
         except DeliveryError as exc:
             return self._failed(row, now, what, exc)
         except Exception as exc:  # noqa: BLE001

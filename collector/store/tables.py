@@ -14,6 +14,7 @@ from collector.store import (
     schema_outbox,
     schema_records,
     schema_sessions,
+    schema_surveys,
 )
 from collector.store.schema import metadata
 
@@ -27,4 +28,5 @@ __all__ = [
     "schema_outbox",
     "schema_records",
     "schema_sessions",
+    "schema_surveys",
 ]

@@ -104,6 +104,9 @@ WRITES: dict[tuple[str, str], Write] = {
     ("POST", "/api/v1/cases/{case_id}/release"): Write(
         "/api/v1/cases/C-acme-1/release", {"release": "5.3"}, staff=True
     ),
+    ("POST", "/api/v1/cases/{case_id}/callback"): Write(
+        "/api/v1/cases/C-acme-1/callback", {"result": "no_answer"}, staff=True
+    ),
     ("POST", "/api/v1/cases/{case_id}/complaint-steps"): Write(
         "/api/v1/cases/C-acme-1/complaint-steps", {"step": "supervised", "text": "daily"}, staff=True
     ),

@@ -1,0 +1,2 @@
+"""The service desk's services (issue 14): the follow-up step (satisfaction surveys and
+callbacks, :mod:`collector.desk.followup`)."""
