@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="{debug,info,warning,error}",
         help="stderr log level (default info; other libraries' lines only at debug)",
     )
+    from agent.sessions.cli import add_parser as add_sessions_parser
+
+    add_sessions_parser(sub)
     return parser
 
 
@@ -147,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "inventory": _cmd_inventory,
         "check-config": _cmd_check_config,
         "run": _cmd_run,
+        "sessions": _cmd_sessions,
     }
     from diagconfig.terminal import terminal_text
 
@@ -400,7 +404,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if inspections.offer(request_from_proto(request)) and wake:
             wake[0]()
 
-    streamer = _start_streamer(config, spool, on_inspection)
+    sessions = _session_handler(loaded, spool)
+    streamer = _start_streamer(config, spool, on_inspection, sessions)
+    if sessions is not None and streamer is not None:
+        sessions.events_notify(streamer.notify)
     scheduler = Scheduler(
         loaded.plans,
         probe=probe,
@@ -432,13 +439,67 @@ def _cmd_run(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if sessions is not None:
+            sessions.close()
         if streamer is not None:
             streamer.stop(flush_timeout_s=5.0)
         spool.close()
     return EXIT_OK
 
 
-def _start_streamer(config: Any, spool: Any, on_inspection: Any = None) -> Any:
+def _session_handler(loaded: LoadedConfig, spool: Any) -> Any:
+    """The session frames' handler: a refuser when sessions are disabled (the default)."""
+    config = loaded.config
+    if not config.collector.address:
+        return None
+    from agent.sessions.manager import Refuser, SpoolEvents
+
+    events = SpoolEvents(spool)
+    if not config.sessions.enabled:
+        return Refuser(events, loaded.source)
+    import importlib.util
+
+    if importlib.util.find_spec("paramiko") is None:
+        raise _UsageError(
+            f"sessions.enabled is true in {loaded.source} but paramiko is not installed; "
+            "install it with: pip install 'remote-diag[sessions]' (or set sessions.enabled: false)"
+        )
+    from agent.sessions.manager import SessionManager
+
+    manager = SessionManager(config.sessions, config.agent.id, config.agent.state_dir, events, loaded.source)
+    try:
+        manager.start()
+    except OSError as exc:
+        raise _RuntimeFailure(
+            f"cannot start remote sessions in {config.agent.state_dir / 'sessions'}: {exc}; "
+            "make the state directory writable for this user"
+        ) from None
+    log.info("remote sessions enabled (modes: %s)", ", ".join(config.sessions.modes))
+    return manager
+
+
+def _cmd_sessions(args: argparse.Namespace) -> int:
+    from agent.sessions.cli import run
+
+    try:
+        return run(args, _state_dir_of(args))
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    except RuntimeError as exc:
+        raise _RuntimeFailure(str(exc)) from None
+
+
+def _state_dir_of(args: argparse.Namespace) -> Path:
+    if args.state_dir is not None:
+        return Path(args.state_dir)
+    if args.config is not None:
+        return _load(args.config).config.agent.state_dir
+    from agent.config import DEFAULT_STATE_DIR
+
+    return DEFAULT_STATE_DIR
+
+
+def _start_streamer(config: Any, spool: Any, on_inspection: Any = None, sessions: Any = None) -> Any:
     """Start streaming the spool when ``collector.address`` and ``token`` are configured."""
     collector = config.collector
     if not collector.address:
@@ -457,6 +518,7 @@ def _start_streamer(config: Any, spool: Any, on_inspection: Any = None) -> Any:
         StreamerSettings.from_config(collector),
         HostIdentity(config.agent.id, labels=dict(config.agent.labels), agent_version=__version__),
         on_inspection=on_inspection,
+        sessions=sessions,
     )
     streamer.start()
     log.info("streaming to %s", collector.address)

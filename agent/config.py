@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from agent.sessions.settings import SessionsConfig
 from checks.api import Check, CheckParams
 from checks.application.version import ProductSpec
 from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, read_config_file, show_value
@@ -53,6 +54,7 @@ __all__ = [
     "InventoryConfig",
     "LoadedConfig",
     "ProductSpec",
+    "SessionsConfig",
     "SpoolConfig",
     "TLSConfig",
     "default_config",
@@ -205,6 +207,8 @@ class AgentConfig(_Model):
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
     checks: dict[str, CheckConfig] = Field(default_factory=dict)
     inventory: InventoryConfig = Field(default_factory=InventoryConfig)
+    sessions: SessionsConfig = Field(default_factory=SessionsConfig)
+    """Remote sessions (off by default; see docs/agent.md, "Remote sessions")."""
 
     @model_validator(mode="before")
     @classmethod

@@ -50,6 +50,8 @@ __all__ = [
     "KIND_HEALTH",
     "KIND_INVENTORY",
     "KIND_RESULT",
+    "KIND_SESSION_EVENT",
+    "KIND_SESSION_RECORDING",
     "ROW_OVERHEAD",
     "Gap",
     "Spool",
@@ -64,6 +66,8 @@ __all__ = [
 KIND_RESULT = "result"
 KIND_HEALTH = "health"
 KIND_INVENTORY = "inventory"
+KIND_SESSION_EVENT = "session_event"
+KIND_SESSION_RECORDING = "session_recording"
 
 ROW_OVERHEAD = 48
 """Bytes counted per row on top of its payload (seq, ts, kind, b-tree cell)."""

@@ -47,7 +47,17 @@ from typing import Any, Final, Protocol
 
 from agent import wire
 from agent.grpc_h2 import RpcError, StatusCode, StreamCall, TlsConfig
-from agent.spool import KIND_HEALTH, KIND_INVENTORY, KIND_RESULT, Gap, SpoolEntry, SpoolStats
+from agent.sessions import frames
+from agent.spool import (
+    KIND_HEALTH,
+    KIND_INVENTORY,
+    KIND_RESULT,
+    KIND_SESSION_EVENT,
+    KIND_SESSION_RECORDING,
+    Gap,
+    SpoolEntry,
+    SpoolStats,
+)
 
 # The inventory digest uses the interpreter's own SHA-256: hashlib would load OpenSSL's
 # libcrypto for it, about 3.6 MB of the agent's RSS budget (ssl loads it anyway with TLS).
@@ -76,6 +86,18 @@ _MESSAGE_SLACK: Final = 16 * 1024  # headroom under the collector's message limi
 CONNECT_PATH: Final = "/diag.v1.AgentStream/Connect"
 _CLOSE_TIMEOUT_S: Final = 2.0
 """After a flush, how long to wait for the collector's status once we half-closed."""
+
+
+class SessionHandler(Protocol):
+    """What the streamer hands session frames to (:mod:`agent.sessions.manager`)."""
+
+    features: tuple[str, ...]
+
+    def attach(self, send: Callable[[bytes], None]) -> None: ...
+
+    def detach(self) -> None: ...
+
+    def on_frame(self, number: int, payload: bytes | None) -> None: ...
 
 
 class SpoolLike(Protocol):
@@ -212,6 +234,8 @@ def entry_to_wire(entry: SpoolEntry, *, metric_keys: bool = False) -> bytes | No
         elif entry.kind == KIND_INVENTORY:
             kind = wire.ENTRY_INVENTORY
             payload = wire.inventory(entry.payload.decode(), sha256(entry.payload).hexdigest())
+        elif entry.kind in (KIND_SESSION_EVENT, KIND_SESSION_RECORDING):
+            kind, payload = frames.spooled_entry(entry.kind == KIND_SESSION_EVENT, doc)
         else:
             return None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -283,8 +307,10 @@ class Streamer:
         on_inspection: Callable[[wire.InspectionRequest], None] | None = None,
         *,
         facts: Callable[[], wire.HostFacts] = host_facts,
+        sessions: SessionHandler | None = None,
     ) -> None:
         self._spool = spool
+        self._sessions = sessions
         self._settings = settings
         self._identity = identity
         self._on_inspection = on_inspection
@@ -425,6 +451,7 @@ class Streamer:
                 facts=self._facts(),
                 spool_high_seq=stats.high_water,
                 spool_low_seq=oldest[0].seq if oldest else 0,
+                features=self._sessions.features if self._sessions is not None else (),
             ),
         )
 
@@ -450,6 +477,8 @@ class Streamer:
             welcome = self._await_welcome(inbox)
             self.connected = True
             self._welcomed_at = time.monotonic()
+            if self._sessions is not None:
+                self._sessions.attach(_session_sender(call))
             try:
                 self._stream(welcome, inbox, outbox)
             finally:
@@ -459,6 +488,8 @@ class Streamer:
         finally:
             self.connected = False
             self._inbox = None
+            if self._sessions is not None:
+                self._sessions.detach()
             if clean:  # flushed on the way out: END_STREAM, and the collector ends with OK
                 call.close(_CLOSE_TIMEOUT_S)
             else:
@@ -583,6 +614,15 @@ class Streamer:
                 self._on_inspection(msg.inspection)
             except Exception:  # the daemon's callback must not kill the stream; logged with traceback
                 log.exception("inspection handler failed for %s", msg.inspection.inspection_id)
+        elif msg.session is not None:
+            # Session frames never end this stream: the handler drops and counts what it
+            # cannot use, and only queues bytes, so batches and acks keep flowing.
+            if self._sessions is None:
+                return
+            try:
+                self._sessions.on_frame(*msg.session)
+            except Exception:  # a bug in session code must not take the results' stream down
+                log.exception("session frame %d failed", msg.session[0])
         # welcome twice or an unknown body (a newer collector): ignored per the contract
 
     def _gap_report(self, gaps_in_flight: dict[int, tuple[int, int]]) -> bytes | None:
@@ -667,6 +707,16 @@ class _Outbox:
             self._call.send(message)
         except RpcError as exc:  # the call ended under us: that is how this session ends
             raise _SessionEnd(exc.code, exc.message) from None
+
+
+def _session_sender(call: StreamCall) -> Callable[[bytes], None]:
+    """Send for session code (any thread): a call that ended is the streamer's to notice."""
+
+    def send(message: bytes) -> None:
+        with contextlib.suppress(RpcError, ValueError):
+            call.send(message)
+
+    return send
 
 
 def _read_responses(call: StreamCall, inbox: queue.SimpleQueue[tuple[str, Any]]) -> None:

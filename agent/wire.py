@@ -58,6 +58,10 @@ ENTRY_RESULT: Final = 3
 ENTRY_INVENTORY: Final = 4
 ENTRY_HEALTH: Final = 5
 
+# Session frames of CollectorMessage's oneof ``body`` (grant .. revoke).
+SESSION_FIRST: Final = 16
+SESSION_LAST: Final = 21
+
 SEVERITY: Final[Mapping[str, int]] = {"OK": 1, "WARN": 2, "CRIT": 3, "UNKNOWN": 4}
 
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
@@ -309,6 +313,7 @@ def hello(
     facts: HostFacts,
     spool_high_seq: int,
     spool_low_seq: int,
+    features: Iterable[str] = (),
 ) -> bytes:
     return (
         _int(1, protocol_version)
@@ -319,6 +324,7 @@ def hello(
         + _len(6, facts.encode())
         + _int(7, spool_high_seq)
         + _int(8, spool_low_seq)
+        + b"".join(_len(9, f.encode()) for f in features)
     )
 
 
@@ -446,6 +452,10 @@ class CollectorMessage:
     welcome: Welcome | None = None
     ack: Ack | None = None
     inspection: InspectionRequest | None = field(default=None)
+    session: tuple[int, bytes | None] | None = None
+    """A session frame (fields 16-21: its field number and undecoded bytes, None when its
+    wire type is wrong), decoded by :mod:`agent.sessions.frames` so that a malformed one
+    is dropped and counted there instead of ending the stream."""
 
 
 def _welcome(data: bytes) -> Welcome:
@@ -519,6 +529,8 @@ def decode_collector_message(data: bytes) -> CollectorMessage:
         elif number == 3:
             _expect(number, wt, _LEN)
             message = CollectorMessage("inspection", inspection=_inspection(value))
+        elif SESSION_FIRST <= number <= SESSION_LAST:
+            message = CollectorMessage("session", session=(number, value if wt == _LEN else None))
     return message
 
 

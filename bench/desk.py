@@ -43,7 +43,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from collector.desk.sweep import SlaSweep  # noqa: E402
 from collector.store import Scope, Store  # noqa: E402
-from collector.store.desk import DeskRepo  # noqa: E402
+from collector.store.customer_file import CustomerFileRepo  # noqa: E402
 from collector.store.schema import customers  # noqa: E402
 from collector.store.schema_cases import case_events, cases  # noqa: E402
 from collector.store.sla import SlaRepo  # noqa: E402
@@ -59,7 +59,7 @@ CALENDAR = {
 
 def seed(store: Store, n_cases: int, n_customers: int, now: float, rng: random.Random) -> list[str]:
     """Customers with contracts, and ``n_cases`` open cases with their timelines (bulk inserts)."""
-    desk = DeskRepo(store)
+    desk = CustomerFileRepo(store)
     with store.engine.begin() as conn:
         conn.execute(
             customers.insert(),
@@ -177,7 +177,7 @@ def bench(url: str, dialect: str, n_cases: int, n_customers: int) -> dict[str, A
         started = time.perf_counter()
         open_ids = seed(store, n_cases, n_customers, now, rng)
         seeded_s = time.perf_counter() - started
-        sweep = SlaSweep(SlaRepo(store), DeskRepo(store))
+        sweep = SlaSweep(SlaRepo(store), CustomerFileRepo(store))
         first = sweep.run(now)
         if dialect == "postgresql":  # what autovacuum does within a minute of a bulk load
             with store.engine.begin() as conn:

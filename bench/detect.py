@@ -85,22 +85,32 @@ def _row(r: NabResult) -> dict[str, Any]:
     }
 
 
+_STAMPS: dict[str, list[float]] = {}
+"""Parsed timestamps per corpus file (every setting of the grid reads the same rows)."""
+
+
 def score_detector(
     make: Callable[[str], SeriesDetector], corpus: list[NabFile]
 ) -> tuple[list[ScoredFile], list[ScoredFile]]:
-    """Every file through a fresh detector: per-row alarm scores, and own alarms (1 where an
-    Anomaly opened or a Spike was reported)."""
+    """Every file through a fresh detector: per-row alarm scores, and own alarms (1 where the
+    detector raised an alarm: an Anomaly opened or a Spike was reported, once per
+    ``alarm_rest``)."""
     swept_files: list[ScoredFile] = []
     alarm_files: list[ScoredFile] = []
     for f in corpus:
         detector = make(f.name)
         scores: list[float] = []
         alarms: list[float] = []
-        for stamp, value in zip(f.timestamps, f.values, strict=True):
-            ts = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
-            event = detector.update(ts, value)
+        stamps = _STAMPS.get(f.name)
+        if stamps is None:
+            stamps = _STAMPS[f.name] = [
+                datetime.strptime(s, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+                for s in f.timestamps
+            ]
+        for ts, value in zip(stamps, f.values, strict=True):
+            detector.update(ts, value)
             scores.append(detector.alarm_score)
-            alarms.append(1.0 if isinstance(event, Anomaly) or detector.spike is not None else 0.0)
+            alarms.append(1.0 if detector.alarm else 0.0)
         swept_files.append(ScoredFile(f.name, len(f.values), f.windows, scores))
         alarm_files.append(ScoredFile(f.name, len(f.values), f.windows, alarms))
     return swept_files, alarm_files
@@ -150,10 +160,11 @@ def reference_tables() -> dict[str, Any]:
 
 
 GRID: tuple[dict[str, float], ...] = tuple(
-    {"spike_z": z, "spike_rest": r, "pattern_width": w}
-    for z in (4.0, 5.0)
-    for r in (50, 200)
-    for w in (1.5, 2.0, 3.0)
+    {"drift_z": z, "alarm_rest": r, "spike_memory": m * DAY, "envelope_specific": e}
+    for z in (1.5, 2.0)
+    for r in (50, 100, 200)
+    for m in (1, 3, 7)
+    for e in (1.5, 2.0)
 )
 """The detector settings leave-one-category-out chooses from (the default is one of them)."""
 

@@ -1,4 +1,5 @@
-"""``diagctl cases``: list, show, acknowledge, annotate, resolve and close emergency cases.
+"""``diagctl cases``: list, show, acknowledge, annotate, resolve and close cases; the
+service desk's commands (open, take, transfer, log time, ...) are in :mod:`diagctl.desk`.
 
 Registered by :func:`diagctl.main.build_parser`; every command prints a table or
 text, or the API's JSON with ``--format json``.
@@ -11,11 +12,12 @@ from collections.abc import Callable
 from typing import Any, TextIO
 from urllib.parse import quote
 
+from diagctl import desk, surveys
 from diagctl.client import Api, Parser, emit, positive, table, when
 
 __all__ = ["register"]
 
-STATES = ("open", "acknowledged", "resolved", "closed")
+STATES = ("new", "acknowledged", "in_progress", "waiting_on_customer", "resolved", "follow_up", "closed")
 
 
 def _path(case_id: str, action: str = "") -> str:
@@ -23,10 +25,17 @@ def _path(case_id: str, action: str = "") -> str:
 
 
 def cmd_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    params = {"customer": args.customer, "state": args.state, "limit": args.limit}
+    params = {
+        "customer": args.customer,
+        "state": args.state,
+        "type": args.type,
+        "channel": args.channel,
+        "assignee": args.assignee,
+    }
     if args.active:
         params["active"] = "true"
-    data = api.request("GET", "/api/v1/cases", params)
+    data = api.pages("/api/v1/cases", params, args.limit)
+    lang = args.lang
 
     def render(rows: list[dict[str, Any]], out: TextIO) -> None:
         if not rows:
@@ -37,7 +46,9 @@ def cmd_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
                 (
                     c["id"],
                     c["severity"],
-                    c["state"],
+                    desk.local(c, "state", lang),
+                    desk.local(c, "type", lang),
+                    desk.local(c, "channel", lang),
                     c["owner"],
                     when(c["opened_at"]),
                     ",".join(c["hosts"]),
@@ -45,16 +56,20 @@ def cmd_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
                 )
                 for c in rows
             ],
-            ("CASE", "SEVERITY", "STATE", "OWNER", "OPENED", "HOSTS", "TITLE"),
+            ("CASE", "SEVERITY", "STATE", "TYPE", "CHANNEL", "OWNER", "OPENED", "HOSTS", "TITLE"),
             out,
         )
 
     emit(args, data, render, out)
 
 
-def _render_case(c: dict[str, Any], out: TextIO) -> None:
-    print(f"{c['id']}  {c['severity']}  {c['state'].upper()}  {c['title']}", file=out)
-    print(f"  customer {c['customer']}, hosts {', '.join(c['hosts'])}, owner {c['owner'] or '-'}", file=out)
+def _render_case(c: dict[str, Any], out: TextIO, lang: str = "en") -> None:
+    print(f"{c['id']}  {c['severity']}  {desk.local(c, 'state', lang).upper()}  {c['title']}", file=out)
+    print(
+        f"  customer {c['customer']}, hosts {', '.join(c['hosts']) or '-'}, owner {c['owner'] or '-'}",
+        file=out,
+    )
+    desk.render_desk_fields(c, out, lang)
     print(
         f"  onset {when(c['onset_at'])}, detected {when(c['detected_at'])}, opened {when(c['opened_at'])}"
         + (f", reopened {c['reopened']}x" if c["reopened"] else ""),
@@ -104,7 +119,7 @@ def _render_case(c: dict[str, Any], out: TextIO) -> None:
 
 
 def cmd_show(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    emit(args, api.request("GET", _path(args.case_id)), _render_case, out)
+    emit(args, api.request("GET", _path(args.case_id)), lambda c, o: _render_case(c, o, args.lang), out)
 
 
 def _action(
@@ -125,16 +140,23 @@ def _action(
 def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     """Add this module's commands; ``add(name, func, help, owner)`` as in build_parser."""
     cases = sub.add_parser(
-        "cases", help="emergency cases: list, show, ack, note, resolve, close", parents=[common]
+        "cases",
+        help="cases: list, show, open, take, start, wait, resume, resolve, close, transfer, log-time, ...",
+        parents=[common],
     )
     cases_sub = cases.add_subparsers(dest="cases_command", required=True, parser_class=Parser)
     p = add("list", cmd_list, "list cases, newest first", cases_sub)
     p.add_argument("--customer")
     p.add_argument("--state", choices=STATES)
-    p.add_argument("--active", action="store_true", help="only open and acknowledged cases")
+    p.add_argument("--type", choices=desk.TYPES)
+    p.add_argument("--channel", choices=desk.CHANNELS)
+    p.add_argument("--assignee", help="only cases assigned to this person")
+    p.add_argument("--active", action="store_true", help="only cases still being worked")
     p.add_argument("--limit", type=positive, default=100)
+    desk.add_lang(p)
     p = add("show", cmd_show, "a case with its probable causes, evidence and timeline", cases_sub)
     p.add_argument("case_id", metavar="CASE")
+    desk.add_lang(p)
     p = add(
         "ack",
         _action("ack", lambda a: {"owner": a.owner} if a.owner else {}),
@@ -158,3 +180,5 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p.add_argument("--note", help="how it was resolved")
     p = add("close", _action("close", lambda a: {}), "close a resolved case", cases_sub)
     p.add_argument("case_id", metavar="CASE")
+    desk.register(add, cases_sub, _action)
+    surveys.register_case_commands(add, cases_sub)

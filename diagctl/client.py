@@ -139,6 +139,7 @@ def resolve_settings(args: argparse.Namespace) -> tuple[str, str]:
 class Api:
     def __init__(self, server: str, token: str, transport: httpx.BaseTransport | None = None) -> None:
         self.server = server
+        self.token = token
         self._client = httpx.Client(
             base_url=server,
             headers={"Authorization": f"Bearer {token}", "User-Agent": "diagctl"},
@@ -152,6 +153,10 @@ class Api:
     def request(self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None) -> Any:
         response = self._send(method, path, params, body)
         return None if response.status_code == 204 else response.json()  # 204: nothing to read
+
+    def raw(self, method: str, path: str) -> httpx.Response:
+        """The response itself (a download: its bytes and headers)."""
+        return self._send(method, path, None, None)
 
     def pages(self, path: str, params: dict[str, Any], limit: int) -> list[Any]:
         """Up to ``limit`` rows of a paginated list, following its ``Link: rel="next"`` pages."""

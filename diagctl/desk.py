@@ -1,316 +1,248 @@
-"""``diagctl customers show|contracts|contacts`` and ``diagctl sla``: the customer file and SLA clocks.
+"""``diagctl cases`` for the service desk: open, take, start, wait, resume, follow-up,
+reopen, transfer, log-time, time, decide, release, complaint, overview.
 
-::
-
-    diagctl customers show acme
-    diagctl customers contracts list acme
-    diagctl customers contracts add acme --name 2025 --tier gold --from 2025-01-01 --to 2025-12-31 \\
-        --target emergency:15:240:1440 --rate-onsite 1500 --rate-remote 900 --calendar acme-calendar.yaml
-    diagctl customers contracts set acme 3 --tier standard
-    diagctl customers contacts list|add|set|remove acme ...
-    diagctl sla [--customer acme]
-
-Registered by :func:`diagctl.inspections.register` (customers) and :func:`diagctl.main.build_parser`
-(sla); every command prints a table or text, or the API's JSON with ``--format json``.
+Registered into the ``cases`` group by :func:`diagctl.cases.register`. Tables for people
+(``--lang zh-CN`` shows states, types and channels in Chinese, aligned by display
+width), the API's JSON with ``--format json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from collections.abc import Callable
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from diagctl.client import Api, Parser, UsageError, emit, positive, table, when
+from diagctl.client import Api, emit, positive, table
 
-__all__ = ["register", "register_customers"]
+__all__ = ["CHANNELS", "TYPES", "add_lang", "local", "register", "render_desk_fields"]
 
+TYPES = ("emergency", "routine", "adaptive", "perfective", "complaint", "consultation", "onsite")
+SUBTYPES = ("operation_error", "data_error", "defect_l3", "user_training")
+CHANNELS = ("hotline", "email", "remote", "onsite", "automatic")
+STEPS = ("start", "wait", "resume", "follow-up", "reopen")
+COMPLAINT_STEPS = ("handed_over", "supervised", "outcome", "callback")
 
-def _customer(customer: str, *rest: str) -> str:
-    return "/".join([f"/api/v1/customers/{quote(customer, safe='')}", *rest])
-
-
-def _minutes(value: float | None) -> str:
-    if value is None:
-        return "-"
-    hours, minutes = divmod(round(value), 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
-
-
-def _targets_text(targets: dict[str, Any]) -> str:
-    if not targets:
-        return "tier defaults"
-    parts = []
-    for kind, t in sorted(targets.items()):
-        values = "/".join(_minutes(t.get(name)) for name in ("first_response", "restore", "resolve"))
-        parts.append(f"{kind} {values}")
-    return "; ".join(parts)
+ActionFactory = Callable[
+    [str, Callable[[argparse.Namespace], dict[str, Any]]], Callable[[Api, argparse.Namespace, TextIO], None]
+]
 
 
-# --------------------------------------------------------------------------- show
-
-
-def _render_contracts(rows: list[dict[str, Any]], out: TextIO) -> None:
-    if not rows:
-        print("no contracts", file=out)
-        return
-    table(
-        [
-            (
-                c["id"],
-                c["name"],
-                c["tier"],
-                f"{c['starts_on']} .. {c['ends_on']}",
-                f"{c['rate_onsite']}/{c['rate_remote']} {c['currency']}",
-                c["calendar"].get("timezone", "UTC")
-                + (f" {c['calendar']['country']}" if c["calendar"].get("country") else ""),
-                _targets_text(c["targets"]),
-            )
-            for c in rows
-        ],
-        ("ID", "NAME", "TIER", "PERIOD", "RATES ONSITE/REMOTE", "CALENDAR", "TARGETS FIRST/RESTORE/RESOLVE"),
-        out,
+def add_lang(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lang", choices=("en", "zh-CN"), default="en", help="language of states, types and channels"
     )
 
 
-def _render_contacts(rows: list[dict[str, Any]], out: TextIO) -> None:
-    if not rows:
-        print("no contacts", file=out)
-        return
-    table(
-        [(c["id"], c["name"], c["role"], c["email"], c["phone"], c["language"]) for c in rows],
-        ("ID", "NAME", "ROLE", "E-MAIL", "PHONE", "LANGUAGE"),
-        out,
+def local(case: dict[str, Any], key: str, lang: str) -> str:
+    """A case's state, type, subtype or channel in ``lang`` (the API's ``labels``)."""
+    labels = (case.get("labels") or {}).get(key)
+    if labels:
+        return str(labels.get(lang) or labels.get("en"))
+    return str(case.get(key) or "")
+
+
+def render_desk_fields(c: dict[str, Any], out: TextIO, lang: str) -> None:
+    """The desk's lines of ``cases show``: type, channel, contact, ownership, decision."""
+    kind = local(c, "type", lang) + (f" / {local(c, 'subtype', lang)}" if c.get("subtype") else "")
+    print(
+        f"  type {kind}, channel {local(c, 'channel', lang)}, contact {c.get('contact') or '-'}, "
+        f"first responder {c.get('first_responder') or '-'}",
+        file=out,
     )
+    if c.get("description"):
+        print(f"  {c['description']}", file=out)
+    if c.get("decision"):
+        print(f"  decision {c['decision']}: {c.get('decision_text') or ''}", file=out)
+    if c.get("release"):
+        upgrade = f" (upgrade record {c['upgrade_id']})" if c.get("upgrade_id") else ""
+        print(f"  delivered in release {c['release']}{upgrade}", file=out)
+    if c.get("allowed_actions"):
+        print(f"  next steps: {', '.join(c['allowed_actions'])}", file=out)
 
 
-def cmd_show(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    def render(d: dict[str, Any], out: TextIO) -> None:
-        print(f"{d['customer']}: {d['name']} ({d['timezone']}), {d['open_cases']} open cases", file=out)
-        print(f"hosts: {', '.join(d['hosts']) or '-'}", file=out)
-        print("\nCONTRACTS", file=out)
-        _render_contracts(d["contracts"], out)
-        print("\nCONTACTS", file=out)
-        _render_contacts(d["contacts"], out)
-
-    emit(args, api.request("GET", _customer(args.customer)), render, out)
+def _path(case_id: str, action: str = "") -> str:
+    return f"/api/v1/cases/{quote(case_id, safe='')}" + (f"/{action}" if action else "")
 
 
-# --------------------------------------------------------------------------- contracts
+def _opened(c: dict[str, Any], out: TextIO) -> None:
+    print(f"{c['id']}: {c['state']} ({c['type']}, {c['channel']}) {c['title']}", file=out)
 
 
-def _target(value: str) -> tuple[str, dict[str, int]]:
-    """``TYPE:FIRST[:RESTORE[:RESOLVE]]`` in business minutes, ``-`` to leave one out."""
-    kind, _, rest = value.partition(":")
-    parts = rest.split(":") if rest else []
-    if not kind or not 1 <= len(parts) <= 3:
-        raise argparse.ArgumentTypeError(
-            "expected TYPE:FIRST[:RESTORE[:RESOLVE]] in business minutes, "
-            f"e.g. emergency:15:240:1440, got {value!r}"
-        )
-    found: dict[str, int] = {}
-    for name, part in zip(("first_response", "restore", "resolve"), parts, strict=False):
-        if part in ("", "-"):
-            continue
-        if not part.isdigit():
-            raise argparse.ArgumentTypeError(f"{name} must be whole business minutes, got {part!r}")
-        found[name] = int(part)
-    return kind, found
-
-
-def _calendar(path: str) -> dict[str, Any]:
-    from diagconfig import ConfigError, load_yaml_file
-
-    try:
-        raw = load_yaml_file(path, "calendar file")
-    except ConfigError as exc:
-        raise UsageError(f"--calendar: {exc}") from None
-    except OSError as exc:
-        raise UsageError(f"--calendar {path}: {exc.strerror or type(exc).__name__}") from None
-    if not isinstance(raw, dict):
-        raise UsageError(
-            f"--calendar {path}: expected a mapping of calendar settings (see deploy/calendar.example.yaml)"
-        )
-    return raw
-
-
-def _contract_body(args: argparse.Namespace) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for flag, key in (
-        ("name", "name"),
-        ("tier", "tier"),
-        ("starts", "starts_on"),
-        ("ends", "ends_on"),
-        ("rate_onsite", "rate_onsite"),
-        ("rate_remote", "rate_remote"),
-        ("currency", "currency"),
-    ):
-        value = getattr(args, flag, None)
-        if value is not None:
-            body[key] = value
-    if args.target:
-        body["targets"] = dict(args.target)
-    if args.calendar is not None:
-        body["calendar"] = _calendar(args.calendar)
-    return body
-
-
-def cmd_contracts_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    emit(args, api.request("GET", _customer(args.customer, "contracts")), _render_contracts, out)
-
-
-def cmd_contracts_add(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    data = api.request("POST", _customer(args.customer, "contracts"), body=_contract_body(args))
-    emit(
-        args,
-        data,
-        lambda c, out: print(f"contract {c['id']} {c['name']} added for {c['customer']}", file=out),
-        out,
-    )
-
-
-def cmd_contracts_set(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    body = _contract_body(args)
-    if not body:
-        raise UsageError(
-            "nothing to change: give at least one of --name, --tier, --from, --to, --target, ..."
-        )
-    data = api.request("PATCH", _customer(args.customer, "contracts", str(args.id)), body=body)
-    emit(args, data, lambda c, out: print(f"contract {c['id']} {c['name']} updated", file=out), out)
-
-
-# --------------------------------------------------------------------------- contacts
-
-
-def _contact_body(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        key: getattr(args, key)
-        for key in ("name", "role", "email", "phone", "language")
-        if getattr(args, key, None) is not None
+def cmd_open(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    body = {
+        "customer": args.customer,
+        "type": args.type,
+        "subtype": args.subtype,
+        "channel": args.channel,
+        "title": args.title,
+        "description": args.description,
+        "host": args.host,
+        "contact": args.contact,
+        "severity": args.severity,
     }
+    data = api.request("POST", "/api/v1/cases", body={k: v for k, v in body.items() if v is not None})
+    emit(args, data, _opened, out)
 
 
-def cmd_contacts_list(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    emit(args, api.request("GET", _customer(args.customer, "contacts")), _render_contacts, out)
+def cmd_time(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    data = api.request("GET", _path(args.case_id, "time"))
 
-
-def cmd_contacts_add(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    data = api.request("POST", _customer(args.customer, "contacts"), body=_contact_body(args))
-    emit(args, data, lambda c, out: print(f"contact {c['id']} {c['name']} added", file=out), out)
-
-
-def cmd_contacts_set(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    body = _contact_body(args)
-    if not body:
-        raise UsageError(
-            "nothing to change: give at least one of --name, --role, --email, --phone, --language"
-        )
-    data = api.request("PATCH", _customer(args.customer, "contacts", str(args.id)), body=body)
-    emit(args, data, lambda c, out: print(f"contact {c['id']} {c['name']} updated", file=out), out)
-
-
-def cmd_contacts_remove(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    api.request("DELETE", _customer(args.customer, "contacts", str(args.id)))
-    emit(args, {"removed": args.id}, lambda d, out: print(f"contact {d['removed']} removed", file=out), out)
-
-
-# --------------------------------------------------------------------------- sla
-
-
-def cmd_sla(api: Api, args: argparse.Namespace, out: TextIO) -> None:
-    data = api.request("GET", "/api/v1/sla", {"customer": args.customer, "limit": args.limit})
-
-    def render(rows: list[dict[str, Any]], out: TextIO) -> None:
-        if not rows:
-            print("no SLA clocks at risk or breached", file=out)
+    def render(log: dict[str, Any], out: TextIO) -> None:
+        if not log["entries"]:
+            print(f"no time logged on {log['case_id']}", file=out)
             return
         table(
-            [
-                (
-                    r["state"].upper(),
-                    r["case_id"],
-                    r["case_type"],
-                    r["target"],
-                    f"{_minutes(r['elapsed_minutes'])} of {_minutes(r['target_minutes'])}",
-                    when(r["due_at"]),
-                    r["clock"],
-                    r["title"],
-                )
-                for r in rows
-            ],
-            ("STATE", "CASE", "TYPE", "CLOCK", "USED (BUSINESS)", "DUE", "RUNNING", "TITLE"),
+            [(e["work_date"], e["engineer"], e["minutes"], e["mode"], e["activity"]) for e in log["entries"]],
+            ("DATE", "ENGINEER", "MINUTES", "MODE", "ACTIVITY"),
             out,
+        )
+        print(
+            f"total {log['total_minutes']} min (on-site {log['onsite_minutes']}, "
+            f"remote {log['remote_minutes']})",
+            file=out,
         )
 
     emit(args, data, render, out)
 
 
-# --------------------------------------------------------------------------- parser
+def cmd_log_time(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    body: dict[str, Any] = {
+        "minutes": args.minutes,
+        "activity": args.activity,
+        "mode": "onsite" if args.onsite else "remote",
+    }
+    if args.date is not None:
+        body["work_date"] = args.date.isoformat()
+    if args.engineer:
+        body["engineer"] = args.engineer
+    data = api.request("POST", _path(args.case_id, "time"), body=body)
+
+    def render(e: dict[str, Any], out: TextIO) -> None:
+        print(
+            f"{e['case_id']}: {e['engineer']} {e['minutes']} min {e['mode']} on {e['work_date']}: "
+            f"{e['activity']}",
+            file=out,
+        )
+
+    emit(args, data, render, out)
 
 
-def _contract_options(p: argparse.ArgumentParser, *, new: bool) -> None:
-    p.add_argument("--name", required=new, help="unique per customer, e.g. 2025 maintenance")
-    p.add_argument("--tier", help="gold, standard, ... (default targets per tier)")
-    p.add_argument(
-        "--from", dest="starts", required=new, metavar="YYYY-MM-DD", help="first day of the contract"
+def cmd_overview(api: Api, args: argparse.Namespace, out: TextIO) -> None:
+    data = api.request("GET", "/api/v1/desk/overview", {"customer": args.customer})
+
+    def render(v: dict[str, Any], out: TextIO) -> None:
+        table(sorted(v["by_state"].items()), ("STATE", "CASES"), out)
+        print(file=out)
+        table(sorted(v["by_type"].items()), ("TYPE (ACTIVE)", "CASES"), out)
+        for title, key in (
+            ("unassigned", "unassigned"),
+            ("waiting on customer", "waiting_on_customer"),
+            ("open complaints", "complaints_open"),
+        ):
+            print(f"\n{title}: {', '.join(v[key]) or '-'}", file=out)
+        print(f"time logged in the last 30 days: {v['minutes_logged_30d']} min", file=out)
+        print(
+            f"surveys unanswered: {v.get('surveys_open', 0)} open, "
+            f"{v.get('surveys_expired_unanswered', 0)} expired; callbacks due: "
+            f"{', '.join(v.get('callbacks_due', [])) or '-'} "
+            f"({v.get('callbacks_no_answer', 0)} not answered)",
+            file=out,
+        )
+
+    emit(args, data, render, out)
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-03-01, not {value!r}") from None
+
+
+def register(add: Callable[..., Any], cases_sub: Any, action: ActionFactory) -> None:
+    """Add the desk's commands to ``diagctl cases`` (``action``: the group's step runner)."""
+    p = add("open", cmd_open, "open a case (hotline, e-mail, remote, on-site request)", cases_sub)
+    p.add_argument("--customer", required=True)
+    p.add_argument("--type", required=True, choices=TYPES)
+    p.add_argument("--subtype", choices=SUBTYPES, help="required for --type routine")
+    p.add_argument("--channel", required=True, choices=CHANNELS[:-1])
+    p.add_argument("--title", required=True)
+    p.add_argument("--description")
+    p.add_argument("--host", help="one of the customer's hosts")
+    p.add_argument("--contact", metavar="NAME", help="the customer's contact person")
+    p.add_argument("--severity", choices=("CRIT", "WARN", "INFO"))
+    p = add(
+        "take", action("take", lambda a: {}), "take a new case: you become its first responder", cases_sub
     )
-    p.add_argument("--to", dest="ends", required=new, metavar="YYYY-MM-DD", help="last day of the contract")
-    p.add_argument(
-        "--target",
-        type=_target,
-        action="append",
-        metavar="TYPE:FIRST[:RESTORE[:RESOLVE]]",
-        help="SLA targets of a case type in business minutes (repeat per type); '-' leaves one out",
+    p.add_argument("case_id", metavar="CASE")
+    for step, text in (
+        ("start", "start work on an acknowledged case"),
+        ("wait", "wait on the customer (the SLA clocks pause)"),
+        ("resume", "resume work after waiting on the customer"),
+        ("follow-up", "start the follow-up (回访) of a resolved case"),
+        ("reopen", "reopen a resolved, follow-up or closed case"),
+    ):
+        p = add(step, action(step, lambda a: {"note": a.note} if a.note else {}), text, cases_sub)
+        p.add_argument("case_id", metavar="CASE")
+        p.add_argument("--note", help="why, for the timeline")
+    p = add(
+        "transfer",
+        action("transfer", lambda a: {"to": a.to, "reason": a.reason}),
+        "hand a case to someone else (its first responder stays accountable)",
+        cases_sub,
     )
-    p.add_argument("--rate-onsite", help="hourly rate on site, e.g. 1500.00")
-    p.add_argument("--rate-remote", help="hourly rate remote, e.g. 900.00")
-    p.add_argument("--currency", help="ISO 4217, e.g. CNY")
-    p.add_argument(
-        "--calendar", metavar="FILE", help="calendar settings (YAML, deploy/calendar.example.yaml)"
+    p.add_argument("case_id", metavar="CASE")
+    p.add_argument("--to", required=True, help="who takes it over")
+    p.add_argument("--reason", required=True, help="why")
+    p = add("log-time", cmd_log_time, "log time worked on a case", cases_sub)
+    p.add_argument("case_id", metavar="CASE")
+    p.add_argument("--minutes", type=positive, required=True)
+    p.add_argument("--activity", required=True, help="what was done")
+    p.add_argument("--onsite", action="store_true", help="worked on site (default: remote)")
+    p.add_argument("--date", type=_date, help="the day worked (default: today)")
+    p.add_argument("--engineer", help="who worked (default: the API token's name)")
+    p = add("time", cmd_time, "time logged on a case, with totals", cases_sub)
+    p.add_argument("case_id", metavar="CASE")
+    p = add(
+        "decide",
+        action("decision", lambda a: {"decision": a.decision, "text": a.text}),
+        "record the product team's decision on an adaptive or perfective case",
+        cases_sub,
     )
-
-
-def _contact_options(p: argparse.ArgumentParser, *, new: bool) -> None:
-    p.add_argument("--name", required=new)
-    p.add_argument("--role", required=new, help="e.g. IT manager, DBA")
-    p.add_argument("--email")
-    p.add_argument("--phone")
-    p.add_argument("--language", choices=("en", "zh-CN"), help="preferred language (default zh-CN)")
-
-
-def register_customers(add: Callable[..., Any], csub: Any) -> None:
-    """Add ``show``, ``contracts`` and ``contacts`` under ``diagctl customers``."""
-    p = add("show", cmd_show, "the customer file: contracts, contacts, hosts, open cases", csub)
-    p.add_argument("customer")
-    contracts = csub.add_parser("contracts", help="the customer's service contracts")
-    sub = contracts.add_subparsers(dest="contracts_command", required=True, parser_class=Parser)
-    p = add("list", cmd_contracts_list, "list the customer's contracts", sub)
-    p.add_argument("customer")
-    p = add("add", cmd_contracts_add, "add a contract (engineers, service managers)", sub)
-    p.add_argument("customer")
-    _contract_options(p, new=True)
-    p = add("set", cmd_contracts_set, "change a contract", sub)
-    p.add_argument("customer")
-    p.add_argument("id", type=int)
-    _contract_options(p, new=False)
-    contacts = csub.add_parser("contacts", help="the customer's contacts")
-    sub = contacts.add_subparsers(dest="contacts_command", required=True, parser_class=Parser)
-    p = add("list", cmd_contacts_list, "list the customer's contacts", sub)
-    p.add_argument("customer")
-    p = add("add", cmd_contacts_add, "add a contact", sub)
-    p.add_argument("customer")
-    _contact_options(p, new=True)
-    p = add("set", cmd_contacts_set, "change a contact", sub)
-    p.add_argument("customer")
-    p.add_argument("id", type=int)
-    _contact_options(p, new=False)
-    p = add("remove", cmd_contacts_remove, "remove a contact", sub)
-    p.add_argument("customer")
-    p.add_argument("id", type=int)
-
-
-def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
-    """Add ``diagctl sla``; ``add(name, func, help, owner)`` as in build_parser."""
-    p = add("sla", cmd_sla, "SLA clocks at risk (75% used) and breached, breached first", sub)
+    p.add_argument("case_id", metavar="CASE")
+    p.add_argument("--decision", required=True, choices=("accepted", "rejected", "deferred"))
+    p.add_argument("--text", required=True, help="the product team's reasons")
+    p = add(
+        "release",
+        action(
+            "release",
+            lambda a: {"release": a.release, **({"upgrade_id": a.upgrade} if a.upgrade else {})},
+        ),
+        "record the release that delivers an accepted change",
+        cases_sub,
+    )
+    p.add_argument("case_id", metavar="CASE")
+    p.add_argument("--release", required=True)
+    p.add_argument("--upgrade", type=positive, help="the upgrade record id (diagctl upgrades)")
+    p = add(
+        "complaint",
+        action(
+            "complaint-steps",
+            lambda a: {
+                k: v
+                for k, v in {"step": a.step, "text": a.text, "team": a.team, "summary": a.summary}.items()
+                if v is not None
+            },
+        ),
+        "record a complaint's handling: handed_over, supervised, outcome, callback",
+        cases_sub,
+    )
+    p.add_argument("case_id", metavar="CASE")
+    p.add_argument("--step", required=True, choices=COMPLAINT_STEPS)
+    p.add_argument("--text", required=True)
+    p.add_argument("--team", help="handed_over: the responsible team")
+    p.add_argument("--summary", help="outcome: its summary")
+    p = add("overview", cmd_overview, "the service manager's view of the desk", cases_sub)
     p.add_argument("--customer")
-    p.add_argument("--limit", type=positive, default=500)

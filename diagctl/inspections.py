@@ -29,7 +29,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from diagctl import desk
+from diagctl import customers as customer_file
 from diagctl.client import Api, Parser, ServerError, UsageError, emit, positive, table, when
 
 __all__ = ["register"]
@@ -173,6 +173,9 @@ def cmd_show(api: Api, args: argparse.Namespace, out: TextIO) -> None:
         print(f"  hosts: {selector}; answer deadline {p['answer_deadline_s']:g} s", file=out)
         print(f"  checks ({len(p['checks'])}): {', '.join(p['checks'])}", file=out)
         print(f"  report language {p['language']}; recipients {', '.join(p['recipients']) or '-'}", file=out)
+        for rule, fields in sorted((p.get("thresholds") or {}).items()):
+            shown = ", ".join(f"{k}={v:g}" for k, v in fields.items())
+            print(f"  thresholds {rule}: {shown} (overrides the rule's defaults)", file=out)
         print("", file=out)
         table(_run_rows(d["runs"]), _RUN_HEADERS, out)
 
@@ -391,4 +394,4 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p.add_argument("--timezone", help="IANA zone for report times and plan schedules, e.g. Asia/Shanghai")
     p.add_argument("--logo", metavar="FILE", help="PNG, JPEG, GIF, WebP or SVG (at most 512 KiB)")
     p.add_argument("--clear-logo", action="store_true")
-    desk.register_customers(add, csub)
+    customer_file.register_customers(add, csub)

@@ -22,7 +22,7 @@ import httpx
 
 from diagconfig.completion import add_completion_option
 from diagconfig.terminal import terminal_text
-from diagctl import cases, desk, inspections, tokens
+from diagctl import cases, customers, inspections, records, sessions, surveys, tokens
 from diagctl.client import (
     EVERY_ROW,
     Api,
@@ -325,7 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
     cases.register(add, sub, common)
     inspections.register(add, sub, common)
     tokens.register(add, sub, common)
-    desk.register(add, sub, common)
+    customers.register(add, sub, common)
+    sessions.register(add, sub, common)
+    records.register(add, sub, common)
+    surveys.register(add, sub, common)
     return parser
 
 

@@ -69,7 +69,9 @@ def register(add: Callable[..., Any], sub: Any, common: Any) -> None:
     p.add_argument("--limit", type=positive, default=100)
     p = add("create", cmd_create, "create an API token (printed once)", tokens_sub)
     p.add_argument("--name", required=True)
-    p.add_argument("--role", choices=("engineer", "customer_admin", "viewer"), default="viewer")
+    p.add_argument(
+        "--role", choices=("engineer", "customer_admin", "viewer", "service_manager"), default="viewer"
+    )
     p.add_argument("--customer", help="required for customer_admin and viewer tokens")
     p.add_argument("--expires-days", type=positive, metavar="DAYS", help="refused after DAYS days")
     p = add("revoke", cmd_revoke, "revoke an API token by its id (from tokens list)", tokens_sub)

@@ -27,7 +27,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("diagctl",),
     ("collector.cli",),
     ("collector.http",),
-    ("collector.ingest", "collector.emergency", "collector.inspections", "collector.desk"),
+    ("collector.web",),
+    (
+        "collector.ingest",
+        "collector.emergency",
+        "collector.inspections",
+        "collector.sessions",
+        "collector.records",
+        "collector.desk",
+    ),
     ("collector.reports",),
     ("collector.notify",),
     ("collector.incidents",),
@@ -42,14 +50,7 @@ MAX_PUBLIC_METHODS = 25
 EXEMPT_FROM_SIZE = ("collector/migrations/",)
 """Generated code and migrations are long by nature."""
 
-NOT_YET_SPLIT = {
-    # The store's ingest path, ingest log, enrolment and API tokens: repositories still to
-    # split out (issue 12); the fleet's queries and the reports already went (FleetRepo,
-    # ReportRepo).
-    "collector/store/store.py": 1474,
-    # Being reworked by the detector branch this session; split after it lands.
-    "collector/incidents/engine.py": 708,
-}
+NOT_YET_SPLIT: dict[str, int] = {}
 """Modules known to be over :data:`MAX_LINES`, with the size they may not grow past. An
 entry must go once its module is split (the test fails while it is listed and small)."""
 

@@ -25,8 +25,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from collector.cli.secret_files import resolve_secret_files
 from collector.desk.config import DeskConfig
+from collector.desk.followup import SurveyConfig
 from collector.emergency.config import EmergencyConfig
 from collector.ingest.enrolment import AgentEndpoint, agent_endpoint, is_wildcard
+from collector.records.schedule import RecordsConfig
 from collector.store.retention import RetentionPolicy
 from diagconfig import ConfigError, ConfigIssue, issues_from, parse_yaml, read_config_file, show_value
 
@@ -227,6 +229,10 @@ class CollectorConfig(_Model):
     emergency: EmergencyConfig = Field(default_factory=EmergencyConfig)
     """Detection, incidents, emergency cases, maintenance windows, notifications."""
     inspections: InspectionsConfig = Field(default_factory=InspectionsConfig)
+    records: RecordsConfig = Field(default_factory=RecordsConfig)
+    """Scheduled service-operation analyses (collector.records.schedule)."""
+    surveys: SurveyConfig = Field(default_factory=SurveyConfig)
+    """The follow-up step: satisfaction survey links and callbacks (collector.desk.followup)."""
     desk: DeskConfig = Field(default_factory=DeskConfig)
     """The service desk: the SLA sweep and customers' calendar files."""
 

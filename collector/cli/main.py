@@ -182,6 +182,7 @@ async def _serve(
 ) -> int:
     import uvicorn
 
+    from collector.cli.followup import build_followup
     from collector.http.app import create_app
     from collector.ingest.grpc_server import start_grpc_server, stop_grpc_server
     from collector.ingest.grpc_service import AgentStreamService
@@ -232,7 +233,11 @@ async def _serve(
     metrics.watch_ingest_log(store.log_stats, time.time)
     for worker in workers:
         await asyncio.to_thread(worker.start)
-    service = AgentStreamService(store, settings, metrics, ingest_processes=workers)
+    from collector.sessions.relay import SessionHub
+
+    hub = SessionHub(store, metrics.registry)
+    service = AgentStreamService(store, settings, metrics, ingest_processes=workers, sessions=hub)
+    hub.attach(service)
     if not workers:  # ingest commits in this process: observers (detection) run here
         from collector.store.observe import build_observer
 
@@ -256,6 +261,9 @@ async def _serve(
         grpc_address=f"{_split(settings.listen)[0]}:{grpc_port}",
         grpc_service=service,
         agent_endpoint=endpoint,
+        public_url=config.emergency.public_url,
+        sessions=hub,
+        followup=build_followup(config),
     )
     web = _Server(
         uvicorn.Config(
@@ -272,9 +280,12 @@ async def _serve(
     from collector.desk import service as desk_service
     from collector.emergency import service as incidents_service
     from collector.inspections import service as inspections_service
+    from collector.records import schedule as records_schedule
 
     ctx = ServeContext(store=store, config=config, grpc=service, metrics=metrics, stop=stop)
     background = [*incidents_service.start(ctx), *inspections_service.start(ctx), *desk_service.start(ctx)]
+    background += records_schedule.start(ctx, inspections_service.service_for(store, service).runner)
+    background.append(asyncio.create_task(hub.expiry_loop()))
     if not workers:
         background.append(asyncio.create_task(_tick_loop(store)))
         background.append(asyncio.create_task(_drain_log_loop(store)))
@@ -293,7 +304,8 @@ async def _serve(
             f"diag-collector: gRPC (agents) on {scheme}://{grpc_host}:{grpc_port}"
             f"{' with mTLS' if settings.tls_client_ca_file else ''}\n"
             f"diag-collector: HTTP on {base} (health {base}/healthz, metrics {base}/metrics)\n"
-            f"diag-collector: API on {base}/api/v1 (OpenAPI at {base}/docs)\n"
+            f"diag-collector: dashboard on {base}/ (sign in with an API token)\n"
+            f"diag-collector: API on {base}/api/v1 (docs at {base}/api/v1/docs)\n"
             f"diag-collector: store {_redact(url)}; open-files limit {fds}; Ctrl-C stops",
             flush=True,
         )
@@ -310,6 +322,7 @@ async def _serve(
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)
     web.should_exit = True
+    await hub.close()
     await stop_grpc_server(grpc_server, service, health, SHUTDOWN_GRACE_S)
     with contextlib.suppress(asyncio.CancelledError, SystemExit):
         await asyncio.wait_for(web_task, SHUTDOWN_GRACE_S + 2)
@@ -378,13 +391,13 @@ def _cmd_token_other(args: argparse.Namespace) -> int:
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
-    from collector.ingest.enrolment import EnrolmentError, agent_config_text
+    from collector.ingest.enrolment import EnrolmentError, enrol
     from collector.store import StoreError
 
     config = _load(args)
     endpoint = config.grpc.agent_endpoint()
     try:
-        address = endpoint.require()
+        endpoint.require()  # before opening the store: the setting to add comes first
     except EnrolmentError as exc:
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 2
@@ -393,21 +406,14 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
         return 2
     store = _open_store(config)
     try:
-        identity, token = store.enroll_agent(args.customer, args.host, args.agent_id)
-    except StoreError as exc:
+        enrolled = enrol(store, endpoint, args.customer, args.host, args.agent_id)
+    except (EnrolmentError, StoreError) as exc:
         print(f"diag-collector: {exc}", file=sys.stderr)
         return 2
     finally:
         store.close()
-    text = agent_config_text(
-        identity.agent_id,
-        identity.customer,
-        address,
-        token,
-        tls=endpoint.tls,
-        server_name=endpoint.server_name,
-    )
-    _write_or_print(text, args.output, f"agent {identity.agent_id} (customer {identity.customer})")
+    who = enrolled.identity
+    _write_or_print(enrolled.config, args.output, f"agent {who.agent_id} (customer {who.customer})")
     return 0
 
 
@@ -504,7 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     create = token_sub.add_parser("create", help="create an API token (printed once)")
     common(create)
     create.add_argument("--name", required=True)
-    create.add_argument("--role", default="engineer", choices=["engineer", "customer_admin", "viewer"])
+    create.add_argument(
+        "--role", default="engineer", choices=["engineer", "customer_admin", "viewer", "service_manager"]
+    )
     create.add_argument("--customer", help="required for customer_admin and viewer")
     create.add_argument(
         "--expires",

@@ -280,7 +280,10 @@ def main(argv: list[str] | None = None) -> int:
         agent = subprocess.Popen(
             [*exe, "agent", "run", "--config", str(agent_config)], start_new_session=True
         )
-        print(f"collector: gRPC 127.0.0.1:{grpc_port}, HTTP {http} (API {http}/api/v1, docs {http}/docs)")
+        print(
+            f"collector: gRPC 127.0.0.1:{grpc_port}, HTTP {http} "
+            f"(dashboard {http}/, API {http}/api/v1, docs {http}/api/v1/docs)"
+        )
         print("waiting for the local agent's first results ...", flush=True)
         hosts = _wait_first_results(http, creds, 90)
         if not hosts:
@@ -292,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         if _inspect(http, creds) != 0:
             return 1
         print(
-            "\nremote-diag is running. In another terminal:\n"
+            f"\nremote-diag is running. Dashboard: {http}/ (sign in with the token below)\n"
+            "In another terminal:\n"
             f"  export DIAG_SERVER={http} DIAG_TOKEN={creds.api_token}\n"
             "  .venv/bin/diagctl hosts\n"
             f"  .venv/bin/diagctl host {hosts[0].get('name', creds.agent_id)}\n"

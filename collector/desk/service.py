@@ -1,8 +1,9 @@
 """The desk's background service in ``diag-collector serve``: the periodic SLA sweep.
 
 Every ``desk.sweep_s`` one :meth:`~collector.desk.sweep.SlaSweep.run` pass runs in a worker
-thread. Breaches are queued in the notification outbox the incidents service delivers
-from (``<state_dir>/notify``), for customers with notification settings.
+thread. Breaches are queued in the store's notification outbox through the serving
+process's notifier (:func:`collector.emergency.service.current_notifier`), which the
+incidents service delivers from, for customers with notification settings.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from checks.api import Severity
 from collector.desk.sweep import SlaSweep, alert_text
 from collector.schedule.windows import windows_with_file
-from collector.store.desk import DeskRepo
+from collector.store.customer_file import CustomerFileRepo
 from collector.store.errors import DatabaseError
 from collector.store.sla import Alert, SlaRepo
 
@@ -58,37 +58,38 @@ def start(ctx: ServeContext) -> list[asyncio.Task[None]]:
     if not cfg.sla_sweep:
         return []
     windows = windows_with_file(ctx.config.emergency.windows, ctx.config.emergency.windows_file)
-    notifier: Notifier | None = None
-    emergency = ctx.config.emergency
-    if emergency.notify.customers:
-        from collector.notify import Notifier, OutboxError
-
-        try:
-            notifier = Notifier.from_config(Path(ctx.config.state_dir) / "notify", emergency.notify)
-        except OutboxError as exc:
-            log.error("SLA breaches will not be notified: %s", exc)
+    public_url = ctx.config.emergency.public_url.rstrip("/")
     sweep = SlaSweep(
         SlaRepo(ctx.store),
-        DeskRepo(ctx.store),
+        CustomerFileRepo(ctx.store),
         windows=windows,
         calendars_dir=cfg.calendars_dir,
-        escalate=escalation(notifier, emergency.public_url.rstrip("/")) if notifier is not None else None,
+        escalate=_through_serving_notifier(public_url),
     )
-    return [asyncio.get_running_loop().create_task(_loop(sweep, cfg.sweep_s, ctx.stop, notifier))]
+    return [asyncio.get_running_loop().create_task(_loop(sweep, cfg.sweep_s, ctx.stop))]
 
 
-async def _loop(sweep: SlaSweep, every_s: float, stop: asyncio.Event, notifier: Notifier | None) -> None:
-    try:
-        while not stop.is_set():
-            try:
-                report = await asyncio.to_thread(sweep.run)
-            except DatabaseError as exc:  # the store's trouble: keep serving, try again next time
-                log.error("SLA sweep failed: %s", exc)
-            else:
-                if report.warnings or report.breaches:
-                    log.info("SLA sweep: %d warnings, %d breaches", report.warnings, report.breaches)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every_s)
-    finally:
+def _through_serving_notifier(public_url: str) -> Callable[[Alert], None]:
+    """Escalate through the serving process's one notifier (the store outbox, delivered by
+    the incidents service); without notification destinations a breach stays on the timeline."""
+    from collector.emergency import service as incidents_service
+
+    def escalate(alert: Alert) -> None:
+        notifier = incidents_service.current_notifier()
         if notifier is not None:
-            notifier.close()
+            escalation(notifier, public_url)(alert)
+
+    return escalate
+
+
+async def _loop(sweep: SlaSweep, every_s: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            report = await asyncio.to_thread(sweep.run)
+        except DatabaseError as exc:  # the store's trouble: keep serving, try again next time
+            log.error("SLA sweep failed: %s", exc)
+        else:
+            if report.warnings or report.breaches:
+                log.info("SLA sweep: %d warnings, %d breaches", report.warnings, report.breaches)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=every_s)

@@ -42,7 +42,7 @@ from collector.desk.sla import (
     target_seconds,
 )
 from collector.schedule.windows import HostRef, MaintenanceCalendar
-from collector.store.desk import ContractRecord, DeskRepo
+from collector.store.customer_file import ContractRecord, CustomerFileRepo
 from collector.store.queries import Scope
 from collector.store.sla import Alert, CaseInput, ClockRow, SlaRepo
 from diagconfig import ConfigError
@@ -112,7 +112,7 @@ class SlaSweep:
     def __init__(
         self,
         repo: SlaRepo,
-        desk: DeskRepo,
+        desk: CustomerFileRepo,
         *,
         windows: MaintenanceCalendar | None = None,
         calendars_dir: Path | None = None,

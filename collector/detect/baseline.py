@@ -42,6 +42,7 @@ __all__ = ["DAY_S", "Baseline", "DetectorConfig"]
 DAY_S = 86_400.0
 _SIGMA_PER_MAD = 1.2533  # a normal distribution's sigma per mean absolute deviation
 _NAN = float("nan")
+_INF = float("inf")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,16 @@ class DetectorConfig:
     """History needed before the daily model may be used."""
     season_gain: float = 0.7
     """The daily model is used when its deviation is below this fraction of the flat one."""
+    envelope_margin: float = 0.5
+    """Seasonal envelope: the largest (smallest) value of each time-of-day bucket and its
+    two neighbours is kept per day; a value within the second-largest (smallest) of the
+    last ``season_days`` days' extremes, widened by this fraction of its distance from the
+    expected value, is *usual at this time of day* (a nightly batch job's CPU spike), so
+    it raises no spike report. Negative: no envelope."""
+    envelope_specific: float = 1.5
+    """... only when that range reaches this many times further from the expected value
+    than the median time of day's does (a recurrence at this time of day, not a series
+    that is erratic at any hour)."""
     enter_z: float = 4.0
     """A sample deviates when it is this many scales off in the bad direction (score 0.5)."""
     exit_z: float = 2.0
@@ -105,6 +116,12 @@ class DetectorConfig:
     """SPIKE: a single sample at least this many scales off in the bad direction, with no
     anomaly open and past cold start, is reported (:attr:`SeriesDetector.spike`) but is not
     an anomaly: it counts for an engineer, a case still needs sustained evidence."""
+    spike_memory: float = 3 * DAY_S
+    """A SPIKE must also beat ``spike_record`` times the series' own record deviation,
+    which decays linearly to nothing over ``spike_memory`` seconds (0: no record): on a
+    bursty series a burst no larger than recent ones is not news ..."""
+    spike_record: float = 1.0
+    """... (the fraction of the record a spike must reach)."""
     spike_rest: int = 50
     """No spike is reported within this many samples of the previous spike or anomaly."""
     pattern_width: float = 1.5
@@ -119,10 +136,26 @@ class DetectorConfig:
     score_memory: int = 500
     """``alarm_score``: a sample's score counts only when it beats the recent peak score,
     which decays by 1/``score_memory`` per sample (one episode scores once)."""
+    drift_alpha: float = 0.1
+    """DRIFT: the deviations (z, clipped at ±20) are averaged with this weight (a memory of
+    about 1/drift_alpha samples) ..."""
+    drift_z: float = 1.5
+    """... and an average at least this many scales off in the bad direction, after
+    ``pattern_warm`` samples, is reported like a spike: a change that no single sample
+    shows (a slow level shift, a burst of moderate excursions, a broken daily shape)."""
+    alarm_rest: int = 100
+    """``alarm``: an anomaly opening or a spike report is news only when no alarm was
+    raised in the previous ``alarm_rest`` samples (one alarm per episode, as an alert
+    manager's repeat interval); spikes and drifts inside the rest are not reported.
+    Anomaly events (and so cases) are never held back."""
 
     def __post_init__(self) -> None:
         if self.spike_z <= 0 or self.spike_rest < 0 or self.score_memory < 1:
             raise ValueError("need spike_z > 0, spike_rest >= 0 and score_memory >= 1")
+        if self.spike_memory < 0 or self.spike_record < 0 or self.envelope_specific < 0:
+            raise ValueError("need spike_memory >= 0, spike_record >= 0 and envelope_specific >= 0")
+        if not 0 < self.drift_alpha <= 1 or self.drift_z <= 0 or self.alarm_rest < 0:
+            raise ValueError("need 0 < drift_alpha <= 1, drift_z > 0 and alarm_rest >= 0")
         if self.pattern_width <= 0 or self.pattern_warm < 0 or not 0 <= self.pattern_weight <= 1:
             raise ValueError("need pattern_width > 0, pattern_warm >= 0 and 0 <= pattern_weight <= 1")
         if not 0 < self.alpha <= 1 or not 0 < self.alpha_dev <= 1:
@@ -158,6 +191,8 @@ class Baseline:
         "_tail_down",
         "_tail_up",
         "bucket",
+        "bucket_hi",
+        "bucket_lo",
         "bucket_n",
         "bucket_sum",
         "correction",
@@ -167,8 +202,10 @@ class Baseline:
         "first_ts",
         "fit_daily",
         "fit_flat",
+        "highs",
         "history",
         "level",
+        "lows",
         "miss_daily",
         "miss_flat",
         "miss_n",
@@ -191,9 +228,13 @@ class Baseline:
         buckets = config.season_buckets
         self.profile = array("d", [_NAN]) * buckets
         self.history = array("d", [_NAN]) * (buckets * config.season_days)
+        self.highs = array("d", [_NAN]) * (buckets * config.season_days)
+        self.lows = array("d", [_NAN]) * (buckets * config.season_days)
         self.bucket = -1
         self.bucket_sum = 0.0
         self.bucket_n = 0
+        self.bucket_hi = -_INF
+        self.bucket_lo = _INF
         self.correction = 0.0
         self.dev_daily = 0.0
         self.fit_flat = 0.0
@@ -240,6 +281,9 @@ class Baseline:
             # shift this bucket's daily means by one day; the newest goes last
             history[base : base + days - 1] = history[base + 1 : base + days]
             history[base + days - 1] = self.bucket_sum / self.bucket_n
+            for extremes, value in ((self.highs, self.bucket_hi), (self.lows, self.bucket_lo)):
+                extremes[base : base + days - 1] = extremes[base + 1 : base + days]
+                extremes[base + days - 1] = value
             known = sorted(v for v in history[base : base + days] if v == v)
             mid = len(known) // 2
             self.profile[done] = known[mid] if len(known) % 2 else (known[mid - 1] + known[mid]) / 2
@@ -252,6 +296,8 @@ class Baseline:
         self.bucket = bucket
         self.bucket_sum = 0.0
         self.bucket_n = 0
+        self.bucket_hi = -_INF
+        self.bucket_lo = _INF
         self.miss_flat = 0.0
         self.miss_daily = 0.0
         self.miss_n = 0
@@ -330,11 +376,82 @@ class Baseline:
             self.dev_daily += alpha_dev * (self.dev_flat - self.dev_daily)
         self.bucket_sum += value
         self.bucket_n += 1
+        if value > self.bucket_hi:
+            self.bucket_hi = value
+        if value < self.bucket_lo:
+            self.bucket_lo = value
 
         self.n = n = n + 1
         if n <= cfg.cold_samples:
             self._set_rates()
         return z
+
+    def envelope(self) -> tuple[float, float] | None:
+        """The usual range at this time of day: (low, high) that values reached, in this
+        bucket or a neighbouring one, on at least two of the last ``season_days`` days
+        (None while fewer than two days are known). Only called on rare samples."""
+        cfg = self._cfg
+        if cfg.envelope_margin < 0 or self.bucket < 0:
+            return None
+        days = cfg.season_days
+        buckets = cfg.season_buckets
+        his: list[float] = []
+        los: list[float] = []
+        for d in range(days):
+            hi = -_INF
+            lo = _INF
+            for b in (self.bucket - 1, self.bucket, self.bucket + 1):
+                i = (b % buckets) * days + d
+                h = self.highs[i]
+                if h == h:
+                    hi = max(hi, h)
+                    lo = min(lo, self.lows[i])
+            if hi > -_INF:
+                his.append(hi)
+                los.append(lo)
+        if len(his) < 2:
+            return None
+        his.sort()
+        los.sort()
+        return los[1], his[-2]
+
+    def typical_range(self) -> tuple[float, float] | None:
+        """The median over all time-of-day buckets of the range reached on two of the last
+        days: what any time of day reaches (an envelope is only time-specific beyond it)."""
+        days = self._cfg.season_days
+        his: list[float] = []
+        los: list[float] = []
+        for b in range(self._cfg.season_buckets):
+            h = sorted(v for v in self.highs[b * days : (b + 1) * days] if v == v)
+            if len(h) >= 2:
+                his.append(h[-2])
+                lo = sorted(v for v in self.lows[b * days : (b + 1) * days] if v == v)
+                los.append(lo[1])
+        if not his:
+            return None
+        his.sort()
+        los.sort()
+        return los[len(los) // 2], his[len(his) // 2]
+
+    def usual(self, value: float) -> bool:
+        """True when ``value`` is within the seasonal envelope (see ``envelope_margin``)."""
+        env = self.envelope()
+        if env is None:
+            return False
+        low, high = env
+        typical = self.typical_range()
+        if typical is None:
+            return False
+        expected = self.expected
+        margin = self._cfg.envelope_margin
+        specific = self._cfg.envelope_specific
+        if value >= expected:
+            return high - expected > specific * (typical[1] - expected) and value <= high + margin * (
+                high - expected
+            )
+        return expected - low > specific * (expected - typical[0]) and value >= low - margin * (
+            expected - low
+        )
 
     def rebase(self, level: float) -> None:
         """Accept ``level`` as the new normal (a lasting shift), keeping the daily shape."""
@@ -353,6 +470,9 @@ class Baseline:
             "bucket": self.bucket,
             "bucket_sum": self.bucket_sum,
             "bucket_n": self.bucket_n,
+            "highs": [None if v != v else v for v in self.highs],
+            "lows": [None if v != v else v for v in self.lows],
+            "bucket_range": [None if abs(v) == _INF else v for v in (self.bucket_lo, self.bucket_hi)],
             "correction": self.correction,
             "dev_daily": self.dev_daily,
             "fit": [self.fit_flat, self.fit_daily, self.miss_flat, self.miss_daily, self.miss_n],
@@ -384,6 +504,15 @@ class Baseline:
         b.bucket = int(state["bucket"])
         b.bucket_sum = float(state["bucket_sum"])
         b.bucket_n = int(state["bucket_n"])
+        for name in ("highs", "lows"):  # absent in states saved before the envelope
+            kept = state.get(name)
+            if kept is not None:
+                if len(kept) != len(history):
+                    raise ValueError(f"baseline state has {len(kept)} {name}, expected {len(history)}")
+                setattr(b, name, array("d", [_NAN if v is None else float(v) for v in kept]))
+        lo, hi = state.get("bucket_range", [None, None])
+        b.bucket_lo = _INF if lo is None else float(lo)
+        b.bucket_hi = -_INF if hi is None else float(hi)
         b.correction = float(state["correction"])
         b.dev_daily = float(state["dev_daily"])
         fit = state["fit"]

@@ -48,6 +48,8 @@ __all__ = [
 
 DEFAULT_CONFIG = DetectorConfig()
 STATE_VERSION = 1
+_NEVER = 1 << 30
+"""Samples since the last alarm, before the first one."""
 
 _DIRECTION_CODE = {
     Direction.UP_IS_BAD: 1,
@@ -150,9 +152,17 @@ class Recovery:
 class Spike:
     """One odd sample while no anomaly is open: worth a look, not a case.
 
-    ``SPIKE``: at least ``spike_z`` scales off in the bad direction. ``NEW_PATTERN``: the
+    ``SPIKE``: at least ``spike_z`` scales off in the bad direction and at least
+    ``spike_record`` times the series' own largest deviation of the last ``spike_memory``
+    seconds (fading linearly), so a bursty series' usual bursts are not news. ``NEW_PATTERN``: the
     step from the previous sample's deviation level to this one's was never seen on this
-    series (``pattern_width``). Neither alone ever opens an anomaly (that needs
+    series (``pattern_width``). ``DRIFT``: the average deviation of recent samples
+    (``drift_alpha``) is ``drift_z`` scales off in the bad direction, though no single
+    sample need be (``observed`` is the sample, ``expected`` and the band the baseline's).
+    No spike or pattern is reported for a value inside the seasonal envelope
+    (:meth:`~collector.detect.baseline.Baseline.usual`: reached at this time of day on two
+    of the last days, further out than at other times of day: a nightly job's spike).
+    None of them ever opens an anomaly (that needs
     ``enter_k`` of ``enter_n`` deviating samples); they are reported so an engineer (and
     the NAB score) sees them, with the same explanation as an anomaly: baseline, band, time.
     """
@@ -192,6 +202,7 @@ class SeriesDetector:
         "_cfg",
         "_decay",
         "_dir",
+        "_drift",
         "_enter",
         "_mask",
         "_patterns",
@@ -199,7 +210,11 @@ class SeriesDetector:
         "_prev_level",
         "_quiet",
         "_recent",
+        "_record",
+        "_record_ts",
+        "_since",
         "_width",
+        "alarm",
         "alarm_score",
         "baseline",
         "ceiling",
@@ -239,7 +254,12 @@ class SeriesDetector:
         self._enter = self._band_for(0)
         self.score = 0.0
         self.alarm_score = 0.0
+        self.alarm = False
         self.spike: Spike | None = None
+        self._drift = 0.0
+        self._since = _NEVER
+        self._record = 0.0
+        self._record_ts = 0.0
         self._peak = 0.0
         self._decay = 1.0 - 1.0 / config.score_memory
         self._quiet = 0
@@ -273,10 +293,13 @@ class SeriesDetector:
     def update(self, ts: float, value: float) -> Event | None:
         """Feed one sample (Unix seconds, value); return an event when the state changes.
 
-        ``self.score`` holds the sample's score (0..1); ``self.alarm_score`` the same score
-        when it beats the recent peak (else 0: the rest of an episode is not news);
-        ``self.spike`` a :class:`Spike` when this sample is one (else None). Non-finite
-        values are ignored.
+        ``self.score`` holds the sample's score (0..1); ``self.spike`` a :class:`Spike`
+        when this sample is one (else None); ``self.alarm`` is True when this sample raised
+        an alarm (an anomaly opened or a spike was reported, and none in the previous
+        ``alarm_rest`` samples). ``self.alarm_score`` ranks samples for a threshold: above
+        0.5 exactly on alarms (0.5 + half the peak-beating score), below it elsewhere (0.49
+        times the score when it beats the recent peak, else 0: the rest of an episode is
+        not news). Non-finite values are ignored.
         """
         if not -1e300 < value < 1e300:  # NaN or infinite: treat as a missing sample
             return None
@@ -329,25 +352,51 @@ class SeriesDetector:
             self._prev_level = 0
         peak = self._peak
         if alarm > peak:
-            self.alarm_score = self._peak = alarm
+            ranked = self._peak = alarm
         else:
-            self.alarm_score = 0.0
+            ranked = 0.0
             peak *= self._decay
             self._peak = alarm if alarm > peak else peak
+        # DRIFT: the average deviation, clipped so one wild sample cannot carry it
+        drift = self._drift + cfg.drift_alpha * (
+            (20.0 if z > 20.0 else -20.0 if z < -20.0 else z) - self._drift
+        )
+        self._drift = drift
+        # the series' own record deviation, decaying: a spike must beat a share of it
+        record = self._record
+        big = bad >= cfg.spike_z and bad >= cfg.spike_record * record
+        if record:
+            keep = 1.0 - (ts - self._record_ts) / cfg.spike_memory if cfg.spike_memory else 0.0
+            record *= keep if 0.0 < keep < 1.0 else 1.0 if keep >= 1.0 else 0.0
+        if n >= cfg.cold_samples:  # cold-start deviations are not the series' own
+            self._record = bad if bad > record else record
+            self._record_ts = ts
         if event is not None:
             self._quiet = 0
             self.spike = None
-        elif novel or bad >= cfg.spike_z:
+        elif novel or big:
             self._quiet += 1
             if self.open_key is None and n >= cfg.cold_samples:
-                key = "SPIKE" if bad >= cfg.spike_z else "NEW_PATTERN"
-                self.spike = self._spike(ts, value, z, score, key) if self._quiet > cfg.spike_rest else None
+                key = "SPIKE" if big else "NEW_PATTERN"
+                if self._quiet > cfg.spike_rest and not self.baseline.usual(value):
+                    self.spike = self._spike(ts, value, z, score, key)
+                else:
+                    self.spike = None
                 self._quiet = 0
             else:
                 self.spike = None
         else:
             self._quiet += 1
             self.spike = None
+        if (
+            self.spike is None
+            and event is None
+            and n >= cfg.pattern_warm
+            and (drift if code == 1 else -drift if code == -1 else abs(drift) if code == 2 else 0.0)
+            >= cfg.drift_z
+            and self.open_key is None
+        ):
+            self.spike = self._spike(ts, value, drift, score, "DRIFT")
         if code == 2:
             if value == self.last_value:
                 self.flat_run += 1
@@ -359,6 +408,17 @@ class SeriesDetector:
                 self.flat_run = 0
                 self.flat_since = ts
             self.last_value = value
+        # one alarm per episode: nothing is news within alarm_rest samples of the last alarm
+        since = self._since + 1
+        if (self.spike is not None or isinstance(event, Anomaly)) and since > cfg.alarm_rest:
+            self.alarm = True
+            self.alarm_score = 0.5 + 0.5 * ranked
+            since = 0
+        else:
+            self.alarm = False
+            self.alarm_score = 0.49 * ranked
+            self.spike = None
+        self._since = since if since < _NEVER else _NEVER
         return event
 
     # --- slow paths: only on deviating samples and state changes --------------------
@@ -491,6 +551,9 @@ class SeriesDetector:
             "quiet": self._quiet,
             "patterns": list(self._patterns),
             "level": self._prev_level,
+            "drift": self._drift,
+            "record": [self._record, self._record_ts],
+            "since": self._since,
             "open": None
             if self.open_key is None
             else {
@@ -531,6 +594,10 @@ class SeriesDetector:
                 raise ValueError(f"detector state has {len(patterns)} pattern counts, expected 49")
             d._patterns = [int(c) for c in patterns]
         d._prev_level = max(-3, min(3, int(state.get("level", 0))))
+        d._drift = float(state.get("drift", 0.0))  # absent in states saved before DRIFT
+        record = state.get("record", [0.0, 0.0])  # absent in states saved before the record
+        d._record, d._record_ts = float(record[0]), float(record[1])
+        d._since = max(0, min(_NEVER, int(state.get("since", _NEVER))))
         opened = state["open"]
         if opened is not None:
             d.open_key = str(opened["key"])
@@ -548,7 +615,10 @@ class SeriesDetector:
 
 
 def ceiling_for(metric_name: str) -> float | None:
-    """The hard ceiling of a metric, from its unit suffix: 100 for ``*_percent``.
+    """The hard ceiling of a metric, from its name's unit suffix: 100 for ``*_percent``.
+
+    For series that arrive without a unit (replayed CSV, old stored data); live detection
+    takes the samples' unit (:func:`collector.incidents.signals.ceiling_from`).
 
     >>> ceiling_for("host_cpu_busy_percent"), ceiling_for("app_latency_seconds")
     (100.0, None)

@@ -44,11 +44,10 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from checks.api import Direction, Layer, Severity
-from collector.detect.detector import Anomaly, DetectorBank, Event, SeriesDetector, ceiling_for
+from collector.detect.detector import Anomaly, DetectorBank, Event, SeriesDetector
 from collector.emergency.case_content import case_content
 from collector.emergency.config import EmergencyConfig, maintenance_calendar
 from collector.incidents import (
@@ -60,9 +59,10 @@ from collector.incidents import (
     IncidentEngine,
     IncidentStatus,
     Signal,
+    ceiling_from,
     check_series,
     decide,
-    layer_of,
+    layer_from,
 )
 from collector.incidents.confirm import CheckConfirmer
 from collector.schedule.windows import MaintenanceCalendar
@@ -83,7 +83,6 @@ log = logging.getLogger("collector.emergency.live")
 STATE_VERSION = 1
 UPTIME_METRIC = "platform_unit_uptime_seconds"
 RESTART_KEY = "UNIT_RESTARTED"
-_LAYERS = {layer.value: layer for layer in Layer}
 _SILENT_HORIZON_S = 86_400.0
 """Agents last seen longer ago than this when the collector starts are not watched for silence."""
 
@@ -166,7 +165,7 @@ class LiveDetection:
         self.engine = IncidentEngine(config.engine, **engine_kwargs)
         self.calendar = calendar if calendar is not None else MaintenanceCalendar(config.windows)
         self.notifier = notifier
-        self._directions: dict[str, Direction] | None = None
+        self._decl: tuple[dict[str, Direction], dict[str, Layer]] | None = None
         self._series: dict[int, dict[tuple[str, str, str, tuple[tuple[str, str], ...]], _Series]] = {}
         self._last_seen: dict[tuple[str, str], float] = {}
         self._silent: set[tuple[str, str]] = set()
@@ -233,7 +232,7 @@ class LiveDetection:
                 self.save_state()
 
     def close(self) -> None:
-        """Save the state; close the notifier's outbox."""
+        """Save the state; stop the notifier."""
         try:
             with self._lock:
                 self.save_state(wait=True)
@@ -246,25 +245,27 @@ class LiveDetection:
 
     # ------------------------------------------------------------------ batch → signals
 
-    def _directions_map(self) -> dict[str, Direction]:
-        if self._directions is None:
-            from checks.registry import catalogue  # imports every check: once
+    def _declared(self) -> tuple[dict[str, Direction], dict[str, Layer]]:
+        """Each metric's direction and each check's layer (a point's layer), as declared."""
+        if self._decl is None:
+            from checks.registry import all_checks, catalogue  # imports every check: once
 
-            self._directions = {name: spec.direction for name, spec in catalogue().items()}
-        return self._directions
+            directions = {name: spec.direction for name, spec in catalogue().items()}
+            self._decl = directions, {name: check.layer for name, check in all_checks().items()}
+        return self._decl
 
     def _new_series(
         self, host_id: int, customer: str, host: str, ref: tuple[str, str, str, tuple[tuple[str, str], ...]]
     ) -> _Series:
-        check, name, _unit, labels = ref
+        check, name, unit, labels = ref
         series = series_key(name, labels)
         key = f"{customer}/{host}/{series}"
         detector = self.bank.detectors.get(key)
         if detector is None:
-            direction = self._directions_map().get(name, Direction.BOTH_BAD)
-            detector = SeriesDetector(key, direction, self.bank.config, ceiling=ceiling_for(name))
+            direction = self._declared()[0].get(name, Direction.BOTH_BAD)
+            detector = SeriesDetector(key, direction, self.bank.config, ceiling=ceiling_from(unit, name))
             self.bank.detectors[key] = detector
-        layer = layer_of(check) or layer_of(name) or Layer.APPLICATION
+        layer = layer_from(self._declared()[1].get(check), check, name) or Layer.APPLICATION
         entry = _Series(detector, series, check, name, dict(labels), layer)
         self._series.setdefault(host_id, {})[ref] = entry
         return entry
@@ -383,7 +384,7 @@ class LiveDetection:
                         "layer": r.layer,
                         "confirmed": confirmed.reason,
                     },
-                    layer=_LAYERS.get(r.layer) or layer_of(r.check) or Layer.APPLICATION,
+                    layer=layer_from(r.layer, r.check) or Layer.APPLICATION,
                 )
             )
         for series in [s for s in known if s not in crit_now]:
@@ -525,7 +526,7 @@ class LiveDetection:
     def _notify(self, case_id: str, incident: Incident, event: EventKind) -> None:
         if self.notifier is None:
             return
-        from collector.notify import CaseEvent, OutboxError
+        from collector.notify import CaseEvent
 
         top = incident.top_cause
         base = self.config.public_url.rstrip("/")
@@ -544,8 +545,10 @@ class LiveDetection:
                     url=f"{base}/cases/{case_id}" if base else "",
                 )
             )
-        except (OutboxError, OSError) as exc:
-            log.error("notification of case %s not queued: %s", case_id, exc)
+        except DatabaseError as exc:
+            log.error(
+                "notification of case %s not queued: the store failed (%s)", case_id, type(exc).__name__
+            )
             return
         if queued:
             self.repo.add_event(
@@ -673,7 +676,7 @@ def make_observer(
     """The observer for ``store`` under ``config`` (a CollectorConfig); None when detection is off.
 
     ``clock``, ``notifier`` and ``new_id`` (incident ids) are for tests; by default the
-    notifier queues into ``<state_dir>/notify`` when any customer has destinations.
+    notifier queues into the store's outbox when any customer has destinations.
     """
     emergency: EmergencyConfig = config.emergency
     if not emergency.detection.enabled:
@@ -685,10 +688,7 @@ def make_observer(
     except ConfigError as exc:  # ValueError: what the ingest worker reports at start-up
         raise ValueError(str(exc)) from None
     if notifier is None and emergency.notify.customers:
-        from collector.notify import Notifier, OutboxError
+        from collector.notify import Notifier
 
-        try:
-            notifier = Notifier.from_config(Path(config.state_dir) / "notify", emergency.notify, clock=clock)
-        except OutboxError as exc:  # detection and cases still run; say loudly what is missing
-            log.error("case notifications will not be queued: %s", exc)
+        notifier = Notifier.from_config(store, emergency.notify, clock=clock)
     return LiveDetection(store, emergency, calendar=calendar, notifier=notifier, clock=clock, new_id=new_id)

@@ -28,7 +28,7 @@ from collector.http.models import (
     RevokeResponse,
 )
 from collector.http.pages import offset_of, page_by_offset
-from collector.ingest.enrolment import EnrolmentError, agent_config_text
+from collector.ingest.enrolment import EnrolmentError, enrol
 from collector.store import customer_agent_id
 from collector.store.fleet import FleetRepo
 
@@ -68,24 +68,16 @@ def enroll(
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"this token may not enroll for customer {body.customer!r}"
         )
-    try:  # before the token exists: a refusal leaves no enrolled agent behind
-        address = endpoint.require()
-    except EnrolmentError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     agent_id = body.agent_id
     if agent_id is not None and who.scope.customer is not None:
         # A customer's people choose ids inside their customer's namespace only.
         agent_id = customer_agent_id(body.customer, agent_id)
-    with store_errors():
-        identity, token = store.enroll_agent(body.customer, body.host, agent_id)
-    config = agent_config_text(
-        identity.agent_id,
-        identity.customer,
-        address,
-        token,
-        tls=endpoint.tls,
-        server_name=endpoint.server_name,
-    )
+    try:  # the endpoint is checked before the token exists: a refusal leaves no agent behind
+        with store_errors():
+            enrolled = enrol(store, endpoint, body.customer, body.host, agent_id)
+    except EnrolmentError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    identity, token, config = enrolled.identity, enrolled.token, enrolled.config
     # The token travels in the config file only, never on a command line (ps, shell history).
     command = "diag-agent run --config /etc/diag-agent/agent.yaml"
     return EnrollResponse(

@@ -38,7 +38,7 @@ import anyio.to_thread
 from collector.http.problems import problem_response
 from collector.store import Store
 
-__all__ = ["DEFAULT_LIMIT", "NO_BODY_LIMIT", "ROUTE_LIMITS", "BodyLimits", "limit_for"]
+__all__ = ["BINARY_BODIES", "DEFAULT_LIMIT", "NO_BODY_LIMIT", "ROUTE_LIMITS", "BodyLimits", "limit_for"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,7 +53,13 @@ NO_BODY_LIMIT = 16 * 1024
 ROUTE_LIMITS: tuple[tuple[str, re.Pattern[str], int], ...] = (
     # A logo of at most 512 KiB, base64-encoded (4/3), with the other fields.
     ("PUT", re.compile(r"/api/v1/customers/[^/]+/profile"), 1024 * 1024),
+    # A customer document (collector.http.documents), raw bytes: the documents' own limit.
+    ("POST", re.compile(r"/api/v1/customers/[^/]+/documents"), 10 * 1024 * 1024),
 )
+BINARY_BODIES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("POST", re.compile(r"/api/v1/customers/[^/]+/documents")),
+)
+"""Routes whose body is raw bytes (a PDF holds NULs): stored as bytes, never as text."""
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -172,7 +178,8 @@ class BodyLimits:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if _has_nul(body, query=False):
+        binary = any(method == m and pattern.fullmatch(path) for m, pattern in BINARY_BODIES)
+        if not binary and _has_nul(body, query=False):
             await _nul_refused("the request body")(scope, receive, send)
             return
         replayed = False

@@ -16,7 +16,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from collector.ingest.enrolment import AgentEndpoint
 from collector.store import ApiPrincipal, Conflict, NotFound, Scope, Store, StoreError
 
-__all__ = ["EndpointDep", "GrpcDep", "Principal", "StoreDep", "require_write", "scope_for", "store_errors"]
+__all__ = [
+    "EndpointDep",
+    "GrpcDep",
+    "Principal",
+    "StoreDep",
+    "require_case_staff",
+    "require_case_writer",
+    "require_write",
+    "scope_for",
+    "store_errors",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="API token from `diag-collector token create`")
 
@@ -83,6 +93,23 @@ def list_scope(who: ApiPrincipal, customer: str | None) -> Scope:
 def require_write(who: ApiPrincipal) -> None:
     """403 for read-only (viewer) tokens."""
     if not who.can_write:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
+
+
+def require_case_staff(who: ApiPrincipal) -> None:
+    """403 unless an engineer or a service manager: they take, work, transfer and close cases."""
+    if who.role == "viewer":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
+    if not who.is_staff:  # the rule the dashboard shares
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"a {who.role} may open cases and add notes; engineers and service managers work them",
+        )
+
+
+def require_case_writer(who: ApiPrincipal) -> None:
+    """403 for viewers: everyone else may add notes to the cases it can see."""
+    if not who.adds_notes:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
 
 

@@ -1,189 +1,245 @@
-"""API: the customer file's contracts and contacts, and the SLA manager view.
+"""API: the service desk on cases (issue 14): open a case by hand, take and work it,
+transfer it, log time, record product decisions and complaint handling; the service
+manager's overview.
 
-- ``GET  /customers/{c}``                         the customer file: contracts, contacts, hosts, open cases
-- ``GET|POST /customers/{c}/contracts``, ``PATCH /customers/{c}/contracts/{id}``
-- ``GET|POST /customers/{c}/contacts``, ``PATCH|DELETE /customers/{c}/contacts/{id}``
-- ``GET  /sla``                                   clocks at risk (75% used) and breached, of open cases
+Endpoints (all under ``/api/v1``): ``POST /cases``; ``POST /cases/{id}/take|start|wait|
+resume|follow-up|reopen``; ``POST /cases/{id}/transfer``; ``GET|POST /cases/{id}/time``;
+``POST /cases/{id}/decision``; ``POST /cases/{id}/release``; ``POST /cases/{id}/complaint-steps``;
+``GET /desk/overview``. Reads, ack, notes, resolve and close are in :mod:`collector.http.cases`.
 
-Threat model. Contracts hold commercial terms (rates, SLA targets); contacts hold personal
-data (names, e-mail addresses, phone numbers). Callers are API-token holders:
+Threat model (every byte is hostile; people of four roles and many customers):
 
-- another customer's people must learn nothing: every read and write is scoped in the
-  query, and a customer (or contract, contact) outside the caller's scope answers 404,
-  exactly like one that does not exist, *before* any role check (no 403 oracle);
-- a customer must not change its own commercial terms: contracts are written only by
-  engineers and service managers; a customer_admin reads its contracts and manages its
-  own contacts; viewers only read;
-- hostile bodies: every field is validated (lengths, dates, money with two decimals,
-  e-mail and phone syntax, IANA zone, known case types and countries) and answers 422
-  naming the field; the body size is bounded by the app's body limits; duplicate names
-  answer 409; nothing is half-written (one transaction per request);
-- the SLA view is read-only and scoped like the rest; ``/metrics`` exposes only counts.
+- *Another customer's people* (admin or viewer of customer B) must learn nothing of
+  customer A's cases: every case endpoint looks the case up within the caller's scope
+  first and answers 404, exactly as for a case that does not exist, before any role check
+  (so a 403 never confirms that an id exists); opening a case for another customer is 403.
+- *A customer admin* may open cases for its own customer only, through the ``remote`` or
+  ``email`` channel (it cannot pose as the hotline or an on-site visit, nor as detection:
+  ``automatic`` is refused for everyone), and add notes; taking, working, transferring,
+  logging time, deciding and closing are the vendor's (403 naming who may).
+- *A viewer* reads only (403 on every write).
+- *A service manager* reads every customer and does on cases what an engineer does, plus
+  the overview; it cannot manage tokens, agents or plans (those keep ``can_write``).
+- *Forged or stale state*: each step checks the case's current state inside its write
+  transaction (a concurrent step loses with 409); a complaint cannot be closed before its
+  outcome and callback are recorded (409 saying so); an upgrade record named by a release
+  must belong to the case's customer (422), so a case cannot point at another customer's data.
+- *Bad input*: bounded strings without control characters, enums for every kind, minutes
+  1..1440, no future work dates, unknown fields refused: 422 naming the field; never a 5xx.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: FastAPI resolves the endpoints' annotations
+# at runtime.
 
+import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from collector.http.deps import Principal, StoreDep, store_errors
-from collector.http.models import NoQuery
+from collector.emergency import service
+from collector.http.deps import Principal, StoreDep, require_case_staff, scope_for, store_errors
+from collector.http.models import CustomerQuery, NoQuery
+from collector.http.models_cases import CaseOut
 from collector.http.models_desk import (
-    ContactIn,
-    ContactOut,
-    ContactPatch,
-    ContractIn,
-    ContractOut,
-    ContractPatch,
-    CustomerFileOut,
-    SlaClockOut,
-    SlaQuery,
+    CaseOpen,
+    ComplaintStepRequest,
+    DecisionRequest,
+    DeskOverviewOut,
+    ReleaseRequest,
+    StepRequest,
+    TimeEntryOut,
+    TimeEntryRequest,
+    TimeLogOut,
+    TransferRequest,
 )
-from collector.store import ApiPrincipal, NotFound
-from collector.store.desk import DeskRepo
-from collector.store.sla import SlaRepo
+from collector.http.problems import responses
+from collector.store import ApiPrincipal, Store
+from collector.store.case_states import Action
+from collector.store.cases import CaseRepo
+from collector.store.desk_cases import DESK_STEPS, DeskRepo, NewCase
+from collector.store.principal import CUSTOMER_CHANNELS
+from collector.store.surveys import SurveyRepo
 
-__all__ = ["MANAGER_ROLES", "router"]
+__all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1", tags=["customers"])
-
-ContractId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The contract's id (GET .../contracts).")]
-ContactId = Annotated[int, Path(ge=1, le=2**63 - 1, description="The contact's id (GET .../contacts).")]
-
-MANAGER_ROLES = frozenset({"engineer", "service_manager"})
-"""Roles that write contracts (the desk's service manager, where it exists, and engineers)."""
+router = APIRouter(prefix="/api/v1", tags=["cases"])
 
 
-def _visible(repo: DeskRepo, who: ApiPrincipal, customer: str) -> None:
-    """404 unless the caller may see ``customer`` (before any role check)."""
+def _staff_case(store: Store, who: ApiPrincipal, case_id: str) -> None:
+    """404 for a case the caller may not see, then 403 unless it works cases."""
     with store_errors():
-        if not who.scope.allows(customer):
-            raise NotFound(f"no customer {customer!r}")
-        repo.require_customer(who.scope, customer)
+        CaseRepo(store).get(who.scope, case_id)
+    require_case_staff(who)
 
 
-def _require_manager(who: ApiPrincipal) -> None:
-    if who.role not in MANAGER_ROLES:
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, "contracts are written by engineers and service managers only"
-        )
-
-
-def _require_contact_writer(who: ApiPrincipal) -> None:
-    if who.role not in MANAGER_ROLES and who.role != "customer_admin":
+@router.post("/cases", response_model=CaseOut, status_code=status.HTTP_201_CREATED, responses=responses(409))
+def open_case(body: CaseOpen, store: StoreDep, who: Principal) -> CaseOut:
+    """Open a case by hand (hotline, e-mail, remote, on-site): state ``new``."""
+    if who.role == "viewer":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
-
-
-@router.get("/customers/{customer}", response_model=CustomerFileOut)
-def customer_file(
-    customer: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]
-) -> CustomerFileOut:
-    """The customer's service file: contracts, contacts, hosts and the number of open cases."""
+    scope = scope_for(who, body.customer)
+    if not who.may_open_case(body.channel):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"channel: a {who.role} opens cases through {' or '.join(CUSTOMER_CHANNELS)}",
+        )
+    new = NewCase(
+        customer=body.customer, type=body.type, channel=body.channel, title=body.title,
+        subtype=body.subtype, description=body.description, host=body.host, contact=body.contact,
+        severity=body.severity,
+    )  # fmt: skip
     with store_errors():
-        if not who.scope.allows(customer):
-            raise NotFound(f"no customer {customer!r}")
-        return CustomerFileOut.of(DeskRepo(store).customer_file(who.scope, customer))
+        case = DeskRepo(store).open(scope, new, actor=who.name, now=time.time())
+    service.notify_case(case, "opened", actor=who.name)
+    return CaseOut.of(case)
 
 
-# --------------------------------------------------------------------------- contracts
-
-
-@router.get("/customers/{customer}/contracts", response_model=list[ContractOut])
-def list_contracts(
-    customer: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]
-) -> list[ContractOut]:
-    """The customer's contracts, by start date."""
-    repo = DeskRepo(store)
-    _visible(repo, who, customer)
-    return [ContractOut.of(c) for c in repo.contracts(who.scope, customer)]
-
-
-@router.post("/customers/{customer}/contracts", response_model=ContractOut, status_code=201)
-def add_contract(customer: str, body: ContractIn, store: StoreDep, who: Principal) -> ContractOut:
-    """Add a contract (engineers and service managers)."""
-    repo = DeskRepo(store)
-    _visible(repo, who, customer)
-    _require_manager(who)
+@router.post("/cases/{case_id}/take", response_model=CaseOut)
+def take(case_id: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]) -> CaseOut:
+    """new → acknowledged: the caller becomes the assignee and, if the case has none yet,
+    its accountable first responder (首问负责制)."""
+    _staff_case(store, who, case_id)
     with store_errors():
-        return ContractOut.of(repo.add_contract(who.scope, customer, body.values(), now=time.time()))
+        case = CaseRepo(store).acknowledge(who.scope, case_id, actor=who.name, now=time.time(), action="take")
+    service.notify_case(case, "acknowledged", actor=who.name)
+    return CaseOut.of(case)
 
 
-@router.patch("/customers/{customer}/contracts/{contract_id}", response_model=ContractOut)
-def update_contract(
-    customer: str, contract_id: ContractId, body: ContractPatch, store: StoreDep, who: Principal
-) -> ContractOut:
-    """Change a contract (engineers and service managers); its customer's SLA clocks are computed again."""
-    repo = DeskRepo(store)
-    _visible(repo, who, customer)
+def _step_endpoint(action: Action) -> Callable[..., CaseOut]:
+    def endpoint(
+        case_id: str, store: StoreDep, who: Principal, request: Request, body: StepRequest | None = None
+    ) -> CaseOut:
+        _staff_case(store, who, case_id)
+        note = body.note if body is not None else None
+        followup = request.app.state.followup
+        if action == "follow-up" and followup is not None and followup.config.enabled:
+            with store_errors():  # the follow-up step with its survey link (collector.desk.followup)
+                case = CaseRepo(store).get(who.scope, case_id)
+                followup.start(store, case, actor=who.name, now=time.time())
+                return CaseOut.of(CaseRepo(store).get(who.scope, case_id))
+        with store_errors():
+            return CaseOut.of(
+                DeskRepo(store).step(who.scope, case_id, action, actor=who.name, now=time.time(), note=note)
+            )
+
+    endpoint.__name__ = f"step_{action.replace('-', '_')}"
+    return endpoint
+
+
+_STEP_DOCS = {
+    "start": "acknowledged → in_progress.",
+    "wait": "in_progress → waiting_on_customer (the SLA clocks pause).",
+    "resume": "waiting_on_customer → in_progress.",
+    "follow-up": "resolved → follow_up: the follow-up (回访) step before closing.",
+    "reopen": "resolved, follow_up or closed → in_progress.",
+}
+for _action in DESK_STEPS:
+    router.add_api_route(
+        f"/cases/{{case_id}}/{_action}",
+        _step_endpoint(_action),
+        methods=["POST"],
+        response_model=CaseOut,
+        summary=f"{_action} a case",
+        description=_STEP_DOCS[_action] + " Any other state answers 409 with the steps allowed.",
+    )
+
+
+@router.post("/cases/{case_id}/transfer", response_model=CaseOut)
+def transfer(case_id: str, body: TransferRequest, store: StoreDep, who: Principal) -> CaseOut:
+    """Hand the case to another engineer (from, to and why go on the timeline); its first
+    responder stays accountable."""
+    _staff_case(store, who, case_id)
     with store_errors():
-        current = repo.contract(who.scope, customer, contract_id)
-        _require_manager(who)
-        values = body.values()
-        starts, ends = values.get("starts_on", current.starts_on), values.get("ends_on", current.ends_on)
-        if ends < starts:
-            raise HTTPException(422, f"ends_on {ends} must not be before starts_on {starts}")
-        return ContractOut.of(repo.update_contract(who.scope, customer, contract_id, values, now=time.time()))
-
-
-# --------------------------------------------------------------------------- contacts
-
-
-@router.get("/customers/{customer}/contacts", response_model=list[ContactOut])
-def list_contacts(
-    customer: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]
-) -> list[ContactOut]:
-    """The customer's contacts, by name."""
-    repo = DeskRepo(store)
-    _visible(repo, who, customer)
-    return [ContactOut.of(c) for c in repo.contacts(who.scope, customer)]
-
-
-@router.post("/customers/{customer}/contacts", response_model=ContactOut, status_code=201)
-def add_contact(customer: str, body: ContactIn, store: StoreDep, who: Principal) -> ContactOut:
-    """Add a contact (engineers, service managers, the customer's own admin)."""
-    repo = DeskRepo(store)
-    _visible(repo, who, customer)
-    _require_contact_writer(who)
-    with store_errors():
-        return ContactOut.of(repo.add_contact(who.scope, customer, body.values(), now=time.time()))
-
-
-@router.patch("/customers/{customer}/contacts/{contact_id}", response_model=ContactOut)
-def update_contact(
-    customer: str, contact_id: ContactId, body: ContactPatch, store: StoreDep, who: Principal
-) -> ContactOut:
-    """Change a contact (engineers, service managers, the customer's own admin)."""
-    repo = DeskRepo(store)
-    _visible(repo, who, customer)
-    with store_errors():
-        repo.contact(who.scope, customer, contact_id)
-        _require_contact_writer(who)
-        return ContactOut.of(
-            repo.update_contact(who.scope, customer, contact_id, body.values(), now=time.time())
+        return CaseOut.of(
+            DeskRepo(store).transfer(
+                who.scope, case_id, to=body.to, reason=body.reason, actor=who.name, now=time.time()
+            )
         )
 
 
-@router.delete("/customers/{customer}/contacts/{contact_id}", status_code=204)
-def delete_contact(customer: str, contact_id: ContactId, store: StoreDep, who: Principal) -> Response:
-    """Remove a contact (engineers, service managers, the customer's own admin)."""
-    repo = DeskRepo(store)
-    _visible(repo, who, customer)
+@router.post("/cases/{case_id}/time", response_model=TimeEntryOut, status_code=status.HTTP_201_CREATED)
+def log_time(case_id: str, body: TimeEntryRequest, store: StoreDep, who: Principal) -> TimeEntryOut:
+    """Log time worked on the case (who, minutes, activity, on-site or remote, day)."""
+    _staff_case(store, who, case_id)
+    now = time.time()
     with store_errors():
-        repo.contact(who.scope, customer, contact_id)
-        _require_contact_writer(who)
-        repo.delete_contact(who.scope, customer, contact_id)
-    return Response(status_code=204)
+        entry = DeskRepo(store).log_time(
+            who.scope, case_id, minutes=body.minutes, activity=body.activity, mode=body.mode,
+            work_date=body.work_date or dt.datetime.fromtimestamp(now, dt.UTC).date(),
+            engineer=body.engineer or who.name, actor=who.name, now=now,
+        )  # fmt: skip
+    return TimeEntryOut.of(entry)
 
 
-# --------------------------------------------------------------------------- SLA
+@router.get("/cases/{case_id}/time", response_model=TimeLogOut)
+def time_log(case_id: str, store: StoreDep, who: Principal, _q: Annotated[NoQuery, Query()]) -> TimeLogOut:
+    """The case's time entries, oldest first, with totals (on-site, remote)."""
+    with store_errors():
+        return TimeLogOut.of(case_id, DeskRepo(store).time_log(who.scope, case_id))
 
 
-@router.get("/sla", response_model=list[SlaClockOut], tags=["sla"])
-def sla_view(store: StoreDep, who: Principal, q: Annotated[SlaQuery, Query()]) -> list[SlaClockOut]:
-    """SLA clocks at risk (75% of the target used) and breached, of open cases; breached first."""
-    if q.customer is not None and not who.scope.allows(q.customer):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no customer {q.customer!r}")
-    rows = SlaRepo(store).view(who.scope, customer=q.customer, limit=q.limit)
-    return [SlaClockOut.of(r) for r in rows]
+@router.post("/cases/{case_id}/decision", response_model=CaseOut)
+def decide(case_id: str, body: DecisionRequest, store: StoreDep, who: Principal) -> CaseOut:
+    """Adaptive and perfective cases: the product team's decision (accepted, rejected, deferred)."""
+    _staff_case(store, who, case_id)
+    with store_errors():
+        return CaseOut.of(
+            DeskRepo(store).decide(
+                who.scope, case_id, decision=body.decision, text=body.text, actor=who.name, now=time.time()
+            )
+        )
+
+
+@router.post("/cases/{case_id}/release", response_model=CaseOut)
+def release(case_id: str, body: ReleaseRequest, store: StoreDep, who: Principal) -> CaseOut:
+    """An accepted change's release, and the upgrade record that brought it to the customer."""
+    _staff_case(store, who, case_id)
+    with store_errors():
+        return CaseOut.of(
+            DeskRepo(store).set_release(
+                who.scope, case_id, release=body.release, upgrade_id=body.upgrade_id, actor=who.name,
+                now=time.time(),
+            )
+        )  # fmt: skip
+
+
+@router.post("/cases/{case_id}/complaint-steps", response_model=CaseOut)
+def complaint_step(case_id: str, body: ComplaintStepRequest, store: StoreDep, who: Principal) -> CaseOut:
+    """A complaint's handling: handed_over (to the responsible team), supervised, outcome
+    (with its summary), callback (to the customer, after the outcome)."""
+    _staff_case(store, who, case_id)
+    with store_errors():
+        return CaseOut.of(
+            DeskRepo(store).complaint_step(
+                who.scope, case_id, step=body.step, text=body.text, actor=who.name, now=time.time(),
+                team=body.team, summary=body.summary,
+            )
+        )  # fmt: skip
+
+
+@router.get("/desk/overview", response_model=DeskOverviewOut)
+def overview(store: StoreDep, who: Principal, q: Annotated[CustomerQuery, Query()]) -> DeskOverviewOut:
+    """The service manager's view: cases per state and type, unassigned cases, cases
+    waiting on the customer, open complaints, time logged in the last 30 days; surveys not
+    answered (open, expired) and callbacks due."""
+    if who.role != "service_manager":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the desk overview is for service managers")
+    now = time.time()
+    scope = scope_for(who, q.customer)
+    view = DeskRepo(store).overview(scope, now=now, customer=q.customer)
+    follow = SurveyRepo(store)
+    counts = follow.counts(scope, now=now, customer=q.customer)
+    return DeskOverviewOut(
+        surveys_open=counts.surveys_open,
+        surveys_expired_unanswered=counts.surveys_expired,
+        callbacks_due=list(follow.callbacks_due(scope, customer=q.customer)),
+        callbacks_no_answer=counts.callbacks_no_answer,
+        by_state=view.by_state,
+        by_type=view.by_type,
+        unassigned=list(view.unassigned),
+        waiting_on_customer=list(view.waiting_on_customer),
+        complaints_open=list(view.complaints_open),
+        minutes_logged_30d=view.minutes_logged_30d,
+    )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from collector.http.models import SLUG_PATTERN, _Out, _time
+from collector.http.models_sessions import CaseSessionOut
+from collector.http.pages import CURSOR_DESCRIPTION
+from collector.store.case_states import CaseState, CaseType, Channel, allowed_actions, label
 from collector.store.cases import CaseEvent, CaseRecord, IncidentRecord
 
 __all__ = [
@@ -30,11 +33,17 @@ class CasesQuery(_In):
     customer: str | None = Field(
         default=None, max_length=63, pattern=SLUG_PATTERN, description="Only this customer (engineers)."
     )
-    state: Literal["open", "acknowledged", "resolved", "closed"] | None = Field(
-        default=None, description="Only cases in this state."
+    state: CaseState | None = Field(default=None, description="Only cases in this state.")
+    active: bool = Field(
+        default=False, description="Only cases still being worked: new, acknowledged, in_progress, waiting."
     )
-    active: bool = Field(default=False, description="Only open and acknowledged cases.")
+    type: CaseType | None = Field(default=None, description="Only cases of this type.")
+    channel: Channel | None = Field(default=None, description="Only cases that came in this way.")
+    assignee: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Only cases assigned to this person."
+    )
     limit: int = Field(default=100, ge=1, le=1000)
+    cursor: str | None = Field(default=None, max_length=200, description=CURSOR_DESCRIPTION)
 
 
 class AckRequest(_In):
@@ -75,10 +84,21 @@ class CaseSummaryOut(_Out):
     title: str
     severity: str
     state: str
-    owner: str | None
+    owner: str | None = Field(description="The assignee (same as ``assignee``; kept for older clients).")
+    assignee: str | None = Field(description="Who works the case now; changes with a transfer.")
+    first_responder: str | None = Field(
+        description="Who first took the case (首问负责制): accountable through every transfer."
+    )
+    type: str
+    subtype: str | None
+    channel: str
+    contact: str | None
+    labels: dict[str, dict[str, str] | None] = Field(
+        description="English and Chinese names of state, type, subtype and channel."
+    )
     hosts: list[str]
-    kind: str
-    incident_id: str
+    kind: str | None = Field(description="Incident kind; None for a case a person opened.")
+    incident_id: str | None
     probable_cause: str = Field(description="The top-ranked probable cause, in English.")
     onset_at: datetime
     detected_at: datetime
@@ -99,6 +119,18 @@ class CaseSummaryOut(_Out):
             "severity": c.severity,
             "state": c.state,
             "owner": c.owner,
+            "assignee": c.owner,
+            "first_responder": c.first_responder,
+            "type": c.type,
+            "subtype": c.subtype,
+            "channel": c.channel,
+            "contact": c.contact,
+            "labels": {
+                "state": label(c.state),
+                "type": label(c.type),
+                "subtype": label(c.subtype),
+                "channel": label(c.channel),
+            },
             "hosts": list(c.hosts),
             "kind": c.kind,
             "incident_id": c.incident_id,
@@ -119,17 +151,33 @@ class CaseSummaryOut(_Out):
 
 
 class CaseOut(CaseSummaryOut):
+    description: str | None
+    decision: str | None = Field(description="Adaptive/perfective: accepted, rejected or deferred.")
+    decision_text: str | None
+    release: str | None = Field(description="The release that delivers the change.")
+    upgrade_id: int | None = Field(description="The upgrade record (/api/v1/upgrades) that delivered it.")
+    allowed_actions: list[str] = Field(description="The steps the case's state allows now.")
     causes: list[dict[str, Any]] = Field(description="Ranked probable causes with reasons and evidence.")
     members: list[dict[str, Any]] = Field(
         description="The incident's signals (series, baseline, observed, ...)."
     )
     events: list[CaseEventOut] = Field(description="The case timeline, oldest first.")
     incident_timeline: list[dict[str, Any]] = Field(description="The incident's own timeline.")
+    sessions: list[CaseSessionOut] = Field(
+        default=[], description="Remote sessions opened for the case, oldest first (GET /cases/{id})."
+    )
 
     @classmethod
-    def of(cls, c: CaseRecord) -> CaseOut:
+    def of(cls, c: CaseRecord, sessions: list[CaseSessionOut] | None = None) -> CaseOut:
         return cls(
+            sessions=sessions or [],
             **cls.fields_of(c),
+            description=c.description,
+            decision=c.decision,
+            decision_text=c.decision_text,
+            release=c.release,
+            upgrade_id=c.upgrade_id,
+            allowed_actions=allowed_actions(c.state),
             causes=c.causes,
             members=c.members,
             events=[CaseEventOut.of(e) for e in c.events],

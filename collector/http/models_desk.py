@@ -1,261 +1,167 @@
-"""Request and response models of the customer file and SLA API (``/customers/{c}/...``, ``/sla``)."""
+"""Request and response models of the service desk's case endpoints (:mod:`collector.http.desk`).
+
+Every request model forbids unknown fields and bounds every string; free text refuses
+control characters other than line breaks and tabs (a title or a name is one line).
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from decimal import Decimal
-from typing import Annotated, Any, Literal
+import datetime as dt
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from collector.desk.calendar import CalendarSettings
-from collector.desk.sla import CASE_TYPES, TargetMinutes
-from collector.http.models import SLUG_PATTERN, _Out, _Query, _time
-from collector.notify.config import _address
-from collector.store.desk import ContactRecord, ContractRecord, CustomerFile
-from collector.store.sla import SlaRow
+from collector.http.models import SLUG_PATTERN, _Out
+from collector.store.desk_cases import TimeEntry, TimeLog
 
 __all__ = [
-    "ContactIn",
-    "ContactOut",
-    "ContactPatch",
-    "ContractIn",
-    "ContractOut",
-    "ContractPatch",
-    "CustomerFileOut",
-    "SlaClockOut",
-    "SlaQuery",
+    "CaseOpen",
+    "ComplaintStepRequest",
+    "DecisionRequest",
+    "DeskOverviewOut",
+    "ReleaseRequest",
+    "StepRequest",
+    "TimeEntryOut",
+    "TimeEntryRequest",
+    "TimeLogOut",
+    "TransferRequest",
 ]
 
-Money = Decimal
-Email = Annotated[str, Field(max_length=320), AfterValidator(_address)]
-"""An e-mail address, checked as the notification settings check theirs."""
+ONE_LINE = r"^[^\x00-\x1f\x7f]+$"
+"""A name or title: no control characters at all."""
+TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+"""Free text: line breaks and tabs allowed, other control characters not."""
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _check_targets(value: dict[str, TargetMinutes]) -> dict[str, TargetMinutes]:
-    unknown = sorted(set(value) - set(CASE_TYPES))
-    if unknown:
-        raise ValueError(f"unknown case type {unknown[0]!r}: expected one of {', '.join(CASE_TYPES)}")
-    return value
-
-
-class ContractPatch(_In):
-    """Fields of a contract to change (all optional)."""
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    tier: str | None = Field(
-        default=None, pattern=r"^[a-z][a-z0-9_-]{0,31}$", description="e.g. gold, standard"
+class CaseOpen(_In):
+    customer: str = Field(max_length=63, pattern=SLUG_PATTERN, description="Customer slug.")
+    type: Literal["emergency", "routine", "adaptive", "perfective", "complaint", "consultation", "onsite"]
+    subtype: Literal["operation_error", "data_error", "defect_l3", "user_training"] | None = Field(
+        default=None, description="Required for routine cases, refused for the others."
     )
-    starts_on: date | None = None
-    ends_on: date | None = None
-    targets: dict[str, TargetMinutes] | None = Field(
-        default=None, description="Per case type: first_response, restore, resolve in business minutes."
+    channel: Literal["hotline", "email", "remote", "onsite"] = Field(
+        description="How the request came in (customer admins: remote or email)."
     )
-    rate_onsite: Money | None = Field(default=None, ge=0, le=1_000_000, decimal_places=2)
-    rate_remote: Money | None = Field(default=None, ge=0, le=1_000_000, decimal_places=2)
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. CNY")
-    calendar: CalendarSettings | None = Field(
-        default=None, description="Time zone, working hours, country holidays, extra days off and workdays."
+    title: str = Field(min_length=1, max_length=500, pattern=ONE_LINE)
+    description: str | None = Field(default=None, max_length=10_000, pattern=TEXT)
+    host: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=253,
+        pattern=ONE_LINE,
+        description="One of the customer's hosts.",
+    )
+    contact: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=ONE_LINE, description="The customer's contact."
+    )
+    severity: Literal["CRIT", "WARN", "INFO"] = "WARN"
+
+
+class StepRequest(_In):
+    note: str | None = Field(
+        default=None, max_length=10_000, pattern=TEXT, description="Why, for the timeline."
     )
 
-    _targets = field_validator("targets")(lambda cls, v: v if v is None else _check_targets(v))
 
-    def values(self) -> dict[str, Any]:
-        found = self.model_dump(exclude_unset=True, mode="json")
-        for key in ("starts_on", "ends_on"):
-            if key in found:
-                found[key] = getattr(self, key)
-        for key in ("rate_onsite", "rate_remote"):
-            if key in found:
-                found[key] = getattr(self, key)
-        if found.get("targets") is not None:
-            found["targets"] = {k: v.model_dump(exclude_none=True) for k, v in (self.targets or {}).items()}
-        return {k: v for k, v in found.items() if v is not None}
+class TransferRequest(_In):
+    to: str = Field(min_length=1, max_length=200, pattern=ONE_LINE, description="Who takes the case over.")
+    reason: str = Field(min_length=1, max_length=10_000, pattern=TEXT, description="Why it is transferred.")
 
 
-class ContractIn(ContractPatch):
-    """A new contract."""
-
-    name: str = Field(min_length=1, max_length=200)
-    tier: str = Field(default="standard", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
-    starts_on: date
-    ends_on: date
-    targets: dict[str, TargetMinutes] = Field(default_factory=dict)
-    rate_onsite: Money = Field(default=Decimal(0), ge=0, le=1_000_000, decimal_places=2)
-    rate_remote: Money = Field(default=Decimal(0), ge=0, le=1_000_000, decimal_places=2)
-    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
-    calendar: CalendarSettings = Field(default_factory=CalendarSettings)
-
-    @model_validator(mode="after")
-    def _period(self) -> ContractIn:
-        if self.ends_on < self.starts_on:
-            raise ValueError(f"ends_on {self.ends_on} must not be before starts_on {self.starts_on}")
-        return self
-
-    def values(self) -> dict[str, Any]:
-        found = super().values()
-        found.setdefault("targets", {})
-        found["calendar"] = self.calendar.model_dump(mode="json")
-        found.setdefault("rate_onsite", self.rate_onsite)
-        found.setdefault("rate_remote", self.rate_remote)
-        found.setdefault("currency", self.currency)
-        found.setdefault("tier", self.tier)
-        return found
+class TimeEntryRequest(_In):
+    minutes: int = Field(ge=1, le=1440, description="Minutes worked (at most one day per entry).")
+    activity: str = Field(min_length=1, max_length=500, pattern=ONE_LINE, description="What was done.")
+    mode: Literal["onsite", "remote"] = "remote"
+    work_date: dt.date | None = Field(default=None, description="The day worked; default: today (UTC).")
+    engineer: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=ONE_LINE, description="Default: the token's name."
+    )
 
 
-class ContractOut(_Out):
+class DecisionRequest(_In):
+    decision: Literal["accepted", "rejected", "deferred"]
+    text: str = Field(
+        min_length=1, max_length=10_000, pattern=TEXT, description="The product team's reasons."
+    )
+
+
+class ReleaseRequest(_In):
+    release: str = Field(min_length=1, max_length=200, pattern=ONE_LINE, description="e.g. 5.2.1")
+    upgrade_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="The upgrade record (/api/v1/upgrades) that delivered it.",
+    )
+
+
+class ComplaintStepRequest(_In):
+    step: Literal["handed_over", "supervised", "outcome", "callback"]
+    text: str = Field(min_length=1, max_length=10_000, pattern=TEXT)
+    team: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=ONE_LINE, description="handed_over: the team."
+    )
+    summary: str | None = Field(
+        default=None, min_length=1, max_length=10_000, pattern=TEXT, description="outcome: its summary."
+    )
+
+
+class TimeEntryOut(_Out):
     id: int
-    customer: str
-    name: str
-    tier: str
-    starts_on: date
-    ends_on: date
-    targets: dict[str, Any]
-    rate_onsite: Money
-    rate_remote: Money
-    currency: str
-    calendar: dict[str, Any]
-    updated_at: datetime | None
-
-    @classmethod
-    def of(cls, c: ContractRecord) -> ContractOut:
-        return cls(
-            id=c.id,
-            customer=c.customer,
-            name=c.name,
-            tier=c.tier,
-            starts_on=c.starts_on,
-            ends_on=c.ends_on,
-            targets=dict(c.targets),
-            rate_onsite=c.rate_onsite,
-            rate_remote=c.rate_remote,
-            currency=c.currency,
-            calendar=dict(c.calendar),
-            updated_at=_time(c.updated_at),
-        )
-
-
-_PHONE = r"^\+?[0-9][0-9 ()./-]{2,38}$"
-
-
-class ContactPatch(_In):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    role: str | None = Field(default=None, min_length=1, max_length=100, description="e.g. IT manager, DBA")
-    email: Email | None = None
-    phone: str | None = Field(default=None, pattern=_PHONE, description="digits, spaces, + ( ) . / -")
-    language: Literal["en", "zh-CN"] | None = Field(default=None, description="Preferred language")
-
-    def values(self) -> dict[str, Any]:
-        """The fields given; ``null`` clears an e-mail or phone and is ignored elsewhere."""
-        given = self.model_dump(exclude_unset=True)
-        return {k: v for k, v in given.items() if v is not None or k in ("email", "phone")}
-
-
-class ContactIn(ContactPatch):
-    name: str = Field(min_length=1, max_length=200)
-    role: str = Field(min_length=1, max_length=100)
-    language: Literal["en", "zh-CN"] = "zh-CN"
-
-    @model_validator(mode="after")
-    def _reachable(self) -> ContactIn:
-        if self.email is None and self.phone is None:
-            raise ValueError("give an email or a phone (or both) so the contact can be reached")
-        return self
-
-    def values(self) -> dict[str, Any]:
-        return self.model_dump()
-
-
-class ContactOut(_Out):
-    id: int
-    customer: str
-    name: str
-    role: str
-    email: str | None
-    phone: str | None
-    language: str
-
-    @classmethod
-    def of(cls, c: ContactRecord) -> ContactOut:
-        return cls(
-            id=c.id,
-            customer=c.customer,
-            name=c.name,
-            role=c.role,
-            email=c.email,
-            phone=c.phone,
-            language=c.language,
-        )
-
-
-class CustomerFileOut(_Out):
-    customer: str
-    name: str
-    timezone: str
-    contracts: list[ContractOut]
-    contacts: list[ContactOut]
-    hosts: list[str]
-    open_cases: int
-
-    @classmethod
-    def of(cls, f: CustomerFile) -> CustomerFileOut:
-        return cls(
-            customer=f.customer,
-            name=f.name,
-            timezone=f.timezone,
-            contracts=[ContractOut.of(c) for c in f.contracts],
-            contacts=[ContactOut.of(c) for c in f.contacts],
-            hosts=f.hosts,
-            open_cases=f.open_cases,
-        )
-
-
-class SlaQuery(_Query):
-    customer: str | None = Field(
-        default=None, max_length=63, pattern=SLUG_PATTERN, description="Only this customer (engineers)."
-    )
-    limit: int = Field(default=500, ge=1, le=5000)
-
-
-class SlaClockOut(_Out):
     case_id: str
-    customer: str
-    title: str
-    case_type: str
-    case_state: str
-    target: str
-    state: Literal["warning", "breached"]
-    clock: str
-    target_minutes: float
-    elapsed_minutes: float
-    remaining_minutes: float
-    computed_at: datetime | None
-    warn_at: datetime | None
-    due_at: datetime | None
-    warned_at: datetime | None
-    breached_at: datetime | None
+    engineer: str
+    minutes: int
+    activity: str
+    mode: str
+    work_date: dt.date
+    logged_by: str
+    logged_at: dt.datetime
 
     @classmethod
-    def of(cls, r: SlaRow) -> SlaClockOut:
+    def of(cls, e: TimeEntry) -> TimeEntryOut:
         return cls(
-            case_id=r.case_id,
-            customer=r.customer,
-            title=r.title,
-            case_type=r.case_type,
-            case_state=r.case_state,
-            target=r.target,
-            state="breached" if r.state == "breached" else "warning",
-            clock=r.clock,
-            target_minutes=round(r.target_s / 60, 1),
-            elapsed_minutes=round(r.elapsed_s / 60, 1),
-            remaining_minutes=round(max(0.0, r.target_s - r.elapsed_s) / 60, 1),
-            computed_at=_time(r.computed_at),
-            warn_at=_time(r.warn_at),
-            due_at=_time(r.due_at),
-            warned_at=_time(r.warned_at),
-            breached_at=_time(r.breached_at),
+            id=e.id,
+            case_id=e.case_id,
+            engineer=e.engineer,
+            minutes=e.minutes,
+            activity=e.activity,
+            mode=e.mode,
+            work_date=e.work_date,
+            logged_by=e.logged_by,
+            logged_at=dt.datetime.fromtimestamp(e.logged_at, dt.UTC),
         )
+
+
+class TimeLogOut(_Out):
+    case_id: str
+    entries: list[TimeEntryOut]
+    total_minutes: int
+    onsite_minutes: int
+    remote_minutes: int
+
+    @classmethod
+    def of(cls, case_id: str, log: TimeLog) -> TimeLogOut:
+        return cls(
+            case_id=case_id,
+            entries=[TimeEntryOut.of(e) for e in log.entries],
+            total_minutes=log.total_minutes,
+            onsite_minutes=log.onsite_minutes,
+            remote_minutes=log.remote_minutes,
+        )
+
+
+class DeskOverviewOut(_Out):
+    by_state: dict[str, int] = Field(description="Cases per state.")
+    by_type: dict[str, int] = Field(description="Cases still being worked, per type.")
+    unassigned: list[str] = Field(description="New cases nobody has taken yet, oldest first.")
+    waiting_on_customer: list[str]
+    complaints_open: list[str] = Field(description="Complaints not closed yet, oldest first.")
+    minutes_logged_30d: int = Field(description="Time logged on cases in the last 30 days.")
+    surveys_open: int = Field(default=0, description="Survey links sent and not answered yet.")
+    surveys_expired_unanswered: int = Field(default=0, description="Survey links that expired unanswered.")
+    callbacks_due: list[str] = Field(default=[], description="Cases drawn for a callback, none recorded yet.")
+    callbacks_no_answer: int = Field(default=0, description="Callbacks whose last attempt got no answer.")

@@ -80,6 +80,8 @@ class PlanOut(_Out):
     hosts: dict[str, Any]
     recipients: list[str]
     answer_deadline_s: float
+    thresholds: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """The plan's overrides of rule thresholds (rule key -> fields); the rest keep their defaults."""
 
     @classmethod
     def of(cls, plan: InspectionPlan, now: float) -> PlanOut:
@@ -100,6 +102,7 @@ class PlanOut(_Out):
             hosts=plan.hosts.model_dump(mode="json"),
             recipients=list(plan.recipients),
             answer_deadline_s=plan.answer_deadline.total_seconds(),
+            thresholds=plan.thresholds,
         )
 
 

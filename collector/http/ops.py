@@ -58,7 +58,7 @@ def healthz(response: Response, store: StoreDep) -> dict[str, Any]:
 @router.get("/metrics", tags=["ops"], response_class=Response)
 def metrics(request: Request) -> Response:
     """Prometheus text: the collector's ingest metrics plus store gauges."""
-    body = generate_latest(request.app.state.store_registry)
+    body = generate_latest(request.app.state.store_registry) + request.app.state.fleet_exposition.render()
     metrics_registry = request.app.state.metrics_registry
     if metrics_registry is not None:
         body = generate_latest(metrics_registry) + body

@@ -174,7 +174,7 @@ def _codes(path: str, method: str, operation: dict[str, Any]) -> set[int]:
     """The error statuses an ``/api`` operation can answer, from what the code raises where."""
     params = {p.get("name") for p in operation.get("parameters", [])}
     codes = {400, 401, 403, 422}  # NUL bytes; no token; role or customer; validation
-    if "{" in path or params & {"host", "plan", "run", "customer"}:
+    if "{" in path or params & {"host", "plan", "run", "customer", "session"}:
         codes.add(404)  # a named object that does not exist or is another customer's
     if method in ("post", "put", "patch", "delete"):
         codes |= {404, 409, 413}  # state conflicts; body over the route's limit

@@ -95,7 +95,7 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
-    role: Literal["engineer", "customer_admin", "viewer"] = "viewer"
+    role: Literal["engineer", "customer_admin", "viewer", "service_manager"] = "viewer"
     customer: str | None = Field(
         default=None, pattern=SLUG_PATTERN, description="Required for customer_admin and viewer tokens."
     )
@@ -105,6 +105,10 @@ class TokenCreate(BaseModel):
 
 
 def _manage(who: ApiPrincipal) -> None:
+    if who.role == "service_manager":
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "service managers do not manage API tokens: ask an engineer"
+        )
     require_write(who)
 
 
@@ -125,8 +129,8 @@ def create_token(body: TokenCreate, store: StoreDep, who: Principal) -> TokenCre
     _manage(who)
     customer = body.customer
     if who.role != "engineer":
-        if body.role == "engineer":
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "only engineers create engineer tokens")
+        if body.role in ("engineer", "service_manager"):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"only engineers create {body.role} tokens")
         customer = customer or who.customer
         scope_for(who, customer)
     expires_at = None if body.expires_in_days is None else time.time() + body.expires_in_days * 86400

@@ -38,7 +38,8 @@ Each module's docstring states its rules.
 
 from collector.incidents.cases import CasePolicy, decide
 from collector.incidents.causes import Cause, CauseKind, OutageFacts, rank_causes
-from collector.incidents.engine import EngineConfig, IncidentEngine
+from collector.incidents.config import EngineConfig
+from collector.incidents.engine import IncidentEngine
 from collector.incidents.model import (
     CaseAction,
     CaseDecision,
@@ -48,7 +49,16 @@ from collector.incidents.model import (
     Member,
     TimelineEntry,
 )
-from collector.incidents.signals import Change, ChangeKind, Signal, SignalKind, check_series, layer_of
+from collector.incidents.signals import (
+    Change,
+    ChangeKind,
+    Signal,
+    SignalKind,
+    ceiling_from,
+    check_series,
+    layer_from,
+    layer_of,
+)
 
 __all__ = [
     "CaseAction",
@@ -68,8 +78,10 @@ __all__ = [
     "Signal",
     "SignalKind",
     "TimelineEntry",
+    "ceiling_from",
     "check_series",
     "decide",
+    "layer_from",
     "layer_of",
     "rank_causes",
 ]

@@ -59,13 +59,11 @@ import bisect
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from checks.api import Severity
 from collector.incidents.causes import Cause, OutageFacts, chained, rank_causes
+from collector.incidents.config import EngineConfig
 from collector.incidents.model import (
     CaseAction,
     CaseDecision,
@@ -76,60 +74,11 @@ from collector.incidents.model import (
     TimelineEntry,
 )
 from collector.incidents.signals import Signal, SignalKind
+from collector.incidents.silence import Alone, Outage, SilentAgents
 
 __all__ = ["STATE_VERSION", "EngineConfig", "IncidentEngine"]
 
 STATE_VERSION = 1
-
-
-class EngineConfig(BaseModel):
-    """Tuning of the incident engine (all durations in seconds)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    window_s: float = Field(600.0, gt=0, description="Signals whose onsets are this close form one incident.")
-    quiet_s: float = Field(
-        900.0, ge=0, description="After every signal recovered, the incident resolves this much later."
-    )
-    related_onset_s: float = Field(
-        120.0,
-        ge=0,
-        description="A signal beginning this close to the last onset of an incident whose signals all "
-        "recovered joins it (else only a same-host signal in a chained layer does).",
-    )
-    change_lookback_s: float = Field(
-        1800.0, gt=0, description="A change at most this long before the onset is a candidate cause."
-    )
-    onset_tolerance_s: float = Field(
-        60.0, ge=0, description="Onsets this close count as simultaneous (sampling jitter between series)."
-    )
-    silent_settle_s: float = Field(
-        90.0, ge=0, description="A silent agent waits this long for its neighbours before it is judged."
-    )
-    outage_min_hosts: int = Field(2, ge=2, description="At least this many silent agents make an outage.")
-    outage_fraction: float = Field(
-        0.6, gt=0, le=1, description="...and at least this share of the scope's agents."
-    )
-    retain_resolved_s: float = Field(
-        86400.0,
-        ge=0,
-        description="Resolved incidents are kept this long (longer than the case reopen window).",
-    )
-    change_retention_s: float = Field(
-        7200.0, ge=0, description="Changes are kept this long for late signals."
-    )
-    max_changes_per_customer: int = Field(
-        1000, ge=1, description="Bound on the kept changes of one customer."
-    )
-    max_timeline: int = Field(
-        500, ge=10, description="Bound on timeline entries per incident (oldest dropped)."
-    )
-
-
-@dataclass(slots=True)
-class _Pending:
-    signal: Signal
-    arrived: float
 
 
 def _uuid_id() -> str:
@@ -162,9 +111,8 @@ class IncidentEngine:
         self._clock = clock
         self._new_id = new_id
         self._incidents: dict[str, Incident] = {}
-        self._pending: list[_Pending] = []
+        self._silent = SilentAgents(self.config)
         self._changes: dict[str, list[Signal]] = {}
-        self._hosts: dict[str, dict[str, str | None]] = {}
         self._changed: dict[str, Incident] = {}
 
     # --- public surface -------------------------------------------------------------
@@ -172,7 +120,7 @@ class IncidentEngine:
     def set_hosts(self, customer: str, hosts: Mapping[str, str | None]) -> None:
         """Declare a customer's agents (host → network label or None): the neighbours that
         tell a silent agent from an outage. Hosts seen in signals are added unlabelled."""
-        self._hosts[customer] = dict(hosts)
+        self._silent.set_hosts(customer, hosts)
 
     def feed(self, signal: Signal) -> list[Incident]:
         """Process one signal; return the incidents it (or the time passing) changed."""
@@ -183,7 +131,7 @@ class IncidentEngine:
         self._changed = {}
         now = self._clock()
         for signal in signals:
-            self._learn_host(signal)
+            self._silent.learn(signal)
             kind = signal.kind
             if kind is SignalKind.CHANGE:
                 self._on_change(signal, now)
@@ -260,9 +208,8 @@ class IncidentEngine:
         return {
             "v": STATE_VERSION,
             "incidents": [i.to_dict() for i in self._incidents.values()],
-            "pending": [{"signal": p.signal.to_dict(), "arrived": p.arrived} for p in self._pending],
             "changes": {c: [s.to_dict() for s in sigs] for c, sigs in self._changes.items()},
-            "hosts": {c: dict(h) for c, h in self._hosts.items()},
+            **self._silent.to_state(),
         }
 
     def load_state(self, state: Mapping[str, Any]) -> None:
@@ -275,15 +222,11 @@ class IncidentEngine:
             raise ValueError(f"incident engine state version {state.get('v')!r}, expected {STATE_VERSION}")
         try:
             incidents = {i.id: i for i in (Incident.from_dict(d) for d in state["incidents"])}
-            pending = [_Pending(Signal.from_dict(p["signal"]), float(p["arrived"])) for p in state["pending"]]
             changes = {str(c): [Signal.from_dict(s) for s in sigs] for c, sigs in state["changes"].items()}
-            hosts = {
-                str(c): {str(h): None if n is None else str(n) for h, n in hs.items()}
-                for c, hs in state["hosts"].items()
-            }
+            silent = SilentAgents.from_state(state, self.config)
         except (KeyError, TypeError, AttributeError) as exc:  # a hand-edited or truncated file
             raise ValueError(f"malformed incident engine state: {exc!r}") from exc
-        self._incidents, self._pending, self._changes, self._hosts = incidents, pending, changes, hosts
+        self._incidents, self._changes, self._silent = incidents, changes, silent
 
     @classmethod
     def from_state(
@@ -300,10 +243,6 @@ class IncidentEngine:
         return engine
 
     # --- signal handling ------------------------------------------------------------
-
-    def _learn_host(self, signal: Signal) -> None:
-        if signal.host is not None:
-            self._hosts.setdefault(signal.customer, {}).setdefault(signal.host, None)
 
     def _open_of(self, customer: str) -> list[Incident]:
         return [i for i in self._incidents.values() if i.customer == customer and i.is_open]
@@ -437,14 +376,8 @@ class IncidentEngine:
         return IncidentKind.DEGRADATION
 
     def _on_recovery(self, signal: Signal, now: float) -> None:
-        for p in self._pending:
-            if (p.signal.customer, p.signal.host, p.signal.series) == (
-                signal.customer,
-                signal.host,
-                signal.series,
-            ):
-                self._pending.remove(p)  # back before it was judged: never an incident
-                return
+        if self._silent.back(signal):
+            return  # back before it was judged: never an incident
         key = (signal.host or "", signal.series)
         for inc in self._open_of(signal.customer):
             member = inc.members.get(key)
@@ -546,72 +479,20 @@ class IncidentEngine:
     # --- silent agents --------------------------------------------------------------
 
     def _on_silent(self, signal: Signal, now: float) -> None:
-        same = (signal.customer, signal.host)
-        if any((p.signal.customer, p.signal.host) == same for p in self._pending):
-            return
-        for inc in self._open_of(signal.customer):
-            if signal.host in inc.silent_hosts():
-                return  # already known silent
-        self._pending.append(_Pending(signal, now))
-
-    def _scope(self, customer: str, host: str) -> tuple[str | None, set[str]]:
-        roster = self._hosts.get(customer, {})
-        network = roster.get(host)
-        scope = set(roster) if network is None else {h for h, n in roster.items() if n == network}
-        scope.add(host)
-        return network, scope
+        if any(signal.host in inc.silent_hosts() for inc in self._open_of(signal.customer)):
+            return  # already known silent
+        self._silent.wait(signal, now)
 
     def _settle(self, now: float) -> None:
-        cfg = self.config
-        # bounded: every pass removes at least one pending signal
-        for _ in range(len(self._pending)):
-            due = [p for p in self._pending if p.arrived + cfg.silent_settle_s <= now]
-            if not due:
-                return
-            first = min(
-                due, key=lambda p: (p.arrived, p.signal.onset_ts, p.signal.customer, p.signal.host or "")
-            )
-            signal = first.signal
-            customer, host = signal.customer, signal.host or ""
-            network, scope = self._scope(customer, host)
+        for verdict in self._silent.judge(now, self._open_of):
+            if isinstance(verdict, Alone):
+                self._on_problem(verdict.signal, now)
+            else:
+                self._outage(verdict, now)
 
-            def near(onset: float, ref: float = signal.onset_ts) -> bool:
-                return abs(onset - ref) <= cfg.window_s
-
-            batch = [
-                p
-                for p in self._pending
-                if p.signal.customer == customer and p.signal.host in scope and near(p.signal.onset_ts)
-            ]
-            silent = {p.signal.host or "" for p in batch}
-            for inc in self._open_of(customer):
-                for (h, _), m in inc.members.items():
-                    silent_member = m.active and m.signal.kind is SignalKind.AGENT_SILENT
-                    if h in scope and silent_member and near(m.first_onset_ts):
-                        silent.add(h)
-            total = len(scope)
-            outage = len(silent) >= cfg.outage_min_hosts and len(silent) >= cfg.outage_fraction * total
-            extra = {"neighbours": total - 1, "neighbours_reporting": total - len(silent), "network": network}
-            if not outage:
-                self._pending.remove(first)
-                self._on_problem(signal.with_evidence(**extra), now)
-                continue
-            for p in batch:
-                self._pending.remove(p)
-            batch.sort(key=lambda p: (p.signal.onset_ts, p.signal.host or ""))
-            self._outage(
-                customer, network, [p.signal.with_evidence(**extra) for p in batch], silent, total, now
-            )
-
-    def _outage(
-        self,
-        customer: str,
-        network: str | None,
-        signals: list[Signal],
-        silent: set[str],
-        total: int,
-        now: float,
-    ) -> None:
+    def _outage(self, verdict: Outage, now: float) -> None:
+        customer, network, signals = verdict.customer, verdict.network, list(verdict.signals)
+        silent, total = verdict.silent, verdict.total
         target = next(
             (i for i in self._open_of(customer) if i.outage is not None and i.outage.network == network),
             None,

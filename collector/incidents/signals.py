@@ -15,6 +15,12 @@ never assembles one by hand:
 >>> Signal.product_upgrade("acme", "web1", "shop", "1.2", "1.3", ts=100.0).change.describe()
 'product shop upgraded from 1.2 to 1.3'
 
+A signal's meaning travels with the data: its layer is the layer the check declares (a
+result carries it as ``layer``) and a metric's ceiling comes from the unit its samples
+carry (``percent``: 100). Only old stored data without them falls back to reading names
+(:func:`layer_from`, :func:`ceiling_from`), and each fallback is counted in
+:data:`NAME_FALLBACKS` so it shows when the last of that data is gone.
+
 A signal is identified on its host by ``series``: the detector's series key for metric
 signals, ``check:<check>[<item>]`` for check results, ``agent`` for a silent agent. A
 ``RECOVERY`` carries the same series as the signal it ends.
@@ -25,20 +31,24 @@ from __future__ import annotations
 import enum
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from checks.api import Layer, Severity
-from collector.detect.detector import Anomaly, Recovery, iso
+from collector.detect.detector import Anomaly, Recovery, ceiling_for, iso
 
 __all__ = [
     "AGENT_SERIES",
+    "NAME_FALLBACKS",
     "Change",
     "ChangeKind",
     "Signal",
     "SignalKind",
+    "ceiling_from",
     "check_series",
+    "layer_from",
     "layer_of",
 ]
 
@@ -107,6 +117,53 @@ def layer_of(name: str) -> Layer | None:
         if name.startswith(prefix):
             return layer
     return None
+
+
+NAME_FALLBACKS: Counter[str] = Counter()
+"""How often a signal's meaning was read from a name because the data did not carry it
+(old stored data): ``layer`` (no layer on the result or check), ``ceiling`` (no unit)."""
+
+
+def layer_from(carried: Layer | str | None, *names: str) -> Layer | None:
+    """The layer the data carries (a result's ``layer``, the check's declared layer); only
+    when it carries none (old stored data), the first of ``names`` whose prefix tells it,
+    counted in :data:`NAME_FALLBACKS`.
+
+    >>> layer_from("storage", "host.cpu").value
+    'storage'
+    >>> before = NAME_FALLBACKS["layer"]
+    >>> layer_from("", "net_tcp_retransmit_percent").value, NAME_FALLBACKS["layer"] - before
+    ('network', 1)
+    """
+    if isinstance(carried, Layer):
+        return carried
+    if carried:
+        try:
+            return Layer(carried)
+        except ValueError:
+            pass  # not a layer of this version: read the names
+    for name in names:
+        found = layer_of(name)
+        if found is not None:
+            NAME_FALLBACKS["layer"] += 1
+            return found
+    return None
+
+
+def ceiling_from(unit: str | None, name: str) -> float | None:
+    """A metric's hard ceiling from the unit its samples carry: 100 for ``percent``, none
+    for other units. Without a unit (old stored data) the name's suffix tells, counted.
+
+    >>> ceiling_from("percent", "host_cpu_busy"), ceiling_from("seconds", "x_percent")
+    (100.0, None)
+    >>> before = NAME_FALLBACKS["ceiling"]
+    >>> ceiling_from("", "host_cpu_busy_percent"), NAME_FALLBACKS["ceiling"] - before
+    (100.0, 1)
+    """
+    if unit:
+        return 100.0 if unit == "percent" else None
+    NAME_FALLBACKS["ceiling"] += 1
+    return ceiling_for(name)
 
 
 def check_series(check: str, item: str | None = None) -> str:
@@ -210,7 +267,7 @@ class Signal:
             elif self.kind is SignalKind.AGENT_SILENT:
                 layer = Layer.HOST
             else:
-                layer = layer_of(self.check) or layer_of(self.series)
+                layer = layer_from(None, self.check, self.series)
             if layer is None and self.kind in (SignalKind.METRIC_ANOMALY, SignalKind.CHECK_CRIT):
                 raise ValueError(
                     f"{where}: cannot tell its layer from check {self.check!r} or series; pass layer="

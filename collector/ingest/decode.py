@@ -35,12 +35,14 @@ from typing import Any, Final
 
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped, unused-ignore]
 
+from collector.ingest.decode_sessions import session_entry
 from collector.store.inventory import PRODUCT_TEXT_MAX, extract_products
 from collector.store.store import ColumnarBatch, SeriesRef
 from collector.store.types import (
     HealthRow,
     InventoryRow,
     ResultRow,
+    SessionEntryRow,
 )
 from protos.diag.v1 import agent_pb2
 
@@ -72,6 +74,8 @@ class IngestLimits:
     max_document_len: int = 2 * 1024 * 1024
     max_check_durations: int = 2000
     max_result_chars: int = 256 * 1024
+    max_recording_chunk_bytes: int = 1024 * 1024
+    """One SessionRecordingChunk's data; an agent ships a recording in chunks far smaller."""
     max_clock_skew_s: float = 300.0
     """Entries stamped further than this ahead of the collector's clock are stored at their arrival."""
     """A result's summary and findings (details included) together: what a person can read;
@@ -377,6 +381,7 @@ def decode(
     spans: list[tuple[int, float, int]] = []
     inventories: list[InventoryRow] = []
     health: list[HealthRow] = []
+    session_rows: list[SessionEntryRow] = []
     prev = after_seq
     first_seq = 0
     findings_cache = _finding_cache(limits)
@@ -408,6 +413,13 @@ def decode(
             inventories.append(_decode_inventory(str(_At(i, seq)), seq, ts, entry.inventory, limits))
         elif kind == "health":
             health.append(_decode_health(str(_At(i, seq)), seq, ts, entry.health, limits))
+        elif kind == "recording" or kind == "session_event":
+            try:
+                session_rows.append(
+                    session_entry(seq, ts, entry, limits.max_recording_chunk_bytes, limits.max_summary_len)
+                )
+            except ValueError as exc:
+                raise IngestError(f"{_At(i, seq)} {exc}") from None
         # else: an entry kind from a newer agent; skipped, its seq still counts.
     return ColumnarBatch(
         max_seq=prev,
@@ -420,6 +432,7 @@ def decode(
         point_values=values,
         point_spans=spans,
         clock_skew_s=ahead_ms / 1000.0,
+        sessions=session_rows,
     )
 
 
@@ -649,6 +662,7 @@ LOGGED_LIMITS: Final = IngestLimits(
     max_document_len=1 << 30,
     max_check_durations=1_000_000,
     max_result_chars=1 << 30,
+    max_recording_chunk_bytes=1 << 30,
 )
 """A logged batch passed the limits in force when it arrived; a later, tighter config must
 not turn it into a quarantined row. Every other check (names, finite numbers, JSON) still runs."""

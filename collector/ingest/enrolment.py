@@ -24,8 +24,20 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["AgentEndpoint", "EnrolmentError", "agent_config_text", "agent_endpoint", "is_wildcard"]
+if TYPE_CHECKING:
+    from collector.store import AgentIdentity, Store
+
+__all__ = [
+    "AgentEndpoint",
+    "Enrolled",
+    "EnrolmentError",
+    "agent_config_text",
+    "agent_endpoint",
+    "enrol",
+    "is_wildcard",
+]
 
 
 class EnrolmentError(Exception):
@@ -110,3 +122,33 @@ def agent_config_text(
         else:
             lines.append("  tls: {}")
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    """An agent just enrolled: who it is, its token (shown once) and its config file."""
+
+    identity: AgentIdentity
+    token: str
+    config: str
+
+
+def enrol(
+    store: Store, endpoint: AgentEndpoint, customer: str, host: str | None, agent_id: str | None
+) -> Enrolled:
+    """Enrol an agent in ``store`` and write its config (``diag-collector enroll`` and the API).
+
+    The endpoint is checked first (EnrolmentError), so a collector that cannot tell agents
+    where to connect leaves no enrolled agent behind; the store's refusals are StoreError.
+    """
+    address = endpoint.require()
+    identity, token = store.enroll_agent(customer, host, agent_id)
+    config = agent_config_text(
+        identity.agent_id,
+        identity.customer,
+        address,
+        token,
+        tls=endpoint.tls,
+        server_name=endpoint.server_name,
+    )
+    return Enrolled(identity, token, config)

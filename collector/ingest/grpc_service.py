@@ -46,6 +46,7 @@ from collector.ingest.control import decode_gaps, decode_hello
 from collector.ingest.decode import IngestError, IngestLimits, decode, parse_batch
 from collector.ingest.metrics import CollectorMetrics
 from collector.ingest.process import IngestProcess, IngestRejected
+from collector.ingest.session_frames import SESSION_BODIES, SessionFrames
 from collector.store.errors import AgentRevoked, DatabaseError, StoreError, UnknownAgent
 from collector.store.store import customer_shard, point_count
 from collector.store.types import AgentIdentity, GapRow, HostFactsRow, IngestBatch
@@ -210,7 +211,9 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
         clock: Callable[[], float] = time.monotonic,
         ingest_processes: Sequence[IngestProcess] = (),
         wall_clock: Callable[[], float] = time.time,
+        sessions: SessionFrames | None = None,
     ) -> None:
+        self._sessions = sessions
         self._store = store
         self._settings = settings
         self._metrics = metrics
@@ -273,6 +276,8 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
                 # drop), and an agent that has read its Welcome is already "connected".
                 stream.welcomed = True
                 await context.write(welcome)
+            if self._sessions is not None:
+                self._sessions.agent_connected(identity.agent_id, tuple(hello.features))
             log.info(
                 "agent %s (%s) connected, resuming after seq %d", identity.agent_id, identity.customer, resume
             )
@@ -293,6 +298,8 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
                 self._metrics.connected_agents.dec()
                 if self._streams.get(stream.agent_id) is stream:
                     del self._streams[stream.agent_id]
+                    if self._sessions is not None:
+                        self._sessions.agent_disconnected(stream.agent_id)
 
     async def _authenticate(
         self, context: grpc.aio.ServicerContext[agent_pb2.AgentMessage, agent_pb2.CollectorMessage]
@@ -382,6 +389,8 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             received = time.perf_counter()
             self._take_bytes(byte_bucket, len(data))
             payload = _split(data)
+            if not isinstance(payload, bytes) and self._session_frame(identity, payload):
+                continue
             if not isinstance(payload, bytes):
                 await self._other(stream, identity, payload, durable, bucket)
                 continue
@@ -508,7 +517,10 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
                     return
                 received = time.perf_counter()
                 self._take_bytes(byte_bucket, len(data))
-                ahead.items.append((_split(data), received))
+                item = _split(data)
+                if not isinstance(item, bytes) and self._session_frame(stream, item):
+                    continue
+                ahead.items.append((item, received))
                 ahead.size += len(data)
                 ahead.ready.set()
         finally:
@@ -551,6 +563,30 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             raise _Rejected(grpc.StatusCode.INVALID_ARGUMENT, "protocol", "Hello sent twice")
         # heartbeat: nothing to do, reading it proved the stream alive; an unknown body
         # comes from a newer agent and is ignored per the contract.
+
+    def _session_frame(self, who: AgentIdentity | _Stream, msg: agent_pb2.AgentMessage) -> bool:
+        """Hand a session frame to the hub at once (ignored without one); False for other bodies."""
+        if msg.WhichOneof("body") not in SESSION_BODIES:
+            return False
+        if self._sessions is not None:
+            self._sessions.agent_frame(who.agent_id, msg)
+        return True
+
+    async def send_session(self, agent_id: str, message: agent_pb2.CollectorMessage) -> bool:
+        """Write ``message`` down ``agent_id``'s stream; False when the agent is not connected.
+
+        A stream counts as connected once its Welcome is written: the agent discards
+        whatever comes before it, so a message sent earlier would be lost.
+        """
+        stream = self._streams.get(agent_id)
+        if stream is None or not stream.welcomed:
+            return False
+        try:
+            await self._write(stream, message)
+        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, RuntimeError):
+            # The stream ended between the lookup and the write: the agent is offline.
+            return False
+        return True
 
     def _take_bytes(self, byte_bucket: TokenBucket, n: int) -> None:
         if not byte_bucket.take(n, self._clock()):
@@ -604,20 +640,8 @@ class AgentStreamService(agent_pb2_grpc.AgentStreamServicer):
             ) from None
 
     async def request_inspection(self, agent_id: str, request: agent_pb2.InspectionRequest) -> bool:
-        """Send ``request`` down ``agent_id``'s stream; False when the agent is not connected.
-
-        A stream counts as connected once its Welcome is written: the agent discards
-        whatever comes before it, so a request sent earlier would be lost.
-        """
-        stream = self._streams.get(agent_id)
-        if stream is None or not stream.welcomed:
-            return False
-        try:
-            await self._write(stream, agent_pb2.CollectorMessage(inspection=request))
-        except (grpc.aio.AioRpcError, asyncio.InvalidStateError, RuntimeError):
-            # The stream ended between the lookup and the write: the agent is offline.
-            return False
-        return True
+        """Send ``request`` down ``agent_id``'s stream; False when the agent is not connected."""
+        return await self.send_session(agent_id, agent_pb2.CollectorMessage(inspection=request))
 
     async def close_all(self) -> None:
         """Cancel every open stream (used on shutdown after the grace period)."""

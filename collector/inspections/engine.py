@@ -6,7 +6,9 @@ The wiring layer gathers :class:`~collector.inspections.facts.HostFacts` for eve
 
 Only rules that read one of the checks the plan runs are applied (a storage-only plan
 gives a storage-only report even though the history holds other metrics); rules that
-read no check (hosts that did not answer, OS release drift) always apply.
+read no check (hosts that did not answer, OS release drift) always apply. Rules with
+thresholds use the plan's overrides (``thresholds:``) over their defaults, and the
+result lists which thresholds each applied rule used.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from collector.inspections.model import (
     InspectionResult,
     Instance,
     OfflineHost,
+    ThresholdUse,
 )
 from collector.inspections.plan import InspectionPlan
 from collector.inspections.rules import RULES, Hit, Rule
+from collector.inspections.rules.base import Thresholds
 from collector.inspections.scoring import layer_scores, overall
 from collector.reports.model import LocalText
 
@@ -54,12 +58,16 @@ def _evidence(rule: Rule, hit: Hit) -> LocalText:
 
 
 def evaluate_rules(
-    hosts: Sequence[HostFacts], rules: Iterable[Rule] | None = None
+    hosts: Sequence[HostFacts],
+    rules: Iterable[Rule] | None = None,
+    thresholds: Mapping[str, Thresholds] | None = None,
 ) -> tuple[list[Finding], list[str]]:
     """Findings (most severe first, then layer and key) and the errors of rules that raised.
 
     Host rules see answered hosts only: an offline host's last results are stale.
+    ``thresholds`` (rule key -> a plan's override) replace the rules' defaults.
     """
+    overrides = thresholds or {}
     chosen = list(RULES.values()) if rules is None else list(rules)
     answered = [h for h in hosts if h.answered]
     findings: list[Finding] = []
@@ -77,7 +85,7 @@ def evaluate_rules(
         if rule.host is not None:
             for host in answered:
                 try:
-                    hits = [(host.name, hit) for hit in rule.host(host)]
+                    hits = [(host.name, hit) for hit in rule.apply(host, overrides.get(rule.key))]
                 except (ArithmeticError, LookupError, TypeError, ValueError, AttributeError) as exc:
                     errors.append(f"{rule.key} on {host.name}: {type(exc).__name__}: {exc}")
                     continue
@@ -173,7 +181,8 @@ def run_inspection(
         raise ValueError(f"inspection {run_id}: a host is listed twice")
     checks = plan.check_names() if check_names is None else tuple(check_names)
     applied = applicable_rules(checks, rules)
-    findings, errors = evaluate_rules(hosts, applied)
+    overrides = plan.rule_thresholds(rules)
+    findings, errors = evaluate_rules(hosts, applied, overrides)
     trends = [t for h in sorted(hosts, key=lambda h: h.name) if h.answered for t in capacity_trends(h)]
     outcomes = _outcomes(hosts, findings, trends)
     offline = tuple(
@@ -195,4 +204,16 @@ def run_inspection(
         hosts=tuple(outcomes),
         comparison=compare(findings, outcomes, trends, previous, {r.key for r in applied}),
         rule_errors=tuple(errors),
+        thresholds=_thresholds_used(applied, overrides),
     )
+
+
+def _thresholds_used(
+    applied: Iterable[Rule], overrides: Mapping[str, Thresholds]
+) -> tuple[ThresholdUse, ...]:
+    used = []
+    for rule in sorted(applied, key=lambda r: r.key):
+        chosen = overrides.get(rule.key) or rule.thresholds
+        if chosen is not None:
+            used.append(ThresholdUse(rule.key, chosen.model_dump(), chosen.describe(), rule.key in overrides))
+    return tuple(used)

@@ -26,6 +26,7 @@ __all__ = [
     "InventoryChange",
     "LayerScore",
     "OfflineHost",
+    "ThresholdUse",
 ]
 
 
@@ -172,6 +173,17 @@ class Comparison:
 
 
 @dataclass(frozen=True, slots=True)
+class ThresholdUse:
+    """The thresholds one applied rule used: the plan's override or the rule's defaults."""
+
+    rule: str
+    values: dict[str, float]
+    described: str
+    """``warn >= 70, crit >= 90``: each field with how it is compared."""
+    overridden: bool
+
+
+@dataclass(frozen=True, slots=True)
 class InspectionResult:
     """Everything one inspection run concluded."""
 
@@ -189,6 +201,8 @@ class InspectionResult:
     comparison: Comparison
     rule_errors: tuple[str, ...] = ()
     """Rules that raised (``KEY on host: ErrorType: message``); their findings are missing."""
+    thresholds: tuple[ThresholdUse, ...] = ()
+    """The thresholds of the applied rules that have any, by rule key."""
 
     def count(self, severity: Severity) -> int:
         return sum(1 for f in self.findings if f.severity is severity)
@@ -259,6 +273,10 @@ class InspectionResult:
             ],
             "comparison": _comparison_dict(self.comparison),
             "rule_errors": list(self.rule_errors),
+            "thresholds": [
+                {"rule": t.rule, "values": t.values, "described": t.described, "overridden": t.overridden}
+                for t in self.thresholds
+            ],
         }
 
     @classmethod
@@ -312,6 +330,12 @@ class InspectionResult:
             ),
             comparison=_comparison_from(data["comparison"]),
             rule_errors=tuple(data.get("rule_errors", ())),
+            thresholds=tuple(
+                ThresholdUse(
+                    t["rule"], {k: float(v) for k, v in t["values"].items()}, t["described"], t["overridden"]
+                )
+                for t in data.get("thresholds", ())
+            ),
         )
 
 

@@ -16,6 +16,8 @@ receives the report (巡检报告) and in which language::
       network.dns: {}
       storage.filesystem:
         params: {exclude_fstypes: ["nfs*"]}
+    thresholds:                    # the report rules' history thresholds, per rule
+      CPU_SATURATED: {warn: 70, crit: 90}
     recipients: [ops@acme.example]
     language: zh-CN                # en | zh-CN
     answer_deadline: 10m           # hosts silent for longer are listed as offline
@@ -24,6 +26,9 @@ With neither ``layers`` nor ``checks`` the plan runs every default-enabled check
 ``checks`` may also be a plain list of names. A check's ``params`` are validated by
 that check's own params model; an error names the file and the dotted path, exactly
 as the agent's config does (``checks.storage.filesystem.params.exclude_fstypes``).
+``thresholds`` overrides some fields of an inspection rule's thresholds (the rule's
+typed model, :mod:`collector.inspections.rules.base`); an unknown rule or field is
+refused with a suggestion (``thresholds.CPU_SATURATED.wran: unknown key; did you mean 'warn'?``).
 
 >>> plan = parse_plan({"name": "p", "customer": "acme", "timezone": "UTC",
 ...                    "schedule": "@daily", "layers": ["storage"]}, "p.yaml")
@@ -44,9 +49,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+if TYPE_CHECKING:
+    from collector.inspections.rules.base import Rule, Thresholds
 
 from checks.api import Check, CheckParams, Layer
 from collector.schedule.cron import CronSchedule, load_zone
@@ -138,6 +146,8 @@ class InspectionPlan(_Model):
     """Layers whose default-enabled checks run."""
     checks: dict[str, PlanCheck] = Field(default_factory=dict)
     """Checks to run in addition to ``layers``, by name, with threshold overrides."""
+    thresholds: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Rule key -> fields of its thresholds to override (``{CPU_SATURATED: {warn: 70}}``)."""
     recipients: tuple[str, ...] = ()
     """E-mail addresses that receive the report."""
     language: Language = "en"
@@ -234,6 +244,21 @@ class InspectionPlan(_Model):
             if entry.params
         }
 
+    def rule_thresholds(self, rules: Mapping[str, Rule] | None = None) -> dict[str, Thresholds]:
+        """The thresholds the plan overrides, by rule key (its fields over the rule's defaults).
+
+        :func:`parse_plan` has validated them; rules missing from ``rules`` are skipped."""
+        rules = _rules(rules)
+        return {key: rules[key].override(values) for key, values in self.thresholds.items() if key in rules}
+
+
+def _rules(rules: Mapping[str, Rule] | None) -> Mapping[str, Rule]:
+    if rules is not None:
+        return rules
+    from collector.inspections.rules import RULES
+
+    return RULES
+
 
 def _registry(registry: Mapping[str, Check[Any, Any]] | None) -> Mapping[str, Check[Any, Any]]:
     if registry is not None:
@@ -291,6 +316,7 @@ def parse_plan(
             check.params.model_validate(entry.params)
         except ValidationError as exc:
             issues.extend(_issues(exc, check.params, ("checks", name, "params")))
+    issues.extend(_threshold_issues(plan, _rules(None)))
     if issues:
         raise ConfigError(source, issues)
     return plan
@@ -304,6 +330,31 @@ def _unknown_check(name: str, registry: Mapping[str, Check[Any, Any]]) -> str:
     known = [n for n in registry if n.startswith(layer + ".")] or list(registry)
     shown = ", ".join(known[:12]) + (f", ... ({len(known)} in all)" if len(known) > 12 else "")
     return f"unknown check {name!r}; known checks: {shown}"
+
+
+def _threshold_issues(plan: InspectionPlan, rules: Mapping[str, Rule]) -> list[ConfigIssue]:
+    """Each override checked against its rule's thresholds model: the rule exists and has
+    thresholds, every field is one of the model's, and the result validates."""
+    issues: list[ConfigIssue] = []
+    with_limits = sorted(key for key, r in rules.items() if r.thresholds is not None)
+    for key, values in plan.thresholds.items():
+        where = f"thresholds.{key}"
+        rule = rules.get(key)
+        if rule is None or rule.thresholds is None:
+            close = difflib.get_close_matches(key, with_limits, n=3, cutoff=0.6)
+            what = f"unknown rule {key!r}" if rule is None else f"rule {key!r} has no thresholds"
+            hint = (
+                f"did you mean {', '.join(close)}?"
+                if close
+                else f"rules with thresholds: {', '.join(with_limits)}"
+            )
+            issues.append(ConfigIssue(where, f"{what}; {hint}"))
+            continue
+        try:
+            rule.override(values)
+        except ValidationError as exc:
+            issues.extend(_issues(exc, type(rule.thresholds), ("thresholds", key)))
+    return issues
 
 
 def _issues(exc: ValidationError, root: type[BaseModel], prefix: tuple[str, ...]) -> list[ConfigIssue]:

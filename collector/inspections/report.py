@@ -196,4 +196,9 @@ def to_report(
         trends=trends,
         comparison=report_comparison,
         summary=summary,
+        thresholds=tuple(
+            rm.ThresholdRow(t.rule, CATALOGUE[t.rule].title, t.described, t.overridden)
+            for t in result.thresholds
+            if t.rule in CATALOGUE
+        ),
     )

@@ -1,8 +1,8 @@
-"""Case notifications: signed JSON webhooks and bilingual e-mail, through a durable outbox.
+"""Notifications: signed JSON webhooks and bilingual e-mail, through the store's leased outbox.
 
 Typical wiring::
 
-    notifier = Notifier.from_config(state_dir / "notify", cfg.notify, metrics=PrometheusNotifyMetrics(reg))
+    notifier = Notifier.from_config(store, cfg.notify, metrics=PrometheusNotifyMetrics(reg))
     notifier.start()
     ...
     notifier.notify(CaseEvent(event="opened", case_id=..., customer=..., ...))
@@ -10,7 +10,8 @@ Typical wiring::
     notifier.close()
 
 See :mod:`collector.notify.event` for the payload schema, :mod:`collector.notify.notifier`
-for retry and outbox semantics, :mod:`collector.notify.signing` for the signature header.
+for retry and outbox semantics, :mod:`collector.notify.kinds` for adding a kind of
+notification, :mod:`collector.notify.signing` for the signature header.
 """
 
 from collector.notify.config import (
@@ -32,17 +33,20 @@ from collector.notify.event import (
     payload_bytes,
     webhook_payload,
 )
+from collector.notify.kinds import KINDS, NoticeKind, kind_of, notice_id, register
 from collector.notify.mail import render_email, send_email
 from collector.notify.metrics import NotifyMetrics, NullNotifyMetrics, PrometheusNotifyMetrics
 from collector.notify.notifier import CustomerLookup, Notifier, PassReport, backoff_delay
-from collector.notify.outbox import Outbox, OutboxEntry, OutboxError
 from collector.notify.signing import SIGNATURE_HEADER, sign, verify
+from collector.notify.survey import SURVEY, SurveyNotice
 from collector.notify.webhook import send_webhook
 
 __all__ = [
     "EVENT_KINDS",
+    "KINDS",
     "PAYLOAD_VERSION",
     "SIGNATURE_HEADER",
+    "SURVEY",
     "CaseEvent",
     "CustomerLookup",
     "CustomerNotifyConfig",
@@ -51,20 +55,22 @@ __all__ = [
     "EmailTarget",
     "EventKind",
     "Language",
+    "NoticeKind",
     "Notifier",
     "NotifyConfig",
     "NotifyMetrics",
     "NullNotifyMetrics",
-    "Outbox",
-    "OutboxEntry",
-    "OutboxError",
     "PassReport",
     "PrometheusNotifyMetrics",
+    "SurveyNotice",
     "WebhookTarget",
     "backoff_delay",
+    "kind_of",
+    "notice_id",
     "notification_id",
     "payload_bytes",
     "redact_url",
+    "register",
     "render_email",
     "send_email",
     "send_webhook",

@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from collector.notify.event import EVENT_KINDS, EventKind
+from collector.notify.event import CASE_TRANSITIONS, EVENT_KINDS, EventKind
 
 __all__ = [
     "CustomerNotifyConfig",
@@ -107,8 +107,9 @@ class WebhookTarget(_Model):
     """Label used in logs, metrics and the outbox; derived from the host when omitted."""
     timeout_s: float = Field(default=10.0, gt=0, le=120)
     """Connect and read timeout of one attempt."""
-    events: tuple[EventKind, ...] = EVENT_KINDS
-    """Case events sent to this endpoint."""
+    events: tuple[EventKind, ...] = (*CASE_TRANSITIONS, "sla_breach")
+    """Case events sent to this endpoint (default: the transitions and SLA breaches; add
+    ``survey`` to hear of surveys sent, without their link)."""
 
     _v_events = field_validator("events")(_events)
 
@@ -169,7 +170,8 @@ class EmailTarget(_Model):
     timeout_s: float = Field(default=30.0, gt=0, le=300)
     """Socket timeout of each SMTP step."""
     events: tuple[EventKind, ...] = EVENT_KINDS
-    """Case events sent by e-mail."""
+    """Case events sent by e-mail; ``survey`` (the follow-up's survey link) goes to the case's
+    contact, not to ``to``."""
 
     _v_events = field_validator("events")(_events)
 
@@ -239,6 +241,9 @@ class DeliveryPolicy(_Model):
     """Outbox bound: when full, the oldest entry is dropped (counted as ``dropped``)."""
     batch: int = Field(default=50, ge=1, le=10_000)
     """Most notifications attempted in one delivery pass."""
+    lease_s: float = Field(default=300.0, ge=1, le=86_400)
+    """How long a collector holds a notification it is delivering before another collector
+    sharing the store may take it over (it died mid-delivery); longer than one attempt."""
 
     @model_validator(mode="after")
     def _order(self) -> DeliveryPolicy:
@@ -254,6 +259,23 @@ class NotifyConfig(_Model):
     """Retry and outbox policy."""
     customers: dict[str, CustomerNotifyConfig] = {}
     """Destinations by customer id; a customer without an entry is not notified."""
+
+    @model_validator(mode="after")
+    def _lease_outlasts_attempts(self) -> NotifyConfig:
+        lease = self.delivery.lease_s
+        for name, cfg in self.customers.items():
+            for hook in cfg.webhooks:
+                if hook.timeout_s >= lease:
+                    raise ValueError(
+                        f"customers.{name}: webhook {hook.key} timeout_s ({hook.timeout_s:g}) must be "
+                        f"shorter than delivery.lease_s ({lease:g}), or another collector may send it again"
+                    )
+            if cfg.email is not None and cfg.email.timeout_s >= lease:
+                raise ValueError(
+                    f"customers.{name}: email timeout_s ({cfg.email.timeout_s:g}) must be shorter "
+                    f"than delivery.lease_s ({lease:g}), or another collector may send it again"
+                )
+        return self
 
     def for_customer(self, customer: str) -> CustomerNotifyConfig | None:
         """The customer's settings, or None when it has none."""

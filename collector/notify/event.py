@@ -49,10 +49,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from checks.api import Severity
 
 __all__ = [
+    "CASE_TRANSITIONS",
     "EVENT_KINDS",
+    "ID_NAMESPACE",
     "PAYLOAD_VERSION",
     "CaseEvent",
     "EventKind",
+    "case_identity",
     "iso_utc",
     "notification_id",
     "payload_bytes",
@@ -62,12 +65,24 @@ __all__ = [
 PAYLOAD_VERSION: Final = 1
 """Version of the webhook payload schema; bumped on any incompatible change."""
 
-EventKind = Literal["opened", "acknowledged", "resolved", "reopened", "sla_breach"]
-EVENT_KINDS: Final[tuple[EventKind, ...]] = ("opened", "acknowledged", "resolved", "reopened", "sla_breach")
-"""Every case transition that can be notified, in lifecycle order."""
+EventKind = Literal["opened", "acknowledged", "resolved", "reopened", "survey", "fault_report", "sla_breach"]
+EVENT_KINDS: Final[tuple[EventKind, ...]] = (
+    "opened",
+    "acknowledged",
+    "resolved",
+    "reopened",
+    "survey",
+    "sla_breach",
+)
+"""Every case event that can be notified, in lifecycle order; ``survey`` is the follow-up's
+satisfaction survey to the case's contact (:mod:`collector.notify.survey`). ``fault_report``
+(a resolved emergency case's report, :mod:`collector.records.fault_mail`) goes only to
+destinations that list it."""
+CASE_TRANSITIONS: Final[tuple[EventKind, ...]] = ("opened", "acknowledged", "resolved", "reopened")
+"""The case transitions: what a webhook receives unless its ``events`` say otherwise."""
 
-# Namespace for deterministic notification ids (uuid5), fixed forever: receivers dedup on them.
-_ID_NAMESPACE: Final = uuid.UUID("6f1c2b9e-1d7a-5c3e-9a41-8e2f0d3b7c55")
+ID_NAMESPACE: Final = uuid.UUID("6f1c2b9e-1d7a-5c3e-9a41-8e2f0d3b7c55")
+"""Namespace for deterministic notification ids (uuid5), fixed forever: receivers dedup on them."""
 
 
 def iso_utc(ts: float) -> str:
@@ -126,8 +141,12 @@ def notification_id(event: CaseEvent, channel: str, target: str) -> str:
     >>> notification_id(ev, "email", "email") == notification_id(ev, "webhook", "w")
     False
     """
-    name = "\x1f".join((event.customer, event.case_id, event.event, repr(event.event_at), channel, target))
-    return uuid.uuid5(_ID_NAMESPACE, name).hex
+    return uuid.uuid5(ID_NAMESPACE, "\x1f".join((case_identity(event), channel, target))).hex
+
+
+def case_identity(event: CaseEvent) -> str:
+    """What makes two case events the same notification: customer, case, transition and its time."""
+    return "\x1f".join((event.customer, event.case_id, event.event, repr(event.event_at)))
 
 
 def webhook_payload(event: CaseEvent, notification: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ MESSAGES: Final[dict[str, Messages]] = {
         "event.resolved": "resolved",
         "event.reopened": "reopened",
         "event.sla_breach": "breached its SLA",
+        "event.survey": "resolved: how did we do?",
         "intro.opened": (
             "remote-diag detected a sharp degradation on your system and opened an emergency "
             "maintenance case. Our engineers have been alerted and are investigating."
@@ -49,6 +50,7 @@ MESSAGES: Final[dict[str, Messages]] = {
             "This case has passed one of its service-level targets (business time, per your "
             "contract). It has been escalated to the service manager."
         ),
+        "intro.survey": "This case has been resolved. Please tell us how satisfied you are with our service.",
         "severity.CRIT": "Critical",
         "severity.WARN": "Warning",
         "severity.UNKNOWN": "Unknown",
@@ -73,6 +75,7 @@ MESSAGES: Final[dict[str, Messages]] = {
         "event.resolved": "已解决",
         "event.reopened": "已重新打开",
         "event.sla_breach": "已超出服务时限",
+        "event.survey": "已解决，请评价我们的服务",
         "intro.opened": (
             "远程诊断系统检测到您的系统性能急剧下降，已创建应急维护紧急事件。"
             "我们的工程师已收到告警，正在排查。"
@@ -81,6 +84,7 @@ MESSAGES: Final[dict[str, Messages]] = {
         "intro.resolved": "此紧急事件已解决，事故分析报告将随后提供。如仍发现问题，请及时告知我们。",
         "intro.reopened": "问题再次出现，此紧急事件已重新打开，我们的工程师正在重新排查。",
         "intro.sla_breach": "此事件已超出合同约定的服务时限（按工作时间计算），已升级至服务经理。",
+        "intro.survey": "此事件已解决，请您对我们的服务进行满意度评价。",
         "severity.CRIT": "严重",
         "severity.WARN": "警告",
         "severity.UNKNOWN": "未知",

@@ -32,6 +32,7 @@ COLORS = {
     "ok": "#2e7d32",
     "baseline": "#6b7c8f",
     "band": "#f6e3e1",
+    "envelope": "#cfe3f5",
 }
 
 FONT_FAMILY = "Noto Sans CJK SC, Noto Sans, DejaVu Sans, sans-serif"
@@ -141,8 +142,19 @@ def line_chart(
     width: int = 640,
     height: int = 150,
     aria_label: str = "",
+    envelope: Sequence[tuple[float, float]] | None = None,
+    dots: Sequence[tuple[datetime, float]] = (),
+    title: str = "",
+    desc: str = "",
 ) -> str:
-    """A time-axis line chart; ``fmt`` formats y-axis values (with their unit)."""
+    """A time-axis line chart; ``fmt`` formats y-axis values (with their unit).
+
+    ``envelope``: a (low, high) band per point (an expected range, such as the detector's
+    baseline), drawn under the line; ``dots``: points to mark (anomalies); ``title`` and
+    ``desc``: the chart's ``<title>`` and ``<desc>`` (its text alternative).
+    """
+    if envelope is not None and len(envelope) != len(points):
+        raise ValueError("an envelope needs one (low, high) per point")
     if len(points) < 2:
         raise ValueError("a line chart needs at least two points")
     left, right, top, bottom = 62, (52 if bands else 14), 12, 26
@@ -152,6 +164,8 @@ def line_chart(
         t0, t1 = min(t0, marker.at), max(t1, marker.at)
     span = max((t1 - t0).total_seconds(), 1.0)
     values = [v for _, v in points] + [b.value for b in bands]
+    if envelope is not None:
+        values += [v for pair in envelope for v in pair if math.isfinite(v)]
     ticks = nice_ticks(min(0.0, min(values)) if min(values) >= 0 else min(values), max(values))
     y_lo, y_hi = ticks[0], ticks[-1]
     y_span = (y_hi - y_lo) or 1.0
@@ -166,6 +180,10 @@ def line_chart(
         f'<svg class="chart" font-family="{FONT_FAMILY}" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" aria-label="{escape(aria_label)}">'
     ]
+    if title:
+        out.append(f"<title>{escape(title)}</title>")
+    if desc:
+        out.append(f"<desc>{escape(desc)}</desc>")
     if shade is not None:
         x0, x1 = x(max(shade[0], t0)), x(min(shade[1], t1))
         out.append(
@@ -192,6 +210,17 @@ def line_chart(
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" '
         f'stroke="{COLORS["axis"]}"/>'
     )
+    if envelope is not None:
+        upper = " ".join(
+            f"{x(ts):.1f},{y(hi):.1f}" for (ts, _), (_, hi) in zip(points, envelope, strict=True)
+        )
+        lower = " ".join(
+            f"{x(ts):.1f},{y(lo):.1f}"
+            for (ts, _), (lo, _) in reversed(list(zip(points, envelope, strict=True)))
+        )
+        out.append(
+            f'<polygon class="envelope" points="{upper} {lower}" fill="{COLORS["envelope"]}" stroke="none"/>'
+        )
     coords = " ".join(f"{x(ts):.1f},{y(v):.1f}" for ts, v in points)
     base = y(max(y_lo, 0.0)) if y_lo <= 0 <= y_hi else top + plot_h
     out.append(
@@ -210,6 +239,10 @@ def line_chart(
             f'stroke="{band.color}" stroke-width="1.2"{dash}/>'
             f'<text x="{left + plot_w + 4}" y="{ly + 6.5:.1f}" {_FONT} '
             f'fill="{band.color}">{escape(band.label)}</text>'
+        )
+    for at, value in dots:
+        out.append(
+            f'<circle class="anomaly" cx="{x(at):.1f}" cy="{y(value):.1f}" r="3.5" fill="{COLORS["crit"]}"/>'
         )
     for marker in markers:
         mx = x(marker.at)

@@ -34,6 +34,7 @@ from collector.reports.model import (
     ProbableCause,
     Recommendation,
     RejectedCause,
+    RemoteSession,
     SignOff,
     TimelineEvent,
     TimelineKind,
@@ -41,11 +42,13 @@ from collector.reports.model import (
 from collector.reports.on_demand import digest, renders
 from collector.reports.render import Format, render_fault_analysis
 from collector.schedule.cron import load_zone
+from collector.store.case_states import CASE_STATES, LABELS
 from collector.store.cases import CaseRecord, CaseRepo
 from collector.store.inspections import InspectionRepo
 from collector.store.queries import Scope
 from collector.store.reports import ReportRecord
 from collector.store.series import SeriesRepo
+from collector.store.sessions import SessionRepo
 from collector.store.store import Store
 
 if TYPE_CHECKING:
@@ -286,7 +289,8 @@ def build_fault_report(
         recovered_ts = recovered_event or case.resolved_at
     end = recovered_ts if recovered_ts is not None and recovered_ts >= case.onset_at else None
 
-    en_kind, zh_kind = _KIND_TITLE.get(case.kind, (case.kind.title(), case.kind))
+    kind = case.kind or "DEGRADATION"  # a case a person opened has no incident kind
+    en_kind, zh_kind = _KIND_TITLE.get(kind, (kind.title(), kind))
     hosts_text = ", ".join(case.hosts) or "-"
     title = LocalText(case.title or f"{en_kind}: {hosts_text}", f"{zh_kind}：{hosts_text}")
 
@@ -379,7 +383,7 @@ def build_fault_report(
         customer=customer,
         case=CaseInfo(
             case_id=case.id,
-            incident_id=case.incident_id,
+            incident_id=case.incident_id or "",
             severity=_severity(case.severity),
             title=title,
             engineer=case.owner or signoff.prepared_by,
@@ -395,10 +399,29 @@ def build_fault_report(
         evidence=tuple(evidence),
         actions=actions,
         recommendations=_recommendations(causes),
+        sessions=_sessions(store, case, clock),
     )
 
 
-_STATE_ZH = {"open": "处理中", "acknowledged": "已受理", "resolved": "已解决", "closed": "已关闭"}
+def _sessions(store: Store, case: CaseRecord, clock: _Clock) -> tuple[RemoteSession, ...]:
+    """The case's remote sessions (the case was read in its scope: this is its customer's)."""
+    return tuple(
+        RemoteSession(
+            c.record.id,
+            c.record.engineer,
+            c.record.host,
+            c.record.mode,
+            c.record.state,
+            c.record.approved_by,
+            None if c.started_at is None else clock.at(c.started_at),
+            None if c.ended_at is None else clock.at(c.ended_at),
+            c.recording,
+        )
+        for c in SessionRepo(store).for_case(Scope.everything(), case.id)
+    )
+
+
+_STATE_ZH = {state: zh for state, (_en, zh) in LABELS.items() if state in CASE_STATES}
 
 
 def _severity(value: str) -> Severity:

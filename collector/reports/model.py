@@ -49,7 +49,9 @@ __all__ = [
     "ProbableCause",
     "Recommendation",
     "RejectedCause",
+    "RemoteSession",
     "SignOff",
+    "ThresholdRow",
     "TimelineEvent",
     "TimelineKind",
     "Trend",
@@ -276,6 +278,17 @@ class CapacityTrend:
 
 
 @dataclass(frozen=True, slots=True)
+class ThresholdRow:
+    """The thresholds one inspection rule used, and whether the plan overrode its defaults."""
+
+    rule: str
+    title: LocalText
+    described: str
+    """``warn >= 70, crit >= 90``."""
+    overridden: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Comparison:
     """The comparison with the customer's previous inspection."""
 
@@ -311,6 +324,7 @@ class InspectionReport:
     trends: tuple[Trend, ...] = ()
     comparison: Comparison | None = None
     summary: LocalText | None = None
+    thresholds: tuple[ThresholdRow, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("period_start", "period_end", "generated_at"):
@@ -486,6 +500,27 @@ class Recommendation:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteSession:
+    """A remote session opened for the case (engineer, host, who approved, when, recorded)."""
+
+    session_id: str
+    engineer: str
+    host: str
+    mode: str
+    """``shell`` or ``diagnostic``."""
+    state: str
+    approved_by: str | None
+    start: datetime | None
+    """Its first SSH connection (None: nobody connected)."""
+    end: datetime | None
+    recording: bool
+
+    def __post_init__(self) -> None:
+        _aware("RemoteSession.start", self.start)
+        _aware("RemoteSession.end", self.end)
+
+
+@dataclass(frozen=True, slots=True)
 class FaultAnalysisReport:
     """事故分析报告: everything one fault-analysis report shows."""
 
@@ -500,6 +535,7 @@ class FaultAnalysisReport:
     evidence: tuple[EvidenceChart, ...] = ()
     actions: tuple[CaseNote, ...] = ()
     recommendations: tuple[Recommendation, ...] = field(default=())
+    sessions: tuple[RemoteSession, ...] = ()
 
     def __post_init__(self) -> None:
         _aware("FaultAnalysisReport.generated_at", self.generated_at)

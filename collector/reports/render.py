@@ -43,7 +43,18 @@ from collector.reports.model import (
 )
 from collector.reports.svg_logo import SvgLogoError, sanitize_svg
 
-__all__ = ["Format", "ReportError", "clean_logo", "load_logo", "render_fault_analysis", "render_inspection"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "Format",
+    "ReportError",
+    "check_format",
+    "clean_logo",
+    "html_to_pdf",
+    "jsonable",
+    "load_logo",
+    "render_fault_analysis",
+    "render_inspection",
+]
 
 Format = Literal["html", "pdf", "json"]
 _FORMATS = ("html", "pdf", "json")
@@ -278,6 +289,13 @@ def _json(
 
 
 # --------------------------------------------------------------------------- public API
+
+check_format = _check
+"""ReportError unless ``fmt`` and ``lang`` are a report format and language (other documents' renderers)."""
+html_to_pdf = _pdf
+"""Report HTML as a PDF: the data:-only fetcher and the missing-glyph check (other documents' renderers)."""
+jsonable = _jsonable
+"""A report model's value as JSON data, prose in ``lang`` (other documents' renderers)."""
 
 
 def render_inspection(report: InspectionReport, fmt: Format = "html", lang: Lang = "en") -> bytes:

@@ -1,25 +1,34 @@
-"""API tokens as people manage them: list (never the secret), revoke, expiry.
+"""API tokens: create, authenticate (who is calling), list (never the secret), revoke, expiry.
 
-Tokens are created by :meth:`Store.create_api_token` (stored as SHA-256 digests; the
-plain token is shown once) and checked by :meth:`Store.authenticate_api_token`, which
-refuses revoked and expired ones. This module lists and revokes them within a scope: an
-engineer's scope is every token; a customer_admin's is its customer's tokens (never the
-engineers', which belong to no customer).
+Tokens are created by :meth:`ApiTokenRepo.create_api_token` (stored as SHA-256 digests; the
+plain token is shown once) and checked by :meth:`ApiTokenRepo.authenticate_api_token`, which
+refuses revoked and expired ones (the store's methods of those names are the front door:
+``store.tokens``). Listing and revoking work within a scope: an engineer's scope is every
+token; a customer_admin's is its customer's tokens (never the engineers', which belong to
+no customer).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from collector.store.errors import NotFound
+from collector.store.errors import NotFound, StoreError
+from collector.store.names import check_name
+from collector.store.principal import ROLES, STAFF_ROLES, ApiPrincipal, Role
 from collector.store.queries import Scope
 from collector.store.schema import api_tokens, customers
-from collector.store.store import Store
-from collector.store.tokens import hash_token
+from collector.store.tokens import API_TOKEN_KIND, digest_matches, display_prefix, hash_token, new_token
 
-__all__ = ["ApiTokenInfo", "ApiTokenRepo"]
+if TYPE_CHECKING:
+    from collector.store.store import Store
+
+__all__ = ["ROLES", "ApiPrincipal", "ApiTokenInfo", "ApiTokenRepo", "Role"]
+
+_LAST_USED_EVERY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +83,80 @@ def _info(row: sa.Row[tuple[object, ...]]) -> ApiTokenInfo:
 
 
 class ApiTokenRepo:
-    """Listing and revoking API tokens within a scope."""
+    """API tokens: create and authenticate (internal), list and revoke within a scope."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._token_last_used: dict[int, float] = {}
+
+    def create_api_token(
+        self, name: str, role: str, customer: str | None = None, *, expires_at: float | None = None
+    ) -> str:
+        """Create an HTTP API token; the plain token is returned once and never stored.
+
+        ``expires_at`` (epoch seconds): refused from then on; None: valid until revoked.
+        """
+        if role not in ROLES:
+            raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if role in STAFF_ROLES and customer is not None:
+            raise StoreError(f"{role} tokens see every customer: do not pass a customer")
+        if role not in STAFF_ROLES and customer is None:
+            raise StoreError(f"a {role} token belongs to one customer: pass --customer")
+        check_name("token name", name)
+        token = new_token(API_TOKEN_KIND)
+        with self.store._write() as conn:
+            customer_id = None if customer is None else self.store._ensure_customer(conn, customer)
+            conn.execute(
+                api_tokens.insert().values(
+                    name=name,
+                    role=role,
+                    customer_id=customer_id,
+                    token_hash=hash_token(token),
+                    prefix=display_prefix(token),
+                    created_at=self.store._clock(),
+                    expires_at=expires_at,
+                )
+            )
+        return token
+
+    def authenticate_api_token(self, token: str) -> ApiPrincipal | None:
+        digest = hash_token(token)
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(api_tokens, customers.c.slug)
+                .outerjoin(customers, customers.c.id == api_tokens.c.customer_id)
+                .where(api_tokens.c.token_hash == digest)
+            ).first()
+        if row is None or row.revoked_at is not None or not digest_matches(row.token_hash, digest):
+            return None
+        if row.expires_at is not None and row.expires_at <= self.store._clock():
+            return None
+        principal = ApiPrincipal(int(row.id), row.name, row.role, row.slug)
+        self._touch_token(principal.token_id)
+        return principal
+
+    def _touch_token(self, token_id: int) -> None:
+        """Update last_used_at at most once a minute per token (not a write per request)."""
+        now = time.monotonic()
+        with self.store._cache_lock:
+            if now - self._token_last_used.get(token_id, -_LAST_USED_EVERY_S) < _LAST_USED_EVERY_S:
+                return
+            self._token_last_used[token_id] = now
+        with self.store._write() as conn:
+            conn.execute(
+                api_tokens.update()
+                .where(api_tokens.c.id == token_id)
+                .values(last_used_at=self.store._clock())
+            )
+
+    def revoke_api_token(self, token_id: int) -> bool:
+        with self.store._write() as conn:
+            done = conn.execute(
+                api_tokens.update()
+                .where(api_tokens.c.id == token_id, api_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=self.store._clock())
+            ).rowcount
+        return bool(done)
 
     def _query(self, scope: Scope) -> sa.Select[tuple[object, ...]]:
         query = sa.select(*_COLUMNS).outerjoin(customers, customers.c.id == api_tokens.c.customer_id)
@@ -116,5 +195,5 @@ class ApiTokenRepo:
     def revoke(self, scope: Scope, token_id: int) -> tuple[ApiTokenInfo, bool]:
         """Revoke a token in ``scope``: (the token now, whether this call revoked it)."""
         self.get(scope, token_id)
-        changed = self.store.revoke_api_token(token_id)
+        changed = self.revoke_api_token(token_id)
         return self.get(scope, token_id), changed

@@ -1,16 +1,16 @@
-"""Emergency cases in the store: typed records, scoped reads, the case state machine.
+"""Cases in the store: scoped reads, detection's side, and the steps shared by every case.
 
-:class:`CaseRepo` is the only code that reads or writes the ``cases`` tables
-(:mod:`collector.store.schema_cases`). Every read that serves a person takes a
+:class:`CaseRepo` reads cases and carries out detection's writes and the steps every case
+shares (ack, resolve, close, notes); the service desk's own writes (opening by hand,
+transfers, time, decisions, complaint steps) are in :mod:`collector.store.desk_cases`.
+Tables: :mod:`collector.store.schema_cases`. Every read that serves a person takes a
 :class:`~collector.store.queries.Scope`; a case of another customer is reported exactly
 like a case that does not exist (:class:`~collector.store.errors.NotFound`).
 
-States and transitions (anything else raises :class:`~collector.store.errors.Conflict`
-with a message saying what is allowed)::
-
-    open ──ack──► acknowledged ──resolve──► resolved ──close──► closed
-      └───────────────resolve──────────────────┘          (reopen: a new incident
-    resolved/closed ──reopen (automatic)──► open            shortly after recovery)
+States and transitions are in :mod:`collector.store.case_states` (anything else raises
+:class:`~collector.store.errors.Conflict` with a message saying what is allowed); a case
+detection opens is ``new``, of type ``emergency`` through channel ``automatic``, and a
+new incident shortly after recovery reopens a resolved, follow-up or closed case to ``new``.
 
 Notes may be added in any state. Case ids are ``C-<customer>-<number>``, the number
 counting per customer from 1.
@@ -22,13 +22,20 @@ path's locks: the live observer calls this repository right after a group commit
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
+from collector.store.case_records import CaseContent, CaseEvent, CaseRecord, IncidentRecord, json_value
+from collector.store.case_states import (
+    CASE_STATES,
+    COMPLAINT_REQUIRED,
+    CaseState,
+    record_event,
+    recorded_complaint_steps,
+    transition,
+)
 from collector.store.engine import SQLITE_IMMEDIATE
 from collector.store.errors import Conflict, NotFound
 from collector.store.queries import Scope
@@ -41,6 +48,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CASE_STATES",
     "EVENT_KINDS",
+    "CaseContent",
     "CaseEvent",
     "CaseRecord",
     "CaseRepo",
@@ -49,8 +57,6 @@ __all__ = [
     "case_id_for",
 ]
 
-CaseState = Literal["open", "acknowledged", "resolved", "closed"]
-CASE_STATES: tuple[CaseState, ...] = ("open", "acknowledged", "resolved", "closed")
 EVENT_KINDS = (
     "opened",
     "updated",
@@ -62,11 +68,25 @@ EVENT_KINDS = (
     "reopened",
     "suppressed",
     "notified",
+    # the service desk
+    "started",
+    "waiting",
+    "resumed",
+    "follow_up",
+    "transferred",
+    "time_logged",
+    "decision",
+    "release",
+    "complaint_step",
 )
 """Kinds of case timeline events."""
 
 MAX_TEXT = 10_000
 """Longest note or event text kept."""
+
+_POSITION_SHIFT = 2**32
+_POSITION = cases.c.customer_id * sa.literal(_POSITION_SHIFT, sa.BigInteger) + cases.c.number
+"""A case's unique position among cases opened at the same time (page cursors)."""
 
 
 def case_id_for(customer: str, number: int) -> str:
@@ -76,153 +96,6 @@ def case_id_for(customer: str, number: int) -> str:
     'C-acme-7'
     """
     return f"C-{customer}-{number}"
-
-
-@dataclass(frozen=True, slots=True)
-class CaseEvent:
-    """One line of a case's timeline."""
-
-    ts: float
-    """When it happened (Unix seconds)."""
-    kind: str
-    """What happened: one of :data:`EVENT_KINDS`."""
-    actor: str | None
-    """Who did it: an API token's name, or None for the collector itself."""
-    text: str
-    """What happened, in English (a note's text for ``note``)."""
-    data: Mapping[str, Any] = field(default_factory=dict, hash=False)
-    """Machine-readable details (incident id, revision, windows, notification targets)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        return {
-            "ts": self.ts,
-            "kind": self.kind,
-            "actor": self.actor,
-            "text": self.text,
-            "data": dict(self.data),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class CaseRecord:
-    """An emergency case as stored: what the API, diagctl and the fault-analysis report read."""
-
-    id: str
-    """Stable id, ``C-<customer>-<number>``."""
-    number: int
-    """Per-customer case number (1, 2, ...)."""
-    customer: str
-    """Customer slug."""
-    title: str
-    """One-line English title (from the incident)."""
-    severity: str
-    """Worst severity of the incident: ``CRIT``, ``WARN``, ``UNKNOWN``."""
-    state: CaseState
-    """``open``, ``acknowledged``, ``resolved`` or ``closed``."""
-    owner: str | None
-    """Engineer who acknowledged it (None until acknowledged)."""
-    hosts: tuple[str, ...]
-    """Hosts involved, sorted."""
-    incident_id: str
-    """The incident the case was last opened or reopened for."""
-    kind: str
-    """Incident kind: ``DEGRADATION``, ``AGENT_SILENT`` or ``SITE_OUTAGE``."""
-    opened_at: float
-    """When the case was opened (Unix seconds)."""
-    acknowledged_at: float | None
-    """When it was acknowledged, if it was."""
-    resolved_at: float | None
-    """When it was resolved (cleared on reopen)."""
-    closed_at: float | None
-    """When it was closed (cleared on reopen)."""
-    onset_at: float
-    """When the trouble began: the earliest onset among the incident's signals."""
-    detected_at: float
-    """When the collector noticed it: the incident's opening time."""
-    updated_at: float
-    """Last change of the case (state, evidence or timeline)."""
-    reopened: int
-    """How many times the case was reopened by a new incident."""
-    causes: list[dict[str, Any]]
-    """Ranked probable causes, top first: ``kind, layer, host, confidence, reason,
-    reason_key, params, evidence`` (``evidence``: the signals behind it, ``Signal.to_dict`` form)."""
-    members: list[dict[str, Any]]
-    """The incident's signals: ``host, series, metric, check, labels, layer, kind, key, baseline,
-    observed, score, severity, onset_ts, recovered_ts, fired, summary``."""
-    events: tuple[CaseEvent, ...]
-    """Timeline, oldest first."""
-    incident: dict[str, Any] = field(default_factory=dict, hash=False)
-    """Snapshot of the incident (``Incident.to_dict()``), including its own timeline."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (times as Unix seconds)."""
-        return {
-            "id": self.id,
-            "number": self.number,
-            "customer": self.customer,
-            "title": self.title,
-            "severity": self.severity,
-            "state": self.state,
-            "owner": self.owner,
-            "hosts": list(self.hosts),
-            "incident_id": self.incident_id,
-            "kind": self.kind,
-            "opened_at": self.opened_at,
-            "acknowledged_at": self.acknowledged_at,
-            "resolved_at": self.resolved_at,
-            "closed_at": self.closed_at,
-            "onset_at": self.onset_at,
-            "detected_at": self.detected_at,
-            "updated_at": self.updated_at,
-            "reopened": self.reopened,
-            "causes": self.causes,
-            "members": self.members,
-            "events": [e.to_dict() for e in self.events],
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class IncidentRecord:
-    """An incident as last saved by the live observer (with or without a case)."""
-
-    id: str
-    customer: str
-    case_id: str | None
-    kind: str
-    status: str
-    severity: str
-    title: str
-    onset_at: float
-    opened_at: float
-    updated_at: float
-    suppressed_by: tuple[str, ...]
-    """Maintenance windows that suppressed its case."""
-    snapshot: dict[str, Any]
-    """``Incident.to_dict()``: members, causes, timeline."""
-
-
-@dataclass(frozen=True, slots=True)
-class CaseContent:
-    """What the incident side hands the repository when it opens or updates a case."""
-
-    incident_id: str
-    customer: str
-    kind: str
-    title: str
-    severity: str
-    hosts: tuple[str, ...]
-    causes: list[dict[str, Any]]
-    members: list[dict[str, Any]]
-    incident: dict[str, Any]
-    onset_at: float
-    detected_at: float
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, str | bytes):  # JSON stored as text (SQLite without the JSON type)
-        return json.loads(value)
-    return value
 
 
 class CaseRepo:
@@ -248,8 +121,15 @@ class CaseRepo:
         state: str | Sequence[str] | None = None,
         customer: str | None = None,
         limit: int = 100,
+        *,
+        type: str | None = None,
+        channel: str | None = None,
+        assignee: str | None = None,
+        before: tuple[float, int] | None = None,
     ) -> list[CaseRecord]:
-        """Cases the scope may see, newest first; optionally of one state (or several) and customer."""
+        """Cases the scope may see, newest first; optionally of one state (or several),
+        customer, type, channel and assignee; ``before``: (opened_at, position) the
+        previous page ended at."""
         cond: sa.ColumnElement[bool] = sa.true()
         if state is not None:
             wanted = [state] if isinstance(state, str) else list(state)
@@ -259,8 +139,20 @@ class CaseRepo:
                     f"unknown case state {unknown[0]!r}; expected one of {', '.join(CASE_STATES)}"
                 )
             cond = cases.c.state.in_(wanted)
-        if customer is not None:
-            cond = sa.and_(cond, customers.c.slug == customer)
+        for column, value in (
+            (customers.c.slug, customer),
+            (cases.c.type, type),
+            (cases.c.channel, channel),
+            (cases.c.owner, assignee),
+        ):
+            if value is not None:
+                cond = sa.and_(cond, column == value)
+        if before is not None:
+            ts, position = before
+            cond = sa.and_(
+                cond,
+                sa.or_(cases.c.opened_at < ts, sa.and_(cases.c.opened_at == ts, position > _POSITION)),
+            )
         with self._engine.connect() as conn:
             return self._select(conn, scope, cond, limit=limit)
 
@@ -299,8 +191,8 @@ class CaseRepo:
                 onset_at=r.onset_at,
                 opened_at=r.opened_at,
                 updated_at=r.updated_at,
-                suppressed_by=tuple(_json(r.suppressed_by)),
-                snapshot=_json(r.snapshot),
+                suppressed_by=tuple(json_value(r.suppressed_by)),
+                snapshot=json_value(r.snapshot),
             )
             for r in rows
         ]
@@ -312,7 +204,7 @@ class CaseRepo:
             sa.select(cases, customers.c.slug)
             .join(customers, customers.c.id == cases.c.customer_id)
             .where(scope.where(), cond)
-            .order_by(cases.c.opened_at.desc(), cases.c.id)
+            .order_by(cases.c.opened_at.desc(), _POSITION.desc())
             .limit(limit)
         ).all()
         events: dict[str, list[CaseEvent]] = {r.id: [] for r in rows}
@@ -322,7 +214,7 @@ class CaseRepo:
                 .where(case_events.c.case_id.in_(list(events)))
                 .order_by(case_events.c.ts, case_events.c.id)
             ):
-                events[e.case_id].append(CaseEvent(e.ts, e.kind, e.actor, e.text, _json(e.data)))
+                events[e.case_id].append(CaseEvent(e.ts, e.kind, e.actor, e.text, json_value(e.data)))
         return [self._record(r, events[r.id]) for r in rows]
 
     @staticmethod
@@ -335,7 +227,7 @@ class CaseRepo:
             severity=r.severity,
             state=r.state,
             owner=r.owner,
-            hosts=tuple(_json(r.hosts)),
+            hosts=tuple(json_value(r.hosts)),
             incident_id=r.incident_id,
             kind=r.kind,
             opened_at=r.opened_at,
@@ -346,10 +238,21 @@ class CaseRepo:
             detected_at=r.detected_at,
             updated_at=r.updated_at,
             reopened=r.reopened,
-            causes=list(_json(r.causes)),
-            members=list(_json(r.members)),
+            causes=list(json_value(r.causes)),
+            members=list(json_value(r.members)),
             events=tuple(events),
-            incident=dict(_json(r.incident)),
+            incident=dict(json_value(r.incident)),
+            type=r.type,
+            subtype=r.subtype,
+            channel=r.channel,
+            description=r.description,
+            contact=r.contact,
+            first_responder=r.first_responder,
+            decision=r.decision,
+            decision_text=r.decision_text,
+            release=r.release,
+            upgrade_id=r.upgrade_id,
+            position=int(r.customer_id) * _POSITION_SHIFT + int(r.number),
         )
 
     # ------------------------------------------------------------------ the live side
@@ -389,8 +292,10 @@ class CaseRepo:
                     id=case_id,
                     customer_id=customer_id,
                     number=number,
-                    state="open",
+                    state="new",
                     owner=None,
+                    type="emergency",
+                    channel="automatic",
                     opened_at=now,
                     acknowledged_at=None,
                     resolved_at=None,
@@ -404,14 +309,14 @@ class CaseRepo:
                     incident_id=content.incident_id, case_id=case_id, linked_at=now
                 )
             )
-            self._event(
+            record_event(
                 conn,
                 case_id,
                 now,
                 "opened",
                 None,
                 text or f"case opened: {content.title}",
-                {"incident_id": content.incident_id, **(data or {})},
+                {"incident_id": content.incident_id, **(data or {}), "from": None, "to": "new"},
             )
         return case_id
 
@@ -431,7 +336,7 @@ class CaseRepo:
             conn.execute(
                 cases.update().where(cases.c.id == case_id).values(**self._content_values(content, now))
             )
-            self._event(
+            record_event(
                 conn, case_id, now, kind, None, text or f"case updated: {content.title}",
                 {"incident_id": content.incident_id, **(data or {})},
             )  # fmt: skip
@@ -462,22 +367,27 @@ class CaseRepo:
                 return False
             state = self._state(conn, Scope.everything(), case_id)
             values: dict[str, Any] = self._content_values(content, now)
-            if state in ("resolved", "closed"):
-                values.update(state="open", resolved_at=None, closed_at=None, reopened=cases.c.reopened + 1)
+            reopens = state in ("resolved", "follow_up", "closed")
+            if reopens:
+                values.update(state="new", resolved_at=None, closed_at=None, reopened=cases.c.reopened + 1)
             conn.execute(cases.update().where(cases.c.id == case_id).values(**values))
             conn.execute(
                 case_incidents.insert().values(
                     incident_id=content.incident_id, case_id=case_id, linked_at=now
                 )
             )
-            self._event(
+            record_event(
                 conn,
                 case_id,
                 now,
                 "reopened",
                 None,
                 text or f"case reopened by incident {content.incident_id}: {content.title}",
-                {"incident_id": content.incident_id, "previous_state": state},
+                {
+                    "incident_id": content.incident_id,
+                    "previous_state": state,
+                    **({"from": state, "to": "new"} if reopens else {}),
+                },
             )
         return True
 
@@ -494,7 +404,7 @@ class CaseRepo:
         """Add a timeline event (recovered, suppressed, notified, ...) without a state change."""
         with self._write_engine.begin() as conn:
             self._state(conn, Scope.everything(), case_id)
-            self._event(conn, case_id, now, kind, actor, text, data or {})
+            record_event(conn, case_id, now, kind, actor, text, data or {})
             conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
 
     def save_incident(self, incident: Mapping[str, Any], *, now: float) -> None:
@@ -524,25 +434,30 @@ class CaseRepo:
     # ------------------------------------------------------------------ people's actions
 
     def acknowledge(
-        self, scope: Scope, case_id: str, *, actor: str, owner: str | None = None, now: float
+        self,
+        scope: Scope,
+        case_id: str,
+        *,
+        actor: str,
+        owner: str | None = None,
+        now: float,
+        action: Literal["ack", "take"] = "ack",
     ) -> CaseRecord:
-        """open → acknowledged; ``owner`` defaults to ``actor``."""
+        """new → acknowledged (``ack`` or ``take``); ``owner`` (default ``actor``) becomes the
+        assignee and, if the case has none yet, its accountable first responder."""
         who = owner or actor
         with self._write_engine.begin() as conn:
             state = self._state(conn, scope, case_id)
-            if state != "open":
-                raise Conflict(
-                    f"case {case_id} is {state}: only an open case can be acknowledged"
-                    + (" (it already is)" if state == "acknowledged" else "")
-                )
-            conn.execute(
-                cases.update()
-                .where(cases.c.id == case_id)
-                .values(state="acknowledged", owner=who, acknowledged_at=now, updated_at=now)
-            )
-            self._event(
-                conn, case_id, now, "acknowledged", actor, f"acknowledged; owner {who}", {"owner": who}
-            )
+            transition(
+                conn, case_id, state, action, actor=actor, now=now,
+                text=f"acknowledged; owner {who}",
+                values={
+                    "owner": who,
+                    "acknowledged_at": now,
+                    "first_responder": sa.func.coalesce(cases.c.first_responder, who),
+                },
+                data={"owner": who},
+            )  # fmt: skip
         return self.get(scope, case_id)
 
     def add_note(self, scope: Scope, case_id: str, *, actor: str, text: str, now: float) -> CaseRecord:
@@ -552,45 +467,46 @@ class CaseRepo:
             raise Conflict("a note needs text")
         with self._write_engine.begin() as conn:
             self._state(conn, scope, case_id)
-            self._event(conn, case_id, now, "note", actor, text[:MAX_TEXT], {})
+            record_event(conn, case_id, now, "note", actor, text[:MAX_TEXT], {})
             conn.execute(cases.update().where(cases.c.id == case_id).values(updated_at=now))
         return self.get(scope, case_id)
 
     def resolve(
         self, scope: Scope, case_id: str, *, actor: str, note: str | None = None, now: float
     ) -> CaseRecord:
-        """open or acknowledged → resolved."""
+        """new, acknowledged, in_progress or waiting_on_customer → resolved."""
+        text = "resolved" + (f": {note.strip()[:MAX_TEXT]}" if note and note.strip() else "")
         with self._write_engine.begin() as conn:
             state = self._state(conn, scope, case_id)
-            if state not in ("open", "acknowledged"):
-                raise Conflict(
-                    f"case {case_id} is {state}: only an open or acknowledged case can be resolved"
-                )
-            conn.execute(
-                cases.update()
-                .where(cases.c.id == case_id)
-                .values(state="resolved", resolved_at=now, updated_at=now)
-            )
-            text = "resolved" + (f": {note.strip()[:MAX_TEXT]}" if note and note.strip() else "")
-            self._event(conn, case_id, now, "resolved", actor, text, {"note": note} if note else {})
+            transition(
+                conn, case_id, state, "resolve", actor=actor, now=now, text=text,
+                values={"resolved_at": now}, data={"note": note} if note else {},
+            )  # fmt: skip
         return self.get(scope, case_id)
 
     def close(self, scope: Scope, case_id: str, *, actor: str, now: float) -> CaseRecord:
-        """resolved → closed."""
+        """resolved or follow_up → closed (a complaint needs its outcome and callback first)."""
         with self._write_engine.begin() as conn:
             state = self._state(conn, scope, case_id)
-            if state != "resolved":
+            missing = self._complaint_steps_missing(conn, case_id)
+            if missing and state in ("resolved", "follow_up"):
                 raise Conflict(
-                    f"case {case_id} is {state}: only a resolved case can be closed"
-                    + (" (resolve it first)" if state in ("open", "acknowledged") else "")
+                    f"complaint {case_id} cannot be closed before its {' and '.join(missing)} "
+                    f"are recorded (POST /api/v1/cases/{case_id}/complaint-steps)"
                 )
-            conn.execute(
-                cases.update()
-                .where(cases.c.id == case_id)
-                .values(state="closed", closed_at=now, updated_at=now)
-            )
-            self._event(conn, case_id, now, "closed", actor, "closed", {})
+            transition(
+                conn, case_id, state, "close", actor=actor, now=now, text="closed",
+                values={"closed_at": now},
+            )  # fmt: skip
         return self.get(scope, case_id)
+
+    @staticmethod
+    def _complaint_steps_missing(conn: sa.Connection, case_id: str) -> builtins.list[str]:
+        """For a complaint: which of ``outcome`` and ``callback`` are not on its timeline yet."""
+        if conn.execute(sa.select(cases.c.type).where(cases.c.id == case_id)).scalar() != "complaint":
+            return []
+        steps = recorded_complaint_steps(conn, case_id)
+        return [step for step in COMPLAINT_REQUIRED if step not in steps]
 
     # ------------------------------------------------------------------ detection state
 
@@ -648,19 +564,3 @@ class CaseRepo:
             "detected_at": content.detected_at,
             "updated_at": now,
         }
-
-    @staticmethod
-    def _event(
-        conn: sa.Connection,
-        case_id: str,
-        ts: float,
-        kind: str,
-        actor: str | None,
-        text: str,
-        data: Mapping[str, Any],
-    ) -> None:
-        conn.execute(
-            case_events.insert().values(
-                case_id=case_id, ts=ts, kind=kind, actor=actor, text=text[:MAX_TEXT], data=dict(data)
-            )
-        )

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from collector.store.errors import NotFound
 from collector.store.inspections import customer_id
+from collector.store.lease import claim_due
 from collector.store.queries import Scope
 from collector.store.schema import customers
 from collector.store.schema_inspections import report_deliveries, reports
@@ -217,26 +218,19 @@ class ReportRepo:
     def claim_deliveries(self, now: float, lease_s: float, limit: int = 10) -> list[DeliveryRecord]:
         """*internal*: pending deliveries due at ``now``, each leased to this caller for ``lease_s``.
 
-        The lease is a compare-and-set of ``next_at``: of several collectors sharing the store,
-        one sends a given report; if it dies mid-send, the lease runs out and another retries.
+        The lease (:mod:`collector.store.lease`): of several collectors sharing the store, one
+        sends a given report; if it dies mid-send, the lease runs out and another retries.
         """
         with self.store._write() as conn:
-            due = conn.execute(
-                self._deliveries_query()
-                .where(report_deliveries.c.state == "pending", report_deliveries.c.next_at <= now)
-                .order_by(report_deliveries.c.next_at)
-                .limit(limit)
-            ).all()
-            claimed = []
-            for row in due:
-                done = conn.execute(
-                    report_deliveries.update()
-                    .where(report_deliveries.c.id == row.id, report_deliveries.c.next_at == row.next_at)
-                    .values(next_at=now + lease_s)
-                )
-                if done.rowcount == 1:
-                    claimed.append(self._delivery(row))
-        return claimed
+            rows, _ = claim_due(
+                conn,
+                report_deliveries,
+                self._deliveries_query().where(report_deliveries.c.state == "pending"),
+                now=now,
+                lease_s=lease_s,
+                limit=limit,
+            )
+        return [self._delivery(row) for row in rows]
 
     def finish_delivery(
         self, delivery_id: int, *, state: str, attempts: int, next_at: float, error: str | None = None

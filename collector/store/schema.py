@@ -258,6 +258,6 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", Seconds, nullable=True),
     sa.Column("last_used_at", Seconds, nullable=True),
     sa.Column("expires_at", Seconds, nullable=True),  # None: until revoked
-    sa.CheckConstraint("role IN ('engineer', 'customer_admin', 'viewer')", name="role"),
-    sa.CheckConstraint("role = 'engineer' OR customer_id IS NOT NULL", name="scoped"),
+    sa.CheckConstraint("role IN ('engineer', 'customer_admin', 'viewer', 'service_manager')", name="role"),
+    sa.CheckConstraint("role IN ('engineer', 'service_manager') OR customer_id IS NOT NULL", name="scoped"),
 )

@@ -79,7 +79,11 @@ reports = sa.Table(
     sa.Column("path", sa.Text, nullable=True),
     # What the content was rendered from (collector.reports.versions): same version, same report.
     sa.Column("version", sa.String(64), nullable=True),
-    sa.CheckConstraint("kind IN ('inspection', 'fault')", name="kind"),
+    # inspection and fault reports; the service records of collector.records (0012_records)
+    sa.CheckConstraint(
+        "kind IN ('inspection', 'fault', 'emergency', 'repair', 'routine', 'upgrade', 'analysis')",
+        name="kind",
+    ),
     sa.Index("ix_reports_customer_created", "customer_id", "created_at"),
     sa.Index("ix_reports_subject", "kind", "subject", "lang", "format"),
 )

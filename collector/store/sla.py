@@ -28,7 +28,7 @@ from collector.store.engine import SQLITE_IMMEDIATE
 from collector.store.queries import Scope
 from collector.store.schema import customers, hosts
 from collector.store.schema_cases import case_events, cases
-from collector.store.schema_desk import case_sla, desk_sweep
+from collector.store.schema_contracts import case_sla, desk_sweep
 
 if TYPE_CHECKING:
     from collector.store.store import Store

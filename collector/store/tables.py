@@ -5,7 +5,30 @@ Import :data:`metadata` from here (migrations, the drift check, tests): importin
 from :mod:`.schema` alone would see only the core tables.
 """
 
-from collector.store import schema_cases, schema_desk, schema_ingest_log, schema_inspections
+from collector.store import (
+    schema_cases,
+    schema_contracts,
+    schema_desk,
+    schema_fleet,
+    schema_ingest_log,
+    schema_inspections,
+    schema_outbox,
+    schema_records,
+    schema_sessions,
+    schema_surveys,
+)
 from collector.store.schema import metadata
 
-__all__ = ["metadata", "schema_cases", "schema_desk", "schema_ingest_log", "schema_inspections"]
+__all__ = [
+    "metadata",
+    "schema_cases",
+    "schema_contracts",
+    "schema_desk",
+    "schema_fleet",
+    "schema_ingest_log",
+    "schema_inspections",
+    "schema_outbox",
+    "schema_records",
+    "schema_sessions",
+    "schema_surveys",
+]

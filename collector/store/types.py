@@ -19,6 +19,7 @@ __all__ = [
     "InventoryRow",
     "PointRow",
     "ResultRow",
+    "SessionEntryRow",
 ]
 
 
@@ -89,6 +90,23 @@ class IngestBatch:
     points: list[PointRow]
     inventories: list[InventoryRow]
     health: list[HealthRow]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEntryRow:
+    """A spooled session entry: an asciicast chunk (``kind="chunk"``) or a host-side event."""
+
+    seq: int
+    ts: float
+    kind: str  # "chunk" | "event"
+    session_id: str
+    index: int = 0
+    data: bytes = b""
+    last: bool = False
+    sha256: str = ""
+    event: str = ""
+    actor: str = ""
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,7 +114,7 @@ emergency:
             "acme",
             "AGENT_SILENT",
             ["web1"],
-            "open",
+            "new",
         )
         assert wait_for(lambda: bool(_Receiver.received), 20, interval=0.2), collector.output()
         headers, body = _Receiver.received[0]

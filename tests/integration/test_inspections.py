@@ -48,6 +48,7 @@ hosts: {labels: {env: prod}}
 layers: [host, storage]
 language: zh-CN
 answer_deadline: 3s
+thresholds: {MEMORY_GROWING: {warn: 31}}
 """
 NOMATCH = """\
 name: nomatch
@@ -221,6 +222,15 @@ def test_run_with_wait_stores_result_and_reports_whose_numbers_match_the_store(s
     assert sorted(h for k, h in instances if k == "HOST_NOT_ANSWERING") == truth["offline"]
     severities = {f["key"]: f["severity"] for f in report["findings"]}
     assert severities["FS_NEARLY_FULL"] == "CRIT"  # db1 CRIT, db2 WARN: the worst
+    # The thresholds used, the plan's override marked (a growth rule: no history, no finding).
+    used = {t["rule"]: t for t in report["thresholds"]}
+    assert (
+        used["MEMORY_GROWING"]["overridden"]
+        and used["MEMORY_GROWING"]["described"] == "warn <= 31, crit <= 7"
+    )
+    assert not used["CPU_SATURATED"]["overridden"] and "CERT_EXPIRING" not in used  # not a host/storage rule
+    rc, out = site.diagctl("inspections", "show", "weekly")
+    assert rc == 0 and "thresholds MEMORY_GROWING: warn=31 (overrides the rule's defaults)" in out, out
     assert sum(1 for f in report["findings"] if f["severity"] == "CRIT") == run["counts"]["CRIT"] == 1
     with_findings = {h for _, h in instances}
     assert sum(1 for h in report["hosts"] if h["crit"] or h["warn"] or h["unknown"]) == len(with_findings)

@@ -19,7 +19,8 @@ OUR_LOG_LINE = re.compile(
 )
 QUICKSTART_LINES = re.compile(
     r"^(state directory: |diag-collector: |collector: gRPC |waiting for the local agent|first results stored "
-    r"|running an inspection |inspection |remote-diag is running|  export DIAG_SERVER=|  \.venv/bin/diagctl "
+    r"|running an inspection |inspection |remote-diag is running|In another terminal:$"
+    r"|  export DIAG_SERVER=|  \.venv/bin/diagctl "
     r"|Press Ctrl-C|stopped\.$|$)"
 )
 

@@ -9,29 +9,33 @@ from datetime import UTC, datetime
 from checks.api import Layer, Severity, render_seconds
 from collector.inspections.facts import HostFacts
 from collector.inspections.rules.base import (
-    HTTP_UP_WARN,
-    LOG_PER_MIN_CRIT,
-    LOG_PER_MIN_WARN,
+    Above,
+    BelowWarn,
     Hit,
     by_item,
     dedupe,
     drift,
     from_results,
-    level,
     num,
     rule,
 )
+
+HTTP_UP = BelowWarn(warn=0.99)
+"""Share of the period an HTTP endpoint answered (0..1)."""
+LOG_PER_MIN = Above(warn=1, crit=60)
+"""Log pattern matches per minute, mean over the period."""
 
 
 @rule(
     "HTTP_FAILING",
     Layer.APPLICATION,
-    f"An HTTP endpoint fails, or answered less than {HTTP_UP_WARN:.0%} of the period.",
+    f"An HTTP endpoint fails, or answered less than {HTTP_UP.warn:.0%} of the period.",
     checks=("application.http",),
     result_keys=("HTTP_UNREACHABLE", "HTTP_BAD_STATUS", "HTTP_BODY_MISMATCH"),
     metrics=("app_http_up_boolean",),
+    thresholds=HTTP_UP,
 )
-def http_failing(host: HostFacts) -> list[Hit]:
+def http_failing(host: HostFacts, limits: BelowWarn) -> list[Hit]:
     keys = ("HTTP_UNREACHABLE", "HTTP_BAD_STATUS", "HTTP_BODY_MISMATCH")
     hits = dedupe(
         [
@@ -42,7 +46,7 @@ def http_failing(host: HostFacts) -> list[Hit]:
     extra = [
         Hit(Severity.WARN, m.label("endpoint"), {"item": m.label("endpoint") or "?"})
         for m in host.series("app_http_up_boolean")
-        if m.mean < HTTP_UP_WARN
+        if limits.level(m.mean) is not None
     ]
     return by_item(hits, extra)
 
@@ -102,17 +106,18 @@ def process_resources(host: HostFacts) -> list[Hit]:
 @rule(
     "LOG_ERROR_RATE",
     Layer.APPLICATION,
-    f"Log pattern matches averaging >= {LOG_PER_MIN_WARN:.0f}/min (CRIT >= "
-    f"{LOG_PER_MIN_CRIT:.0f}/min), or a watched log missing.",
+    f"Log pattern matches averaging >= {LOG_PER_MIN.warn:.0f}/min (CRIT >= "
+    f"{LOG_PER_MIN.crit:.0f}/min), or a watched log missing.",
     checks=("application.log_patterns",),
     result_keys=("LOG_FILE_MISSING", "LOG_FILE_UNREADABLE"),
     metrics=("app_log_matches_per_second",),
+    thresholds=LOG_PER_MIN,
 )
-def log_errors(host: HostFacts) -> list[Hit]:
+def log_errors(host: HostFacts, limits: Above) -> list[Hit]:
     found = []
     for metric in host.series("app_log_matches_per_second"):
         per_min = metric.mean * 60
-        severity = level(per_min, LOG_PER_MIN_WARN, LOG_PER_MIN_CRIT)
+        severity = limits.level(per_min)
         if severity is not None:
             file, pattern = metric.label("file") or "?", metric.label("pattern") or "?"
             found.append(

@@ -1,5 +1,19 @@
-"""How an inspection rule is declared (:func:`rule`), what it returns (:class:`Hit`), and the
-helpers and history thresholds the rules share."""
+"""How an inspection rule is declared (:func:`rule`), what it returns (:class:`Hit`), its
+typed thresholds (:class:`Thresholds`, which a plan may override) and the helpers the rules share.
+
+A rule with thresholds declares their defaults (``thresholds=Above(warn=85, crit=95)``) and
+its function takes them as a second argument; :meth:`Rule.apply` passes the plan's
+override or the defaults. :func:`results_else_level` is the shape most of them share: the
+check's own verdict of the latest run, else the history against the thresholds.
+
+>>> Above(warn=85, crit=95).level(90).value, Below(warn=30, crit=7).level(5).value
+('WARN', 'CRIT')
+>>> Above(warn=95, crit=85)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for Above
+...
+"""
 
 from __future__ import annotations
 
@@ -7,15 +21,22 @@ import enum
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, ClassVar, Self, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from checks.api import Layer, Severity
 from collector.inspections.facts import DAY_S, HostFacts, ResultFact
 
 __all__ = [
+    "Above",
+    "AboveWarn",
+    "Below",
+    "BelowWarn",
     "Hit",
     "Rule",
     "RuleKind",
+    "Thresholds",
     "by_item",
     "days",
     "declared",
@@ -25,26 +46,93 @@ __all__ = [
     "level",
     "num",
     "pct",
+    "results_else_level",
     "rule",
     "version_key",
     "worst_one",
 ]
 
-# History-only thresholds (documented in the rule descriptions).
-DAYS_FULL_WARN, DAYS_FULL_CRIT = 30.0, 7.0
-MEMORY_DAYS_WARN, MEMORY_DAYS_CRIT = 30.0, 7.0
-SWAP_IN_WARN, SWAP_IN_CRIT = 10.0, 100.0
-CPU_BUSY_WARN, CPU_BUSY_CRIT = 85.0, 95.0
-STEAL_WARN = 10.0
-RETRANS_WARN, RETRANS_CRIT = 2.0, 5.0
-CONNTRACK_WARN, CONNTRACK_CRIT = 80.0, 90.0
-IFACE_ERRORS_WARN = 1.0
-CERT_DAYS_WARN, CERT_DAYS_CRIT = 30.0, 7.0
-LOG_PER_MIN_WARN, LOG_PER_MIN_CRIT = 1.0, 60.0
-HTTP_UP_WARN = 0.99
 MIN_SPAN_S = DAY_S / 4
 """History shorter than this is not used for growth rates."""
 SERIOUS_KERNEL_KINDS = frozenset({"hardware_error", "lockup", "hung_task", "fs_error", "io_error"})
+
+
+Limit = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class Thresholds(BaseModel):
+    """A rule's thresholds. The rule declares its defaults; a plan overrides any field."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    lower: ClassVar[bool] = False
+    """Lower values are worse (days left, share of the period an endpoint answered)."""
+
+    def level(self, value: float) -> Severity | None:  # pragma: no cover - every subclass overrides
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """``warn >= 85, crit >= 95``: how each field is compared (the report prints it)."""
+        sign = "<=" if self.lower else ">="
+        return ", ".join(f"{name} {sign} {num(value)}" for name, value in self.model_dump().items())
+
+
+class Above(Thresholds):
+    """WARN at or above ``warn``, CRIT at or above ``crit``."""
+
+    warn: Limit
+    crit: Limit
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.crit < self.warn:
+            raise ValueError(
+                f"expected crit >= warn (higher values are worse), got warn {self.warn}, crit {self.crit}"
+            )
+        return self
+
+    def level(self, value: float) -> Severity | None:
+        return level(value, self.warn, self.crit)
+
+
+class Below(Thresholds):
+    """WARN at or below ``warn``, CRIT at or below ``crit`` (lower values are worse)."""
+
+    lower: ClassVar[bool] = True
+    warn: Limit
+    crit: Limit
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.crit > self.warn:
+            raise ValueError(
+                f"expected crit <= warn (lower values are worse), got warn {self.warn}, crit {self.crit}"
+            )
+        return self
+
+    def level(self, value: float) -> Severity | None:
+        return level(value, self.warn, self.crit, lower=True)
+
+
+class AboveWarn(Thresholds):
+    """WARN at or above ``warn``; never CRIT from the history."""
+
+    warn: Limit
+
+    def level(self, value: float) -> Severity | None:
+        return Severity.WARN if value >= self.warn else None
+
+
+class BelowWarn(Thresholds):
+    """WARN below ``warn`` (lower values are worse); never CRIT from the history."""
+
+    lower: ClassVar[bool] = True
+    warn: Limit
+
+    def describe(self) -> str:
+        return f"warn < {num(self.warn)}"
+
+    def level(self, value: float) -> Severity | None:
+        return Severity.WARN if value < self.warn else None
 
 
 class RuleKind(enum.Enum):
@@ -69,7 +157,8 @@ class Hit:
         return "result" if self.result is not None and not self.values else "rule"
 
 
-HostFn = Callable[[HostFacts], Iterable[Hit]]
+HostFn = Callable[..., Iterable[Hit]]
+"""``fn(host)``, or ``fn(host, thresholds)`` for a rule declared with thresholds."""
 FleetFn = Callable[[Sequence[HostFacts]], Iterable[Hit]]
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -85,10 +174,27 @@ class Rule:
     inventory: bool = False
     host: HostFn | None = None
     fleet: FleetFn | None = None
+    thresholds: Thresholds | None = None
+    """The defaults; None for a rule that only repeats verdicts or counts events."""
 
     @property
     def kind(self) -> RuleKind:
         return RuleKind.FLEET if self.fleet is not None else RuleKind.HOST
+
+    def apply(self, host: HostFacts, thresholds: Thresholds | None = None) -> Iterable[Hit]:
+        """The host rule's hits on ``host``, with ``thresholds`` (a plan's) or the defaults."""
+        if self.host is None:
+            raise TypeError(f"inspection rule {self.key} is a fleet rule")
+        if self.thresholds is None:
+            return self.host(host)
+        return self.host(host, thresholds or self.thresholds)
+
+    def override(self, values: Mapping[str, object]) -> Thresholds:
+        """The defaults with ``values`` replacing some fields, validated (pydantic's
+        ``ValidationError`` names the field). A rule without thresholds raises ``LookupError``."""
+        if self.thresholds is None:
+            raise LookupError(f"inspection rule {self.key} has no thresholds")
+        return type(self.thresholds).model_validate({**self.thresholds.model_dump(), **values})
 
 
 _DECLARED: dict[str, Rule] = {}
@@ -104,12 +210,14 @@ def rule(
     metrics: tuple[str, ...] = (),
     inventory: bool = False,
     fleet: bool = False,
+    thresholds: Thresholds | None = None,
 ) -> Callable[[F], F]:
     """Declare the function below as the rule ``key``: what it reads (checks, result keys,
     metric names, the inventory) and its layer, beside the code that reads them.
 
-    A host rule's function takes one :class:`HostFacts`; with ``fleet`` it takes every
-    selected host of the customer. Keys are unique: a second declaration is an error.
+    A host rule's function takes one :class:`HostFacts` (and, declared with
+    ``thresholds``, the thresholds to use); with ``fleet`` it takes every selected host
+    of the customer. Keys are unique: a second declaration is an error.
     """
 
     def declare(fn: F) -> F:
@@ -125,6 +233,7 @@ def rule(
             inventory,
             host=None if fleet else fn,
             fleet=fn if fleet else None,
+            thresholds=thresholds,
         )
         return fn
 
@@ -153,6 +262,26 @@ def days(value: float) -> str:
 
 def from_results(host: HostFacts, keys: Iterable[str]) -> list[Hit]:
     return [Hit(r.severity, r.item, {}, r) for r in host.results_with(keys)]
+
+
+def results_else_level(
+    host: HostFacts,
+    keys: Iterable[str],
+    value: float | None,
+    values: Mapping[str, object] | None,
+    thresholds: Thresholds,
+) -> list[Hit]:
+    """The shape most threshold rules share: the check's own non-OK verdict of the latest
+    run (one hit, the worst, with ``values`` as evidence); else, when the latest run was
+    fine, ``value`` (the history's mean or peak; None when there is none) against
+    ``thresholds``."""
+    hits = from_results(host, keys)
+    if value is None:
+        return worst_one(hits)
+    if hits:
+        return worst_one(hits, values)
+    severity = thresholds.level(value)
+    return [Hit(severity, None, values or {})] if severity else []
 
 
 def by_item(hits: Iterable[Hit], extra: Iterable[Hit]) -> list[Hit]:

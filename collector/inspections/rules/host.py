@@ -5,24 +5,29 @@ from __future__ import annotations
 from checks.api import Layer, Severity, render_bytes, render_seconds
 from collector.inspections.facts import HostFacts
 from collector.inspections.rules.base import (
-    CPU_BUSY_CRIT,
-    CPU_BUSY_WARN,
-    MEMORY_DAYS_CRIT,
-    MEMORY_DAYS_WARN,
     MIN_SPAN_S,
     SERIOUS_KERNEL_KINDS,
-    STEAL_WARN,
-    SWAP_IN_CRIT,
-    SWAP_IN_WARN,
+    Above,
+    AboveWarn,
+    Below,
     Hit,
     days,
     from_results,
-    level,
     num,
     pct,
+    results_else_level,
     rule,
     worst_one,
 )
+
+MEMORY_DAYS = Below(warn=30, crit=7)
+"""Days until used memory reaches the total at its growth rate."""
+SWAP_IN = Above(warn=10, crit=100)
+"""Swap-in pages per second, mean over the period."""
+CPU_BUSY = Above(warn=85, crit=95)
+"""CPU busy percent, mean over the period."""
+STEAL = AboveWarn(warn=10)
+"""Hypervisor steal percent, mean over the period."""
 
 
 @rule(
@@ -49,12 +54,13 @@ def memory_pressure(host: HostFacts) -> list[Hit]:
     "MEMORY_GROWING",
     Layer.HOST,
     "Used memory grows (least squares over the period) so it would run out within "
-    f"{MEMORY_DAYS_WARN:.0f} days "
-    f"(CRIT within {MEMORY_DAYS_CRIT:.0f}).",
+    f"{MEMORY_DAYS.warn:.0f} days "
+    f"(CRIT within {MEMORY_DAYS.crit:.0f}).",
     checks=("host.memory",),
     metrics=("host_memory_used_bytes", "host_memory_total_bytes"),
+    thresholds=MEMORY_DAYS,
 )
-def memory_growing(host: HostFacts) -> list[Hit]:
+def memory_growing(host: HostFacts, limits: Below) -> list[Hit]:
     used = host.one("host_memory_used_bytes")
     total = host.one("host_memory_total_bytes")
     if used is None or total is None or not used.slope_per_day or used.slope_per_day <= 0:
@@ -62,7 +68,7 @@ def memory_growing(host: HostFacts) -> list[Hit]:
     if used.last_ts - used.first_ts < MIN_SPAN_S:
         return []
     left = (total.last - used.last) / used.slope_per_day
-    severity = level(left, MEMORY_DAYS_WARN, MEMORY_DAYS_CRIT, lower=True)
+    severity = limits.level(left)
     if severity is None:
         return []
     values = {
@@ -77,21 +83,16 @@ def memory_growing(host: HostFacts) -> list[Hit]:
 @rule(
     "SWAP_IN_ACTIVE",
     Layer.HOST,
-    f"Swap-in reported, or averaging >= {SWAP_IN_WARN:.0f} pages/s over the period.",
+    f"Swap-in reported, or averaging >= {SWAP_IN.warn:.0f} pages/s over the period.",
     checks=("host.swap",),
     result_keys=("SWAP_IN_HIGH",),
     metrics=("host_swap_in_pages_per_second",),
+    thresholds=SWAP_IN,
 )
-def swap_in(host: HostFacts) -> list[Hit]:
-    hits = from_results(host, ("SWAP_IN_HIGH",))
+def swap_in(host: HostFacts, limits: Above) -> list[Hit]:
     rate = host.one("host_swap_in_pages_per_second")
-    if rate is None:
-        return worst_one(hits)
-    values = {"rate": num(rate.mean), "peak": num(rate.max)}
-    if hits:
-        return worst_one(hits, values)
-    severity = level(rate.mean, SWAP_IN_WARN, SWAP_IN_CRIT)
-    return [Hit(severity, None, values)] if severity else []
+    values = {"rate": num(rate.mean), "peak": num(rate.max)} if rate else None
+    return results_else_level(host, ("SWAP_IN_HIGH",), rate.mean if rate else None, values, limits)
 
 
 @rule(
@@ -197,40 +198,32 @@ def clock(host: HostFacts) -> list[Hit]:
 @rule(
     "CPU_SATURATED",
     Layer.HOST,
-    f"CPU busy, load or a saturated core reported, or CPU busy averaging >= {CPU_BUSY_WARN:.0f}%.",
+    f"CPU busy, load or a saturated core reported, or CPU busy averaging >= {CPU_BUSY.warn:.0f}%.",
     checks=("host.cpu", "host.load", "host.cpu_cores"),
     result_keys=("CPU_BUSY", "LOAD_HIGH", "CPU_CORE_SATURATED"),
     metrics=("host_cpu_busy_percent",),
+    thresholds=CPU_BUSY,
 )
-def cpu_saturated(host: HostFacts) -> list[Hit]:
-    hits = from_results(host, ("CPU_BUSY", "LOAD_HIGH", "CPU_CORE_SATURATED"))
+def cpu_saturated(host: HostFacts, limits: Above) -> list[Hit]:
     busy = host.one("host_cpu_busy_percent")
-    if busy is None:
-        return worst_one(hits)
-    values = {"busy": pct(busy.mean), "peak": pct(busy.max)}
-    if hits:
-        return worst_one(hits, values)
-    severity = level(busy.mean, CPU_BUSY_WARN, CPU_BUSY_CRIT)
-    return [Hit(severity, None, values)] if severity else []
+    values = {"busy": pct(busy.mean), "peak": pct(busy.max)} if busy else None
+    keys = ("CPU_BUSY", "LOAD_HIGH", "CPU_CORE_SATURATED")
+    return results_else_level(host, keys, busy.mean if busy else None, values, limits)
 
 
 @rule(
     "CPU_STEAL",
     Layer.HOST,
-    f"Hypervisor steal reported or averaging >= {STEAL_WARN:.0f}%.",
+    f"Hypervisor steal reported or averaging >= {STEAL.warn:.0f}%.",
     checks=("host.cpu",),
     result_keys=("CPU_STEAL_HIGH",),
     metrics=("host_cpu_mode_percent",),
+    thresholds=STEAL,
 )
-def cpu_steal(host: HostFacts) -> list[Hit]:
-    hits = from_results(host, ("CPU_STEAL_HIGH",))
+def cpu_steal(host: HostFacts, limits: AboveWarn) -> list[Hit]:
     steal = host.one("host_cpu_mode_percent", mode="steal")
-    if steal is None:
-        return worst_one(hits)
-    values = {"steal": pct(steal.mean)}
-    if hits:
-        return worst_one(hits, values)
-    return [Hit(Severity.WARN, None, values)] if steal.mean >= STEAL_WARN else []
+    values = {"steal": pct(steal.mean)} if steal else None
+    return results_else_level(host, ("CPU_STEAL_HIGH",), steal.mean if steal else None, values, limits)
 
 
 @rule(

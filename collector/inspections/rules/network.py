@@ -5,21 +5,25 @@ from __future__ import annotations
 from checks.api import Layer, Severity
 from collector.inspections.facts import HostFacts
 from collector.inspections.rules.base import (
-    CONNTRACK_CRIT,
-    CONNTRACK_WARN,
-    IFACE_ERRORS_WARN,
-    RETRANS_CRIT,
-    RETRANS_WARN,
+    Above,
+    AboveWarn,
     Hit,
     by_item,
     dedupe,
     from_results,
-    level,
     num,
     pct,
+    results_else_level,
     rule,
     worst_one,
 )
+
+IFACE_ERRORS = AboveWarn(warn=1)
+"""Errors or drops per second on an interface, mean over the period."""
+RETRANS = Above(warn=2, crit=5)
+"""TCP retransmitted segments, percent, mean over the period."""
+CONNTRACK = Above(warn=80, crit=90)
+"""Conntrack table used, percent, peak over the period."""
 
 
 @rule(
@@ -47,12 +51,13 @@ _IFACE_ERROR_METRICS = (
 @rule(
     "IFACE_ERRORS",
     Layer.NETWORK,
-    f"Interface errors or drops reported, or averaging >= {IFACE_ERRORS_WARN:.0f}/s.",
+    f"Interface errors or drops reported, or averaging >= {IFACE_ERRORS.warn:.0f}/s.",
     checks=("network.interfaces",),
     result_keys=("IFACE_ERRORS", "IFACE_DROPS"),
     metrics=_IFACE_ERROR_METRICS,
+    thresholds=IFACE_ERRORS,
 )
-def iface_errors(host: HostFacts) -> list[Hit]:
+def iface_errors(host: HostFacts, limits: AboveWarn) -> list[Hit]:
     worst: dict[str, float] = {}
     for name in _IFACE_ERROR_METRICS:
         for metric in host.series(name):
@@ -68,7 +73,7 @@ def iface_errors(host: HostFacts) -> list[Hit]:
     extra = [
         Hit(Severity.WARN, iface, {"item": iface, "rate": num(rate)})
         for iface, rate in sorted(worst.items())
-        if rate >= IFACE_ERRORS_WARN
+        if limits.level(rate) is not None
     ]
     return by_item(dedupe(hits), extra)
 
@@ -76,21 +81,16 @@ def iface_errors(host: HostFacts) -> list[Hit]:
 @rule(
     "TCP_RETRANSMISSIONS",
     Layer.NETWORK,
-    f"TCP retransmissions reported, or averaging >= {RETRANS_WARN:.0f}% (CRIT >= {RETRANS_CRIT:.0f}%).",
+    f"TCP retransmissions reported, or averaging >= {RETRANS.warn:.0f}% (CRIT >= {RETRANS.crit:.0f}%).",
     checks=("network.tcp_retransmits",),
     result_keys=("TCP_RETRANS_HIGH",),
     metrics=("net_tcp_retransmit_percent",),
+    thresholds=RETRANS,
 )
-def tcp_retransmissions(host: HostFacts) -> list[Hit]:
-    hits = from_results(host, ("TCP_RETRANS_HIGH",))
+def tcp_retransmissions(host: HostFacts, limits: Above) -> list[Hit]:
     metric = host.one("net_tcp_retransmit_percent")
-    if metric is None:
-        return worst_one(hits)
-    values = {"percent": pct(metric.mean)}
-    if hits:
-        return worst_one(hits, values)
-    severity = level(metric.mean, RETRANS_WARN, RETRANS_CRIT)
-    return [Hit(severity, None, values)] if severity else []
+    values = {"percent": pct(metric.mean)} if metric else None
+    return results_else_level(host, ("TCP_RETRANS_HIGH",), metric.mean if metric else None, values, limits)
 
 
 @rule(
@@ -111,21 +111,17 @@ def close_wait(host: HostFacts) -> list[Hit]:
 @rule(
     "CONNTRACK_NEARLY_FULL",
     Layer.NETWORK,
-    f"Conntrack table full or dropping, or peaking >= {CONNTRACK_WARN:.0f}%.",
+    f"Conntrack table full or dropping, or peaking >= {CONNTRACK.warn:.0f}%.",
     checks=("network.conntrack", "host.kernel_events"),
     result_keys=("CONNTRACK_NEARLY_FULL", "CONNTRACK_DROPS", "KERNEL_CONNTRACK_FULL"),
     metrics=("network_conntrack_used_percent",),
+    thresholds=CONNTRACK,
 )
-def conntrack(host: HostFacts) -> list[Hit]:
-    hits = from_results(host, ("CONNTRACK_NEARLY_FULL", "CONNTRACK_DROPS", "KERNEL_CONNTRACK_FULL"))
+def conntrack(host: HostFacts, limits: Above) -> list[Hit]:
     used = host.one("network_conntrack_used_percent")
-    if used is None:
-        return worst_one(hits)
-    values = {"percent": pct(used.max)}
-    if hits:
-        return worst_one(hits, values)
-    severity = level(used.max, CONNTRACK_WARN, CONNTRACK_CRIT)
-    return [Hit(severity, None, values)] if severity else []
+    values = {"percent": pct(used.max)} if used else None
+    keys = ("CONNTRACK_NEARLY_FULL", "CONNTRACK_DROPS", "KERNEL_CONNTRACK_FULL")
+    return results_else_level(host, keys, used.max if used else None, values, limits)
 
 
 @rule(

@@ -7,17 +7,18 @@ from collections.abc import Mapping, Sequence
 from checks.api import Layer, Severity
 from collector.inspections.facts import HostFacts
 from collector.inspections.rules.base import (
-    CERT_DAYS_CRIT,
-    CERT_DAYS_WARN,
+    Below,
     Hit,
     days,
     dedupe,
     drift,
     from_results,
-    level,
     rule,
     worst_one,
 )
+
+CERT_DAYS = Below(warn=30, crit=7)
+"""Days until a certificate expires."""
 
 
 @rule(
@@ -105,17 +106,18 @@ def _cert_days(host: HostFacts) -> dict[str, float]:
 @rule(
     "CERT_EXPIRING",
     Layer.PLATFORM,
-    f"A certificate expires within {CERT_DAYS_WARN:.0f} days (CRIT within {CERT_DAYS_CRIT:.0f}).",
+    f"A certificate expires within {CERT_DAYS.warn:.0f} days (CRIT within {CERT_DAYS.crit:.0f}).",
     checks=("platform.tls_endpoints", "platform.tls_files", "application.http"),
     result_keys=("CERT_EXPIRING",),
     metrics=tuple(name for name, _ in _CERT_METRICS),
+    thresholds=CERT_DAYS,
 )
-def certificates_expiring(host: HostFacts) -> list[Hit]:
+def certificates_expiring(host: HostFacts, limits: Below) -> list[Hit]:
     soonest = _cert_days(host)
     hits = []
     for item in sorted(soonest):
         left = soonest[item]
-        severity = None if left <= 0 else level(left, CERT_DAYS_WARN, CERT_DAYS_CRIT, lower=True)
+        severity = None if left <= 0 else limits.level(left)
         if severity is not None:
             hits.append(Hit(severity, item, {"item": item, "days": days(left)}))
     extra = [h for h in from_results(host, ("CERT_EXPIRING",)) if h.item not in soonest]

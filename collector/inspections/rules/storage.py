@@ -5,24 +5,25 @@ from __future__ import annotations
 from checks.api import Layer, render_bytes, render_seconds
 from collector.inspections.facts import DAY_S, HostFacts
 from collector.inspections.rules.base import (
-    DAYS_FULL_CRIT,
-    DAYS_FULL_WARN,
     MIN_SPAN_S,
+    Below,
     Hit,
     days,
     dedupe,
     from_results,
-    level,
     pct,
     rule,
 )
+
+DAYS_FULL = Below(warn=30, crit=7)
+"""Days until a filesystem is full at its growth rate."""
 
 
 @rule(
     "FS_FILLING_UP",
     Layer.STORAGE,
-    f"A filesystem is full within {DAYS_FULL_WARN:.0f} days at its growth rate "
-    f"(CRIT within {DAYS_FULL_CRIT:.0f}); from the forecast check, else from the free-space history.",
+    f"A filesystem is full within {DAYS_FULL.warn:.0f} days at its growth rate "
+    f"(CRIT within {DAYS_FULL.crit:.0f}); from the forecast check, else from the free-space history.",
     checks=("storage.forecast", "storage.filesystem"),
     result_keys=("FS_FILLING_UP",),
     metrics=(
@@ -30,13 +31,14 @@ from collector.inspections.rules.base import (
         "storage_fs_growth_bytes_per_second",
         "storage_fs_free_bytes",
     ),
+    thresholds=DAYS_FULL,
 )
-def fs_filling(host: HostFacts) -> list[Hit]:
+def fs_filling(host: HostFacts, limits: Below) -> list[Hit]:
     hits: dict[str, Hit] = {}
     growth = {m.label("mountpoint"): m for m in host.series("storage_fs_growth_bytes_per_second")}
     for metric in host.series("storage_fs_days_until_full_days"):
         mount = metric.label("mountpoint") or "?"
-        severity = level(metric.last, DAYS_FULL_WARN, DAYS_FULL_CRIT, lower=True)
+        severity = limits.level(metric.last)
         rate = growth.get(mount)
         if severity is not None:
             per_day = rate.last * DAY_S if rate is not None else 0.0
@@ -49,7 +51,7 @@ def fs_filling(host: HostFacts) -> list[Hit]:
         if mount in hits or slope is None or slope >= 0 or metric.last_ts - metric.first_ts < MIN_SPAN_S:
             continue
         left = metric.last / -slope
-        severity = level(left, DAYS_FULL_WARN, DAYS_FULL_CRIT, lower=True)
+        severity = limits.level(left)
         if severity is not None:
             hits[mount] = Hit(
                 severity, mount, {"item": mount, "days": days(left), "growth": render_bytes(-slope)}

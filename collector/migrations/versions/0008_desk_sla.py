@@ -1,7 +1,7 @@
 """service desk, SLA part: contracts, contacts, SLA clocks of cases, the sweep's watermark.
 
 Revision ID: 0008_desk_sla
-Revises: 0006_report_version_token_expiry
+Revises: 0013_surveys
 Create Date: 2026-12-07
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0008_desk_sla"
-down_revision: str | None = "0006_report_version_token_expiry"
+down_revision: str | None = "0013_surveys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

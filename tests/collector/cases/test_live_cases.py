@@ -63,7 +63,7 @@ def test_storage_then_application_latency_is_one_case_with_storage_first(scenari
     cases = scenario.cases()
     assert len(cases) == 1
     case = cases[0]
-    assert (case.customer, case.state, case.severity, case.kind) == ("acme", "open", "CRIT", "DEGRADATION")
+    assert (case.customer, case.state, case.severity, case.kind) == ("acme", "new", "CRIT", "DEGRADATION")
     assert case.hosts == ("db1", "web1")
     assert case.id == "C-acme-1" and case.number == 1
     top = case.causes[0]
@@ -259,7 +259,7 @@ def test_crit_check_opens_a_case_and_its_end_is_noted(scenario: Scenario) -> Non
     scenario.tick(t + 3 * STEP + quiet)
     case = scenario.cases()[0]
     assert "recovered" in [e.kind for e in case.events]
-    assert case.state == "open"  # a recovery is noted; an engineer resolves
+    assert case.state == "new"  # a recovery is noted; an engineer resolves
 
 
 def test_a_new_incident_soon_after_recovery_reopens_the_case_later_opens_a_new_one(
@@ -287,7 +287,7 @@ def test_a_new_incident_soon_after_recovery_reopens_the_case_later_opens_a_new_o
     scenario.repo.resolve(Scope.everything(), case.id, actor="li", note="cleaned /var", now=resolved)
     resolved = outage(resolved + 600)  # within the reopen window: the same case, open again
     (case,) = scenario.cases()
-    assert (case.state, case.reopened, case.resolved_at) == ("open", 1, None)
+    assert (case.state, case.reopened, case.resolved_at) == ("new", 1, None)
     assert [e.kind for e in case.events].count("reopened") == 1
     outage(resolved + reopen + 600)  # long after: a new case
     assert [c.id for c in scenario.cases()] == ["C-acme-2", "C-acme-1"]

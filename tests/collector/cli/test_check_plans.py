@@ -30,6 +30,19 @@ def test_check_plans_names_file_and_path_and_fails(
     assert f"{tmp_path / 'p.yaml'}: layers: expected layer names (host, network, storage" in err
 
 
+def test_check_plans_refuses_a_bad_threshold_override_naming_rule_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "p.yaml").write_text(
+        'name: p\ncustomer: acme\ntimezone: UTC\nschedule: "@daily"\n'
+        "thresholds:\n  CPU_SATURATED: {wran: 70}\n  CERT_EXPRING: {warn: 10}\n"
+    )
+    assert collector_main(["check-plans", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'p.yaml'}: thresholds.CPU_SATURATED.wran: unknown key; did you mean 'warn'?" in err
+    assert f"{tmp_path / 'p.yaml'}: thresholds.CERT_EXPRING: unknown rule 'CERT_EXPRING'; did you mean" in err
+
+
 def test_document_format_and_listing_format_do_not_clash() -> None:
     parser = build_parser()
     args = parser.parse_args(

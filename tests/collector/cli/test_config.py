@@ -106,7 +106,7 @@ def test_every_problem_is_reported_at_once() -> None:
     assert len(lines) == 3
     assert lines[2].startswith(
         "c.yaml: bogus: unknown key; valid keys here: "
-        "desk, emergency, grpc, http, inspections, state_dir, store"
+        "desk, emergency, grpc, http, inspections, records, state_dir, store"
     )
 
 

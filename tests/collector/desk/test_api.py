@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from collector.desk.sweep import SlaSweep
 from collector.http.app import create_app
 from collector.store import Scope, Store
-from collector.store.desk import DeskRepo
+from collector.store.customer_file import CustomerFileRepo
 from collector.store.sla import SlaRepo
 from tests.collector.cases.test_api import auth, open_case
 from tests.collector.store.conftest import pg_store_session, pg_url, store
@@ -116,7 +116,7 @@ def test_bad_contracts_are_422_naming_the_field_and_write_nothing(world, store, 
     )
     assert response.status_code == 422, response.text
     assert field in response.text
-    assert DeskRepo(store).contracts(Scope.everything()) == []
+    assert CustomerFileRepo(store).contracts(Scope.everything()) == []
 
 
 def test_contacts_are_managed_by_the_customers_admin(world):
@@ -175,7 +175,7 @@ def test_customer_file_and_the_sla_view_are_scoped(world, store):
     assert client.get("/api/v1/customers/acme", headers=auth(tokens["globex admin"])).status_code == 404
     assert client.get("/api/v1/customers/nobody", headers=engineer).status_code == 404
 
-    sweep = SlaSweep(SlaRepo(store), DeskRepo(store))
+    sweep = SlaSweep(SlaRepo(store), CustomerFileRepo(store))
     sweep.run(MON_9 + 60)
     # acme: 30 min from 09:00 Shanghai; globex has no contract: UTC 09:00-18:00, not begun yet
     assert sweep.run(MON_9 + 31 * 60).breaches == 1

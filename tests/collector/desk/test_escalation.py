@@ -11,7 +11,7 @@ from collector.desk.sweep import SlaSweep
 from collector.notify import CaseEvent, Notifier, PassReport
 from collector.notify.mail import render_email
 from collector.store import Scope, Store
-from collector.store.desk import DeskRepo
+from collector.store.customer_file import CustomerFileRepo
 from collector.store.sla import SlaRepo
 from tests.collector.cases.test_api import open_case
 from tests.collector.desk.test_sweep import CONTRACT, MON_9
@@ -24,12 +24,12 @@ __all__ = ["pg_store_session", "pg_url", "store"]
 
 def test_a_breach_is_escalated_once_through_the_outbox(store: Store, tmp_path):
     case_id = open_case(store, "acme", "db1", at=MON_9)
-    DeskRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
+    CustomerFileRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
     with http_receiver() as rx:
         configs = {"acme": customer(webhooks=[webhook(rx.url())])}
-        notifier = Notifier(tmp_path / "outbox", configs.get, clock=lambda: MON_9 + 3601)
+        notifier = Notifier(store, configs.get, clock=lambda: MON_9 + 3601)
         sweep = SlaSweep(
-            SlaRepo(store), DeskRepo(store), escalate=escalation(notifier, "https://diag.example")
+            SlaRepo(store), CustomerFileRepo(store), escalate=escalation(notifier, "https://diag.example")
         )
         sweep.run(MON_9 + 60)
         assert sweep.run(MON_9 + 3601).breaches == 1

@@ -10,7 +10,7 @@ from collector.cli.config import load_text
 from collector.cli.serve_context import ServeContext
 from collector.desk import service
 from collector.store import Scope, Store
-from collector.store.desk import DeskRepo
+from collector.store.customer_file import CustomerFileRepo
 from collector.store.sla import SlaRepo
 from tests.collector.cases.test_api import open_case
 from tests.collector.desk.test_sweep import CONTRACT, MON_9
@@ -19,7 +19,7 @@ from tests.collector.desk.test_sweep import CONTRACT, MON_9
 def test_serve_runs_the_sweep_until_stopped(tmp_path: Path):
     store = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
     open_case(store, "acme", "db1", at=MON_9)
-    DeskRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
+    CustomerFileRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
     config = load_text(f"state_dir: {tmp_path}\ndesk: {{sweep_s: 1}}\n")
 
     async def serve() -> int:

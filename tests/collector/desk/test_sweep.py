@@ -18,7 +18,7 @@ from collector.desk.sweep import SlaSweep
 from collector.schedule.windows import load_windows
 from collector.store import Scope, Store
 from collector.store.cases import CaseRepo
-from collector.store.desk import DeskRepo
+from collector.store.customer_file import CustomerFileRepo
 from collector.store.schema_cases import case_events
 from collector.store.sla import Alert, SlaRepo
 from tests.collector.cases.test_api import open_case
@@ -48,7 +48,7 @@ CONTRACT = {
 
 
 def sweep_for(store: Store, escalated: list[Alert], windows=None) -> SlaSweep:
-    return SlaSweep(SlaRepo(store), DeskRepo(store), windows=windows, escalate=escalated.append)
+    return SlaSweep(SlaRepo(store), CustomerFileRepo(store), windows=windows, escalate=escalated.append)
 
 
 def events_of(store: Store, case_id: str, kind: str) -> list[dict[str, Any]]:
@@ -63,7 +63,7 @@ def events_of(store: Store, case_id: str, kind: str) -> list[dict[str, Any]]:
 
 def test_a_case_warns_then_breaches_exactly_once(store: Store):
     case_id = open_case(store, "acme", "db1", at=MON_9)
-    DeskRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
+    CustomerFileRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
     escalated: list[Alert] = []
     sweep = sweep_for(store, escalated)
 
@@ -95,7 +95,7 @@ def test_a_case_warns_then_breaches_exactly_once(store: Store):
 
 def test_acknowledging_in_time_stops_the_first_response_clock(store: Store):
     case_id = open_case(store, "acme", "db1", at=MON_9)
-    DeskRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
+    CustomerFileRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
     sweep = sweep_for(store, [])
     sweep.run(MON_9 + 60)
     CaseRepo(store).acknowledge(Scope.everything(), case_id, actor="eng", owner=None, now=MON_9 + 30 * 60)
@@ -108,7 +108,7 @@ def test_acknowledging_in_time_stops_the_first_response_clock(store: Store):
 def test_business_hours_carry_the_clock_over_the_night_and_weekend(store: Store):
     friday_17 = MON_9 + 4 * 24 * HOUR + 8.5 * HOUR  # 17:30
     case_id = open_case(store, "acme", "db1", at=friday_17)
-    DeskRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=friday_17)
+    CustomerFileRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=friday_17)
     sweep = sweep_for(store, [])
     sweep.run(friday_17 + 60)
     assert sweep.run(friday_17 + 60 * HOUR).breaches == 0  # Sunday: still 30 min used
@@ -125,7 +125,7 @@ def test_business_hours_carry_the_clock_over_the_night_and_weekend(store: Store)
 
 def test_a_maintenance_window_over_the_case_pauses_its_clocks(store: Store):
     case_id = open_case(store, "acme", "db1", at=MON_9)
-    DeskRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
+    CustomerFileRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
     windows = load_windows(
         [
             {
@@ -149,7 +149,7 @@ def test_a_maintenance_window_over_the_case_pauses_its_clocks(store: Store):
 
 def test_a_changed_contract_recomputes_the_customers_clocks(store: Store):
     open_case(store, "acme", "db1", at=MON_9)
-    desk = DeskRepo(store)
+    desk = CustomerFileRepo(store)
     contract = desk.add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
     sweep = sweep_for(store, [])
     sweep.run(MON_9 + 60)
@@ -162,7 +162,7 @@ def test_a_changed_contract_recomputes_the_customers_clocks(store: Store):
 
 def test_resolving_and_reopening_resumes_the_resolve_clock(store: Store):
     case_id = open_case(store, "acme", "db1", at=MON_9)
-    DeskRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
+    CustomerFileRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
     repo = CaseRepo(store)
     repo.acknowledge(Scope.everything(), case_id, actor="eng", owner=None, now=MON_9 + 600)
     repo.resolve(Scope.everything(), case_id, actor="eng", note=None, now=MON_9 + 2 * HOUR)
@@ -201,7 +201,7 @@ def test_an_event_committed_after_a_higher_id_is_not_missed(store: Store):
     """PostgreSQL hands out sequence ids before commit: id N+1 may become visible after N+2."""
     first = open_case(store, "acme", "db1", at=MON_9)
     second = open_case(store, "acme", "db2", at=MON_9)
-    DeskRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
+    CustomerFileRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
     sweep = sweep_for(store, [])
     sweep.run(MON_9 + 60)
     with store.engine.connect() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -336,8 +337,9 @@ def test_no_spike_during_cold_start():
 
 
 def test_alarm_score_counts_an_episode_once():
-    """The per-row score beats its recent peak at the start of a step; the rest of the
-    episode (still deviating) scores 0 as an alarm, until the peak has decayed."""
+    """The per-row score beats its recent peak at the start of a step, which raises the
+    alarm (above 0.5); the rest of the episode (still deviating, its anomaly opening within
+    ``alarm_rest``) scores 0, until the peak has decayed."""
     rng = random.Random(16)
     values = noisy(rng, 400, 100.0, 2.0) + [150.0] * 20
     d = SeriesDetector("s", Direction.UP_IS_BAD)
@@ -348,8 +350,9 @@ def test_alarm_score_counts_an_episode_once():
         alarm.append(d.alarm_score)
         raw.append(d.score)
     assert all(r > 0.5 for r in raw[400:407])  # the deviating samples score past the band ...
-    assert alarm[400] == raw[400] > 0.9  # ... the first counts as an alarm ...
-    assert alarm[401:] == [0.0] * 19  # ... the rest of the episode does not
+    assert alarm[400] == 0.5 + 0.5 * raw[400] and raw[400] > 0.9  # ... the first is the alarm ...
+    assert alarm[401:] == [0.0] * 19  # ... the rest of the episode is not
+    assert max(alarm[:400]) < 0.5  # nothing before it was an alarm
 
 
 def test_a_never_seen_step_between_deviation_levels_is_a_new_pattern_once():
@@ -370,3 +373,131 @@ def test_a_never_seen_step_between_deviation_levels_is_a_new_pattern_once():
         if d.spike is not None:
             reports.append((i, d.spike.key))
     assert reports == [(400, "NEW_PATTERN")]
+
+
+def seasonal(rng: random.Random, n: int, sd: float, period: int = 288) -> list[float]:
+    """A daily sine (5-minute samples) around 100 with Gaussian noise."""
+    return [100.0 + 30.0 * math.sin(2 * math.pi * i / period) + rng.gauss(0, sd) for i in range(n)]
+
+
+def run_alarms(d: SeriesDetector, values: list[float], step: float = 300.0) -> list[tuple[int, str]]:
+    """Feed ``values`` every ``step`` seconds: (sample, spike key or the anomaly's rule) per alarm."""
+    out = []
+    for i, v in enumerate(values):
+        event = d.update(T0 + i * step, v)
+        if d.alarm:
+            assert d.alarm_score >= 0.5
+            out.append((i, event.key if isinstance(event, Anomaly) else d.spike.key if d.spike else "?"))
+        else:
+            assert d.alarm_score < 0.5
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_clean_seasonal_and_noisy_series_raise_no_drift_or_anomaly(seed: int):
+    """Two weeks of a daily pattern with noise, and of plain noise: no anomaly, no spike,
+    no drift. (A first-seen pair of deviation levels, NEW_PATTERN, may come up in Gaussian
+    noise now and then: rare, never a case.)"""
+    rng = random.Random(100 + seed)
+    for values in (seasonal(rng, 4032, 2.0), noisy(rng, 4032, 50.0, 5.0)):
+        alarms = run_alarms(SeriesDetector("s", Direction.BOTH_BAD), values)
+        assert {key for _, key in alarms} <= {"NEW_PATTERN"} and len(alarms) <= 10
+
+
+def test_break_in_a_seasonal_series_raises_one_alarm_at_its_start():
+    """Five days learnt, then the daily swing stops (the value stays at its mean): the
+    break is found within a few samples and gives one alarm, not one per sample."""
+    rng = random.Random(21)
+    values = seasonal(rng, 2200, 1.0)
+    start = 1440 + 72  # at a daily peak, where flat is far below the usual
+    for i in range(start, start + 300):
+        values[i] = 100.0 + rng.gauss(0, 1.0)
+    alarms = run_alarms(SeriesDetector("s", Direction.BOTH_BAD), values)
+    assert alarms and start <= alarms[0][0] <= start + 6
+    assert [i for i, _ in alarms if i < start] == []
+    assert all(b - a > DetectorConfig().alarm_rest for (a, _), (b, _) in itertools.pairwise(alarms))
+
+
+def test_a_step_is_one_alarm_and_an_anomaly_within_two_samples():
+    rng = random.Random(22)
+    values = noisy(rng, 600, 100.0, 2.0) + noisy(rng, 60, 130.0, 2.0)
+    d = SeriesDetector("latency", Direction.UP_IS_BAD)
+    events = feed(d, values)
+    [(i, anomaly)] = anomalies(events)
+    assert 600 <= i <= 601 and anomaly.key == "LEVEL_SHIFT_UP"
+    d2 = SeriesDetector("latency", Direction.UP_IS_BAD)
+    alarms = run_alarms(d2, values)
+    assert len(alarms) == 1 and 600 <= alarms[0][0] <= 601
+
+
+def test_variance_change_is_a_drift_not_an_anomaly():
+    """The noise triples with the level unchanged: no sample need pass the band twice in a
+    row, but the average excursion (downwards, for throughput) drifts: DRIFT, one alarm."""
+    rng = random.Random(23)
+    calm = noisy(rng, 1000, 1000.0, 10.0)
+    wild = [1000.0 - abs(rng.gauss(0, 40.0)) for _ in range(200)]  # one-sided: dips only
+    d = SeriesDetector("throughput", Direction.DOWN_IS_BAD)
+    alarms = run_alarms(d, calm + wild)
+    alarms = [(i, key) for i, key in alarms if key != "NEW_PATTERN" or i >= 1000]
+    assert alarms and 1000 <= alarms[0][0] <= 1030
+    assert all(
+        key in ("DRIFT", "SPIKE", "NEW_PATTERN", "SPIKE_SUSTAINED", "LEVEL_SHIFT_DOWN") for _, key in alarms
+    )
+    # the same excursions upwards are the good way for throughput: no DRIFT
+    up = SeriesDetector("throughput", Direction.DOWN_IS_BAD)
+    assert [k for i, k in run_alarms(up, calm + [2000.0 - v for v in wild]) if i >= 1000] == []
+
+
+def test_a_slow_drift_is_reported_with_its_baseline():
+    """A ramp of 1.5 sd per 10 samples, too gentle for two consecutive 4-sd samples at first."""
+    rng = random.Random(24)
+    values = noisy(rng, 600, 100.0, 2.0) + [100.0 + 0.3 * k + rng.gauss(0, 2.0) for k in range(100)]
+    d = SeriesDetector("latency", Direction.UP_IS_BAD)
+    drifts = []
+    for i, v in enumerate(values):
+        d.update(T0 + i * STEP, v)
+        if d.spike is not None:
+            drifts.append((i, d.spike))
+    assert drifts, "the ramp was not reported"
+    i, spike = drifts[0]
+    assert 600 < i < 650 and spike.key in ("DRIFT", "SPIKE", "NEW_PATTERN")
+    assert spike.band_low < spike.expected < spike.band_high
+    assert spike.to_dict()["key"] == spike.key
+
+
+def test_no_alarm_within_alarm_rest_but_anomalies_still_open():
+    """Two short steps 45 samples apart: both open anomalies (cases are never held back); only the
+    first is an alarm."""
+    rng = random.Random(25)
+    values = noisy(rng, 600, 100.0, 2.0) + [150.0] * 5 + noisy(rng, 40, 100.0, 2.0) + [300.0] * 5
+    values += noisy(rng, 50, 100.0, 2.0)
+    d = SeriesDetector("latency", Direction.UP_IS_BAD)
+    events = anomalies(feed(d, values))
+    assert len(events) == 2
+    d2 = SeriesDetector("latency", Direction.UP_IS_BAD)
+    late = [i for i, _ in run_alarms(d2, values, step=STEP) if i >= 600]
+    assert late in ([600], [])  # [] when a NEW_PATTERN in the noise before began the rest
+    d3 = SeriesDetector("latency", Direction.UP_IS_BAD, DetectorConfig(alarm_rest=5))
+    assert {600, 645} <= {i for i, _ in run_alarms(d3, values, step=STEP)}
+
+
+def test_drift_and_alarm_rest_survive_a_restart():
+    rng = random.Random(26)
+    values = noisy(rng, 700, 100.0, 2.0)
+    values[650:660] = [150.0] * 10
+    whole = SeriesDetector("s", Direction.BOTH_BAD)
+    first = SeriesDetector("s", Direction.BOTH_BAD)
+    a = [(whole.update(T0 + i * STEP, v), whole.alarm, whole.alarm_score) for i, v in enumerate(values)]
+    b = [(first.update(T0 + i * STEP, v), first.alarm, first.alarm_score) for i, v in enumerate(values[:655])]
+    second = SeriesDetector.from_state(json.loads(json.dumps(first.to_state())))
+    b += [
+        (second.update(T0 + i * STEP, v), second.alarm, second.alarm_score)
+        for i, v in enumerate(values[655:], 655)
+    ]
+    assert a == b and any(alarm for _, alarm, _ in a)
+
+
+@pytest.mark.parametrize("kwargs", [{"drift_alpha": 0.0}, {"drift_z": 0.0}, {"alarm_rest": -1}])
+def test_bad_drift_and_rest_settings_rejected(kwargs):
+    with pytest.raises(ValueError, match="drift_alpha"):
+        DetectorConfig(**kwargs)

@@ -59,13 +59,6 @@ def test_a_wildcard_listen_without_public_address_refuses_enrolment_but_serves()
     assert "0.0.0.0:50051 (every interface)" in got.error and "set grpc.public_address" in got.error
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    opened = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
-    yield opened
-    opened.close()
-
-
 def _enrol(store: Store, config: str) -> tuple[int, dict[str, object]]:
     endpoint = load_text(config).grpc.agent_endpoint(bound_port=50051)
     client = TestClient(create_app(store, agent_endpoint=endpoint))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
@@ -18,6 +16,7 @@ from collector.ingest.grpc_service import GrpcSettings
 from collector.store.schema import check_results
 from collector.store.store import Store
 from protos.diag.v1 import agent_pb2 as pb
+from tests.collector.grpc_fixtures import collector_fixture
 from tests.integration.harness import (
     InProcessCollector,
     LiveStream,
@@ -42,27 +41,7 @@ SETTINGS = GrpcSettings(
 )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'collector.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture(params=["in-process", "worker"])
-def collector(request: pytest.FixtureRequest, store: Store) -> Iterator[InProcessCollector]:
-    """The gRPC side with ingest on the event loop's threads, or in a worker process as `serve` runs it."""
-    c = InProcessCollector(
-        store, SETTINGS, ingest_url=str(store.engine.url) if request.param == "worker" else None
-    )
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-def agent(store: Store) -> tuple[str, str]:
-    identity, token = store.enroll_agent("acme", "web1", "agent-1")
-    return identity.agent_id, token
+collector = collector_fixture(SETTINGS)
 
 
 def rejects(c: InProcessCollector, reason: str) -> float:

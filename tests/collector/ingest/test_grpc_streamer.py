@@ -46,13 +46,6 @@ def record(i: int, key: str = "LOAD_HIGH") -> CheckRecord:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'collector.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def settings() -> GrpcSettings:
     return GrpcSettings(listen=f"127.0.0.1:{free_port()}", max_batch_entries=50, rate_limit_entries_per_s=1e6)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,13 +61,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         d / "rogue.pem",
         d / "rogue.key",
     )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'collector.db'}")
-    yield s
-    s.close()
 
 
 def _collector(store: Store, pki: Pki, mtls: bool) -> InProcessCollector:

@@ -5,8 +5,6 @@ ingest in-process and in a worker process."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import grpc  # type: ignore[import-untyped, unused-ignore]
 import pytest
@@ -14,10 +12,9 @@ import pytest
 from collector.ingest.decode import IngestError, IngestLimits, decode
 from collector.ingest.grpc_service import GrpcSettings
 from collector.store.schema import gaps
-from collector.store.store import Store
 from protos.diag.v1 import agent_pb2 as pb
+from tests.collector.grpc_fixtures import collector_fixture
 from tests.integration.harness import (
-    InProcessCollector,
     count,
     hello_msg,
     result_entry,
@@ -39,26 +36,7 @@ SETTINGS = GrpcSettings(
 NOW_MS = int(time.time() * 1000)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store.open(f"sqlite:///{tmp_path / 'collector.db'}")
-    yield s
-    s.close()
-
-
-@pytest.fixture(params=["in-process", "worker"])
-def collector(request: pytest.FixtureRequest, store: Store) -> Iterator[InProcessCollector]:
-    c = InProcessCollector(
-        store, SETTINGS, ingest_url=str(store.engine.url) if request.param == "worker" else None
-    )
-    yield c
-    c.stop()
-
-
-@pytest.fixture
-def agent(store: Store) -> tuple[str, str]:
-    identity, token = store.enroll_agent("acme", "web1", "agent-1")
-    return identity.agent_id, token
+collector = collector_fixture(SETTINGS)
 
 
 def big_batch(first: int, n: int = 10, summary_chars: int = 8000) -> pb.AgentMessage:

@@ -201,7 +201,7 @@ def test_timezone_filled_from_the_customer_settings() -> None:
                 "plans/p.yaml: name: required key is missing",
                 "plans/p.yaml: colour: unknown key; valid keys here: "
                 "answer_deadline, checks, customer, description, "
-                "hosts, language, layers, name, recipients, schedule, timezone",
+                "hosts, language, layers, name, recipients, schedule, thresholds, timezone",
             ],
             id="missing name and an unknown key",
         ),

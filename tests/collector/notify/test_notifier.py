@@ -1,7 +1,9 @@
-"""Notifier end to end: outbox, retries, backoff, metrics, logs, worker thread, real servers."""
+"""Notifier end to end: the store's outbox (SQLite here; PostgreSQL and leases in
+tests/collector/store/test_outbox.py), retries, backoff, metrics, logs, worker thread, real servers."""
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import json
@@ -11,6 +13,7 @@ import time
 import pytest
 
 from collector.notify import (
+    KINDS,
     SIGNATURE_HEADER,
     CustomerNotifyConfig,
     DeliveryPolicy,
@@ -20,6 +23,7 @@ from collector.notify import (
     PrometheusNotifyMetrics,
     verify,
 )
+from collector.store import Store
 from tests.collector.notify.factories import (
     SECRET,
     SMTP_PASSWORD,
@@ -42,9 +46,16 @@ class Clock:
         return self.now
 
 
-def _notifier(tmp_path, configs: dict[str, CustomerNotifyConfig], policy=NO_JITTER, clock=None):
+@pytest.fixture
+def store(tmp_path):
+    s = Store.open(f"sqlite:///{tmp_path / 'collector.db'}")
+    yield s
+    s.close()
+
+
+def _notifier(store: Store, configs: dict[str, CustomerNotifyConfig], policy=NO_JITTER, clock=None):
     metrics = PrometheusNotifyMetrics()
-    n = Notifier(tmp_path / "outbox", configs.get, policy=policy, metrics=metrics, clock=clock or Clock())
+    n = Notifier(store, configs.get, policy=policy, metrics=metrics, clock=clock or Clock())
     return n, metrics
 
 
@@ -66,31 +77,31 @@ def _no_secret_in_logs(caplog):
         assert "/hook" not in text, text  # webhook URL paths are secret-ish: never logged
 
 
-def test_webhook_delivered_signed_and_removed(tmp_path):
+def test_webhook_delivered_signed_and_removed(store):
     with http_receiver() as rx:
-        n, metrics = _notifier(tmp_path, {"acme": customer(webhooks=[webhook(rx.url())])})
+        n, metrics = _notifier(store, {"acme": customer(webhooks=[webhook(rx.url())])})
         ids = n.notify(case_event())
-        assert len(ids) == 1 and len(n.outbox) == 1
+        assert len(ids) == 1 and n.outbox.count() == 1
         assert n.deliver_due() == PassReport(sent=1)
     [req] = rx.requests
     assert verify(SECRET.encode(), req.body, req.headers[SIGNATURE_HEADER], now=T0)
     body = json.loads(req.body)
     assert body["id"] == ids[0] == req.headers["X-Diag-Delivery"]
     assert (body["version"], body["event"]) == (1, "case.opened")
-    assert len(n.outbox) == 0
+    assert n.outbox.count() == 0
     assert _count(metrics, "webhook", "sent") == 1
     assert metrics.registry.get_sample_value("diag_notify_outbox_entries") == 0
     n.close()
 
 
-def test_500_then_success_is_retried_after_backoff_with_the_same_id(tmp_path):
+def test_500_then_success_is_retried_after_backoff_with_the_same_id(store):
     clock = Clock()
     with http_receiver([500]) as rx:
-        n, metrics = _notifier(tmp_path, {"acme": customer(webhooks=[webhook(rx.url())])}, clock=clock)
+        n, metrics = _notifier(store, {"acme": customer(webhooks=[webhook(rx.url())])}, clock=clock)
         n.notify(case_event())
         assert n.deliver_due() == PassReport(retried=1)
         [entry] = n.outbox.entries()
-        assert (entry.attempts, entry.next_ts) == (1, T0 + 30)
+        assert (entry.attempts, entry.next_at) == (1, T0 + 30)
         assert entry.last_error is not None and "HTTP 500" in entry.last_error
         assert n.deliver_due(T0 + 29) == PassReport()  # not due yet
         clock.now = T0 + 30
@@ -103,49 +114,49 @@ def test_500_then_success_is_retried_after_backoff_with_the_same_id(tmp_path):
     n.close()
 
 
-def test_backoff_doubles_then_gives_up_after_max_attempts(tmp_path, caplog):
+def test_backoff_doubles_then_gives_up_after_max_attempts(store, caplog):
     clock = Clock()
     with http_receiver([503] * 10) as rx:
-        n, metrics = _notifier(tmp_path, {"acme": customer(webhooks=[webhook(rx.url())])}, clock=clock)
+        n, metrics = _notifier(store, {"acme": customer(webhooks=[webhook(rx.url())])}, clock=clock)
         n.notify(case_event())
         delays = []
         for _ in range(3):
             n.deliver_due()
             [entry] = n.outbox.entries()
-            delays.append(entry.next_ts - clock.now)
-            clock.now = entry.next_ts
+            delays.append(entry.next_at - clock.now)
+            clock.now = entry.next_at
         assert delays == [30, 60, 120]
         assert n.deliver_due() == PassReport(failed=1)
-    assert len(rx.requests) == 4 and len(n.outbox) == 0
+    assert len(rx.requests) == 4 and n.outbox.count() == 0
     assert _count(metrics, "webhook", "failed") == 1
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("giving up after 4 attempt(s)" in e and "case C-2023-0042" in e for e in errors)
     n.close()
 
 
-def test_permanent_error_fails_at_once(tmp_path):
+def test_permanent_error_fails_at_once(store):
     with http_receiver([410]) as rx:
-        n, metrics = _notifier(tmp_path, {"acme": customer(webhooks=[webhook(rx.url())])})
+        n, metrics = _notifier(store, {"acme": customer(webhooks=[webhook(rx.url())])})
         n.notify(case_event())
         assert n.deliver_due() == PassReport(failed=1)
-    assert len(n.outbox) == 0 and _count(metrics, "webhook", "failed") == 1
+    assert n.outbox.count() == 0 and _count(metrics, "webhook", "failed") == 1
     n.close()
 
 
-def test_retry_after_sets_the_minimum_delay(tmp_path):
+def test_retry_after_sets_the_minimum_delay(store):
     with http_receiver([429], extra_headers={"Retry-After": "300"}) as rx:
-        n, _ = _notifier(tmp_path, {"acme": customer(webhooks=[webhook(rx.url())])})
+        n, _ = _notifier(store, {"acme": customer(webhooks=[webhook(rx.url())])})
         n.notify(case_event())
         n.deliver_due()
     [entry] = n.outbox.entries()
-    assert entry.next_ts == T0 + 300
+    assert entry.next_at == T0 + 300
     n.close()
 
 
-def test_hanging_webhook_times_out_and_stays_queued(tmp_path):
+def test_hanging_webhook_times_out_and_stays_queued(store):
     with http_receiver() as rx:
         rx.hang.set()
-        n, metrics = _notifier(tmp_path, {"acme": customer(webhooks=[webhook(rx.url(), timeout_s=0.3)])})
+        n, metrics = _notifier(store, {"acme": customer(webhooks=[webhook(rx.url(), timeout_s=0.3)])})
         n.notify(case_event())
         start = time.monotonic()
         assert n.deliver_due() == PassReport(retried=1)
@@ -156,11 +167,11 @@ def test_hanging_webhook_times_out_and_stays_queued(tmp_path):
     n.close()
 
 
-def test_old_entries_are_given_up_after_max_age(tmp_path):
+def test_old_entries_are_given_up_after_max_age(store):
     clock = Clock()
     policy = DeliveryPolicy(backoff_initial_s=30, jitter=0.0, max_age_s=100, max_attempts=50)
     with http_receiver([500, 500]) as rx:
-        n, _ = _notifier(tmp_path, {"acme": customer(webhooks=[webhook(rx.url())])}, policy, clock)
+        n, _ = _notifier(store, {"acme": customer(webhooks=[webhook(rx.url())])}, policy, clock)
         n.notify(case_event())
         assert n.deliver_due() == PassReport(retried=1)
         clock.now = T0 + 100
@@ -168,23 +179,23 @@ def test_old_entries_are_given_up_after_max_age(tmp_path):
     n.close()
 
 
-def test_pending_notifications_survive_a_restart(tmp_path):
+def test_pending_notifications_survive_a_restart(store):
     with http_receiver() as rx:
         configs = {"acme": customer(webhooks=[webhook(rx.url())])}
-        n, _ = _notifier(tmp_path, configs)
+        n, _ = _notifier(store, configs)
         n.notify(case_event())
         n.close()  # collector stops before delivering
         assert rx.requests == []
-        again, _ = _notifier(tmp_path, configs)
+        again, _ = _notifier(store, configs)
         assert again.deliver_due() == PassReport(sent=1)
     assert len(rx.requests) == 1
     again.close()
 
 
-def test_duplicate_notify_queues_once_and_events_filter(tmp_path):
+def test_duplicate_notify_queues_once_and_events_filter(store):
     with smtp_server() as srv:
         cfg = customer(email=mail_target(srv.port, events=["opened", "resolved"]))
-        n, _ = _notifier(tmp_path, {"acme": cfg})
+        n, _ = _notifier(store, {"acme": cfg})
         assert len(n.notify(case_event())) == 1
         assert n.notify(case_event()) == []
         assert n.notify(case_event(event="acknowledged", event_at=T0 + 5)) == []
@@ -194,20 +205,20 @@ def test_duplicate_notify_queues_once_and_events_filter(tmp_path):
     n.close()
 
 
-def test_bounded_outbox_drops_oldest_and_counts(tmp_path):
+def test_bounded_outbox_drops_oldest_and_counts(store):
     policy = DeliveryPolicy(max_outbox_entries=2)
     with http_receiver() as rx:
-        n, metrics = _notifier(tmp_path, {"acme": customer(webhooks=[webhook(rx.url())])}, policy)
+        n, metrics = _notifier(store, {"acme": customer(webhooks=[webhook(rx.url())])}, policy)
         for i in range(4):
             n.notify(case_event(case_id=f"C-{i}"))
-        assert [e.event.case_id for e in n.outbox.entries()] == ["C-2", "C-3"]
+        assert [e.subject for e in n.outbox.entries()] == ["C-2", "C-3"]
         assert _count(metrics, "webhook", "dropped") == 2
     n.close()
 
 
-def test_removed_destination_is_unroutable(tmp_path):
+def test_removed_destination_is_unroutable(store):
     configs = {"acme": customer(webhooks=[webhook("http://127.0.0.1:9/hook")], email=mail_target(9))}
-    n, metrics = _notifier(tmp_path, configs)
+    n, metrics = _notifier(store, configs)
     n.notify(case_event())
     configs["acme"] = customer()  # config reloaded without destinations
     assert n.deliver_due() == PassReport(unroutable=2)
@@ -215,7 +226,7 @@ def test_removed_destination_is_unroutable(tmp_path):
     n.close()
 
 
-def test_email_with_starttls_auth_and_a_temporary_failure(tmp_path):
+def test_email_with_starttls_auth_and_a_temporary_failure(store, tmp_path):
     cert, key = make_cert(tmp_path)
     clock = Clock()
     mail = mail_target(0, starttls=True, ca_file=str(cert), username="diag", password=SMTP_PASSWORD)
@@ -225,7 +236,7 @@ def test_email_with_starttls_auth_and_a_temporary_failure(tmp_path):
         data_replies=["452 4.3.1 full"],
     ) as srv:
         mail["smtp_port"] = srv.port
-        n, metrics = _notifier(tmp_path, {"acme": customer(language="zh-CN", email=mail)}, clock=clock)
+        n, metrics = _notifier(store, {"acme": customer(language="zh-CN", email=mail)}, clock=clock)
         n.notify(case_event())
         assert n.deliver_due() == PassReport(retried=1)
         clock.now += 30
@@ -238,13 +249,13 @@ def test_email_with_starttls_auth_and_a_temporary_failure(tmp_path):
     n.close()
 
 
-def test_unexpected_error_is_retried_and_logged_without_details(tmp_path, monkeypatch, caplog):
+def test_unexpected_error_is_retried_and_logged_without_details(store, monkeypatch, caplog):
     # A rendering bug cannot be produced with valid input: simulate one.
     def broken(*args, **kwargs):
         raise RuntimeError(f"boom {SMTP_PASSWORD}")
 
-    monkeypatch.setattr("collector.notify.notifier.render_email", broken)
-    n, _ = _notifier(tmp_path, {"acme": customer(email=mail_target(9))})
+    monkeypatch.setitem(KINDS, "case", dataclasses.replace(KINDS["case"], render_email=broken))
+    n, _ = _notifier(store, {"acme": customer(email=mail_target(9))})
     n.notify(case_event())
     assert n.deliver_due() == PassReport(retried=1)
     [entry] = n.outbox.entries()
@@ -252,10 +263,10 @@ def test_unexpected_error_is_retried_and_logged_without_details(tmp_path, monkey
     n.close()
 
 
-def test_background_thread_delivers_promptly_and_stops(tmp_path):
+def test_background_thread_delivers_promptly_and_stops(store):
     with http_receiver() as rx:
         n = Notifier.from_config(
-            tmp_path, NotifyConfig.model_validate({"customers": {"acme": {"webhooks": [webhook(rx.url())]}}})
+            store, NotifyConfig.model_validate({"customers": {"acme": {"webhooks": [webhook(rx.url())]}}})
         )
         n.start()
         n.start()  # idempotent
@@ -265,4 +276,68 @@ def test_background_thread_delivers_promptly_and_stops(tmp_path):
             time.sleep(0.02)
         n.close()
     assert len(rx.requests) == 1
-    assert len(n.outbox.path.read_bytes()) > 0
+    assert n.outbox.count() == 0
+
+
+def test_rows_hold_no_secret_and_no_url(store):
+    with http_receiver() as rx:
+        cfg = customer(
+            webhooks=[webhook(rx.url())], email=mail_target(9, password=SMTP_PASSWORD, username="u")
+        )
+        n, _ = _notifier(store, {"acme": cfg})
+        assert len(n.notify(case_event())) == 2
+        for row in n.outbox.entries():
+            stored = repr(row)
+            assert SECRET not in stored and SMTP_PASSWORD not in stored and rx.url() not in stored
+            assert row.target in ("ops", "email")
+    n.close()
+
+
+def test_unreadable_rows_are_discarded_counted_and_do_not_block(store):
+    from collector.store.outbox import OutboxRow
+
+    with http_receiver() as rx:
+        n, metrics = _notifier(store, {"acme": customer(webhooks=[webhook(rx.url())])})
+        bad = [
+            OutboxRow("x1", "case", "acme", "webhook", "ops", "C-9", '{"event": "exploded"', T0, next_at=T0),
+            OutboxRow("x2", "no-such-kind", "acme", "webhook", "ops", "C-9", "{}", T0, next_at=T0),
+        ]
+        n.outbox.add(bad, max_entries=10)
+        n.notify(case_event())
+        assert n.deliver_due() == PassReport(sent=1, failed=2)
+    assert len(rx.requests) == 1 and n.outbox.count() == 0
+    assert _count(metrics, "webhook", "failed") == 2
+    n.close()
+
+
+def test_a_local_outbox_file_is_imported_and_delivered_with_its_id(store, tmp_path):
+    from collector.notify import notification_id
+    from tests.collector.store.test_outbox import legacy_outbox
+
+    ev = case_event()
+    nid = notification_id(ev, "webhook", "ops")
+    legacy_outbox(
+        tmp_path / "notify",
+        [(nid, "acme", "webhook", "ops", ev.case_id, ev.model_dump_json(), T0, 1, T0, "HTTP 500")],
+    )
+    with http_receiver() as rx:
+        n, _ = _notifier(store, {"acme": customer(webhooks=[webhook(rx.url())])})
+        assert n.import_local_outbox(tmp_path / "notify") == 1
+        assert n.import_local_outbox(tmp_path / "notify") is None
+        assert n.notify(ev) == []  # the imported entry is that very notification
+        assert n.deliver_due() == PassReport(sent=1)
+    [req] = rx.requests
+    assert req.headers["X-Diag-Delivery"] == nid == json.loads(req.body)["id"]
+    n.close()
+
+
+def test_a_lease_shorter_than_an_attempt_is_refused():
+    with pytest.raises(
+        ValueError, match=r"customers.acme: webhook ops timeout_s \(30\) must be shorter than"
+    ):
+        NotifyConfig.model_validate(
+            {
+                "delivery": {"lease_s": 30},
+                "customers": {"acme": {"webhooks": [webhook("http://127.0.0.1:9/h", timeout_s=30)]}},
+            }
+        )

@@ -7,7 +7,6 @@ Real gRPC over loopback, SQLite and PostgreSQL, ingest in-process and in a worke
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -18,19 +17,14 @@ from collector.store.queries import Scope
 from collector.store.schema import check_results
 from collector.store.store import Store
 from protos.diag.v1 import agent_pb2 as pb
+from tests.collector.grpc_fixtures import collector_fixture
 from tests.integration.harness import InProcessCollector, LiveStream, hello_msg, result_entry, wait_for
 
 SETTINGS = GrpcSettings(listen="127.0.0.1:0", max_clock_skew_s=300.0)
 TS_2099_MS = 4_070_908_800_000
 
 
-@pytest.fixture(params=["in-process", "worker"])
-def collector(request: pytest.FixtureRequest, store: Store) -> Iterator[InProcessCollector]:
-    c = InProcessCollector(
-        store, SETTINGS, ingest_url=str(store.engine.url) if request.param == "worker" else None
-    )
-    yield c
-    c.stop()
+collector = collector_fixture(SETTINGS)
 
 
 def stamped(seq: int, ts_ms: int, severity: int, key: str) -> pb.AgentMessage:

@@ -23,6 +23,7 @@ from collector.store.schema_ingest_log import ingest_log
 from collector.store.store import Store
 from collector.store.types import AgentIdentity, IngestBatch
 from protos.diag.v1 import agent_pb2 as pb
+from tests.collector.grpc_fixtures import collector_fixture
 from tests.integration.harness import (
     TS_MS,
     InProcessCollector,
@@ -38,13 +39,7 @@ from tests.integration.harness import (
 SETTINGS = GrpcSettings(listen="127.0.0.1:0", max_batch_entries=50, rate_limit_entries_per_s=10_000.0)
 
 
-@pytest.fixture(params=["in-process", "worker"])
-def collector(request: pytest.FixtureRequest, store: Store) -> Iterator[InProcessCollector]:
-    c = InProcessCollector(
-        store, SETTINGS, ingest_url=str(store.engine.url) if request.param == "worker" else None
-    )
-    yield c
-    c.stop()
+collector = collector_fixture(SETTINGS)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from collector.desk.sweep import SlaSweep
 from collector.http.app import create_app
 from collector.ingest.decode import decode_logged
 from collector.store import Scope, Store
-from collector.store.desk import DeskRepo
+from collector.store.customer_file import CustomerFileRepo
 from collector.store.sla import SlaRepo
 from diagctl.main import main
 from tests.collector.cases.test_api import open_case
@@ -101,7 +101,7 @@ def test_contracts_contacts_and_the_customer_file(server, tmp_path: Path):
     assert data["contacts"][0]["language"] == "en"
     code, out = run("customers", "contacts", "remove", "acme", "1")
     assert "contact 1 removed" in out
-    assert DeskRepo(store).contacts(Scope.everything()) == []
+    assert CustomerFileRepo(store).contacts(Scope.everything()) == []
 
 
 def test_errors_say_what_to_do(server, capsys):
@@ -153,7 +153,7 @@ def test_sla_lists_breached_clocks(server, tmp_path: Path):
         str(calendar),
     )
     assert code == 0
-    sweep = SlaSweep(SlaRepo(store), DeskRepo(store))
+    sweep = SlaSweep(SlaRepo(store), CustomerFileRepo(store))
     sweep.run(MON_9 + 60)
     sweep.run(MON_9 + 40 * 60)
     code, out = run("sla")

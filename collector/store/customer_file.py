@@ -1,4 +1,4 @@
-"""The customer service file's first part: contracts and contacts (:class:`DeskRepo`).
+"""The customer service file's first part: contracts and contacts (:class:`CustomerFileRepo`).
 
 Every read takes a :class:`~collector.store.queries.Scope`; another customer's contract or
 contact is reported exactly like one that does not exist (NotFound). Values arrive
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -25,12 +25,12 @@ from collector.store.errors import Conflict, NotFound
 from collector.store.queries import Scope
 from collector.store.schema import customers, hosts
 from collector.store.schema_cases import cases
-from collector.store.schema_desk import case_sla, contacts, contracts
+from collector.store.schema_contracts import case_sla, contacts, contracts
 
 if TYPE_CHECKING:
     from collector.store.store import Store
 
-__all__ = ["ContactRecord", "ContractRecord", "CustomerFile", "DeskRepo"]
+__all__ = ["ContactRecord", "ContractRecord", "CustomerFile", "CustomerFileRepo"]
 
 CLOSED_STATES = ("closed",)
 """Case states that are not open (today's main and the desk's cases agree on this one)."""
@@ -132,7 +132,7 @@ _CONTRACT_FIELDS = (
 _CONTACT_FIELDS = ("name", "role", "email", "phone", "language")
 
 
-class DeskRepo:
+class CustomerFileRepo:
     """Contracts and contacts of customers in ``store``'s database."""
 
     def __init__(self, store: Store) -> None:
@@ -206,6 +206,20 @@ class DeskRepo:
             query = query.where(customers.c.slug == customer)
         with self._engine.connect() as conn:
             return [_contact(row) for row in conn.execute(query)]
+
+    def contact_named(self, scope: Scope, customer: str, names: Sequence[str]) -> ContactRecord | None:
+        """The customer's contact with the first of ``names`` that one has, else None."""
+        wanted = [n for n in dict.fromkeys(n.strip() for n in names) if n]
+        if not wanted:
+            return None
+        query = (
+            sa.select(contacts, customers.c.slug)
+            .join(customers, customers.c.id == contacts.c.customer_id)
+            .where(scope.where(), customers.c.slug == customer, contacts.c.name.in_(wanted))
+        )
+        with self._engine.connect() as conn:
+            found = {row.name: _contact(row) for row in conn.execute(query)}
+        return next((found[n] for n in wanted if n in found), None)
 
     def contact(self, scope: Scope, customer: str, contact_id: int) -> ContactRecord:
         found = [c for c in self.contacts(scope, customer) if c.id == contact_id]
