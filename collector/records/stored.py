@@ -9,11 +9,11 @@ change) makes a new record, and the old one (perhaps signed) stays as it was.
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from collector.records.analysis import PREVIOUS_PERIODS, analysis_record
-from collector.records.build import case_record, parse_period, routine_record, upgrade_record
+from collector.records.analysis import PREVIOUS_PERIODS, Rates, analysis_record
+from collector.records.build import Period, case_record, parse_period, routine_record, upgrade_record
 from collector.records.model import ServiceRecord
 from collector.records.render import render_record
 from collector.reports.files import write_report_file
@@ -21,6 +21,7 @@ from collector.reports.model import Customer, Lang, SignOff
 from collector.reports.on_demand import digest, renders
 from collector.reports.render import Format
 from collector.store.cases import CaseRepo
+from collector.store.customer_file import CustomerFileRepo
 from collector.store.desk_cases import DeskRepo
 from collector.store.errors import NotFound
 from collector.store.queries import Scope
@@ -30,7 +31,7 @@ from collector.store.service_data import ServiceDataRepo
 if TYPE_CHECKING:
     from collector.inspections.runner import Runner
 
-__all__ = ["BUILDABLE", "build_service_record", "record_version"]
+__all__ = ["BUILDABLE", "build_service_record", "contract_rates", "record_version"]
 
 BUILDABLE = ("emergency", "repair", "routine", "upgrade", "analysis")
 
@@ -45,6 +46,21 @@ def record_version(record: ServiceRecord) -> str:
         customer=dataclasses.replace(record.customer, logo=None),
     )
     return digest(record.kind, repr(unstamped), repr(sorted(record.extra.items())), logo_bytes)
+
+
+def contract_rates(repo: CustomerFileRepo, scope: Scope, customer: str, period: Period) -> Rates | None:
+    """The hourly rates of the customer's contract in force during ``period`` (the latest to
+    start of those covering any of its days); None when none does or its rates are both zero
+    (then the analysis shows hours without a cost, and says so)."""
+    first, after = period.days()
+    last = after - timedelta(days=1)
+    covering = [c for c in repo.contracts(scope, customer) if c.starts_on <= last and c.ends_on >= first]
+    if not covering:
+        return None
+    contract = max(covering, key=lambda c: (c.starts_on, c.id))
+    if not (contract.rate_onsite or contract.rate_remote):
+        return None
+    return Rates(onsite=contract.rate_onsite, remote=contract.rate_remote, currency=contract.currency)
 
 
 def _customer(runner: Runner, scope: Scope, slug: str) -> Customer:
@@ -101,8 +117,8 @@ def _model(
         counts = [(p.name, data.period_counts(scope, customer, p.start, p.end, p.days())) for p in history]
         facts = data.case_facts(scope, customer, span.start, span.end)
         products = data.host_products(scope, customer)
-        # Contract rates come with the SLA contracts (sla branch); until then: hours, no cost.
-        model = analysis_record(who, signoff, span, facts, counts, products, None, now)
+        rates = contract_rates(CustomerFileRepo(store), scope, customer, span)
+        model = analysis_record(who, signoff, span, facts, counts, products, rates, now)
         return model, customer
     linked = data.upgrade_cases(scope, customer)
     changes = data.upgrades(scope, customer, span.start, span.end)

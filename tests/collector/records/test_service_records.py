@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from collector.http.app import create_app
+from collector.records.analysis import Rates
 from collector.records.build import parse_period
+from collector.records.stored import contract_rates
 from collector.store import IngestBatch, Scope, Store
 from collector.store.cases import CaseRepo
+from collector.store.customer_file import CustomerFileRepo
 from collector.store.desk_cases import DeskRepo, NewCase
 from collector.store.fleet import FleetRepo
 from collector.store.types import InventoryRow
@@ -332,3 +336,45 @@ def test_analysis_recommendations_cite_their_numbers() -> None:
     calm = [case(0, "db1", None), case(1, "web1", None)]
     steady = [("2026-11", PeriodCounts(2, 2, 2, 0, 0)), ("p", PeriodCounts(2, 2, 2, 0, 0))]
     assert _recommendations(calm, steady, [], period, THRESHOLDS) == []
+
+
+def _contract(store: Store, name: str, first: dt.date, last: dt.date, onsite: str, remote: str) -> None:
+    values = {
+        "name": name, "tier": "standard", "starts_on": first, "ends_on": last, "targets": {},
+        "rate_onsite": Decimal(onsite), "rate_remote": Decimal(remote), "currency": "CNY", "calendar": {},
+    }  # fmt: skip
+    CustomerFileRepo(store).add_contract(Scope.everything(), "acme", values, now=T0)
+
+
+def test_the_analysis_costs_the_time_at_the_contracts_hourly_rates(
+    world: tuple[TestClient, dict[str, str]], store: Store
+) -> None:
+    client, t = world
+    _contract(store, "2022", dt.date(2022, 1, 1), dt.date(2022, 12, 31), "9999", "9999")  # not in force
+    _contract(store, "2023", dt.date(2023, 1, 1), dt.date(2023, 12, 31), "1500", "900")
+    made = build(client, t["engineer"], kind="analysis", customer="acme", period=PERIOD, format="json")
+    assert made.status_code == 201, made.text
+    doc = json.loads(content(client, t["engineer"], made.json()))
+    assert doc["figures"]["minutes"] == {"onsite": 240, "remote": 90}
+    assert doc["figures"]["cost"] == "7350.00 CNY"  # 4 h at 1500 + 1.5 h at 900
+    cost = doc["sections"][[s["title"] for s in doc["sections"]].index("Service cost")]
+    assert cost["text"] == []
+
+
+def test_contract_rates_pick_the_contract_in_force(store: Store) -> None:
+    store.enroll_agent("acme", "db1", "acme-db1")
+    repo = CustomerFileRepo(store)
+    november = parse_period(PERIOD, "Asia/Shanghai")
+    assert contract_rates(repo, Scope.everything(), "acme", november) is None  # no contract
+    _contract(store, "free", dt.date(2023, 1, 1), dt.date(2023, 6, 30), "0", "0")
+    _contract(store, "from-dec", dt.date(2023, 12, 1), dt.date(2024, 11, 30), "800", "500")
+    assert contract_rates(repo, Scope.everything(), "acme", november) is None  # none covers November
+    _contract(store, "h2", dt.date(2023, 7, 1), dt.date(2023, 11, 1), "1200", "600")  # covers 1 November
+    assert contract_rates(repo, Scope.everything(), "acme", november) == Rates(
+        onsite=Decimal("1200"), remote=Decimal("600"), currency="CNY"
+    )
+    december = parse_period("2023-12", "Asia/Shanghai")
+    assert contract_rates(repo, Scope.everything(), "acme", december) == Rates(
+        onsite=Decimal("800"), remote=Decimal("500"), currency="CNY"
+    )
+    assert contract_rates(repo, Scope.of("globex"), "acme", november) is None  # another customer's scope
