@@ -60,6 +60,7 @@ from collector.store.case_states import Action
 from collector.store.cases import CaseRepo
 from collector.store.desk_cases import DESK_STEPS, DeskRepo, NewCase
 from collector.store.principal import CUSTOMER_CHANNELS
+from collector.store.sla import SlaRepo
 from collector.store.surveys import SurveyRepo
 
 __all__ = ["router"]
@@ -223,7 +224,7 @@ def complaint_step(case_id: str, body: ComplaintStepRequest, store: StoreDep, wh
 def overview(store: StoreDep, who: Principal, q: Annotated[CustomerQuery, Query()]) -> DeskOverviewOut:
     """The service manager's view: cases per state and type, unassigned cases, cases
     waiting on the customer, open complaints, time logged in the last 30 days; surveys not
-    answered (open, expired) and callbacks due."""
+    answered (open, expired) and callbacks due; cases whose SLA is breached or at risk."""
     if who.role != "service_manager":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the desk overview is for service managers")
     now = time.time()
@@ -231,7 +232,10 @@ def overview(store: StoreDep, who: Principal, q: Annotated[CustomerQuery, Query(
     view = DeskRepo(store).overview(scope, now=now, customer=q.customer)
     follow = SurveyRepo(store)
     counts = follow.counts(scope, now=now, customer=q.customer)
+    breached, at_risk = SlaRepo(store).cases_at_risk(scope, customer=q.customer)
     return DeskOverviewOut(
+        sla_breached=breached,
+        sla_at_risk=at_risk,
         surveys_open=counts.surveys_open,
         surveys_expired_unanswered=counts.surveys_expired,
         callbacks_due=list(follow.callbacks_due(scope, customer=q.customer)),

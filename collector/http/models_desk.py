@@ -165,3 +165,9 @@ class DeskOverviewOut(_Out):
     surveys_expired_unanswered: int = Field(default=0, description="Survey links that expired unanswered.")
     callbacks_due: list[str] = Field(default=[], description="Cases drawn for a callback, none recorded yet.")
     callbacks_no_answer: int = Field(default=0, description="Callbacks whose last attempt got no answer.")
+    sla_breached: list[str] = Field(
+        default=[], description="Open cases with a breached SLA clock, soonest due first (GET /sla)."
+    )
+    sla_at_risk: list[str] = Field(
+        default=[], description="Open cases with an SLA clock past 75% of its target, none breached."
+    )

@@ -430,6 +430,15 @@ class SlaRepo:
                 for r in conn.execute(query)
             ]
 
+    def cases_at_risk(self, scope: Scope, *, customer: str | None = None) -> tuple[list[str], list[str]]:
+        """(breached, at risk): ids of open cases with a breached clock, and of those with a
+        clock past its warning and none breached, each most urgent first (see :meth:`view`)."""
+        breached: dict[str, None] = {}
+        at_risk: dict[str, None] = {}
+        for row in self.view(scope, customer=customer, limit=10_000):
+            (breached if row.breached_at is not None else at_risk).setdefault(row.case_id)
+        return list(breached), [c for c in at_risk if c not in breached]
+
     def counts(self) -> list[tuple[str, str, int]]:
         """(customer, at_risk|breached, clocks) over open cases' running or paused clocks, for /metrics."""
         state = sa.case((case_sla.c.breached_at.is_not(None), "breached"), else_="at_risk").label("state")
