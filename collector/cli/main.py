@@ -283,7 +283,11 @@ async def _serve(
     from collector.records import schedule as records_schedule
 
     ctx = ServeContext(store=store, config=config, grpc=service, metrics=metrics, stop=stop)
-    background = [*incidents_service.start(ctx), *inspections_service.start(ctx), *desk_service.start(ctx)]
+    background = [
+        *incidents_service.start(ctx),
+        *inspections_service.start(ctx),
+        *desk_service.start(ctx, notifier=incidents_service.current_notifier),
+    ]
     background += records_schedule.start(ctx, inspections_service.service_for(store, service).runner)
     background.append(asyncio.create_task(hub.expiry_loop()))
     if not workers:

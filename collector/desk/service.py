@@ -2,7 +2,7 @@
 
 Every ``desk.sweep_s`` one :meth:`~collector.desk.sweep.SlaSweep.run` pass runs in a worker
 thread. Breaches are queued in the store's notification outbox through the serving
-process's notifier (:func:`collector.emergency.service.current_notifier`), which the
+process's notifier (``serve`` passes :func:`collector.emergency.service.current_notifier`), which the
 incidents service delivers from, for customers with notification settings.
 """
 
@@ -52,8 +52,11 @@ def escalation(notifier: Notifier, public_url: str = "") -> Callable[[Alert], No
     return escalate
 
 
-def start(ctx: ServeContext) -> list[asyncio.Task[None]]:
-    """Start the sweep in the serving loop; serve cancels it on shutdown."""
+def start(
+    ctx: ServeContext, *, notifier: Callable[[], Notifier | None] = lambda: None
+) -> list[asyncio.Task[None]]:
+    """Start the sweep in the serving loop; serve cancels it on shutdown. ``notifier``
+    returns the serving process's notifier (``serve`` passes the incidents service's)."""
     cfg = ctx.config.desk
     if not cfg.sla_sweep:
         return []
@@ -64,20 +67,19 @@ def start(ctx: ServeContext) -> list[asyncio.Task[None]]:
         CustomerFileRepo(ctx.store),
         windows=windows,
         calendars_dir=cfg.calendars_dir,
-        escalate=_through_serving_notifier(public_url),
+        escalate=_through(notifier, public_url),
     )
     return [asyncio.get_running_loop().create_task(_loop(sweep, cfg.sweep_s, ctx.stop))]
 
 
-def _through_serving_notifier(public_url: str) -> Callable[[Alert], None]:
-    """Escalate through the serving process's one notifier (the store outbox, delivered by
-    the incidents service); without notification destinations a breach stays on the timeline."""
-    from collector.emergency import service as incidents_service
+def _through(notifier: Callable[[], Notifier | None], public_url: str) -> Callable[[Alert], None]:
+    """Escalate through the serving process's one notifier (the store outbox); without
+    notification destinations a breach stays on the case's timeline only."""
 
     def escalate(alert: Alert) -> None:
-        notifier = incidents_service.current_notifier()
-        if notifier is not None:
-            escalation(notifier, public_url)(alert)
+        current = notifier()
+        if current is not None:
+            escalation(current, public_url)(alert)
 
     return escalate
 
