@@ -3,6 +3,8 @@
 - ``diag_sla_clocks{customer, state}``: clocks of open cases at risk (``at_risk``: 75% of
   the target used) or ``breached``. Cardinality is bounded: the :data:`MAX_CUSTOMERS`
   customers with the most such clocks are named, the rest are summed under ``_other``.
+- ``diag_sla_breached_cases{customer}``: open cases with a breached clock, 0 included (the
+  ``DiagCaseSLABreached`` alert, deploy/prometheus/alerts.yaml); the same bound, as ``_other``.
 - ``diag_sla_warnings_total`` and ``diag_sla_breaches_total``: warnings and breaches raised
   (counted from the stored clocks, so every collector sharing the store reports the same).
 """
@@ -31,6 +33,7 @@ class SlaGauges(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
             counts = self._repo.counts()
+            cases = self._repo.breached_cases()
             warned, breached = self._repo.totals()
         except DatabaseError:  # diag_store_up already says the store is down
             return
@@ -53,4 +56,17 @@ class SlaGauges(Collector):
         warnings.add_metric([], warned)
         breaches = CounterMetricFamily("diag_sla_breaches", "SLA breaches raised")
         breaches.add_metric([], breached)
-        yield from (clocks, warnings, breaches)
+        yield from (clocks, _breached_cases(cases), warnings, breaches)
+
+
+def _breached_cases(rows: list[tuple[str, int]]) -> GaugeMetricFamily:
+    """Per customer, the :data:`MAX_CUSTOMERS` with the most named, the rest as ``_other``."""
+    family = GaugeMetricFamily(
+        "diag_sla_breached_cases", "Open cases past an SLA target, per customer", labels=["customer"]
+    )
+    ranked = sorted(rows, key=lambda r: (-r[1], r[0]))
+    for customer, n in sorted(ranked[:MAX_CUSTOMERS]):
+        family.add_metric([customer], n)
+    if len(ranked) > MAX_CUSTOMERS:
+        family.add_metric(["_other"], sum(n for _, n in ranked[MAX_CUSTOMERS:]))
+    return family

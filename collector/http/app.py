@@ -26,7 +26,6 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 
-from collector.desk.metrics import SlaGauges
 from collector.http import problems
 from collector.http.agents import router as agents_router
 from collector.http.body_limits import BodyLimits
@@ -84,7 +83,6 @@ def create_app(
     app.add_middleware(BodyLimits, store=store)
     store_registry = scrape_registry(store)  # store, fleet, process, build (collector.http.metrics)
     endpoint = agent_endpoint or AgentEndpoint(grpc_address, tls=False, server_name=None)
-    store_registry.register(SlaGauges(store))
 
     app.state.store = store
     app.state.grpc = grpc_service

@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, Info, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from collector.desk.metrics import SlaGauges
 from collector.http.metrics_followup import FollowUpGauges
 from collector.store import Store
 from collector.store.errors import DatabaseError
@@ -206,6 +207,7 @@ def scrape_registry(store: Store) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(StoreGauges(store))
     registry.register(FollowUpGauges(store))  # surveys and callbacks (collector.http.metrics_followup)
+    registry.register(SlaGauges(store))  # SLA clocks, warnings, breaches (collector.desk.metrics)
     prometheus_client.ProcessCollector(registry=registry)
     prometheus_client.PlatformCollector(registry=registry)
     prometheus_client.GCCollector(registry=registry)

@@ -451,6 +451,22 @@ class SlaRepo:
         with self._engine.connect() as conn:
             return [(str(slug), str(st), int(n)) for slug, st, n in conn.execute(query)]
 
+    def breached_cases(self) -> list[tuple[str, int]]:
+        """(customer, open cases with a breached clock still running or paused) for every
+        customer, zero included, for /metrics."""
+        breached = sa.and_(
+            case_sla.c.customer_id == customers.c.id,
+            case_sla.c.breached_at.is_not(None),
+            case_sla.c.clock != "stopped",
+        )
+        query = (
+            sa.select(customers.c.slug, sa.func.count(sa.distinct(case_sla.c.case_id)))
+            .select_from(customers.outerjoin(case_sla, breached))
+            .group_by(customers.c.slug)
+        )
+        with self._engine.connect() as conn:
+            return [(str(slug), int(n)) for slug, n in conn.execute(query)]
+
     def totals(self) -> tuple[int, int]:
         """Warnings and breaches ever raised (monotonic while clocks are kept): counters."""
         query = sa.select(

@@ -177,6 +177,7 @@ def test_customer_file_and_the_sla_view_are_scoped(world, store):
 
     sweep = SlaSweep(SlaRepo(store), CustomerFileRepo(store))
     sweep.run(MON_9 + 60)
+    assert 'diag_sla_breached_cases{customer="acme"} 0.0' in client.get("/metrics").text
     # acme: 30 min from 09:00 Shanghai; globex has no contract: UTC 09:00-18:00, not begun yet
     assert sweep.run(MON_9 + 31 * 60).breaches == 1
     acme = client.get("/api/v1/sla", headers=auth(tokens["acme viewer"])).json()
@@ -198,6 +199,8 @@ def test_customer_file_and_the_sla_view_are_scoped(world, store):
     metrics = client.get("/metrics").text
     assert 'diag_sla_clocks{customer="acme",state="breached"} 2.0' in metrics
     assert 'diag_sla_clocks{customer="_all",state="breached"} 3.0' in metrics
+    assert 'diag_sla_breached_cases{customer="acme"} 1.0' in metrics  # one case, two clocks
+    assert 'diag_sla_breached_cases{customer="globex"} 1.0' in metrics
     assert "diag_sla_breaches_total 3.0" in metrics
 
 
@@ -217,3 +220,13 @@ def test_null_fields_never_reach_the_database(world):
     assert client.patch(path, json={"ends_on": "2023-01-01"}, headers=engineer).status_code == 422
     huge = f"/api/v1/customers/acme/contracts/{2**64}"
     assert client.patch(huge, json={"tier": "gold"}, headers=engineer).status_code == 422
+
+
+def test_breached_cases_name_the_busiest_customers_and_sum_the_rest():
+    from collector.desk.metrics import MAX_CUSTOMERS, _breached_cases
+
+    rows = [(f"c{i:02d}", i) for i in range(MAX_CUSTOMERS + 5)]
+    samples = {s.labels["customer"]: s.value for s in _breached_cases(rows).samples}
+    assert len(samples) == MAX_CUSTOMERS + 1
+    assert samples["_other"] == sum(range(5))  # c00..c04, the five with the fewest
+    assert samples[f"c{MAX_CUSTOMERS + 4:02d}"] == MAX_CUSTOMERS + 4 and "c04" not in samples
