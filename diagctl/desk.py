@@ -140,8 +140,10 @@ def cmd_overview(api: Api, args: argparse.Namespace, out: TextIO) -> None:
             ("unassigned", "unassigned"),
             ("waiting on customer", "waiting_on_customer"),
             ("open complaints", "complaints_open"),
+            ("SLA breached", "sla_breached"),
+            ("SLA at risk", "sla_at_risk"),
         ):
-            print(f"\n{title}: {', '.join(v[key]) or '-'}", file=out)
+            print(f"\n{title}: {', '.join(v.get(key, [])) or '-'}", file=out)
         print(f"time logged in the last 30 days: {v['minutes_logged_30d']} min", file=out)
         print(
             f"surveys unanswered: {v.get('surveys_open', 0)} open, "

@@ -3,6 +3,10 @@ real sweep over a real store (SQLite and PostgreSQL), scoped by ``?customer=``."
 
 from __future__ import annotations
 
+import io
+import json
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from collector.desk.sweep import SlaSweep
@@ -10,8 +14,10 @@ from collector.http.app import create_app
 from collector.store import Scope, Store
 from collector.store.customer_file import CustomerFileRepo
 from collector.store.sla import SlaRepo
+from diagctl.main import main
 from tests.collector.cases.test_api import auth, open_case
 from tests.collector.desk.test_sweep import CONTRACT, MON_9
+from tests.collector.http_server import serving
 from tests.collector.store.conftest import pg_store_session, pg_url, store
 
 __all__ = ["pg_store_session", "pg_url", "store"]
@@ -53,3 +59,22 @@ def test_the_overview_lists_breached_and_at_risk_cases(store: Store) -> None:
     for role, customer in (("customer_admin", "acme"), ("viewer", "acme"), ("engineer", None)):
         token = store.create_api_token(f"x-{role}", role, customer=customer)
         assert client.get("/api/v1/desk/overview", headers=auth(token)).status_code == 403, role
+
+
+def test_diagctl_cases_overview_shows_the_sla_lists(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'c.db'}")
+    try:
+        late = open_case(store, "acme", "db1", at=MON_9)
+        CustomerFileRepo(store).add_contract(Scope.everything(), "acme", CONTRACT, now=MON_9)
+        SlaSweep(SlaRepo(store), CustomerFileRepo(store)).run(MON_9 + 65 * MINUTE)
+        token = store.create_api_token("mgr", "service_manager")
+        with serving(create_app(store)) as url:
+            out = io.StringIO()
+            assert main(["--server", url, "--token", token, "cases", "overview"], out=out) == 0
+            assert f"SLA breached: {late}" in out.getvalue() and "SLA at risk: -" in out.getvalue()
+            out = io.StringIO()
+            args = ["--server", url, "--token", token, "--format", "json", "cases", "overview"]
+            assert main(args, out=out) == 0
+            assert json.loads(out.getvalue())["sla_breached"] == [late]
+    finally:
+        store.close()
