@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from collector.store.case_states import ACTIVE_STATES
 from collector.store.engine import SQLITE_IMMEDIATE
 from collector.store.errors import Conflict, NotFound
 from collector.store.queries import Scope
@@ -32,8 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ContactRecord", "ContractRecord", "CustomerFile", "CustomerFileRepo"]
 
-CLOSED_STATES = ("closed",)
-"""Case states that are not open (today's main and the desk's cases agree on this one)."""
 
 
 def _json(value: Any) -> Any:
@@ -289,7 +288,7 @@ class CustomerFileRepo:
             open_cases = conn.execute(
                 sa.select(sa.func.count())
                 .select_from(cases)
-                .where(cases.c.customer_id == row.id, cases.c.state.not_in(CLOSED_STATES))
+                .where(cases.c.customer_id == row.id, cases.c.state.in_(ACTIVE_STATES))
             ).scalar_one()
         return CustomerFile(
             customer=row.slug,

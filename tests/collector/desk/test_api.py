@@ -201,6 +201,9 @@ def test_customer_file_and_the_sla_view_are_scoped(world, store):
     assert 'diag_sla_clocks{customer="_all",state="breached"} 3.0' in metrics
     assert 'diag_sla_breached_cases{customer="acme"} 1.0' in metrics  # one case, two clocks
     assert 'diag_sla_breached_cases{customer="globex"} 1.0' in metrics
+    # Resolved cases are not open any more (collector.store.case_states.ACTIVE_STATES).
+    assert client.post("/api/v1/cases/C-acme-1/resolve", headers=engineer).status_code == 200
+    assert client.get("/api/v1/customers/acme", headers=engineer).json()["open_cases"] == 0
     assert "diag_sla_breaches_total 3.0" in metrics
 
 
