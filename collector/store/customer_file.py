@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["ContactRecord", "ContractRecord", "CustomerFile", "CustomerFileRepo"]
 
 
-
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
