@@ -228,7 +228,12 @@ def _read_all(fd: int, limit: int) -> bytes:
 
 
 _BOOT_CONSTANT_FILES = frozenset(
-    {"/proc/sys/kernel/osrelease", "/proc/sys/kernel/arch", "/proc/version", "/proc/sys/kernel/random/boot_id"}
+    {
+        "/proc/sys/kernel/osrelease",
+        "/proc/sys/kernel/arch",
+        "/proc/version",
+        "/proc/sys/kernel/random/boot_id",
+    }
 )
 """Fixed from boot to shutdown (the running kernel's release, build and architecture, the
 boot's id): read once by a probe of the live host, not once per check and cycle."""

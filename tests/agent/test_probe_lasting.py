@@ -39,7 +39,8 @@ CHILD = textwrap.dedent(
 
     def mounts():
         probe.new_cycle()
-        return probe.memo("mounts", lambda: probe.parsed_while_unchanged("mounts", "/proc/self/mounts", counting))
+        mounts_file = "/proc/self/mounts"
+        return probe.memo("mounts", lambda: probe.parsed_while_unchanged("mounts", mounts_file, counting))
 
     def has_target(table):
         return any(m.mountpoint == target for m in table)

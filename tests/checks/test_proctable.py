@@ -102,7 +102,7 @@ def test_unchanged_stat_lines_are_not_parsed_again_and_changed_ones_are(tmp_path
 
     try:
         first = _by_pid(process_table(Probe()))[child.pid]
-        proctable.parse_stat_line = counting  # type: ignore[assignment]
+        proctable.parse_stat_line = counting
         for _ in range(100):  # once settled, a sleeping process's line comes back byte for byte
             time.sleep(0.05)
             parses.clear()
@@ -123,7 +123,7 @@ def test_unchanged_stat_lines_are_not_parsed_again_and_changed_ones_are(tmp_path
         assert any(line.startswith(f"{child.pid} (renamed-child)") for line in parses)
         assert (renamed.pid, renamed.start_ticks) == (first.pid, first.start_ticks)
     finally:
-        proctable.parse_stat_line = real_parse  # type: ignore[assignment]
+        proctable.parse_stat_line = real_parse
         child.kill()
         child.wait()
     process_table(Probe())
