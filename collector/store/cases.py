@@ -98,6 +98,17 @@ def case_id_for(customer: str, number: int) -> str:
     return f"C-{customer}-{number}"
 
 
+def next_case_number(conn: sa.Connection, customer_id: int, customer: str) -> tuple[int, str]:
+    """The number and id of ``customer``'s next case (call inside the inserting transaction)."""
+    number = (
+        conn.execute(
+            sa.select(sa.func.max(cases.c.number)).where(cases.c.customer_id == customer_id)
+        ).scalar()
+        or 0
+    ) + 1
+    return number, case_id_for(customer, number)
+
+
 class CaseRepo:
     """Cases, their timeline, incidents and detection state in ``store``'s database."""
 
@@ -280,13 +291,7 @@ class CaseRepo:
             if existing is not None:
                 return str(existing)
             customer_id = self._customer_id(conn, content.customer)
-            number = (
-                conn.execute(
-                    sa.select(sa.func.max(cases.c.number)).where(cases.c.customer_id == customer_id)
-                ).scalar()
-                or 0
-            ) + 1
-            case_id = case_id_for(content.customer, number)
+            number, case_id = next_case_number(conn, customer_id, content.customer)
             conn.execute(
                 cases.insert().values(
                     id=case_id,

@@ -37,7 +37,7 @@ from collector.store.case_states import (
     recorded_complaint_steps,
     transition,
 )
-from collector.store.cases import MAX_TEXT, CaseRepo, case_id_for
+from collector.store.cases import MAX_TEXT, CaseRepo, next_case_number
 from collector.store.engine import SQLITE_IMMEDIATE
 from collector.store.errors import Conflict, NotFound, StoreError
 from collector.store.queries import Scope
@@ -177,13 +177,7 @@ class DeskRepo:
                     sa.select(hosts.c.id).where(hosts.c.customer_id == customer_id, hosts.c.name == new.host)
                 ).scalar()
                 _check(known is not None, f"host: customer {new.customer} has no host {new.host!r}")
-            number = (
-                conn.execute(
-                    sa.select(sa.func.max(cases.c.number)).where(cases.c.customer_id == customer_id)
-                ).scalar()
-                or 0
-            ) + 1
-            case_id = case_id_for(new.customer, number)
+            number, case_id = next_case_number(conn, customer_id, new.customer)
             conn.execute(
                 cases.insert().values(
                     id=case_id, customer_id=customer_id, number=number, incident_id=None, kind=None,
