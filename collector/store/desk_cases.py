@@ -37,7 +37,7 @@ from collector.store.case_states import (
     recorded_complaint_steps,
     transition,
 )
-from collector.store.cases import MAX_TEXT, CaseRepo, next_case_number
+from collector.store.cases import MAX_TEXT, CaseRepo, next_case_number, scoped_case
 from collector.store.engine import SQLITE_IMMEDIATE
 from collector.store.errors import Conflict, NotFound, StoreError
 from collector.store.queries import Scope
@@ -460,14 +460,8 @@ class DeskRepo:
 
     @staticmethod
     def _row(conn: sa.Connection, scope: Scope, case_id: str) -> Mapping[str, Any]:
-        found = conn.execute(
-            sa.select(cases.c.state, cases.c.owner, cases.c.type, cases.c.decision, cases.c.customer_id)
-            .join(customers, customers.c.id == cases.c.customer_id)
-            .where(cases.c.id == case_id, scope.where())
-        ).first()
-        if found is None:
-            raise NotFound(f"no case {case_id!r}")
-        return dict(found._mapping)
+        columns = (cases.c.state, cases.c.owner, cases.c.type, cases.c.decision, cases.c.customer_id)
+        return scoped_case(conn, scope, case_id, *columns)
 
     def _product_case(self, conn: sa.Connection, scope: Scope, case_id: str, what: str) -> Mapping[str, Any]:
         row = self._row(conn, scope, case_id)
