@@ -265,3 +265,16 @@ def spawn(args: list[str], log: Path, cwd: Path = REPO) -> Proc:
     finally:
         handle.close()
     return Proc(popen, log)
+
+
+def serve_collector(tmp: Path, store_url: str) -> tuple[Proc, str, str]:
+    """``collector.cli serve`` on ``store_url`` and free loopback ports, its state and log under
+    ``tmp``; (the process, its gRPC address, its HTTP base URL). The caller waits for it."""
+    grpc_addr, http_port = f"127.0.0.1:{free_port()}", free_port()
+    (tmp / "collector.yaml").write_text(f"state_dir: {tmp / 'cstate'}\n")
+    collector = spawn(
+        ["-m", "collector.cli", "serve", "--config", str(tmp / "collector.yaml"), "--store", store_url,
+         "--grpc-listen", grpc_addr, "--http-listen", f"127.0.0.1:{http_port}"],
+        tmp / "serve.log",
+    )  # fmt: skip
+    return collector, grpc_addr, f"http://127.0.0.1:{http_port}"
