@@ -98,15 +98,18 @@ def case_id_for(customer: str, number: int) -> str:
     return f"C-{customer}-{number}"
 
 
-def scoped_case(conn: sa.Connection, scope: Scope, case_id: str, *columns: Any) -> Mapping[str, Any]:
-    """``columns`` of case ``case_id``; NotFound when it does not exist or the scope may not see it."""
+def scoped_case(
+    conn: sa.Connection, scope: Scope, case_id: str, *columns: Any, hint: str = ""
+) -> Mapping[str, Any]:
+    """``columns`` of case ``case_id``; NotFound (its message ending in ``hint``) when it does
+    not exist or the scope may not see it."""
     found = conn.execute(
         sa.select(*columns)
         .join(customers, customers.c.id == cases.c.customer_id)
         .where(cases.c.id == case_id, scope.where())
     ).first()
     if found is None:
-        raise NotFound(f"no case {case_id!r}")
+        raise NotFound(f"no case {case_id!r}{hint}")
     return dict(found._mapping)
 
 
