@@ -28,6 +28,7 @@ import os
 import queue
 import re
 import resource
+import select
 import threading
 import time
 import weakref
@@ -77,11 +78,17 @@ class AgentProbe(Probe):
     _kept: dict[str, int] = field(default_factory=dict, repr=False)
     """Kernel files kept open between cycles (absolute path → descriptor); see :meth:`read_bytes`."""
     _unkeepable: set[str] = field(default_factory=set, repr=False)
+    _boot_constants: dict[str, bytes] = field(default_factory=dict, repr=False)
+    """Files that cannot change while this kernel runs, read once (see :data:`_BOOT_CONSTANT_FILES`)."""
+    _polled: dict[str, tuple[int, select.poll]] = field(default_factory=dict, repr=False)
+    """Open files whose changes the kernel signals with POLLPRI (the mount table)."""
+    _lasting_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         # Descriptors are closed with the probe (tests make many), not left to the process.
         weakref.finalize(self, _close_kept, self._kept)
+        weakref.finalize(self, _close_polled, self._polled)
 
     def read_bytes(self, absolute: str, limit: int = MAX_COMMAND_OUTPUT) -> bytes:
         """As :meth:`Probe.read_bytes`; kernel-generated files of the live host stay open.
@@ -92,6 +99,11 @@ class AgentProbe(Probe):
         fails (its interface was removed: ENODEV) is dropped and the file read by path,
         so errors are exactly those of a fresh read.
         """
+        if absolute in _BOOT_CONSTANT_FILES and self.is_host_root:
+            constant = self._boot_constants.get(absolute)
+            if constant is None:  # two threads may both read it once: same bytes either way
+                constant = self._boot_constants[absolute] = super().read_bytes(absolute, limit)
+            return constant[:limit]
         if not self.is_host_root or not _keepable(absolute) or absolute in self._unkeepable:
             return super().read_bytes(absolute, limit)
         kept = self._kept
@@ -118,6 +130,38 @@ class AgentProbe(Probe):
                 return data
         os.close(fd)  # another thread kept one first, or the cache is full
         return data
+
+    def parsed_while_unchanged(self, key: str, absolute: str, parse: Callable[[str], T]) -> T:
+        """As :meth:`Probe.parsed_while_unchanged`; a file whose changes the kernel signals
+        (``/proc/self/mounts``: POLLPRI once the mount table changed since the file was
+        opened) is kept open and read again only after such a signal.
+
+        The signal is armed when the file is opened, before it is read, so a change
+        during or after the read is seen by the next call; then the file is opened
+        afresh and read.
+        """
+        if not self.is_host_root or absolute not in _POLLED_FILES:
+            return super().parsed_while_unchanged(key, absolute, parse)
+        with self._lasting_guard:
+            held = self._lasting.get(key)
+            polled = self._polled.get(absolute)
+            if held is not None and polled is not None and not polled[1].poll(0):
+                return held[1]  # type: ignore[no-any-return]
+            if polled is not None:
+                del self._polled[absolute]
+                os.close(polled[0])
+            fd = os.open(absolute, _READ_FLAGS)
+            try:
+                data = _read_all(fd, MAX_COMMAND_OUTPUT)
+                value = parse(data.decode("utf-8", errors="replace"))
+            except BaseException:
+                os.close(fd)
+                raise
+            watcher = select.poll()
+            watcher.register(fd, select.POLLPRI | select.POLLERR)
+            self._polled[absolute] = (fd, watcher)
+            self._lasting[key] = (None, value)
+            return value
 
     def memo(self, key: str, compute: Callable[[], T]) -> T:
         """Compute once per cycle; concurrent callers of the same key wait for the first."""
@@ -181,6 +225,27 @@ def _read_all(fd: int, limit: int) -> bytes:
         if len(chunk) < want:
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+_BOOT_CONSTANT_FILES = frozenset(
+    {
+        "/proc/sys/kernel/osrelease",
+        "/proc/sys/kernel/arch",
+        "/proc/version",
+        "/proc/sys/kernel/random/boot_id",
+    }
+)
+"""Fixed from boot to shutdown (the running kernel's release, build and architecture, the
+boot's id): read once by a probe of the live host, not once per check and cycle."""
+_POLLED_FILES = frozenset({"/proc/self/mounts"})
+"""``/proc`` files whose changes ``poll`` reports (POLLPRI | POLLERR, ``proc_mounts(5)``)."""
+
+
+def _close_polled(polled: dict[str, tuple[int, select.poll]]) -> None:
+    for fd, _ in polled.values():
+        with contextlib.suppress(OSError):  # already closed elsewhere: nothing left to release
+            os.close(fd)
+    polled.clear()
 
 
 def _close_kept(kept: dict[str, int]) -> None:

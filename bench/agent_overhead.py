@@ -29,7 +29,10 @@ skip: they run, and cost, but yield no result); ``full_cycles`` = results / chec
   ``ratio_vs_baseline``.
 
 ``--in-process`` adds the old figure: the CPU of ``run_all`` (checks only, no scheduler,
-spool or stream) per cycle in a fresh process.
+spool or stream) per cycle in a fresh process, once a second as in the daemon (caches
+as cold as there). With ``--baseline`` both checkouts run it side by side in the same
+window (``in_process.<name>``, ``in_process.ratio_vs_baseline``): CPU from
+``getrusage``, not from clock ticks, so differences of a few percent show.
 
 Usage: ``python bench/agent_overhead.py [--seconds 60] [--modes spool,stream]
 [--baseline /path/to/checkout]``. Needs ``prometheus-node-exporter`` (else exits 2).
@@ -62,7 +65,7 @@ NODE_EXPORTER = shutil.which("prometheus-node-exporter") or shutil.which("node_e
 MODES = ("spool", "stream")
 
 CYCLE_PROBE = r"""
-import json, resource, statistics, sys
+import json, resource, statistics, sys, time
 from agent.config import default_config
 from agent.runner import AgentProbe, WorkerPool, run_all
 from agent.state import StateStore
@@ -71,19 +74,23 @@ def cpu():
     usage = resource.getrusage(resource.RUSAGE_SELF)  # all threads of this process
     return usage.ru_utime + usage.ru_stime
 
-cycles, workers = int(sys.argv[1]), int(sys.argv[2])
+cycles, workers, pace = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 loaded = default_config()
 plans = [p for p in loaded.plans if p.enabled]
 probe, state = AgentProbe(), StateStore(None)
 pool = WorkerPool(workers, wake_when_idle=True)  # the daemon keeps its threads too
 run_all(plans, probe, state, workers, pool=pool)  # warm-up: rates need a previous reading
 samples, report = [], None
+tick = time.monotonic()
 for _ in range(cycles):
     before = cpu()
     report = run_all(plans, probe, state, workers, pool=pool)
     samples.append(cpu() - before)
+    tick += pace
+    time.sleep(max(0.0, tick - time.monotonic()))
 print(json.dumps({
     "cycle_cpu_ms": round(statistics.median(samples) * 1000, 3),
+    "cycle_cpu_ms_mean": round(sum(samples) / len(samples) * 1000, 3),
     "checks_per_cycle": len(report.records),
     "metrics_per_cycle": sum(len(r.metrics) for r in report.records),
 }))
@@ -348,16 +355,29 @@ def skipped_here(root: Path) -> set[str]:
     return {item["check"] for item in json.loads(out.stdout) if item.get("skipped")}
 
 
-def in_process_cycle(cycles: int) -> dict[str, Any]:
-    out = subprocess.run(
-        [sys.executable, "-c", CYCLE_PROBE, str(cycles), "4"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+def in_process_cycle(cycles: int, roots: dict[str, Path]) -> dict[str, Any]:
+    """``run_all`` once a second for ``cycles`` cycles in a fresh process per checkout, side by side."""
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-B", "-c", CYCLE_PROBE, str(cycles), "4", "1.0"],
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(root), **unit_environment()},
+        )
+        for name, root in roots.items()
+    }
+    result: dict[str, Any] = {}
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=cycles * 5 + 120)
+        if proc.returncode != 0:
+            raise RuntimeError(f"in-process cycle of {name} failed: {err[-2000:]}")
+        result[name] = json.loads(out.strip().splitlines()[-1])
+    if "baseline" in result:
+        result["ratio_vs_baseline"] = round(
+            result["agent"]["cycle_cpu_ms"] / result["baseline"]["cycle_cpu_ms"], 3
+        )
     return result
 
 
@@ -394,8 +414,8 @@ def main() -> int:
         )
         for mode in modes:
             report["modes"][mode] = measure_mode(mode, args, roots, tmp / mode)
-    if args.in_process:
-        report["in_process"] = in_process_cycle(args.in_process)
+        if args.in_process:
+            report["in_process"] = in_process_cycle(args.in_process, roots)
     ratios = [m["agent"]["ratio"] for m in report["modes"].values()]
     rss = [m["agent"]["rss_mb"] for m in report["modes"].values()]
     report["targets"] = {"ratio_max": 1.0, "rss_mb_max": 45.0}

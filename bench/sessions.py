@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.integration.harness import free_port, python_env, spawn, wait_for  # noqa: E402
+from tests.integration.harness import free_port, python_env, serve_collector, spawn, wait_for  # noqa: E402
 
 BIN = Path(sys.executable).parent
 
@@ -168,14 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         case = CaseRepo(store).open_case(case_content(incident), now=at)
         store.close()
-        grpc_addr, http_port = f"127.0.0.1:{free_port()}", free_port()
-        server = f"http://127.0.0.1:{http_port}"
-        (tmp / "collector.yaml").write_text(f"state_dir: {tmp / 'cstate'}\n")
-        collector = spawn(
-            ["-m", "collector.cli", "serve", "--config", str(tmp / "collector.yaml"), "--store", url,
-             "--grpc-listen", grpc_addr, "--http-listen", f"127.0.0.1:{http_port}"],
-            tmp / "serve.log",
-        )  # fmt: skip
+        collector, grpc_addr, server = serve_collector(tmp, url)
         procs.append(collector)
         if not wait_for(lambda: "Ctrl-C stops" in collector.output(), 60):
             raise SystemExit(collector.output())

@@ -70,6 +70,8 @@ class Probe:
     """What the agent shares about itself (spool depth, drops, last cycle's cost), set
     by the agent before each cycle; read only by ``application.agent``."""
     _prefix: str = field(init=False, repr=False, default="")
+    _lasting: dict[str, tuple[bytes | None, Any]] = field(init=False, repr=False, default_factory=dict)
+    """Values kept across cycles by :meth:`parsed_while_unchanged`: key → (file bytes, value)."""
 
     def __post_init__(self) -> None:
         # A plain string prefix: building Path objects costs microseconds on every
@@ -136,6 +138,23 @@ class Probe:
         except KeyError:
             value = self.cache[key] = compute()
             return value
+
+    def parsed_while_unchanged(self, key: str, absolute: str, parse: Callable[[str], T]) -> T:
+        """``parse(read_text(absolute))``, kept across cycles while the file is unchanged.
+
+        Here the file is read every time and parsed again only when its bytes differ
+        from the last read; :class:`agent.runner.AgentProbe` skips even the read for
+        files whose changes the kernel signals (the mount table). ``parse`` must be a
+        pure function of the text (same text, equal value); it may raise, and then
+        nothing is kept.
+        """
+        data = self.read_bytes(absolute)
+        held = self._lasting.get(key)
+        if held is not None and held[0] == data:
+            return held[1]  # type: ignore[no-any-return]
+        value = parse(data.decode("utf-8", errors="replace"))
+        self._lasting[key] = (data, value)
+        return value
 
     # -- commands -----------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from agent.sessions.settings import SessionsConfig
+from diagconfig.ssh_keys import KEY_TYPES
 
 __all__ = [
     "Decision",
@@ -55,17 +56,6 @@ __all__ = [
 
 log = logging.getLogger("agent.sessions")
 
-KEY_TYPES: Final = frozenset(
-    {
-        "ssh-ed25519",
-        "ssh-rsa",
-        "ecdsa-sha2-nistp256",
-        "ecdsa-sha2-nistp384",
-        "ecdsa-sha2-nistp521",
-        "sk-ssh-ed25519@openssh.com",
-        "sk-ecdsa-sha2-nistp256@openssh.com",
-    }
-)
 TEST_KEY: Final = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl engineer@example"
 )

@@ -146,8 +146,9 @@ def parse_mounts(text: str, source: str = MOUNTS_FILE) -> tuple[MountEntry, ...]
 
 
 def read_mounts(probe: Probe) -> tuple[MountEntry, ...]:
-    """The mount list, read once per cycle (memoised as ``mounts``)."""
-    return probe.memo("mounts", lambda: parse_mounts(probe.read_text(MOUNTS_FILE)))
+    """The mount list, read once per cycle (memoised as ``mounts``) and parsed again only
+    when the mount table changed (:meth:`~checks.probe.Probe.parsed_while_unchanged`)."""
+    return probe.memo("mounts", lambda: probe.parsed_while_unchanged("mounts", MOUNTS_FILE, parse_mounts))
 
 
 def real_mounts(

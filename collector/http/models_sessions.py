@@ -15,6 +15,7 @@ from collector.http.models import _Out, _time
 from collector.sessions.control import known_hosts_line, ssh_command
 from collector.store.session_audit import AuditRow
 from collector.store.sessions import AuditVerdict, CaseSession, SessionRecord, StreamRecord
+from diagconfig.ssh_keys import KEY_TYPES
 
 __all__ = [
     "AuditOut",
@@ -27,15 +28,6 @@ __all__ = [
     "check_public_key",
 ]
 
-KEY_TYPES = (
-    "ssh-ed25519",
-    "ssh-rsa",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com",
-    "sk-ecdsa-sha2-nistp256@openssh.com",
-)
 _KEY_RE = re.compile(r"([a-z0-9@.-]+) ([A-Za-z0-9+/]+={0,2})(?: [\x20-\x7e]{0,200})?")
 
 

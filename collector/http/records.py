@@ -36,14 +36,14 @@ from collector.http.models_records import (
     VerificationOut,
     VerifyQuery,
 )
-from collector.http.reports import CONTENT_TYPES
+from collector.http.reports import CONTENT_TYPES, download
 from collector.inspections.service import service_for
 from collector.records import signoff
 from collector.reports import ReportError
 from collector.reports.on_demand import RenderBusy
 from collector.store import ApiPrincipal
 from collector.store.records import RecordRepo
-from collector.store.reports import ReportRecord, ReportRepo
+from collector.store.reports import ReportRepo
 
 if TYPE_CHECKING:
     from collector.notify import Notifier
@@ -62,19 +62,6 @@ def require_staff(who: ApiPrincipal, what: str) -> None:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "viewer tokens are read-only")
     if not who.is_staff:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"only engineers and service managers {what}")
-
-
-def _download(record: ReportRecord, content: bytes) -> Response:
-    name = f"{record.kind}-{record.subject}.{record.lang}.{record.format}"
-    return Response(
-        content,
-        media_type=CONTENT_TYPES[record.format],
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Record-Id": str(record.id),
-            "X-Record-Sha256": record.sha256,
-        },
-    )
 
 
 @router.get("/records", response_model=list[RecordOut])
@@ -144,7 +131,7 @@ def show_record(record_id: RecordId, store: StoreDep, who: Principal) -> RecordD
 def record_content(record_id: RecordId, store: StoreDep, who: Principal) -> Response:
     with store_errors():
         record, content = ReportRepo(store).report_content(who.scope, record_id)
-    return _download(record, content)
+    return download(record, content, "Record")
 
 
 @router.post(

@@ -57,15 +57,16 @@ def _busy(exc: RenderBusy) -> HTTPException:
     )
 
 
-def _download(record: ReportRecord, content: bytes) -> Response:
+def download(record: ReportRecord, content: bytes, header: str = "Report") -> Response:
+    """A stored report/record as an attachment, with ``X-<header>-Id`` and ``-Sha256`` headers."""
     name = f"{record.kind}-{record.subject}.{record.lang}.{record.format}"
     return Response(
         content,
         media_type=CONTENT_TYPES[record.format],
         headers={
             "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Report-Id": str(record.id),
-            "X-Report-Sha256": record.sha256,
+            f"X-{header}-Id": str(record.id),
+            f"X-{header}-Sha256": record.sha256,
         },
     )
 
@@ -120,7 +121,7 @@ def inspection_report(
         except RenderBusy as exc:
             raise _busy(exc) from None
         _, content = ReportRepo(store).report_content(scope, record.id)
-    return _download(record, content)
+    return download(record, content)
 
 
 @router.get(
@@ -144,7 +145,7 @@ def fault_report(
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         except RenderBusy as exc:
             raise _busy(exc) from None
-    return _download(record, content)
+    return download(record, content)
 
 
 @router.get("/reports/{report_id}", response_model=ReportOut)
@@ -162,7 +163,7 @@ def report_content(report_id: ReportId, store: StoreDep, grpc: GrpcDep, who: Pri
     """The stored bytes, with the format's content type."""
     with store_errors():
         record, content = ReportRepo(store).report_content(who.scope, report_id)
-    return _download(record, content)
+    return download(record, content)
 
 
 @router.post("/reports/{report_id}/render", response_model=ReportOut, status_code=status.HTTP_201_CREATED)

@@ -35,9 +35,7 @@ credential, bound to one case and one contact.
 import asyncio
 import json
 import re
-import threading
 import time
-from collections import defaultdict, deque
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -49,9 +47,10 @@ from fastapi.responses import HTMLResponse
 
 from collector.desk.followup import FollowUp, hash_token, issue_nonce, nonce_valid
 from collector.store import Store
-from collector.store.surveys import LinkRefused, SurveyRepo
+from collector.store.surveys import LinkRefused, SurveyRecord, SurveyRepo
+from collector.web.throttle import Throttle
 
-__all__ = ["FAILURE_WINDOW_S", "MAX_FAILURES", "Throttle", "router"]
+__all__ = ["FAILURE_WINDOW_S", "MAX_FAILURES", "THROTTLE", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -70,36 +69,7 @@ HEADERS = {
 }
 
 
-class Throttle:
-    """Failures per client address in a sliding window (bounded memory)."""
-
-    def __init__(self, limit: int = MAX_FAILURES, window_s: float = FAILURE_WINDOW_S) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def blocked(self, client: str, now: float) -> bool:
-        with self._lock:
-            recent = self._failures.get(client)
-            if recent is None:
-                return False
-            while recent and recent[0] < now - self.window_s:
-                recent.popleft()
-            if not recent:
-                del self._failures[client]
-                return False
-            return len(recent) >= self.limit
-
-    def failed(self, client: str, now: float) -> None:
-        with self._lock:
-            self._failures[client].append(now)
-            if len(self._failures) > 100_000:
-                for key in list(self._failures)[:1000]:
-                    del self._failures[key]
-
-
-THROTTLE = Throttle()
+THROTTLE = Throttle(MAX_FAILURES, FAILURE_WINDOW_S)
 
 
 @cache
@@ -153,25 +123,40 @@ def _refused(request: Request, lang: str, reason: str) -> HTMLResponse:
     return _page(request, lang, status, "error", error=f"error.{reason}")
 
 
-@router.get("/survey/{token}", response_class=HTMLResponse)
-def survey_form(token: str, request: Request) -> Response:
-    """The form of one survey link (or why it cannot be used)."""
-    now = time.time()
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _link(token: str, request: Request, now: float) -> tuple[FollowUp, SurveyRecord, str] | HTMLResponse:
+    """The follow-up config, survey and token hash of a link, or the page refusing it
+    (429 throttled, 404 unknown; an unknown link counts as a failure of the client)."""
     client = _client(request)
     if THROTTLE.blocked(client, now):
         return _page(request, _lang(request, None), 429, "error", error="error.throttled")
     followup = _followup(request)
-    store: Store = request.app.state.store
     token_hash = hash_token(token)
-    survey = SurveyRepo(store).by_token(token_hash) if followup is not None and len(token) <= 100 else None
-    if survey is None:
+    survey = None
+    if followup is not None and len(token) <= 100:
+        survey = SurveyRepo(_store(request)).by_token(token_hash)
+    if followup is None or survey is None:
         THROTTLE.failed(client, now)
         return _refused(request, _lang(request, None), "unknown")
+    return followup, survey, token_hash
+
+
+@router.get("/survey/{token}", response_class=HTMLResponse)
+def survey_form(token: str, request: Request) -> Response:
+    """The form of one survey link (or why it cannot be used)."""
+    now = time.time()
+    found = _link(token, request, now)
+    if isinstance(found, HTMLResponse):
+        return found
+    followup, survey, token_hash = found
     lang = _lang(request, survey.language)
     state = survey.state(now)
     if state != "open":
         return _refused(request, lang, "used" if state == "answered" else "expired")
-    assert followup is not None
     return _page(
         request, lang, 200, "form", case_id=survey.case_id, case_title=survey.case_title,
         questions=followup.config.questions, nonce=issue_nonce(followup.secret, token_hash, now),
@@ -187,18 +172,11 @@ async def survey_answer(token: str, request: Request) -> Response:
 
 def _answer(token: str, request: Request, body: bytes) -> Response:
     now = time.time()
+    found = _link(token, request, now)
+    if isinstance(found, HTMLResponse):
+        return found
+    followup, survey, token_hash = found
     client = _client(request)
-    if THROTTLE.blocked(client, now):
-        return _page(request, _lang(request, None), 429, "error", error="error.throttled")
-    followup = _followup(request)
-    store: Store = request.app.state.store
-    token_hash = hash_token(token)
-    repo = SurveyRepo(store)
-    survey = repo.by_token(token_hash) if followup is not None and len(token) <= 100 else None
-    if survey is None:
-        THROTTLE.failed(client, now)
-        return _refused(request, _lang(request, None), "unknown")
-    assert followup is not None
     try:
         if len(body) > FORM_MAX_BYTES:
             raise ValueError("too large")
@@ -227,7 +205,7 @@ def _answer(token: str, request: Request, body: bytes) -> Response:
             comment=comment, nonce=issue_nonce(followup.secret, token_hash, now),
         )  # fmt: skip
     try:
-        repo.answer(token_hash, ratings=ratings, comment=comment, now=now)
+        SurveyRepo(_store(request)).answer(token_hash, ratings=ratings, comment=comment, now=now)
     except LinkRefused as exc:
         return _refused(request, lang, exc.reason)
     return _page(request, lang, 200, "thanks")

@@ -98,6 +98,32 @@ def case_id_for(customer: str, number: int) -> str:
     return f"C-{customer}-{number}"
 
 
+def scoped_case(
+    conn: sa.Connection, scope: Scope, case_id: str, *columns: Any, hint: str = ""
+) -> Mapping[str, Any]:
+    """``columns`` of case ``case_id``; NotFound (its message ending in ``hint``) when it does
+    not exist or the scope may not see it."""
+    found = conn.execute(
+        sa.select(*columns)
+        .join(customers, customers.c.id == cases.c.customer_id)
+        .where(cases.c.id == case_id, scope.where())
+    ).first()
+    if found is None:
+        raise NotFound(f"no case {case_id!r}{hint}")
+    return dict(found._mapping)
+
+
+def next_case_number(conn: sa.Connection, customer_id: int, customer: str) -> tuple[int, str]:
+    """The number and id of ``customer``'s next case (call inside the inserting transaction)."""
+    number = (
+        conn.execute(
+            sa.select(sa.func.max(cases.c.number)).where(cases.c.customer_id == customer_id)
+        ).scalar()
+        or 0
+    ) + 1
+    return number, case_id_for(customer, number)
+
+
 class CaseRepo:
     """Cases, their timeline, incidents and detection state in ``store``'s database."""
 
@@ -280,13 +306,7 @@ class CaseRepo:
             if existing is not None:
                 return str(existing)
             customer_id = self._customer_id(conn, content.customer)
-            number = (
-                conn.execute(
-                    sa.select(sa.func.max(cases.c.number)).where(cases.c.customer_id == customer_id)
-                ).scalar()
-                or 0
-            ) + 1
-            case_id = case_id_for(content.customer, number)
+            number, case_id = next_case_number(conn, customer_id, content.customer)
             conn.execute(
                 cases.insert().values(
                     id=case_id,
@@ -540,14 +560,7 @@ class CaseRepo:
 
     @staticmethod
     def _state(conn: sa.Connection, scope: Scope, case_id: str) -> str:
-        found = conn.execute(
-            sa.select(cases.c.state)
-            .join(customers, customers.c.id == cases.c.customer_id)
-            .where(cases.c.id == case_id, scope.where())
-        ).scalar()
-        if found is None:
-            raise NotFound(f"no case {case_id!r}")
-        return str(found)
+        return str(scoped_case(conn, scope, case_id, cases.c.state)["state"])
 
     @staticmethod
     def _content_values(content: CaseContent, now: float) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from collector.store.case_states import (
     recorded_complaint_steps,
     transition,
 )
-from collector.store.cases import MAX_TEXT, CaseRepo, case_id_for
+from collector.store.cases import MAX_TEXT, CaseRepo, next_case_number, scoped_case
 from collector.store.engine import SQLITE_IMMEDIATE
 from collector.store.errors import Conflict, NotFound, StoreError
 from collector.store.queries import Scope
@@ -177,13 +177,7 @@ class DeskRepo:
                     sa.select(hosts.c.id).where(hosts.c.customer_id == customer_id, hosts.c.name == new.host)
                 ).scalar()
                 _check(known is not None, f"host: customer {new.customer} has no host {new.host!r}")
-            number = (
-                conn.execute(
-                    sa.select(sa.func.max(cases.c.number)).where(cases.c.customer_id == customer_id)
-                ).scalar()
-                or 0
-            ) + 1
-            case_id = case_id_for(new.customer, number)
+            number, case_id = next_case_number(conn, customer_id, new.customer)
             conn.execute(
                 cases.insert().values(
                     id=case_id, customer_id=customer_id, number=number, incident_id=None, kind=None,
@@ -466,14 +460,8 @@ class DeskRepo:
 
     @staticmethod
     def _row(conn: sa.Connection, scope: Scope, case_id: str) -> Mapping[str, Any]:
-        found = conn.execute(
-            sa.select(cases.c.state, cases.c.owner, cases.c.type, cases.c.decision, cases.c.customer_id)
-            .join(customers, customers.c.id == cases.c.customer_id)
-            .where(cases.c.id == case_id, scope.where())
-        ).first()
-        if found is None:
-            raise NotFound(f"no case {case_id!r}")
-        return dict(found._mapping)
+        columns = (cases.c.state, cases.c.owner, cases.c.type, cases.c.decision, cases.c.customer_id)
+        return scoped_case(conn, scope, case_id, *columns)
 
     def _product_case(self, conn: sa.Connection, scope: Scope, case_id: str, what: str) -> Mapping[str, Any]:
         row = self._row(conn, scope, case_id)

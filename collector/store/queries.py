@@ -437,9 +437,7 @@ def list_upgrades(
 ) -> list[UpgradeInfo]:
     """Version changes, newest first; ``before``: (ts, row id) the previous page ended at."""
     query = (
-        sa.select(product_upgrades, hosts.c.name.label("host_name"), customers.c.slug)
-        .join(hosts, hosts.c.id == product_upgrades.c.host_id)
-        .join(customers, customers.c.id == hosts.c.customer_id)
+        upgrades_select()
         .where(scope.where(), _before(product_upgrades.c.ts, product_upgrades.c.id, before))
         .order_by(product_upgrades.c.ts.desc(), product_upgrades.c.id.desc())
         .limit(limit)
@@ -447,19 +445,30 @@ def list_upgrades(
     if host is not None:
         host_id, _slug = resolve_host(conn, scope, host, customer)
         query = query.where(product_upgrades.c.host_id == host_id)
-    return [
-        UpgradeInfo(
-            customer=r.slug,
-            host=r.host_name,
-            product=r.product,
-            from_version=r.from_version,
-            to_version=r.to_version,
-            ts=r.ts,
-            agent_id=r.agent_id,
-            row_id=int(r.id),
-        )
-        for r in conn.execute(query)
-    ]
+    return [upgrade_info(r) for r in conn.execute(query)]
+
+
+def upgrades_select() -> sa.Select[Any]:
+    """Version changes joined to their host and customer (rows for :func:`upgrade_info`)."""
+    return (
+        sa.select(product_upgrades, hosts.c.name.label("host_name"), customers.c.slug)
+        .join(hosts, hosts.c.id == product_upgrades.c.host_id)
+        .join(customers, customers.c.id == hosts.c.customer_id)
+    )
+
+
+def upgrade_info(r: Any) -> UpgradeInfo:
+    """One :func:`upgrades_select` row as an :class:`UpgradeInfo`."""
+    return UpgradeInfo(
+        customer=r.slug,
+        host=r.host_name,
+        product=r.product,
+        from_version=r.from_version,
+        to_version=r.to_version,
+        ts=r.ts,
+        agent_id=r.agent_id,
+        row_id=int(r.id),
+    )
 
 
 def count_rows(conn: sa.Connection) -> dict[str, int]:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from collector.store.case_records import CaseRecord
 from collector.store.cases import CaseRepo
 from collector.store.desk_cases import TimeEntry, TimeLog
-from collector.store.queries import Scope, UpgradeInfo
+from collector.store.queries import Scope, UpgradeInfo, upgrade_info, upgrades_select
 from collector.store.schema import customers, hosts, inventory, product_upgrades
 from collector.store.schema_cases import cases
 from collector.store.schema_desk import case_time_entries
@@ -122,9 +122,7 @@ class ServiceDataRepo:
         """Version changes of ``customer``'s hosts in [start, end) (or exactly ``upgrade_ids``),
         oldest first."""
         query = (
-            sa.select(product_upgrades, hosts.c.name.label("host_name"), customers.c.slug)
-            .join(hosts, hosts.c.id == product_upgrades.c.host_id)
-            .join(customers, customers.c.id == hosts.c.customer_id)
+            upgrades_select()
             .where(scope.where(), customers.c.slug == customer)
             .order_by(product_upgrades.c.ts, product_upgrades.c.id)
         )
@@ -133,19 +131,7 @@ class ServiceDataRepo:
         else:
             query = query.where(product_upgrades.c.ts >= start, product_upgrades.c.ts < end)
         with self._engine.connect() as conn:
-            return [
-                UpgradeInfo(
-                    customer=r.slug,
-                    host=r.host_name,
-                    product=r.product,
-                    from_version=r.from_version,
-                    to_version=r.to_version,
-                    ts=r.ts,
-                    agent_id=r.agent_id,
-                    row_id=int(r.id),
-                )
-                for r in conn.execute(query)
-            ]
+            return [upgrade_info(r) for r in conn.execute(query)]
 
     def upgrade_cases(self, scope: Scope, customer: str) -> dict[int, str]:
         """Upgrade row id -> the case that delivered it (``cases.upgrade_id``)."""

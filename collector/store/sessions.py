@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import sqlalchemy as sa
 
+from collector.store.cases import scoped_case
 from collector.store.engine import SQLITE_IMMEDIATE
 from collector.store.errors import Conflict, NotFound, StoreError
 from collector.store.queries import Scope
@@ -352,20 +353,18 @@ class SessionRepo:
                 f"duration {duration_s:g}s: expected between 1 minute and {MAX_DURATION_S // 3600} hours"
             )
         with self._write_engine.begin() as conn:
-            case = conn.execute(
-                sa.select(cases.c.id, cases.c.customer_id, customers.c.slug)
-                .join(customers, customers.c.id == cases.c.customer_id)
-                .where(cases.c.id == case_id, scope.where())
-            ).first()
-            if case is None:
-                raise NotFound(f"no case {case_id!r} (list cases with: diagctl cases)")
+            case = scoped_case(
+                conn, scope, case_id, cases.c.customer_id, customers.c.slug,
+                hint=" (list cases with: diagctl cases)",
+            )  # fmt: skip
+            customer_id, slug = int(case["customer_id"]), str(case["slug"])
             agent = conn.execute(
                 sa.select(agents.c.agent_id, hosts.c.id.label("host_id"))
                 .join(
                     hosts, sa.and_(hosts.c.customer_id == agents.c.customer_id, hosts.c.name == agents.c.host)
                 )
                 .where(
-                    agents.c.customer_id == case.customer_id,
+                    agents.c.customer_id == customer_id,
                     hosts.c.name == host,
                     agents.c.revoked_at.is_(None),
                 )
@@ -373,13 +372,13 @@ class SessionRepo:
             ).first()
             if agent is None:
                 raise NotFound(
-                    f"no host {host!r} with an enrolled agent in customer {case.slug!r} (the case's customer)"
+                    f"no host {host!r} with an enrolled agent in customer {slug!r} (the case's customer)"
                 )
             session_id = "s-" + secrets.token_hex(8)
             conn.execute(
                 sessions.insert().values(
                     id=session_id,
-                    customer_id=case.customer_id,
+                    customer_id=customer_id,
                     host_id=agent.host_id,
                     agent_id=agent.agent_id,
                     case_id=case_id,
@@ -395,9 +394,7 @@ class SessionRepo:
                 )
             )
             detail = f"host {host}, case {case_id}, mode {mode}, until {now + duration_s:.0f}: {reason}"
-            append_audit(
-                conn, int(case.customer_id), case.slug, session_id, "requested", engineer, detail, now
-            )
+            append_audit(conn, customer_id, slug, session_id, "requested", engineer, detail, now)
             return self._get(conn, Scope.everything(), session_id)
 
     def approve(self, scope: Scope, session_id: str, *, actor: str, now: float) -> SessionRecord:

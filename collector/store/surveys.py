@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import sqlalchemy as sa
 
 from collector.store.case_states import record_event, transition
-from collector.store.cases import MAX_TEXT
+from collector.store.cases import MAX_TEXT, scoped_case
 from collector.store.engine import SQLITE_IMMEDIATE
 from collector.store.errors import Conflict, NotFound, StoreError
 from collector.store.queries import Scope
@@ -425,11 +425,4 @@ class SurveyRepo:
 
     @staticmethod
     def _case(conn: sa.Connection, scope: Scope, case_id: str) -> Mapping[str, Any]:
-        found = conn.execute(
-            sa.select(cases.c.state, cases.c.customer_id)
-            .join(customers, customers.c.id == cases.c.customer_id)
-            .where(cases.c.id == case_id, scope.where())
-        ).first()
-        if found is None:
-            raise NotFound(f"no case {case_id!r}")
-        return dict(found._mapping)
+        return scoped_case(conn, scope, case_id, cases.c.state, cases.c.customer_id)

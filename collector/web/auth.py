@@ -12,9 +12,7 @@ by the store as a SHA-256 digest and never echoed back, logged or kept by the se
 # at runtime.
 
 import secrets
-import threading
 import time
-from collections import defaultdict, deque
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
@@ -34,6 +32,7 @@ from collector.web.frame import (
     store_of,
 )
 from collector.web.sessions import csrf_matches
+from collector.web.throttle import Throttle
 
 __all__ = ["router"]
 
@@ -42,31 +41,11 @@ router = APIRouter(include_in_schema=False)
 SIGNIN_CSRF_COOKIE = "diag_signin_csrf"
 MAX_FAILURES = 10
 FAILURE_WINDOW_S = 300.0
-_failures: dict[str, deque[float]] = defaultdict(deque)
-_failures_lock = threading.Lock()
+THROTTLE = Throttle(MAX_FAILURES, FAILURE_WINDOW_S)
 
 
 def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or bool(getattr(request.app.state, "web_secure_cookies", False))
-
-
-def _throttled(client: str, now: float) -> bool:
-    with _failures_lock:
-        recent = _failures[client]
-        while recent and recent[0] < now - FAILURE_WINDOW_S:
-            recent.popleft()
-        if not recent:
-            del _failures[client]
-            return False
-        return len(recent) >= MAX_FAILURES
-
-
-def _failed(client: str, now: float) -> None:
-    with _failures_lock:
-        _failures[client].append(now)
-        if len(_failures) > 100_000:  # bounded: forget the oldest clients
-            for key in list(_failures)[:1000]:
-                del _failures[key]
 
 
 @router.get("/")
@@ -107,12 +86,12 @@ async def sign_in(request: Request) -> Response:
         raise PageError(403, "web.error.csrf")
     client = request.client.host if request.client else "?"
     now = time.time()
-    if _throttled(client, now):
+    if THROTTLE.blocked(client, now):
         return _sign_in_page(request, next_path, "web.signin.throttled", status=429)
     token = fields.get("token", "").strip()
     principal = store_of(request).authenticate_api_token(token) if 0 < len(token) <= 200 else None
     if principal is None:
-        _failed(client, now)
+        THROTTLE.failed(client, now)
         return _sign_in_page(request, next_path, "web.signin.invalid", status=401)
     session_id, _session = sessions_of(request).create(principal)
     response = RedirectResponse(next_path, status_code=303)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from checks import proctable
 from checks.probe import Probe
@@ -79,3 +80,52 @@ def test_fixture_root_is_scanned_without_keeping_descriptors():
     table = process_table(fixture_probe("host-busy"))
     assert table and all(isinstance(p, ProcessInfo) for p in table)
     assert proctable._kept == before
+
+
+def test_unchanged_stat_lines_are_not_parsed_again_and_changed_ones_are(tmp_path):
+    # A real sleeping child: its stat line stays the same until it renames itself.
+    flag = tmp_path / "rename"
+    script = (
+        "import os, pathlib, time\n"
+        f"flag = pathlib.Path({str(flag)!r})\n"
+        "while not flag.exists(): time.sleep(0.02)\n"
+        "pathlib.Path(f'/proc/self/comm').write_text('renamed-child')\n"
+        "time.sleep(30)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    parses: list[str] = []
+    real_parse = proctable.parse_stat_line
+
+    def counting(line: str, page_size: int = proctable.PAGE_SIZE) -> ProcessInfo:
+        parses.append(line)
+        return real_parse(line, page_size)
+
+    try:
+        first = _by_pid(process_table(Probe()))[child.pid]
+        proctable.parse_stat_line = counting
+        for _ in range(100):  # once settled, a sleeping process's line comes back byte for byte
+            time.sleep(0.05)
+            parses.clear()
+            again = _by_pid(process_table(Probe()))[child.pid]
+            if again is first:
+                break
+            first = again
+        assert again is first
+        assert not [line for line in parses if line.startswith(f"{child.pid} (")]
+        assert str(child.pid) in proctable._parsed
+        flag.write_text("go")
+        for _ in range(100):
+            renamed = _by_pid(process_table(Probe()))[child.pid]
+            if renamed.name == "renamed-child":
+                break
+            time.sleep(0.02)
+        assert renamed.name == "renamed-child"  # the changed line was parsed afresh
+        assert any(line.startswith(f"{child.pid} (renamed-child)") for line in parses)
+        assert (renamed.pid, renamed.start_ticks) == (first.pid, first.start_ticks)
+    finally:
+        proctable.parse_stat_line = real_parse
+        child.kill()
+        child.wait()
+    process_table(Probe())
+    assert str(child.pid) not in proctable._parsed  # gone from /proc: forgotten
+    assert set(proctable._parsed) <= {e for e in os.listdir("/proc") if e.isdigit()}

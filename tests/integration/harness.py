@@ -38,16 +38,37 @@ REPO = Path(__file__).resolve().parents[2]
 TS_MS = 1_700_000_000_000
 
 
-class InProcessCollector:
+class LoopServer:
+    """A server on a private event loop thread: ``call`` runs a coroutine there and waits."""
+
+    port: int
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+
+    def call(self, coro: Any, timeout: float = 30.0) -> Any:
+        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return fut.result(timeout)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+
+
+class InProcessCollector(LoopServer):
     """The gRPC side of the collector on a private event loop thread."""
 
     def __init__(self, store: Store, settings: GrpcSettings, ingest_url: str | None = None) -> None:
         self.store = store
         self.settings = settings
         self.metrics = CollectorMetrics()
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
+        super().__init__()
         self.workers = []
         if ingest_url is not None:  # decode + store in a worker process, as `serve` does
             limits = IngestLimits(
@@ -59,18 +80,9 @@ class InProcessCollector:
         self.service = AgentStreamService(store, settings, self.metrics, ingest_processes=self.workers)
         self.server, self.port, self.health = self.call(start_grpc_server(self.service, settings))
 
-    def call(self, coro: Any, timeout: float = 30.0) -> Any:
-        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return fut.result(timeout)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def stop(self) -> None:
         self.call(stop_grpc_server(self.server, self.service, self.health, 0.5))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        self.stop_loop()
         for worker in self.workers:
             worker.close()
 
@@ -253,3 +265,16 @@ def spawn(args: list[str], log: Path, cwd: Path = REPO) -> Proc:
     finally:
         handle.close()
     return Proc(popen, log)
+
+
+def serve_collector(tmp: Path, store_url: str) -> tuple[Proc, str, str]:
+    """``collector.cli serve`` on ``store_url`` and free loopback ports, its state and log under
+    ``tmp``; (the process, its gRPC address, its HTTP base URL). The caller waits for it."""
+    grpc_addr, http_port = f"127.0.0.1:{free_port()}", free_port()
+    (tmp / "collector.yaml").write_text(f"state_dir: {tmp / 'cstate'}\n")
+    collector = spawn(
+        ["-m", "collector.cli", "serve", "--config", str(tmp / "collector.yaml"), "--store", store_url,
+         "--grpc-listen", grpc_addr, "--http-listen", f"127.0.0.1:{http_port}"],
+        tmp / "serve.log",
+    )  # fmt: skip
+    return collector, grpc_addr, f"http://127.0.0.1:{http_port}"

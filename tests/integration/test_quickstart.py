@@ -79,3 +79,27 @@ def test_quickstart_streams_local_results_and_reuses_its_credentials(tmp_path):
     second = run_quickstart(state)
     assert second.returncode == 0, second.stderr[-2000:]
     assert json.loads((state / "credentials.json").read_text()) == creds
+
+
+def test_quickstart_prints_the_dashboard_and_its_engineer_token_signs_in(tmp_path: Path) -> None:
+    """The README's first command: the banner names the dashboard and the API docs, and the
+    engineer token it prints signs in to the dashboard of the store it left behind."""
+    from collector.store import Store
+    from tests.collector.web.test_pages import signed_in
+
+    state = tmp_path / "qs"
+    run = run_quickstart(state)
+    assert run.returncode == 0, run.stderr[-2000:]
+    dashboard = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+)/", run.stdout)
+    assert dashboard, run.stdout[-2000:]
+    assert "/api/v1/docs" in run.stdout and "/docs " not in run.stdout.replace("/api/v1/docs", "")
+    token = re.search(r"DIAG_TOKEN=(\S+)", run.stdout)
+    assert token, run.stdout[-2000:]
+    store = Store.open(f"sqlite:///{state / 'collector.db'}")
+    try:
+        client = signed_in(store, token.group(1))
+        fleet = client.get("/fleet")
+        assert fleet.status_code == 200 and 'href="/fleet/local"' in fleet.text, fleet.text[-1000:]
+        assert client.get("/api/v1/docs").status_code == 200
+    finally:
+        store.close()

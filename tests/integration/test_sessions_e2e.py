@@ -39,7 +39,7 @@ from collector.store.cases import CaseRepo
 from collector.store.schema_sessions import session_audit, sessions
 from collector.store.store import Store
 from diagctl.main import main as diagctl
-from tests.integration.harness import Proc, free_port, python_env, spawn, wait_for
+from tests.integration.harness import Proc, python_env, serve_collector, spawn, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -223,13 +223,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     viewer = store.create_api_token("viewer@acme", "viewer", "acme")
     case1, case2 = _open_case(store, "acme", "web1"), _open_case(store, "acme", "web2")
     key, public = _keypair(tmp / "engineer")
-    grpc_addr, http_port = f"127.0.0.1:{free_port()}", free_port()
-    (tmp / "collector.yaml").write_text(f"state_dir: {tmp / 'cstate'}\n")
-    collector = spawn(
-        ["-m", "collector.cli", "serve", "--config", str(tmp / "collector.yaml"), "--store", url,
-         "--grpc-listen", grpc_addr, "--http-listen", f"127.0.0.1:{http_port}"],
-        tmp / "serve.log",
-    )  # fmt: skip
+    collector, grpc_addr, server = serve_collector(tmp, url)
     agents: list[Proc] = []
     try:
         assert wait_for(lambda: "Ctrl-C stops" in collector.output(), 60), collector.output()
@@ -248,7 +242,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 )
             )
         s = Stack(
-            tmp, store, f"http://127.0.0.1:{http_port}", collector, agents[0], agents[1],
+            tmp, store, server, collector, agents[0], agents[1],
             engineer, other_engineer, admin, other_admin, viewer, case1, case2, key, public,
         )  # fmt: skip
         yield s

@@ -21,22 +21,12 @@ from agent.sessions.control import ControlServer, request
 from agent.sessions.grants import TEST_KEY, Grant
 from agent.sessions.manager import SessionManager
 from agent.sessions.settings import SessionsConfig
+from tests.agent.sessions.events import Events
 from tests.integration.harness import python_env
 
 
-class _Events:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str, str]] = []
-
-    def event(self, session_id: str, event: str, actor: str, detail: str) -> None:
-        self.events.append((session_id, event, actor, detail))
-
-    def chunk(self, session_id: str, index: int, data: bytes, last: bool, sha256: str) -> None:
-        pass
-
-
-def _manager(tmp_path: Path, **config: Any) -> tuple[SessionManager, _Events]:
-    events = _Events()
+def _manager(tmp_path: Path, **config: Any) -> tuple[SessionManager, Events]:
+    events = Events()
     cfg = SessionsConfig(enabled=True, **config)
     return SessionManager(cfg, "a1", tmp_path, events, "/etc/diag-agent/agent.yaml"), events
 

@@ -19,19 +19,9 @@ from agent.sessions.grants import TEST_KEY
 from agent.sessions.manager import SessionManager
 from agent.sessions.settings import SessionsConfig
 from protos.diag.v1 import agent_pb2 as pb
+from tests.agent.sessions.events import Events
 
 AGENT = "agent-hours"
-
-
-class _Events:
-    def __init__(self) -> None:
-        self.events: list[tuple[str, str, str, str]] = []
-
-    def event(self, session_id: str, event: str, actor: str, detail: str) -> None:
-        self.events.append((session_id, event, actor, detail))
-
-    def chunk(self, session_id: str, index: int, data: bytes, last: bool, sha256: str) -> None:
-        return
 
 
 def _frame(manager: SessionManager, **kw: object) -> None:
@@ -47,7 +37,7 @@ def test_streams_are_cut_off_when_the_allowed_window_closes(tmp_path: Path) -> N
         shell_user=pwd.getpwuid(os.geteuid()).pw_name if os.geteuid() else "nobody",
         allowed_hours="09:00-18:00",
     )
-    events = _Events()
+    events = Events()
     manager = SessionManager(config, AGENT, tmp_path, events, "/etc/diag-agent/agent.yaml")
     minute = [17 * 60 + 59]
     manager.minute_of_day = lambda: minute[0]

@@ -17,22 +17,9 @@ from collector.store import Scope, Store
 from collector.store.cases import CaseRepo
 from diagctl.main import main
 from tests.collector.http_server import serving
+from tests.collector.people import T0, auth, open_case
 
-T0 = 1_700_000_000.0
-
-
-def open_case(store: Store, customer: str, host: str, at: float = T0) -> str:
-    """A case opened the way the live observer opens one: from a real incident."""
-    store.enroll_agent(customer, host, f"{customer}-{host}")
-    engine = IncidentEngine(clock=lambda: at)
-    (incident,) = engine.feed(
-        Signal.check_crit(customer, host, "storage.filesystem", "FS_FULL", ts=at, item="/var")
-    )
-    return CaseRepo(store).open_case(case_content(incident), now=at)
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+__all__ = ["T0", "auth", "diagctl", "open_case", "server"]
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from collector.http.app import create_app
 from collector.store import Store
 from collector.store.case_states import CASE_STATES
 from diagconfig.terminal import display_width
-from tests.collector.cases.test_api import auth, diagctl, open_case, server
+from tests.collector.cases.test_api import diagctl, server
+from tests.collector.people import auth, open_case, role_tokens
 
 __all__ = ["server"]
 
@@ -25,14 +26,7 @@ ROLES = ("engineer", "manager", "acme admin", "acme viewer", "globex admin", "gl
 def desk(store: Store) -> tuple[TestClient, dict[str, str]]:
     open_case(store, "acme", "db1")  # C-acme-1 (emergency, automatic)
     open_case(store, "globex", "erp1")
-    tokens = {
-        "engineer": store.create_api_token("li", "engineer"),
-        "manager": store.create_api_token("mgr", "service_manager"),
-        "acme admin": store.create_api_token("acme-admin", "customer_admin", customer="acme"),
-        "acme viewer": store.create_api_token("acme-viewer", "viewer", customer="acme"),
-        "globex admin": store.create_api_token("globex-admin", "customer_admin", customer="globex"),
-        "globex viewer": store.create_api_token("globex-viewer", "viewer", customer="globex"),
-    }
+    tokens = role_tokens(store)
     return TestClient(create_app(store)), tokens
 
 

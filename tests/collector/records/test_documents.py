@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from collector.http.app import create_app
 from collector.store import Store
 from collector.store.schema_records import customer_documents
-from tests.collector.cases.test_api import auth
+from tests.collector.people import auth, role_tokens
 
 PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n\x00\x01 binary\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 20
@@ -37,13 +37,7 @@ def office(main: str, *, macros: bool = False) -> bytes:
 def setup(store: Store) -> tuple[TestClient, dict[str, str]]:
     store.enroll_agent("acme", "db1", "acme-db1")
     store.enroll_agent("globex", "erp1", "globex-erp1")
-    tokens = {
-        "engineer": store.create_api_token("li", "engineer"),
-        "manager": store.create_api_token("mgr", "service_manager"),
-        "acme admin": store.create_api_token("acme-admin", "customer_admin", customer="acme"),
-        "acme viewer": store.create_api_token("acme-viewer", "viewer", customer="acme"),
-        "globex admin": store.create_api_token("globex-admin", "customer_admin", customer="globex"),
-    }
+    tokens = role_tokens(store, "engineer", "manager", "acme admin", "acme viewer", "globex admin")
     return TestClient(create_app(store)), tokens
 
 

@@ -25,8 +25,8 @@ from collector.store.desk_cases import DeskRepo, NewCase
 from collector.store.fleet import FleetRepo
 from collector.store.types import InventoryRow
 from diagctl.main import main
-from tests.collector.cases.test_api import T0, auth, open_case
 from tests.collector.http_server import serving
+from tests.collector.people import T0, auth, open_case, role_tokens
 
 ALL = Scope.everything()
 PERIOD = "2023-11"  # T0 is 2023-11-14
@@ -65,13 +65,7 @@ def world(store: Store) -> tuple[TestClient, dict[str, str]]:
     desk.log_time(ALL, perfective, minutes=240, activity="installed 5.2.0", mode="onsite",
                   work_date=dt.date(2023, 11, 15), engineer="zhang", actor="li", now=T0 + 30)  # fmt: skip
     open_case(store, "globex", "erp1")
-    tokens = {
-        "engineer": store.create_api_token("li", "engineer"),
-        "manager": store.create_api_token("mgr", "service_manager"),
-        "acme admin": store.create_api_token("acme-admin", "customer_admin", customer="acme"),
-        "acme viewer": store.create_api_token("acme-viewer", "viewer", customer="acme"),
-        "globex admin": store.create_api_token("globex-admin", "customer_admin", customer="globex"),
-    }
+    tokens = role_tokens(store, "engineer", "manager", "acme admin", "acme viewer", "globex admin")
     return TestClient(create_app(store)), tokens
 
 

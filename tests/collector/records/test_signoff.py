@@ -20,7 +20,7 @@ from collector.store.records import RecordRepo
 from collector.store.schema_inspections import reports
 from collector.store.schema_records import record_signoffs
 from collector.store.tokens import hash_token
-from tests.collector.cases.test_api import auth, open_case
+from tests.collector.people import auth, open_case, role_tokens
 
 Tokens = dict[str, str]
 
@@ -29,14 +29,7 @@ Tokens = dict[str, str]
 def setup(store: Store) -> tuple[TestClient, Tokens]:
     open_case(store, "acme", "db1")
     open_case(store, "globex", "erp1")
-    tokens = {
-        "engineer": store.create_api_token("li", "engineer"),
-        "manager": store.create_api_token("mgr", "service_manager"),
-        "acme admin": store.create_api_token("acme-admin", "customer_admin", customer="acme"),
-        "acme viewer": store.create_api_token("acme-viewer", "viewer", customer="acme"),
-        "globex admin": store.create_api_token("globex-admin", "customer_admin", customer="globex"),
-        "globex viewer": store.create_api_token("globex-viewer", "viewer", customer="globex"),
-    }
+    tokens = role_tokens(store)
     return TestClient(create_app(store, public_url="https://diag.example.com")), tokens
 
 

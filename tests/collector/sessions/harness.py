@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from concurrent.futures import Future
 from typing import Any
 
 import uvicorn
@@ -26,7 +25,7 @@ from collector.sessions.relay import SessionHub
 from collector.store import Store
 from protos.diag.v1 import agent_pb2 as pb
 from tests.collector.http_server import free_port
-from tests.integration.harness import LiveStream, hello_msg, wait_for
+from tests.integration.harness import LiveStream, LoopServer, hello_msg, wait_for
 
 __all__ = ["FakeAgent", "SessionCollector"]
 
@@ -35,12 +34,10 @@ SETTINGS = GrpcSettings(
 )
 
 
-class SessionCollector:
+class SessionCollector(LoopServer):
     def __init__(self, store: Store, settings: GrpcSettings = SETTINGS) -> None:
         self.store = store
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
+        super().__init__()
         self.metrics = CollectorMetrics(CollectorRegistry(auto_describe=True))
         self.hub = SessionHub(store, self.metrics.registry, expiry_interval_s=0.1)
         self.service = AgentStreamService(store, settings, self.metrics, sessions=self.hub)
@@ -61,14 +58,6 @@ class SessionCollector:
     async def _start_expiry(self) -> Any:
         return asyncio.ensure_future(self.hub.expiry_loop())
 
-    def call(self, coro: Any, timeout: float = 30.0) -> Any:
-        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return fut.result(timeout)
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
     def refused(self, reason: str) -> float:
         value = self.metrics.registry.get_sample_value(
             "diag_session_frames_refused_total", {"reason": reason}
@@ -81,8 +70,7 @@ class SessionCollector:
         self.call(self.hub.close())
         self.call(stop_grpc_server(self.server, self.service, self.health, 0.5))
         self.call(asyncio.wait_for(self._web_task, 10))
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(10)
+        self.stop_loop()
 
 
 class FakeAgent:

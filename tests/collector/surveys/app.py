@@ -14,6 +14,7 @@ from collector.http.app import create_app
 from collector.notify import Notifier, NotifyConfig
 from collector.store import Store
 from collector.store.outbox import OutboxRepo
+from tests.collector.people import role_tokens
 
 SECRET = b"survey-test-secret-0123456789abcdef"
 PUBLIC = "https://diag.vendor.example"
@@ -44,19 +45,8 @@ def make_desk(store: Store, config: SurveyConfig | None = None) -> Desk:
     followup = FollowUp(
         config or SurveyConfig(), secret=SECRET, public_url=PUBLIC, notify=notify, notifier=lambda: notifier
     )
-    tokens = {
-        "engineer": store.create_api_token("li", "engineer"),
-        "manager": store.create_api_token("mgr", "service_manager"),
-        "acme admin": store.create_api_token("acme-admin", "customer_admin", customer="acme"),
-        "acme viewer": store.create_api_token("acme-viewer", "viewer", customer="acme"),
-        "globex admin": store.create_api_token("globex-admin", "customer_admin", customer="globex"),
-        "globex viewer": store.create_api_token("globex-viewer", "viewer", customer="globex"),
-    }
+    tokens = role_tokens(store)
     return Desk(TestClient(create_app(store, followup=followup)), store, tokens, followup)
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def survey_links(store: Store) -> dict[str, str]:

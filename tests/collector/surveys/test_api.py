@@ -13,7 +13,8 @@ from collector.desk.followup import SurveyConfig, drawn_for_callback
 from collector.store import Store
 from collector.store.queries import Scope
 from collector.store.surveys import SurveyRepo
-from tests.collector.surveys.app import Desk, auth, make_desk, nonce_in, token_of
+from tests.collector.people import auth
+from tests.collector.surveys.app import Desk, make_desk, nonce_in, token_of
 from tests.collector.surveys.test_page import QUESTIONS, form, resolved
 
 ALL = Scope.everything()

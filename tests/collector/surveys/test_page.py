@@ -16,7 +16,8 @@ from collector.store import Store
 from collector.store.cases import CaseRepo
 from collector.store.queries import Scope
 from collector.store.surveys import NewSurvey, SurveyRepo
-from tests.collector.surveys.app import Desk, auth, make_desk, nonce_in, survey_links, token_of
+from tests.collector.people import auth
+from tests.collector.surveys.app import Desk, make_desk, nonce_in, survey_links, token_of
 from tests.collector.surveys.helpers import CONTACT
 
 ALL = Scope.everything()
