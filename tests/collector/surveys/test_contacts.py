@@ -12,7 +12,8 @@ from collector.store.cases import CaseRepo
 from collector.store.customer_file import CustomerFileRepo
 from collector.store.outbox import OutboxRepo
 from collector.store.queries import Scope
-from tests.collector.surveys.app import auth, make_desk
+from tests.collector.people import auth
+from tests.collector.surveys.app import make_desk
 from tests.collector.surveys.helpers import resolved_case
 
 ALL = Scope.everything()
