@@ -28,6 +28,7 @@ from collector.store.case_states import LABELS
 from collector.store.desk_cases import TimeLog
 from collector.store.inspections import RunRecord
 from collector.store.queries import UpgradeInfo
+from collector.store.sessions import CaseSession
 
 __all__ = [
     "REPAIR_TYPES",
@@ -177,6 +178,40 @@ def _time_section(log: TimeLog) -> Section:
     )
 
 
+def _sessions_section(sessions: Sequence[CaseSession], clock: _Clock) -> Section:
+    """The customer-approved remote sessions of the case: who, where, approved by whom, when."""
+    rows = tuple(
+        (
+            s.record.id,
+            s.record.engineer,
+            s.record.host,
+            _label(s.record.mode),
+            s.record.approved_by or "—",
+            clock.text(s.started_at),
+            clock.text(s.ended_at),
+            L("yes", "有") if s.recording else L("no", "无"),
+        )
+        for s in sessions
+    )
+    return Section(
+        L("Remote sessions", "远程会话"),
+        table=Table(
+            (
+                L("Session", "会话"),
+                _COL_ENGINEER,
+                L("Host", "主机"),
+                L("Mode", "方式"),
+                L("Approved by", "批准人"),
+                L("Started", "开始"),
+                L("Ended", "结束"),
+                L("Recording", "录像"),
+            ),
+            rows,
+            L("No remote session was opened for this case.", "本事项未开启远程会话。"),
+        ),
+    )
+
+
 def case_record(
     kind: str,
     case: CaseRecord,
@@ -184,6 +219,7 @@ def case_record(
     customer: Customer,
     signoff: SignOff,
     now: float,
+    sessions: Sequence[CaseSession] = (),
 ) -> ServiceRecord:
     """The emergency or repair service report of ``case``; ValueError when the case's type
     does not match the kind (an emergency report is for emergency cases)."""
@@ -257,6 +293,7 @@ def case_record(
         )
     )
     sections.append(_time_section(log))
+    sections.append(_sessions_section(sessions, clock))
     if case.decision or case.release or case.upgrade_id:
         sections.append(
             Section(

@@ -27,6 +27,7 @@ from collector.store.errors import NotFound
 from collector.store.queries import Scope
 from collector.store.reports import ReportRecord
 from collector.store.service_data import ServiceDataRepo
+from collector.store.sessions import SessionRepo
 
 if TYPE_CHECKING:
     from collector.inspections.runner import Runner
@@ -90,8 +91,9 @@ def _model(
             raise ValueError(f"a {kind} service report is built from a case: give case")
         case = CaseRepo(store).get(scope, case_id)
         log = DeskRepo(store).time_log(scope, case_id)
+        sessions = SessionRepo(store).for_case(scope, case_id)
         return case_record(
-            kind, case, log, _customer(runner, scope, case.customer), signoff, now
+            kind, case, log, _customer(runner, scope, case.customer), signoff, now, sessions
         ), case.customer
     if kind == "upgrade" and case_id is not None:
         case = CaseRepo(store).get(scope, case_id)

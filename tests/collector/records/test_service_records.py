@@ -23,10 +23,12 @@ from collector.store.cases import CaseRepo
 from collector.store.customer_file import CustomerFileRepo
 from collector.store.desk_cases import DeskRepo, NewCase
 from collector.store.fleet import FleetRepo
+from collector.store.sessions import SessionRepo
 from collector.store.types import InventoryRow
 from diagctl.main import main
 from tests.collector.http_server import serving
 from tests.collector.people import T0, auth, open_case, role_tokens
+from tests.collector.sessions.conftest import KEY
 
 ALL = Scope.everything()
 PERIOD = "2023-11"  # T0 is 2023-11-14
@@ -106,6 +108,7 @@ def test_emergency_service_report_from_the_case(
     )
     assert doc["report"] == "emergency" and doc["figures"]["minutes"]["total"] == 90
     assert doc["figures"]["response_s"] == 300
+    assert "Remote sessions" in html and "No remote session was opened for this case." in html
     # unchanged case: the stored record; a change that shows (a note): a new version
     again = build(client, t["engineer"], kind="emergency", case="C-acme-1").json()
     assert again["id"] == record["id"]
@@ -372,3 +375,21 @@ def test_contract_rates_pick_the_contract_in_force(store: Store) -> None:
         onsite=Decimal("800"), remote=Decimal("500"), currency="CNY"
     )
     assert contract_rates(repo, Scope.of("globex"), "acme", november) is None  # another customer's scope
+
+
+def test_a_case_record_lists_the_remote_sessions_of_its_case(
+    world: tuple[TestClient, dict[str, str]], store: Store
+) -> None:
+    client, t = world
+    sessions = SessionRepo(store)
+    asked = sessions.request(ALL, engineer="li", host="db1", case_id="C-acme-1", reason="disk full",
+                             mode="shell", public_key=KEY, duration_s=600, now=T0 + 500)  # fmt: skip
+    sessions.approve(Scope.of("acme"), asked.id, actor="acme-admin", now=T0 + 600)
+    html = content(
+        client, t["engineer"], build(client, t["engineer"], kind="emergency", case="C-acme-1").json()
+    )
+    page = html.decode()
+    section = page[page.index("Remote sessions") :]
+    assert asked.id in section and "acme-admin" in section and "db1" in section
+    zh = build(client, t["engineer"], kind="emergency", case="C-acme-1", lang="zh-CN").json()
+    assert "远程会话" in content(client, t["engineer"], zh).decode()
