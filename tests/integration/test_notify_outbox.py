@@ -108,7 +108,8 @@ emergency:
     customers:
       acme:
         webhooks:
-          - {{name: ops, url: "http://127.0.0.1:{hook_port}/hook", secret: {SECRET}, timeout_s: 3}}
+          - {{name: ops, url: "http://127.0.0.1:{hook_port}/hook", secret: {SECRET}, timeout_s: 3,
+             events: [opened, acknowledged, resolved, reopened]}}
 """
     )
     return path
